@@ -1,0 +1,85 @@
+"""Bronze assets: landed source tables written to the lake as Parquet, one file a month."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pyarrow as pa
+
+from onering_assets.bronze.ingest import Landed, outcomes, split, stamp
+from onering_assets.catalog import BronzeTable
+from onering_assets.checks import names
+from onering_assets.checks.ge import run_suite
+from onering_assets.checks.outcome import Outcome
+from onering_assets.checks.specs import bronze_checks
+from onering_assets.factory import build_table_asset, table_spec
+from onering_assets.partitions import MONTHLY, selected_partitions
+from onering_assets.resources import LakeResource, SourceResource
+
+
+def _stored(lake: LakeResource, table: BronzeTable, partitions: list[str] | None) -> Landed:
+    """What is published in the lake, for checks run alone."""
+    if not table.partitioned:
+        keys = [""]
+    else:
+        keys = partitions or [
+            p for p in MONTHLY.get_partition_keys() if lake.exists("bronze", table.name, p)
+        ]
+    by_partition = {
+        k: lake.read("bronze", table.name, k or None)
+        if lake.exists("bronze", table.name, k or None)
+        else pa.table({})
+        for k in keys
+    }
+    columns = next((tuple(t.column_names) for t in by_partition.values() if t.num_columns), ())
+    return Landed(by_partition, pa.table({}), tuple(c for c in columns if not c.startswith("_")))
+
+
+def _audit(table: BronzeTable, landed: Landed) -> list[Outcome]:
+    results = outcomes(table, landed)
+    if table.ge_suite and any(d.name == names.GE_SUITE for d in bronze_checks(table)):
+        frames = [t for t in landed.by_partition.values() if t.num_rows]
+        frame = pa.concat_tables(frames).to_pandas() if frames else pa.table({}).to_pandas()
+        results.append(run_suite(table.ge_suite, frame))
+    return results
+
+
+def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
+    """One Bronze table: read the landed file once, write each selected month atomically."""
+    decls = bronze_checks(table)
+
+    def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
+        lake: LakeResource = context.resources.lake
+        partitions = selected_partitions(context) if table.partitioned else None
+        if not materialize:
+            yield _audit(table, _stored(lake, table, partitions))
+            return
+        source: SourceResource = context.resources.source
+        data, label = source.read(table.name)
+        context.log.info(f"read {data.num_rows} rows of {table.name} from {label}")
+        landed = split(stamp(data, batch_id=context.run_id, source=label), table, partitions)
+        results = _audit(table, landed)
+        if landed.unassigned.num_rows:
+            path = lake.quarantine("bronze", table.name, context.run_id, "unassigned", landed.unassigned)
+            context.log.warning(f"quarantined {landed.unassigned.num_rows} unassignable rows: {path}")
+        if any(not o.passed for o in results if o.name != names.UNASSIGNED_ROWS):
+            for key, part in landed.by_partition.items():
+                lake.quarantine("bronze", table.name, context.run_id, key or "all", part)
+            context.log.error(f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}")
+        yield results
+        written = {}
+        for key, part in landed.by_partition.items():
+            written[key or table.name] = lake.write("bronze", table.name, key or None, part)
+            context.log.info(f"bronze.{table.name} {key or ''}: {part.num_rows} rows")
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": landed.rows,
+                "rows_by_partition": {k or table.name: t.num_rows for k, t in landed.by_partition.items()},
+                "uri": lake.uri("bronze", table.name),
+                "source": label,
+                "batch_id": context.run_id,
+            }
+        )
+
+    return build_table_asset(table_spec(table, []), decls, {"lake", "source"}, body)

@@ -1,0 +1,93 @@
+"""Bronze as plain functions: stamp landed rows, split them by month, check them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from onering_assets.catalog import BronzeTable
+from onering_assets.checks import names
+from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
+from onering_assets.partitions import MONTHLY
+
+
+@dataclass(frozen=True)
+class Landed:
+    """One ingestion: rows per partition key (``""`` when unpartitioned) and unassignable rows."""
+
+    by_partition: dict[str, pa.Table]
+    unassigned: pa.Table
+    columns: tuple[str, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(t.num_rows for t in self.by_partition.values())
+
+
+def stamp(data: pa.Table, *, batch_id: str, source: str, ingested_at: datetime | None = None) -> pa.Table:
+    """Append the ingestion columns ``_batch_id``, ``_ingested_at`` and ``_source``."""
+    n = data.num_rows
+    when = ingested_at or datetime.now(UTC)
+    return (
+        data.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
+        .append_column("_ingested_at", pa.array([when] * n, pa.timestamp("ms", tz="UTC")))
+        .append_column("_source", pa.array([source] * n, pa.string()))
+    )
+
+
+def month_of_rows(data: pa.Table) -> pa.Array:
+    """``YYYY-MM`` for each row from its landed ``year``/``month`` strings (null if unusable)."""
+    if "year" not in data.column_names or "month" not in data.column_names:
+        return pa.nulls(data.num_rows, pa.string())
+    year = pc.utf8_trim_whitespace(data["year"])
+    month = pc.utf8_lpad(pc.utf8_trim_whitespace(data["month"]), 2, "0")
+    return pc.binary_join_element_wise(year, month, "-")
+
+
+def split(data: pa.Table, table: BronzeTable, partitions: list[str] | None) -> Landed:
+    """Assign rows to the selected partitions; rows in no known month are unassigned."""
+    columns = tuple(c for c in data.column_names if not c.startswith("_"))
+    if not table.partitioned:
+        tagged = data.append_column("_partition", pa.array([""] * data.num_rows, pa.string()))
+        return Landed({"": tagged}, tagged.slice(0, 0), columns)
+    keys = month_of_rows(data)
+    tagged = data.append_column("_partition", keys)
+    known = pc.is_in(keys, value_set=pa.array(MONTHLY.get_partition_keys()))
+    known = pc.fill_null(known, False)
+    wanted = partitions or MONTHLY.get_partition_keys()
+    by_partition = {p: tagged.filter(pc.equal(keys, p)) for p in wanted}
+    return Landed(by_partition, tagged.filter(pc.invert(known)), columns)
+
+
+def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
+    """Bronze checks; the GX suite runs separately (it needs pandas and GX)."""
+    declared = [c.name for c in table.columns]
+    missing = [c for c in declared if c not in landed.columns]
+    results = [
+        Outcome(names.REQUIRED_COLUMNS, False,
+                f"missing column(s) {', '.join(missing)} of {len(declared)} required",
+                failing=len(missing), sample=missing[:SAMPLE_ROWS])
+        if missing
+        else Outcome(names.REQUIRED_COLUMNS, True, f"all {len(declared)} columns present"),
+    ]
+    empty = sorted(p or table.name for p, t in landed.by_partition.items() if t.num_rows == 0)
+    counts = {p or table.name: t.num_rows for p, t in landed.by_partition.items()}
+    results.append(
+        Outcome(names.NOT_EMPTY, False, f"no rows for {', '.join(empty)}", failing=len(empty),
+                sample=empty[:SAMPLE_ROWS], metadata={"rows_by_partition": counts})
+        if empty
+        else Outcome(names.NOT_EMPTY, True, f"{landed.rows} rows", metadata={"rows_by_partition": counts})
+    )
+    if table.partitioned:
+        bad = landed.unassigned
+        sample = bad.slice(0, SAMPLE_ROWS).drop_columns(["_partition"]).to_pylist() if bad.num_rows else []
+        results.append(
+            Outcome(names.UNASSIGNED_ROWS, bad.num_rows == 0,
+                    f"{bad.num_rows} rows have no valid year/month and were quarantined"
+                    if bad.num_rows else "every row belongs to a month of 2013",
+                    failing=bad.num_rows, sample=sample)
+        )
+    return results

@@ -1,0 +1,1 @@
+"""Reusable check builders: a spec builder per kind and one result builder."""

@@ -1,0 +1,12 @@
+"""Check names are constants: the UI, the CLI and the Airflow bridge refer to them."""
+
+REQUIRED_COLUMNS = "required_columns"
+NOT_EMPTY = "not_empty"
+UNASSIGNED_ROWS = "unassigned_rows"
+COLUMN_SCHEMA = "column_schema"
+KEY_UNIQUE = "key_unique"
+KEY_NOT_NULL = "key_not_null"
+ACCEPTED_VALUES = "accepted_values"
+RECONCILIATION = "reconciliation"
+REJECT_RATE = "reject_rate"
+GE_SUITE = "ge_suite"

@@ -1,0 +1,68 @@
+"""One result builder for every check: an outcome becomes a Dagster AssetCheckResult."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check found; ``failing`` counts the offending rows (or items)."""
+
+    name: str
+    passed: bool
+    summary: str
+    failing: int = 0
+    sample: Sequence[Any] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_result(self, asset_key: dg.AssetKey, *, blocking: bool) -> dg.AssetCheckResult:
+        metadata: dict[str, Any] = {"summary": self.summary, "failing": self.failing}
+        if self.sample:
+            metadata["sample"] = dg.MetadataValue.json(jsonable(self.sample))
+        metadata.update(self.metadata)
+        severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+        return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=self.name,
+            passed=self.passed,
+            severity=severity,
+            metadata=metadata,
+            description=self.summary,
+        )
+
+
+def jsonable(value: Any) -> Any:
+    """Rows from any driver, made JSON-safe (dates and decimals as strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def failures_message(outcomes: Iterable[Outcome]) -> str:
+    """One line per failed check: ``name: summary``."""
+    return "\n".join(f"- {o.name}: {o.summary}" for o in outcomes if not o.passed)
+
+
+def schema_outcome(
+    name: str, declared: Sequence[tuple[str, str]], actual: Sequence[tuple[str, str]], where: str
+) -> Outcome:
+    """Compare declared ``(column, type)`` pairs with what the store has."""
+    have = dict(actual)
+    problems = []
+    for column, expected in declared:
+        if column not in have:
+            problems.append(f"missing {column}")
+        elif have[column].replace(" ", "").lower() != expected.replace(" ", "").lower():
+            problems.append(f"{column} is {have[column]}, declared {expected}")
+    extra = sorted(set(have) - {c for c, _ in declared})
+    problems += [f"undeclared {c}" for c in extra]
+    if problems:
+        return Outcome(name, False, f"{where} differs from its declaration: {'; '.join(problems)}",
+                       failing=len(problems), sample=problems[:SAMPLE_ROWS])
+    return Outcome(name, True, f"{where} matches its {len(declared)} declared columns.")

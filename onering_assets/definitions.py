@@ -1,0 +1,56 @@
+"""The Dagster code location: composes each layer's defs() and picks resources by profile."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from onering_assets import bronze, gold, silver
+from onering_assets.resources import (
+    ClickHouseResource,
+    LakeResource,
+    PostgresResource,
+    SourceResource,
+)
+from onering_assets.settings import Settings
+
+
+def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Embedded stores under the state folder (local) or the compose servers (via EnvVar)."""
+    source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
+    if settings.profile == "local":
+        return {
+            "source": source,
+            "lake": LakeResource(url=settings.lake_dir.as_uri()),
+            "clickhouse": ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}"),
+            "postgres": PostgresResource(embedded_dir=str(settings.postgres_dir)),
+        }
+    return {
+        "source": source,
+        "lake": LakeResource(
+            url=dg.EnvVar("ONERING_LAKE_URL"),
+            s3_endpoint_url=dg.EnvVar("ONERING_S3_ENDPOINT_URL"),
+            aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        ),
+        "clickhouse": ClickHouseResource(dsn=dg.EnvVar("ONERING_CLICKHOUSE_DSN")),
+        "postgres": PostgresResource(dsn=dg.EnvVar("ONERING_POSTGRES_DSN")),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """All layers, resources for the profile, and an executor that respects chDB's one-process rule."""
+    settings = settings or Settings.from_env()
+    # chDB opens its data directory in one process at a time, so local runs execute their
+    # steps in-process; against servers the default multiprocess executor is safe.
+    executor = dg.in_process_executor if settings.profile == "local" else dg.multiprocess_executor
+    return dg.Definitions.merge(
+        bronze.defs(),
+        silver.defs(),
+        gold.defs(),
+        dg.Definitions(resources=resources_for(settings), executor=executor),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

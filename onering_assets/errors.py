@@ -1,0 +1,21 @@
+"""The one exception hierarchy for errors a OneRing user can hit."""
+
+
+class OneRingError(Exception):
+    """Base class: the message says what went wrong and what to do."""
+
+
+class ConfigError(OneRingError):
+    """A setting, profile or declaration is invalid."""
+
+
+class StoreBusyError(OneRingError):
+    """An embedded store is held by another process."""
+
+
+class SourceError(OneRingError):
+    """Landed source data cannot be read."""
+
+
+class ReadOnlyError(OneRingError):
+    """A statement that writes was sent to a read-only entry point."""

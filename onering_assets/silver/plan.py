@@ -1,0 +1,133 @@
+"""The SQL a Silver build runs, as plain functions (the benchmark runs the same statements).
+
+Write-audit-publish in ClickHouse: candidates are computed once into a Memory table,
+split into a staging table and a rejects staging table, audited there, and only then
+published with ``REPLACE PARTITION`` (monthly) or ``EXCHANGE TABLES`` (whole tables).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES, SqlTable
+from onering_assets.lineage.sql import replace_tables
+from onering_assets.partitions import month_key
+
+DATABASE = "silver"
+REJECT_COLUMNS = (
+    ("_partition", "String"),
+    ("_batch_id", "String"),
+    ("_ingested_at", "DateTime64(3, 'UTC')"),
+    ("_source", "String"),
+    ("_raw", "String"),
+    ("_reject_reason", "LowCardinality(String)"),
+)
+
+
+def quote(name: str) -> str:
+    """Quote an identifier that the catalog has already validated."""
+    return f"`{name}`"
+
+
+@dataclass(frozen=True)
+class SilverNames:
+    """Every table one Silver build touches."""
+
+    table: str
+
+    @property
+    def target(self) -> str:
+        return f"{DATABASE}.{quote(self.table)}"
+
+    @property
+    def rejects(self) -> str:
+        return f"{DATABASE}.{quote(self.table + '_rejects')}"
+
+    @property
+    def stage(self) -> str:
+        return f"{DATABASE}.{quote(self.table + '__stage')}"
+
+    @property
+    def rejects_stage(self) -> str:
+        return f"{DATABASE}.{quote(self.table + '_rejects__stage')}"
+
+    @property
+    def candidates(self) -> str:
+        return f"{DATABASE}.{quote(self.table + '__candidates')}"
+
+
+def table_columns(table: SqlTable) -> list[tuple[str, str]]:
+    return [(c.name, c.type) for c in table.columns] + [
+        (c, INGESTION_TYPES[c]) for c in INGESTION_COLUMNS
+    ]
+
+
+def _engine(table: SqlTable, order_by: tuple[str, ...]) -> str:
+    partition = "PARTITION BY _partition " if table.partitioned else ""
+    return f"ENGINE = MergeTree {partition}ORDER BY ({', '.join(quote(c) for c in order_by)})"
+
+
+def create_statements(table: SqlTable) -> list[str]:
+    names = SilverNames(table.name)
+    columns = ", ".join(f"{quote(n)} {t}" for n, t in table_columns(table))
+    rejects = ", ".join(f"{quote(n)} {t}" for n, t in REJECT_COLUMNS)
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
+        f"CREATE TABLE IF NOT EXISTS {names.target} ({columns}) {_engine(table, table.order_by)}",
+        f"CREATE TABLE IF NOT EXISTS {names.rejects} ({rejects}) "
+        f"{_engine(table, ('_partition', '_reject_reason'))}",
+    ]
+
+
+def drop_work_tables(table: SqlTable) -> list[str]:
+    names = SilverNames(table.name)
+    return [
+        f"DROP TABLE IF EXISTS {t}" for t in (names.stage, names.rejects_stage, names.candidates)
+    ]
+
+
+def source_sql(table: SqlTable, sources: dict[str, str]) -> str:
+    """The declared SELECT with each ``bronze.<table>`` swapped for its lake table function."""
+    return replace_tables(table.sql, "bronze", sources)
+
+
+def stage_statements(table: SqlTable, select_sql: str) -> list[str]:
+    """Compute candidates once, then split them into staging and rejects staging."""
+    names = SilverNames(table.name)
+    key = ", ".join(quote(k) for k in table.key)
+    cols = ", ".join(quote(n) for n, _ in table_columns(table))
+    reject_cols = ", ".join(quote(n) for n, _ in REJECT_COLUMNS[:-1])
+    return [
+        *drop_work_tables(table),
+        f"CREATE TABLE {names.stage} AS {names.target}",
+        f"CREATE TABLE {names.rejects_stage} AS {names.rejects}",
+        f"CREATE TABLE {names.candidates} ENGINE = Memory AS "
+        f"SELECT * EXCEPT (_rn), if(_reject_reason != '', _reject_reason, "
+        f"if(_rn > 1, 'duplicate key', '')) AS _final_reason FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY _reject_reason = '', {key} "
+        f"ORDER BY _ingested_at DESC, _raw) AS _rn FROM (\n{select_sql}\n))",
+        f"INSERT INTO {names.stage} ({cols}) SELECT {cols} FROM {names.candidates} "
+        f"WHERE _final_reason = ''",
+        f"INSERT INTO {names.rejects_stage} ({reject_cols}, `_reject_reason`) "
+        f"SELECT {reject_cols}, _final_reason FROM {names.candidates} WHERE _final_reason != ''",
+    ]
+
+
+def publish_statements(table: SqlTable, partitions: list[str] | None) -> list[tuple[str, dict]]:
+    """Atomic per partition (REPLACE PARTITION) or per table (EXCHANGE TABLES)."""
+    names = SilverNames(table.name)
+    if not table.partitioned:
+        return [
+            (f"EXCHANGE TABLES {names.stage} AND {names.target}", {}),
+            (f"EXCHANGE TABLES {names.rejects_stage} AND {names.rejects}", {}),
+        ]
+    statements: list[tuple[str, dict]] = []
+    # An empty rejects partition is a real result: it must clear the previous rejects.
+    empty_ok = {"allow_replace_partition_from_empty_source": 1}
+    for key in partitions or []:
+        literal = f"'{month_key(key)}'"
+        statements.append((f"ALTER TABLE {names.target} REPLACE PARTITION {literal} "
+                           f"FROM {names.stage}", {}))
+        statements.append((f"ALTER TABLE {names.rejects} REPLACE PARTITION {literal} "
+                           f"FROM {names.rejects_stage}", empty_ok))
+    return statements
