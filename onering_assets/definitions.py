@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from onering_assets import bronze, gold, silver
+from onering_assets.progress import progress_logger
 from onering_assets.resources import (
     ClickHouseResource,
     LakeResource,
@@ -21,7 +22,9 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         return {
             "source": source,
             "lake": LakeResource(url=settings.lake_dir.as_uri()),
-            "clickhouse": ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}"),
+            "clickhouse": ClickHouseResource(
+                dsn=f"chdb://{settings.clickhouse_dir}", lock_timeout_s=settings.lock_timeout_s
+            ),
             "postgres": PostgresResource(embedded_dir=str(settings.postgres_dir)),
         }
     return {
@@ -47,7 +50,11 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         bronze.defs(),
         silver.defs(),
         gold.defs(),
-        dg.Definitions(resources=resources_for(settings), executor=executor),
+        dg.Definitions(
+            resources=resources_for(settings),
+            executor=executor,
+            loggers={"onering_progress": progress_logger},
+        ),
     )
 
 

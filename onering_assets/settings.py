@@ -35,6 +35,7 @@ class Settings:
     profile: Profile
     state_dir: Path
     source_dir: Path | None = None
+    lock_timeout_s: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,10 +48,16 @@ class Settings:
             )
         state_dir = Path(env.get("ONERING_STATE_DIR", ".onering")).expanduser().resolve()
         source = env.get("ONERING_SOURCE_DIR")
+        timeout = env.get("ONERING_LOCK_TIMEOUT", "120")
+        try:
+            lock_timeout_s = float(timeout)
+        except ValueError:
+            raise ConfigError(f"ONERING_LOCK_TIMEOUT={timeout!r} must be a number of seconds.") from None
         return cls(
             profile=profile,  # type: ignore[arg-type]
             state_dir=state_dir,
             source_dir=Path(source).expanduser().resolve() if source else None,
+            lock_timeout_s=lock_timeout_s,
         )
 
     @property

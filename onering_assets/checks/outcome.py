@@ -66,3 +66,9 @@ def schema_outcome(
         return Outcome(name, False, f"{where} differs from its declaration: {'; '.join(problems)}",
                        failing=len(problems), sample=problems[:SAMPLE_ROWS])
     return Outcome(name, True, f"{where} matches its {len(declared)} declared columns.")
+
+
+def not_published(names: Iterable[str], what: str) -> list[Outcome]:
+    """Every check fails with the same clear reason when there is nothing to audit yet."""
+    reason = f"{what} has not been materialized yet; run `onering materialize` first."
+    return [Outcome(name, False, reason, failing=1) for name in names]

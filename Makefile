@@ -1,0 +1,31 @@
+# OneRing: `make demo` builds the medallion on embedded stores; `make test` runs the tests.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV_COMPILE_BYTECODE := 1
+export ONERING_STATE_DIR ?= $(CURDIR)/.onering
+
+.PHONY: setup demo test lint dev reset browser
+
+setup: ## Install uv if missing and create the main environment from uv.lock
+	@bash ops/scripts/ensure-uv.sh
+	$(UV) sync --frozen --compile-bytecode
+
+browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
+	@bash ops/scripts/ensure-chromium.sh || true
+
+demo: setup ## Materialize Bronze, Silver and Gold for every month of 2013, then summarize
+	$(UV) run --frozen onering demo
+
+test: setup browser ## The whole test suite, on real embedded components
+	$(UV) run --frozen pytest
+
+lint: setup ## ruff, ruff format, pyright
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen pyright
+
+dev: setup ## Dagster UI on http://127.0.0.1:3000
+	$(UV) run --frozen onering dev
+
+reset: ## Delete local state (.onering/)
+	$(UV) run --frozen onering reset --yes

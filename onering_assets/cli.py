@@ -1,0 +1,213 @@
+"""The `onering` command: browse, materialize and check the asset graph; query the stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from onering_assets.errors import OneRingError
+from onering_assets.settings import Settings
+
+app = typer.Typer(help="OneRing: a medallion data platform as code.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+assets_app = typer.Typer(help="Browse the asset graph.", no_args_is_help=True)
+app.add_typer(assets_app, name="assets")
+out = Console()
+err = Console(stderr=True)
+
+Select = Annotated[str | None, typer.Option("--select", "-s", help="Dagster selection, e.g. 'key:\"gold/route_performance\"' or 'group:silver'.")]
+Partition = Annotated[str | None, typer.Option("--partition", "-p", help="One month, e.g. 2013-03.")]
+From = Annotated[str | None, typer.Option("--from", help="First month of a range.")]
+To = Annotated[str | None, typer.Option("--to", help="Last month of a range.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _load():
+    """Settings, definitions and the persistent instance, with one-line errors."""
+    from onering_assets.definitions import build_definitions
+    from onering_assets.runner import instance_for
+
+    settings = Settings.from_env()
+    return settings, build_definitions(settings), instance_for(settings)
+
+
+def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - runner.RunSummary
+    table = Table(title=title, title_justify="left")
+    table.add_column("asset")
+    table.add_column("rows", justify="right")
+    for key, rows in sorted(summary.rows.items()):
+        table.add_row(key, f"{rows:,}" if isinstance(rows, int) else "-")
+    if summary.rows:
+        out.print(table)
+    failed = [c for c in summary.checks if not c[2]]
+    out.print(f"checks: {summary.checks_passed} passed, {len(failed)} failed; "
+              f"time {summary.seconds:.1f} s; run {summary.run_id}")
+    for asset, check, _, description in failed:
+        out.print(f"  [red]failed[/red] {asset}:{check} — {description}", highlight=False)
+    for failure in summary.failures:
+        out.print(f"  [red]step failed[/red] {failure.splitlines()[0]}", highlight=False)
+
+
+@app.command()
+def materialize(select: Select = None, partition: Partition = None, start: From = None,
+                end: To = None,
+                upstream: Annotated[bool, typer.Option(help="Also run upstream assets never materialized for these partitions.")] = True) -> None:
+    """Materialize assets (all by default) over one month, a range, or every month."""
+    from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
+
+    try:
+        first, last = partition_range(partition, start, end)
+        _, defs, instance = _load()
+        keys = resolve_selection(defs, select)
+        extra = missing_upstream(defs, instance, keys, first, last) if upstream else set()
+        if extra:
+            names = ", ".join(sorted(k.to_user_string() for k in extra))
+            err.print(f"also materializing upstream never built for {first}..{last}: {names}")
+        err.print(f"materializing {len(keys | extra)} assets for {first}..{last}")
+        summary = execute(defs, instance, assets=keys | extra, first=first, last=last)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    _print_summary(summary, "materialized")
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(select: Select = None) -> None:
+    """Run asset checks alone, against what is published."""
+    from onering_assets.runner import check_keys, execute, resolve_selection
+
+    try:
+        _, defs, instance = _load()
+        keys = resolve_selection(defs, select)
+        summary = execute(defs, instance, assets=set(), checks=check_keys(defs, keys))
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    _print_summary(summary, "checks")
+    if not summary.success or any(not c[2] for c in summary.checks):
+        raise typer.Exit(1)
+
+
+@assets_app.command("list")
+def assets_list(select: Select = None) -> None:
+    """Every asset with its group, partitions, checks and latest materialization."""
+    from onering_assets.browse import asset_rows
+    from onering_assets.runner import resolve_selection
+
+    try:
+        _, defs, instance = _load()
+        keys = resolve_selection(defs, select)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    table = Table()
+    for column in ("asset", "group", "partitions", "checks", "last materialized", "description"):
+        table.add_column(column, overflow="fold")
+    for row in asset_rows(defs, instance, keys):
+        table.add_row(*row)
+    out.print(table)
+
+
+@assets_app.command("show")
+def assets_show(key: Annotated[str, typer.Argument(help="Asset key, e.g. gold/route_performance.")]) -> None:
+    """Description, owners, columns, lineage, checks and the latest run of one asset."""
+    from onering_assets.browse import show_asset
+
+    try:
+        _, defs, instance = _load()
+        show_asset(out, defs, instance, key)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+
+
+@app.command()
+def sql(statement: Annotated[str, typer.Argument(help="One read-only statement.")],
+        target: Annotated[str, typer.Option(help="silver (ClickHouse) or gold (Postgres).")] = "gold",
+        fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table") -> None:
+    """Run a read-only query against Silver or Gold."""
+    from onering_assets.browse import run_query
+    from onering_assets.query import render
+
+    if target not in ("silver", "gold") or fmt not in ("table", "csv", "json"):
+        raise fail("--target is silver or gold; --format is table, csv or json.", 2)
+    try:
+        from onering_assets.definitions import resources_for
+
+        columns, rows = run_query(resources_for(Settings.from_env()), target, statement)
+    except OneRingError as e:
+        raise fail(str(e), 2) from None
+    if fmt != "table":
+        sys.stdout.write(render(columns, rows, fmt))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@app.command()
+def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) -> None:
+    """Start the Dagster UI (and daemon) on 127.0.0.1."""
+    from onering_assets.runner import instance_for
+
+    instance_for(Settings.from_env())
+    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "onering_assets.definitions",
+           "-h", "127.0.0.1", "-p", str(port)]
+    err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Delete all local state (lake, chDB, Postgres, Dagster history)."""
+    settings = Settings.from_env()
+    if settings.profile != "local":
+        raise fail("reset only deletes local state; drop compose data with its own tools.", 2)
+    if not settings.state_dir.exists():
+        out.print(f"nothing to reset: {settings.state_dir} does not exist")
+        return
+    if not yes and not typer.confirm(f"Delete {settings.state_dir}?"):
+        raise typer.Exit(1)
+    from onering_assets.resources.postgres import stop_embedded
+
+    stop_embedded(settings.postgres_dir)
+    shutil.rmtree(settings.state_dir)
+    out.print(f"deleted {settings.state_dir}")
+
+
+@app.command()
+def demo() -> None:
+    """Materialize everything for every month, then print what was built."""
+    started = time.perf_counter()
+    from onering_assets.runner import execute, partition_range
+
+    try:
+        settings, defs, instance = _load()
+        first, last = partition_range(None, None, None)
+        keys = set(defs.resolve_asset_graph().materializable_asset_keys)
+        err.print(f"building {len(keys)} assets for {first}..{last} into {settings.state_dir}")
+        summary = execute(defs, instance, assets=keys, first=first, last=last)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    summary.seconds = time.perf_counter() - started
+    _print_summary(summary, "OneRing demo: Bronze -> Silver -> Gold")
+    out.print("Browse the asset graph: [bold]make dev[/bold] (Dagster UI on http://127.0.0.1:3000), "
+              "or `onering assets list`; query Gold: onering sql \"SELECT * FROM "
+              "gold.carrier_monthly_performance LIMIT 5\"")
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

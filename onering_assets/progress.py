@@ -1,0 +1,55 @@
+"""A concise console logger for CLI runs: one line per step and per failed check."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import dagster as dg
+
+
+class ProgressHandler(logging.Handler):
+    """Turns Dagster events into progress lines; everything at WARNING and above passes through."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        step = meta.get("step_key") or ""
+        line = self._line(event, step) if event is not None else None
+        if line is None and event is None and record.levelno >= logging.WARNING:
+            line = f"  ! {step}: {meta.get('orig_message', record.getMessage())}"
+        if line:
+            print(line, file=sys.stderr, flush=True)
+
+    def _line(self, event: dg.DagsterEvent, step: str) -> str | None:
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self.started[step] = time.perf_counter()
+            return f"  > {step} ..."
+        elapsed = time.perf_counter() - self.started.get(step, time.perf_counter())
+        if kind == "STEP_SUCCESS":
+            return f"  ok {step} ({elapsed:.1f} s)"
+        if kind == "STEP_FAILURE":
+            return f"  FAILED {step} ({elapsed:.1f} s)"
+        if kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:  # type: ignore[union-attr]
+                return f"  check failed {data.asset_key.to_user_string()}:{data.check_name}: {data.description}"  # type: ignore[union-attr]
+        if kind == "STEP_SKIPPED":
+            return f"  skipped {step} (upstream failed)"
+        return None
+
+
+@dg.logger(description="One line per step and per failed check, for the onering CLI.")
+def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    log = logging.getLogger("onering.progress")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(ProgressHandler())
+    return log

@@ -1,0 +1,169 @@
+"""Run materializations and checks the way the CLI, `make demo` and the bench do."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from onering_assets.errors import ConfigError
+from onering_assets.partitions import MONTHLY, month_key
+from onering_assets.settings import Settings
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+INSTANCE_CONFIG = {
+    "telemetry": {"enabled": False},
+    # Runs launched from the UI queue and run one at a time: chDB has one owner per directory.
+    "run_coordinator": {
+        "module": "dagster._core.run_coordinator",
+        "class": "QueuedRunCoordinator",
+        "config": {"max_concurrent_runs": 1},
+    },
+}
+
+
+def instance_for(settings: Settings) -> dg.DagsterInstance:
+    """The persistent Dagster instance under the state folder (shared with `onering dev`)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
+    os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def partition_range(
+    partition: str | None, start: str | None, end: str | None
+) -> tuple[str, str]:
+    """Resolve --partition / --from / --to (default: every partition) to a validated range."""
+    keys = MONTHLY.get_partition_keys()
+    if partition and (start or end):
+        raise ConfigError("Use --partition or --from/--to, not both.")
+    if partition:
+        return month_key(partition), partition
+    first, last = month_key(start or keys[0]), month_key(end or keys[-1])
+    if first > last:
+        raise ConfigError(f"--from {first} is after --to {last}.")
+    return first, last
+
+
+def resolve_selection(defs: dg.Definitions, selection: str | None) -> set[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    if not selection:
+        return set(graph.materializable_asset_keys)
+    try:
+        keys = dg.AssetSelection.from_string(selection).resolve(graph)
+    except Exception as err:  # noqa: BLE001 - Dagster raises several types for bad selections
+        raise ConfigError(
+            f"Cannot parse selection {selection!r}: {err}. Examples: 'key:\"gold/route_performance\"',"
+            " 'group:silver', '+key:\"gold/carrier_monthly_performance\"' (with upstream)."
+        ) from err
+    if not keys:
+        raise ConfigError(f"Selection {selection!r} matches no asset; see `onering assets list`.")
+    return set(keys)
+
+
+def missing_upstream(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey], first: str, last: str
+) -> set[dg.AssetKey]:
+    """Upstream assets never materialized for the range: they must run first."""
+    graph = defs.resolve_asset_graph()
+    wanted = [k for k in MONTHLY.get_partition_keys() if first <= k <= last]
+    missing: set[dg.AssetKey] = set()
+    frontier = set(keys)
+    while frontier:
+        key = frontier.pop()
+        for parent in graph.get(key).parent_keys:
+            if parent in keys or parent in missing:
+                continue
+            if graph.get(parent).partitions_def is not None:
+                done = instance.get_materialized_partitions(parent)
+                absent = any(p not in done for p in wanted)
+            else:
+                absent = instance.get_latest_materialization_event(parent) is None
+            if absent:
+                missing.add(parent)
+                frontier.add(parent)
+    return missing
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    seconds: float
+    run_id: str
+    rows: dict[str, Any] = field(default_factory=dict)
+    checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def checks_passed(self) -> int:
+        return sum(1 for c in self.checks if c[2])
+
+
+def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
+    summary = RunSummary(result.success, seconds, result.run_id)
+    for event in result.all_events:
+        data = event.event_specific_data
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = data.materialization  # type: ignore[union-attr]
+            rows = mat.metadata.get("dagster/row_count")
+            summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            summary.checks.append((data.asset_key.to_user_string(), data.check_name,  # type: ignore[union-attr]
+                                   data.passed, data.description or ""))  # type: ignore[union-attr]
+        elif event.event_type_value == "STEP_FAILURE":
+            error = data.error  # type: ignore[union-attr]
+            while error is not None and error.cause is not None:
+                error = error.cause
+            message = error.message.strip() if error else "failed"
+            summary.failures.append(f"{event.step_key}: {message}")
+    return summary
+
+
+def execute(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    *,
+    assets: Iterable[dg.AssetKey] = (),
+    checks: Iterable[dg.AssetCheckKey] | None = None,
+    first: str | None = None,
+    last: str | None = None,
+    tags: dict[str, str] | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """One in-process run of the given assets (and their checks), over a partition range."""
+    asset_keys = set(assets)
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=asset_keys,
+        asset_check_selection=set(checks) if checks is not None else None,
+    )
+    run_tags = dict(tags or {})
+    if first and last and any(
+        defs.resolve_asset_graph().get(k).partitions_def is not None for k in asset_keys
+    ):
+        run_tags.update({RANGE_START: first, RANGE_END: last})
+    run_config = {"loggers": {"onering_progress": {}}} if progress else {}
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance, tags=run_tags, run_config=run_config, raise_on_error=False
+    )
+    return summarize(result, time.perf_counter() - started)
+
+
+def check_keys(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetCheckKey]:
+    graph = defs.resolve_asset_graph()
+    return {ck for ck in graph.asset_check_keys if ck.asset_key in keys}
+
+
+def state_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
