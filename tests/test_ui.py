@@ -172,13 +172,13 @@ def test_asset_graph_shows_medallion_groups(
             context = browser.new_context(viewport={"width": 1600, "height": 1200})
             context.add_init_script(DISMISS_COMMUNITY_DIALOG)
             page = context.new_page()
-            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.set_default_timeout(UI_TIMEOUT_MS)  # actions; expect() takes its own
             page.goto(f"{dagster_ui}/asset-groups", wait_until="domcontentloaded")
 
             # Collapsed, the lineage graph has one node per group.
             graph = page.locator("svg:has(foreignObject)")
             for group in GROUP_ASSETS:
-                expect(_graph_node(page, group).first).to_be_attached()
+                expect(_graph_node(page, group).first).to_be_visible(timeout=UI_TIMEOUT_MS)
             page.screenshot(path=tmp_path / "asset-groups.png")
 
             # Expand every group (the UI's own shortcut) and wait for the asset nodes.
@@ -186,9 +186,11 @@ def test_asset_graph_shows_medallion_groups(
             for group, asset in GROUP_ASSETS.items():
                 expect(
                     page.locator(f'svg foreignObject [data-tooltip="{asset}"]').first
-                ).to_be_visible()
-                expect(graph).to_contain_text(group)
-            expect(page.locator('svg foreignObject [data-tooltip="flights"]')).to_have_count(2)
+                ).to_be_visible(timeout=UI_TIMEOUT_MS)
+                expect(graph).to_contain_text(group, timeout=UI_TIMEOUT_MS)
+            expect(page.locator('svg foreignObject [data-tooltip="flights"]')).to_have_count(
+                2, timeout=UI_TIMEOUT_MS
+            )
             page.screenshot(path=tmp_path / "asset-groups-expanded.png")
 
             body = page.locator("body").inner_text()
