@@ -97,11 +97,16 @@ def write_flights(flights: pa.Table, scale: int, path: Path, *, level: int = 6) 
     landed = as_landed(flights)
     header = (",".join(flights.column_names) + "\n").encode()
     tmp = path.with_name(path.name + ".tmp")
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool, tmp.open("wb") as out:
+    workers = max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool, tmp.open("wb") as out:
         out.write(gzip_member(header, level))
-        chunks = (csv_bytes(shifted_flights(landed, copy)) for copy in range(scale))
-        for member in pool.map(lambda chunk: gzip_member(chunk, level), chunks):
-            out.write(member)
+        for first in range(0, scale, workers):  # a window of copies: memory stays bounded
+            chunks = [
+                csv_bytes(shifted_flights(landed, k))
+                for k in range(first, min(first + workers, scale))
+            ]
+            for member in pool.map(lambda chunk: gzip_member(chunk, level), chunks):
+                out.write(member)
     tmp.replace(path)
     return flights.num_rows * scale
 

@@ -39,8 +39,16 @@ def asset_rows(
         parts = node.partitions_def
         partitions = f"monthly ({len(parts.get_partition_keys())})" if parts else "-"
         description = (node.description or "").split(". ")[0][:70]
-        rows.append((key.to_user_string(), node.group_name or "", partitions, str(len(checks)),
-                     _when(instance, key), description))
+        rows.append(
+            (
+                key.to_user_string(),
+                node.group_name or "",
+                partitions,
+                str(len(checks)),
+                _when(instance, key),
+                description,
+            )
+        )
     return rows
 
 
@@ -52,48 +60,62 @@ def _parse_key(defs: dg.Definitions, text: str) -> dg.AssetKey:
 
 
 def _columns_table(schema: dg.TableSchema, lineage: dg.TableColumnLineage | None) -> Table:
-    table = Table("column", "type", "description", "computed from", title="columns",
-                  title_justify="left")
+    table = Table(
+        "column", "type", "description", "computed from", title="columns", title_justify="left"
+    )
     deps = lineage.deps_by_column if lineage else {}
     for column in schema.columns:
-        sources = ", ".join(f"{d.asset_key.to_user_string()}.{d.column_name}"
-                            for d in deps.get(column.name, []))
+        sources = ", ".join(
+            f"{d.asset_key.to_user_string()}.{d.column_name}" for d in deps.get(column.name, [])
+        )
         table.add_row(column.name, column.type, column.description or "", sources)
     return table
 
 
-def _checks_table(
-    defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetKey
-) -> Table:
+def _checks_table(defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetKey) -> Table:
     assets_def = defs.resolve_assets_def(key)
     specs = [s for s in assets_def.check_specs if s.asset_key == key]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [s.key for s in specs]
     )
-    table = Table("check", "blocking", "latest", "description", title="checks",
-                  title_justify="left")
+    table = Table(
+        "check", "blocking", "latest", "description", title="checks", title_justify="left"
+    )
     for spec in specs:
         record = latest.get(spec.key)
-        table.add_row(spec.name, "yes" if spec.blocking else "no",
-                      record.status.value.lower() if record else "never run",
-                      spec.description or "")
+        table.add_row(
+            spec.name,
+            "yes" if spec.blocking else "no",
+            record.status.value.lower() if record else "never run",
+            spec.description or "",
+        )
     return table
 
 
-def show_asset(console: Console, defs: dg.Definitions, instance: dg.DagsterInstance, text: str) -> None:
+def show_asset(
+    console: Console, defs: dg.Definitions, instance: dg.DagsterInstance, text: str
+) -> None:
     key = _parse_key(defs, text)
     graph = defs.resolve_asset_graph()
     node = graph.get(key)
     metadata: Mapping[str, Any] = node.metadata
-    console.print(f"[bold]{key.to_user_string()}[/bold]  group={node.group_name}  "
-                  f"table={metadata.get('dagster/table_name')}")
+    console.print(
+        f"[bold]{key.to_user_string()}[/bold]  group={node.group_name}  "
+        f"table={metadata.get('dagster/table_name')}"
+    )
     console.print(node.description or "", highlight=False)
-    console.print(f"owners: {', '.join(node.owners) or '-'}   tags: "
-                  f"{', '.join(f'{k}={v}' for k, v in node.tags.items() if not k.startswith('dagster/'))}")
+    console.print(
+        f"owners: {', '.join(node.owners) or '-'}   tags: "
+        f"{', '.join(f'{k}={v}' for k, v in node.tags.items() if not k.startswith('dagster/'))}"
+    )
     parts = node.partitions_def
     console.print(f"partitions: {', '.join(parts.get_partition_keys()) if parts else 'none'}")
-    console.print("upstream: " + (", ".join(sorted(p.to_user_string() for p in node.parent_keys)) or "-"))
-    console.print("downstream: " + (", ".join(sorted(c.to_user_string() for c in node.child_keys)) or "-"))
+    console.print(
+        "upstream: " + (", ".join(sorted(p.to_user_string() for p in node.parent_keys)) or "-")
+    )
+    console.print(
+        "downstream: " + (", ".join(sorted(c.to_user_string() for c in node.child_keys)) or "-")
+    )
     console.print(f"last materialized: {_when(instance, key)}")
     schema = metadata.get("dagster/column_schema")
     if isinstance(schema, dg.TableSchemaMetadataValue):
@@ -102,7 +124,9 @@ def show_asset(console: Console, defs: dg.Definitions, instance: dg.DagsterInsta
     if isinstance(lineage, dg.TableColumnLineageMetadataValue):
         lineage = lineage.column_lineage
     if isinstance(schema, dg.TableSchema):
-        console.print(_columns_table(schema, lineage if isinstance(lineage, dg.TableColumnLineage) else None))
+        console.print(
+            _columns_table(schema, lineage if isinstance(lineage, dg.TableColumnLineage) else None)
+        )
     console.print(_checks_table(defs, instance, key))
 
 

@@ -93,6 +93,13 @@ class Catalog:
     silver: tuple[SqlTable, ...]
     gold: tuple[SqlTable, ...]
 
+    def sql_table(self, layer: str, name: str) -> SqlTable:
+        """A declared Silver or Gold table."""
+        for table in (*self.silver, *self.gold):
+            if table.layer == layer and table.name == name:
+                return table
+        raise ConfigError(f"No declared table {layer}.{name}.")
+
     def table(self, layer: str, name: str) -> BronzeTable | SqlTable:
         for table in (*self.bronze, *self.silver, *self.gold):
             if table.layer == layer and table.name == name:
@@ -224,7 +231,9 @@ def load_catalog(platform_dir: Path = PLATFORM_DIR) -> Catalog:
     gold = []
     for path in sorted((sql_dir / "gold").glob("*.sql")):
         if path.stem not in ddl:
-            raise ConfigError(f"{path}: no CREATE TABLE gold.{path.stem} in the Liquibase changelogs.")
+            raise ConfigError(
+                f"{path}: no CREATE TABLE gold.{path.stem} in the Liquibase changelogs."
+            )
         gold.append(_sql_table("gold", path, ddl[path.stem], _schema_of(silver)))
         _check_outputs(gold[-1], ())
     return Catalog(bronze, silver, tuple(gold))

@@ -16,15 +16,27 @@ from rich.table import Table
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
-app = typer.Typer(help="OneRing: a medallion data platform as code.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="OneRing: a medallion data platform as code.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 assets_app = typer.Typer(help="Browse the asset graph.", no_args_is_help=True)
 app.add_typer(assets_app, name="assets")
 out = Console()
 err = Console(stderr=True)
 
-Select = Annotated[str | None, typer.Option("--select", "-s", help="Dagster selection, e.g. 'key:\"gold/route_performance\"' or 'group:silver'.")]
-Partition = Annotated[str | None, typer.Option("--partition", "-p", help="One month, e.g. 2013-03.")]
+Select = Annotated[
+    str | None,
+    typer.Option(
+        "--select",
+        "-s",
+        help="Dagster selection, e.g. 'key:\"gold/route_performance\"' or 'group:silver'.",
+    ),
+]
+Partition = Annotated[
+    str | None, typer.Option("--partition", "-p", help="One month, e.g. 2013-03.")
+]
 From = Annotated[str | None, typer.Option("--from", help="First month of a range.")]
 To = Annotated[str | None, typer.Option("--to", help="Last month of a range.")]
 
@@ -43,7 +55,7 @@ def _load():
     return settings, build_definitions(settings), instance_for(settings)
 
 
-def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - runner.RunSummary
+def _print_summary(summary, title: str) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("asset")
     table.add_column("rows", justify="right")
@@ -52,8 +64,10 @@ def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - runner.RunSum
     if summary.rows:
         out.print(table)
     failed = [c for c in summary.checks if not c[2]]
-    out.print(f"checks: {summary.checks_passed} passed, {len(failed)} failed; "
-              f"time {summary.seconds:.1f} s; run {summary.run_id}")
+    out.print(
+        f"checks: {summary.checks_passed} passed, {len(failed)} failed; "
+        f"time {summary.seconds:.1f} s; run {summary.run_id}"
+    )
     for asset, check, _, description in failed:
         out.print(f"  [red]failed[/red] {asset}:{check} — {description}", highlight=False)
     for failure in summary.failures:
@@ -61,9 +75,15 @@ def _print_summary(summary, title: str) -> None:  # noqa: ANN001 - runner.RunSum
 
 
 @app.command()
-def materialize(select: Select = None, partition: Partition = None, start: From = None,
-                end: To = None,
-                upstream: Annotated[bool, typer.Option(help="Also run upstream assets never materialized for these partitions.")] = True) -> None:
+def materialize(
+    select: Select = None,
+    partition: Partition = None,
+    start: From = None,
+    end: To = None,
+    upstream: Annotated[
+        bool, typer.Option(help="Also run upstream assets never materialized for these partitions.")
+    ] = True,
+) -> None:
     """Materialize assets (all by default) over one month, a range, or every month."""
     from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
 
@@ -120,7 +140,9 @@ def assets_list(select: Select = None) -> None:
 
 
 @assets_app.command("show")
-def assets_show(key: Annotated[str, typer.Argument(help="Asset key, e.g. gold/route_performance.")]) -> None:
+def assets_show(
+    key: Annotated[str, typer.Argument(help="Asset key, e.g. gold/route_performance.")],
+) -> None:
     """Description, owners, columns, lineage, checks and the latest run of one asset."""
     from onering_assets.browse import show_asset
 
@@ -132,9 +154,11 @@ def assets_show(key: Annotated[str, typer.Argument(help="Asset key, e.g. gold/ro
 
 
 @app.command()
-def sql(statement: Annotated[str, typer.Argument(help="One read-only statement.")],
-        target: Annotated[str, typer.Option(help="silver (ClickHouse) or gold (Postgres).")] = "gold",
-        fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table") -> None:
+def sql(
+    statement: Annotated[str, typer.Argument(help="One read-only statement.")],
+    target: Annotated[str, typer.Option(help="silver (ClickHouse) or gold (Postgres).")] = "gold",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
     """Run a read-only query against Silver or Gold."""
     from onering_assets.browse import run_query
     from onering_assets.query import render
@@ -162,8 +186,18 @@ def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) ->
     from onering_assets.runner import instance_for
 
     instance_for(Settings.from_env())
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "onering_assets.definitions",
-           "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-m",
+        "onering_assets.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
 
@@ -202,9 +236,11 @@ def demo() -> None:
         raise fail(str(e)) from None
     summary.seconds = time.perf_counter() - started
     _print_summary(summary, "OneRing demo: Bronze -> Silver -> Gold")
-    out.print("Browse the asset graph: [bold]make dev[/bold] (Dagster UI on http://127.0.0.1:3000), "
-              "or `onering assets list`; query Gold: onering sql \"SELECT * FROM "
-              "gold.carrier_monthly_performance LIMIT 5\"")
+    out.print(
+        "Browse the asset graph: [bold]make dev[/bold] (Dagster UI on http://127.0.0.1:3000), "
+        'or `onering assets list`; query Gold: onering sql "SELECT * FROM '
+        'gold.carrier_monthly_performance LIMIT 5"'
+    )
     if not summary.success:
         raise typer.Exit(1)
 

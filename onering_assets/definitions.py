@@ -41,7 +41,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """All layers, resources for the profile, and an executor that respects chDB's one-process rule."""
+    """All layers, the profile's resources, and an executor that respects chDB's one owner."""
     settings = settings or Settings.from_env()
     # chDB opens its data directory in one process at a time, so local runs execute their
     # steps in-process; against servers the default multiprocess executor is safe.

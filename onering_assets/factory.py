@@ -4,8 +4,6 @@ Selecting the asset stages, audits and publishes (checks run on staging and gate
 publication); selecting only its checks audits what is published.
 """
 
-
-
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any

@@ -7,6 +7,7 @@ import sys
 import time
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 
 class ProgressHandler(logging.Handler):
@@ -24,7 +25,8 @@ class ProgressHandler(logging.Handler):
         if line is None and event is None and record.levelno >= logging.WARNING:
             line = f"  ! {step}: {meta.get('orig_message', record.getMessage())}"
         if line:
-            print(line, file=sys.stderr, flush=True)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def _line(self, event: dg.DagsterEvent, step: str) -> str | None:
         kind = event.event_type_value
@@ -38,18 +40,23 @@ class ProgressHandler(logging.Handler):
             return f"  FAILED {step} ({elapsed:.1f} s)"
         if kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            if not data.passed:  # type: ignore[union-attr]
-                return f"  check failed {data.asset_key.to_user_string()}:{data.check_name}: {data.description}"  # type: ignore[union-attr]
+            if isinstance(data, AssetCheckEvaluation) and not data.passed:
+                key = data.asset_key.to_user_string()
+                return f"  check failed {key}:{data.check_name}: {data.description}"
         if kind == "STEP_SKIPPED":
             return f"  skipped {step} (upstream failed)"
         return None
 
 
-@dg.logger(description="One line per step and per failed check, for the onering CLI.")
-def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+def _progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     log = logging.getLogger("onering.progress")
     log.setLevel(logging.DEBUG)
     log.propagate = False
     if not log.handlers:
         log.addHandler(ProgressHandler())
     return log
+
+
+progress_logger = dg.LoggerDefinition(
+    _progress_logger, description="One line per step and per failed check, for the onering CLI."
+)

@@ -23,14 +23,17 @@ def ensure_read_only(statement: str, dialect: str) -> None:
         raise ReadOnlyError("Give a SELECT statement to run.")
     try:
         parsed = sqlglot.parse(text, dialect=dialect)
-    except sqlglot.errors.ParseError as err:
+    except sqlglot.ParseError as err:
         raise ReadOnlyError(f"Cannot parse the statement: {str(err).splitlines()[0]}") from err
     if len(parsed) != 1:
         raise ReadOnlyError("Run one statement at a time.")
     tree = parsed[0]
     first = text.split(None, 1)[0].lower()
-    if first not in _PREFIXES or (tree is not None and not isinstance(tree, _READS)
-                                  and first not in ("explain", "exists", "show", "describe", "desc")):
+    if first not in _PREFIXES or (
+        tree is not None
+        and not isinstance(tree, _READS)
+        and first not in ("explain", "exists", "show", "describe", "desc")
+    ):
         raise ReadOnlyError(
             f"`onering sql` is read-only: {first.upper()} statements are refused. "
             "Change data through `onering materialize`."

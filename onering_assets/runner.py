@@ -41,9 +41,7 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def partition_range(
-    partition: str | None, start: str | None, end: str | None
-) -> tuple[str, str]:
+def partition_range(partition: str | None, start: str | None, end: str | None) -> tuple[str, str]:
     """Resolve --partition / --from / --to (default: every partition) to a validated range."""
     keys = MONTHLY.get_partition_keys()
     if partition and (start or end):
@@ -62,9 +60,10 @@ def resolve_selection(defs: dg.Definitions, selection: str | None) -> set[dg.Ass
         return set(graph.materializable_asset_keys)
     try:
         keys = dg.AssetSelection.from_string(selection).resolve(graph)
-    except Exception as err:  # noqa: BLE001 - Dagster raises several types for bad selections
+    except Exception as err:
         raise ConfigError(
-            f"Cannot parse selection {selection!r}: {err}. Examples: 'key:\"gold/route_performance\"',"
+            f"Cannot parse selection {selection!r}: {err}. "
+            "Examples: 'key:\"gold/route_performance\"',"
             " 'group:silver', '+key:\"gold/carrier_monthly_performance\"' (with upstream)."
         ) from err
     if not keys:
@@ -73,7 +72,11 @@ def resolve_selection(defs: dg.Definitions, selection: str | None) -> set[dg.Ass
 
 
 def missing_upstream(
-    defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey], first: str, last: str
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: set[dg.AssetKey],
+    first: str,
+    last: str,
 ) -> set[dg.AssetKey]:
     """Upstream assets never materialized for the range: they must run first."""
     graph = defs.resolve_asset_graph()
@@ -113,16 +116,22 @@ class RunSummary:
 def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
     summary = RunSummary(result.success, seconds, result.run_id)
     for event in result.all_events:
-        data = event.event_specific_data
         if event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = data.materialization  # type: ignore[union-attr]
+            mat = event.materialization
             rows = mat.metadata.get("dagster/row_count")
             summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-            summary.checks.append((data.asset_key.to_user_string(), data.check_name,  # type: ignore[union-attr]
-                                   data.passed, data.description or ""))  # type: ignore[union-attr]
+            check = event.asset_check_evaluation_data
+            summary.checks.append(
+                (
+                    check.asset_key.to_user_string(),
+                    check.check_name,
+                    check.passed,
+                    check.description or "",
+                )
+            )
         elif event.event_type_value == "STEP_FAILURE":
-            error = data.error  # type: ignore[union-attr]
+            error = event.step_failure_data.error
             while error is not None and error.cause is not None:
                 error = error.cause
             message = error.message.strip() if error else "failed"
@@ -148,8 +157,10 @@ def execute(
         asset_check_selection=set(checks) if checks is not None else None,
     )
     run_tags = dict(tags or {})
-    if first and last and any(
-        defs.resolve_asset_graph().get(k).partitions_def is not None for k in asset_keys
+    if (
+        first
+        and last
+        and any(defs.resolve_asset_graph().get(k).partitions_def is not None for k in asset_keys)
     ):
         run_tags.update({RANGE_START: first, RANGE_END: last})
     run_config = {"loggers": {"onering_progress": {}}} if progress else {}

@@ -52,7 +52,9 @@ class Settings:
         try:
             lock_timeout_s = float(timeout)
         except ValueError:
-            raise ConfigError(f"ONERING_LOCK_TIMEOUT={timeout!r} must be a number of seconds.") from None
+            raise ConfigError(
+                f"ONERING_LOCK_TIMEOUT={timeout!r} must be a number of seconds."
+            ) from None
         return cls(
             profile=profile,  # type: ignore[arg-type]
             state_dir=state_dir,

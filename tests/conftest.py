@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from psycopg import sql
 
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, PostgresResource
@@ -28,14 +29,12 @@ def read_source(table: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def flights_jan_feb() -> pd.DataFrame:
-    frame = read_source("flights")
-    return frame[frame["month"].isin(["1", "2"])].reset_index(drop=True)
+    return read_source("flights").query("month in ['1', '2']").reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
 def weather_jan_feb() -> pd.DataFrame:
-    frame = read_source("weather")
-    return frame[frame["month"].isin(["1", "2"])].reset_index(drop=True)
+    return read_source("weather").query("month in ['1', '2']").reset_index(drop=True)
 
 
 SourceFactory = Callable[..., Path]
@@ -111,4 +110,5 @@ def silver_query(settings: Settings, sql: str) -> list[tuple]:
 def gold_rows(settings: Settings, table: str) -> list[tuple]:
     pg = PostgresResource(embedded_dir=str(settings.postgres_dir))
     with pg.connect() as conn:
-        return conn.execute(f"SELECT * FROM gold.{table} ORDER BY 1, 2").fetchall()
+        query = sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(sql.Identifier("gold", table))
+        return conn.execute(query).fetchall()

@@ -14,7 +14,7 @@ GOLD = ("carrier_monthly_performance", "route_performance", "airport_daily_weath
 FLIGHT_KEY = "flight_date, carrier, flight, origin"
 
 
-def failed_checks(summary) -> set[tuple[str, str]]:  # noqa: ANN001
+def failed_checks(summary) -> set[tuple[str, str]]:
     return {(asset, check) for asset, check, passed, _ in summary.checks if not passed}
 
 
@@ -31,16 +31,28 @@ def test_bad_rows_are_rejected_with_reasons_and_counts(
     summary = run(settings, instance=instance)
 
     assert summary.success, summary.failures
-    reasons = dict(silver_query(settings, "SELECT _reject_reason, count() FROM silver.flights_rejects GROUP BY 1"))
+    reasons = dict(
+        silver_query(
+            settings, "SELECT _reject_reason, count() FROM silver.flights_rejects GROUP BY 1"
+        )
+    )
     assert reasons == {
-        "invalid dep_delay": 3, "missing key: carrier": 2, "missing or invalid key: flight": 1,
+        "invalid dep_delay": 3,
+        "missing key: carrier": 2,
+        "missing or invalid key: flight": 1,
         "duplicate key": 2,
     }
     assert silver_query(settings, "SELECT count() FROM silver.flights") == [(51955 - 6,)]
-    raw = silver_query(settings, "SELECT _raw FROM silver.flights_rejects WHERE _reject_reason = 'invalid dep_delay' LIMIT 1")
+    raw = silver_query(
+        settings,
+        "SELECT _raw FROM silver.flights_rejects WHERE _reject_reason = 'invalid dep_delay'",
+    )
     assert '"dep_delay":"abc"' in raw[0][0]  # the landed row is kept whole
     checks = {(a, c): d for a, c, _, d in summary.checks}
-    assert "bronze 51957 = silver 51949 + rejects 8" in checks[("silver/flights", names.RECONCILIATION)]
+    assert (
+        "bronze 51957 = silver 51949 + rejects 8"
+        in checks[("silver/flights", names.RECONCILIATION)]
+    )
     assert sum(r[2] for r in gold_rows(settings, "route_performance")) == 51949
 
 
@@ -52,22 +64,25 @@ def published(tmp_path_factory: pytest.TempPathFactory, make_source, instance: d
     before = {
         "silver": silver_rows(settings, "flights", FLIGHT_KEY),
         "gold": {t: gold_rows(settings, t) for t in GOLD},
-        "bronze": sorted(p.stat().st_mtime_ns for p in (settings.lake_dir / "bronze" / "flights").rglob("*.parquet")),
+        "bronze": sorted(
+            p.stat().st_mtime_ns
+            for p in (settings.lake_dir / "bronze" / "flights").rglob("*.parquet")
+        ),
     }
     return settings, before
 
 
-def assert_unchanged(settings, before) -> None:  # noqa: ANN001
+def assert_unchanged(settings, before) -> None:
     assert silver_rows(settings, "flights", FLIGHT_KEY) == before["silver"]
     assert {t: gold_rows(settings, t) for t in GOLD} == before["gold"]
 
 
-def rerun_with(published, source: Path, instance: dg.DagsterInstance):  # noqa: ANN001, ANN201
+def rerun_with(published, source: Path, instance: dg.DagsterInstance):
     settings, _ = published
     return run(settings_for(settings.state_dir, source), instance=instance)
 
 
-def quarantined(settings, run_id: str) -> list[str]:  # noqa: ANN001
+def quarantined(settings, run_id: str) -> list[str]:
     folder = settings.lake_dir / "quarantine" / "bronze" / "flights" / run_id
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
@@ -76,12 +91,20 @@ def test_missing_column_is_quarantined_and_gold_keeps_its_version(
     published, make_source, flights_jan_feb: pd.DataFrame, instance: dg.DagsterInstance
 ) -> None:
     settings, before = published
-    summary = rerun_with(published, make_source(flights=flights_jan_feb.drop(columns=["dep_delay"])), instance)
+    summary = rerun_with(
+        published, make_source(flights=flights_jan_feb.drop(columns=["dep_delay"])), instance
+    )
     assert not summary.success
     assert ("bronze/flights", names.REQUIRED_COLUMNS) in failed_checks(summary)
     assert "silver/flights" not in summary.rows and "gold/route_performance" not in summary.rows
     assert quarantined(settings, summary.run_id) == ["2013-01.parquet", "2013-02.parquet"]
-    assert sorted(p.stat().st_mtime_ns for p in (settings.lake_dir / "bronze" / "flights").rglob("*.parquet")) == before["bronze"]
+    assert (
+        sorted(
+            p.stat().st_mtime_ns
+            for p in (settings.lake_dir / "bronze" / "flights").rglob("*.parquet")
+        )
+        == before["bronze"]
+    )
     assert_unchanged(settings, before)
 
 
@@ -91,7 +114,10 @@ def test_empty_file_is_refused_and_gold_keeps_its_version(
     settings, before = published
     summary = rerun_with(published, make_source(raw_flights=""), instance)
     assert not summary.success
-    assert {("bronze/flights", names.NOT_EMPTY), ("bronze/flights", names.REQUIRED_COLUMNS)} <= failed_checks(summary)
+    assert {
+        ("bronze/flights", names.NOT_EMPTY),
+        ("bronze/flights", names.REQUIRED_COLUMNS),
+    } <= failed_checks(summary)
     assert_unchanged(settings, before)
 
 
@@ -105,7 +131,13 @@ def test_too_many_rejects_block_silver_publication(
     assert not summary.success
     assert failed_checks(summary) == {("silver/flights", names.REJECT_RATE)}
     checks = {(a, c): d for a, c, _, d in summary.checks}
-    assert "5196 of 51955 rows rejected (10.00%, limit 5%)" in checks[("silver/flights", names.REJECT_RATE)]
+    assert (
+        "5196 of 51955 rows rejected (10.00%, limit 5%)"
+        in checks[("silver/flights", names.REJECT_RATE)]
+    )
     assert any("nothing was published" in f for f in summary.failures)
     assert_unchanged(settings, before)
-    assert silver_query(settings, "SELECT count() FROM system.tables WHERE database = 'silver' AND name LIKE '%stage%'") == [(0,)]
+    assert silver_query(
+        settings,
+        "SELECT count() FROM system.tables WHERE database = 'silver' AND name LIKE '%stage%'",
+    ) == [(0,)]

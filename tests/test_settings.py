@@ -16,10 +16,18 @@ def test_defaults_to_local_profile_under_dot_onering() -> None:
 
 def test_reads_profile_state_and_source(tmp_path: Path) -> None:
     settings = Settings.from_env(
-        {"ONERING_PROFILE": "compose", "ONERING_STATE_DIR": str(tmp_path),
-         "ONERING_SOURCE_DIR": str(tmp_path / "src"), "ONERING_LOCK_TIMEOUT": "5"}
+        {
+            "ONERING_PROFILE": "compose",
+            "ONERING_STATE_DIR": str(tmp_path),
+            "ONERING_SOURCE_DIR": str(tmp_path / "src"),
+            "ONERING_LOCK_TIMEOUT": "5",
+        }
     )
-    assert (settings.profile, settings.state_dir, settings.lock_timeout_s) == ("compose", tmp_path, 5.0)
+    assert (settings.profile, settings.state_dir, settings.lock_timeout_s) == (
+        "compose",
+        tmp_path,
+        5.0,
+    )
     assert settings.source_dir == tmp_path / "src"
 
 

@@ -61,12 +61,18 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
         landed = split(stamp(data, batch_id=context.run_id, source=label), table, partitions)
         results = _audit(table, landed)
         if landed.unassigned.num_rows:
-            path = lake.quarantine("bronze", table.name, context.run_id, "unassigned", landed.unassigned)
-            context.log.warning(f"quarantined {landed.unassigned.num_rows} unassignable rows: {path}")
+            path = lake.quarantine(
+                "bronze", table.name, context.run_id, "unassigned", landed.unassigned
+            )
+            context.log.warning(
+                f"quarantined {landed.unassigned.num_rows} unassignable rows: {path}"
+            )
         if any(not o.passed for o in results if o.name != names.UNASSIGNED_ROWS):
             for key, part in landed.by_partition.items():
                 lake.quarantine("bronze", table.name, context.run_id, key or "all", part)
-            context.log.error(f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}")
+            context.log.error(
+                f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}"
+            )
         yield results
         written = {}
         for key, part in landed.by_partition.items():
@@ -75,7 +81,9 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": landed.rows,
-                "rows_by_partition": {k or table.name: t.num_rows for k, t in landed.by_partition.items()},
+                "rows_by_partition": {
+                    k or table.name: t.num_rows for k, t in landed.by_partition.items()
+                },
                 "uri": lake.uri("bronze", table.name),
                 "source": label,
                 "batch_id": context.run_id,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _compute
 
 from onering_assets.catalog import BronzeTable
 from onering_assets.checks import names
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
 from onering_assets.partitions import MONTHLY
+
+# pyarrow generates its compute functions at import time, so type checkers cannot see them.
+pc: Any = _compute
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,9 @@ class Landed:
         return sum(t.num_rows for t in self.by_partition.values())
 
 
-def stamp(data: pa.Table, *, batch_id: str, source: str, ingested_at: datetime | None = None) -> pa.Table:
+def stamp(
+    data: pa.Table, *, batch_id: str, source: str, ingested_at: datetime | None = None
+) -> pa.Table:
     """Append the ingestion columns ``_batch_id``, ``_ingested_at`` and ``_source``."""
     n = data.num_rows
     when = ingested_at or datetime.now(UTC)
@@ -67,27 +73,48 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
     declared = [c.name for c in table.columns]
     missing = [c for c in declared if c not in landed.columns]
     results = [
-        Outcome(names.REQUIRED_COLUMNS, False,
-                f"missing column(s) {', '.join(missing)} of {len(declared)} required",
-                failing=len(missing), sample=missing[:SAMPLE_ROWS])
+        Outcome(
+            names.REQUIRED_COLUMNS,
+            False,
+            f"missing column(s) {', '.join(missing)} of {len(declared)} required",
+            failing=len(missing),
+            sample=missing[:SAMPLE_ROWS],
+        )
         if missing
         else Outcome(names.REQUIRED_COLUMNS, True, f"all {len(declared)} columns present"),
     ]
     empty = sorted(p or table.name for p, t in landed.by_partition.items() if t.num_rows == 0)
     counts = {p or table.name: t.num_rows for p, t in landed.by_partition.items()}
     results.append(
-        Outcome(names.NOT_EMPTY, False, f"no rows for {', '.join(empty)}", failing=len(empty),
-                sample=empty[:SAMPLE_ROWS], metadata={"rows_by_partition": counts})
+        Outcome(
+            names.NOT_EMPTY,
+            False,
+            f"no rows for {', '.join(empty)}",
+            failing=len(empty),
+            sample=empty[:SAMPLE_ROWS],
+            metadata={"rows_by_partition": counts},
+        )
         if empty
-        else Outcome(names.NOT_EMPTY, True, f"{landed.rows} rows", metadata={"rows_by_partition": counts})
+        else Outcome(
+            names.NOT_EMPTY, True, f"{landed.rows} rows", metadata={"rows_by_partition": counts}
+        )
     )
     if table.partitioned:
         bad = landed.unassigned
-        sample = bad.slice(0, SAMPLE_ROWS).drop_columns(["_partition"]).to_pylist() if bad.num_rows else []
+        sample = (
+            bad.slice(0, SAMPLE_ROWS).drop_columns(["_partition"]).to_pylist()
+            if bad.num_rows
+            else []
+        )
         results.append(
-            Outcome(names.UNASSIGNED_ROWS, bad.num_rows == 0,
-                    f"{bad.num_rows} rows have no valid year/month and were quarantined"
-                    if bad.num_rows else "every row belongs to a month of 2013",
-                    failing=bad.num_rows, sample=sample)
+            Outcome(
+                names.UNASSIGNED_ROWS,
+                bad.num_rows == 0,
+                f"{bad.num_rows} rows have no valid year/month and were quarantined"
+                if bad.num_rows
+                else "every row belongs to a month of 2013",
+                failing=bad.num_rows,
+                sample=sample,
+            )
         )
     return results

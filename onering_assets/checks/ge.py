@@ -60,7 +60,6 @@ def run_suite(suite: str, frame: pd.DataFrame, suites_dir: Path = SUITES_DIR) ->
         raise ConfigError(f"No expectation suite {suite!r} in {suites_dir}.")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
@@ -83,5 +82,9 @@ def run_suite(suite: str, frame: pd.DataFrame, suites_dir: Path = SUITES_DIR) ->
             sample=failed[:SAMPLE_ROWS],
             metadata={"suite": suite, "rows": len(frame)},
         )
-    return Outcome(GE_SUITE, True, f"suite {suite}: all {total} expectations passed.",
-                   metadata={"suite": suite, "rows": len(frame)})
+    return Outcome(
+        GE_SUITE,
+        True,
+        f"suite {suite}: all {total} expectations passed.",
+        metadata={"suite": suite, "rows": len(frame)},
+    )

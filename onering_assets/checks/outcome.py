@@ -63,8 +63,13 @@ def schema_outcome(
     extra = sorted(set(have) - {c for c, _ in declared})
     problems += [f"undeclared {c}" for c in extra]
     if problems:
-        return Outcome(name, False, f"{where} differs from its declaration: {'; '.join(problems)}",
-                       failing=len(problems), sample=problems[:SAMPLE_ROWS])
+        return Outcome(
+            name,
+            False,
+            f"{where} differs from its declaration: {'; '.join(problems)}",
+            failing=len(problems),
+            sample=problems[:SAMPLE_ROWS],
+        )
     return Outcome(name, True, f"{where} matches its {len(declared)} declared columns.")
 
 

@@ -26,11 +26,15 @@ def bronze_checks(table: BronzeTable) -> list[CheckDecl]:
         CheckDecl(names.NOT_EMPTY, True, "Each ingested partition has at least one row."),
     ]
     if table.partitioned:
-        decls.append(CheckDecl(names.UNASSIGNED_ROWS, False,
-                               "Rows with no valid year/month (quarantined, not ingested)."))
+        decls.append(
+            CheckDecl(
+                names.UNASSIGNED_ROWS,
+                False,
+                "Rows with no valid year/month (quarantined, not ingested).",
+            )
+        )
     if table.ge_suite and suite_path(table.ge_suite):
-        decls.append(CheckDecl(names.GE_SUITE, True,
-                               f"Great Expectations suite {table.ge_suite}."))
+        decls.append(CheckDecl(names.GE_SUITE, True, f"Great Expectations suite {table.ge_suite}."))
     return decls
 
 
@@ -42,18 +46,27 @@ def _suite_decl(table: SqlTable) -> list[CheckDecl]:
 
 def silver_checks(table: SqlTable) -> list[CheckDecl]:
     decls = [
-        CheckDecl(names.COLUMN_SCHEMA, True, "The table's columns and types match the declaration."),
+        CheckDecl(
+            names.COLUMN_SCHEMA, True, "The table's columns and types match the declaration."
+        ),
         CheckDecl(names.NOT_EMPTY, True, "Each published partition has at least one row."),
         CheckDecl(names.KEY_NOT_NULL, True, f"No null or empty key ({', '.join(table.key)})."),
         CheckDecl(names.KEY_UNIQUE, True, f"The key ({', '.join(table.key)}) is unique."),
-        CheckDecl(names.RECONCILIATION, True,
-                  "Per partition, Bronze rows = Silver rows + rejected rows."),
-        CheckDecl(names.REJECT_RATE, True,
-                  f"At most {table.max_reject_pct:g}% of Bronze rows are rejected."),
+        CheckDecl(
+            names.RECONCILIATION, True, "Per partition, Bronze rows = Silver rows + rejected rows."
+        ),
+        CheckDecl(
+            names.REJECT_RATE,
+            True,
+            f"At most {table.max_reject_pct:g}% of Bronze rows are rejected.",
+        ),
     ]
     if table.checks.get("not_null") or table.checks.get("accepted_values"):
-        decls.append(CheckDecl(names.ACCEPTED_VALUES, True,
-                               "Declared not-null columns and accepted values hold."))
+        decls.append(
+            CheckDecl(
+                names.ACCEPTED_VALUES, True, "Declared not-null columns and accepted values hold."
+            )
+        )
     return decls + _suite_decl(table)
 
 
@@ -65,8 +78,13 @@ def gold_checks(table: SqlTable) -> list[CheckDecl]:
     ]
     if table.checks.get("reconcile_sum"):
         column = table.checks["reconcile_sum"]
-        decls.append(CheckDecl(names.RECONCILIATION, True,
-                               f"sum({column}) equals the Silver flights it was computed from."))
+        decls.append(
+            CheckDecl(
+                names.RECONCILIATION,
+                True,
+                f"sum({column}) equals the Silver flights it was computed from.",
+            )
+        )
     return decls + _suite_decl(table)
 
 
@@ -90,8 +108,9 @@ def emit(
             continue
         if not outcome.passed:
             level = "error" if blocking[outcome.name] else "warning"
-            getattr(context.log, level)(f"check {key.to_user_string()}:{outcome.name} failed: "
-                                        f"{outcome.summary}")
+            getattr(context.log, level)(
+                f"check {key.to_user_string()}:{outcome.name} failed: {outcome.summary}"
+            )
         yield outcome.to_result(key, blocking=blocking[outcome.name])
 
 

@@ -48,9 +48,9 @@ def compute_sql(table: SqlTable, partitions: list[str] | None) -> str:
     """The declared SELECT, reading only the selected partitions of monthly Silver tables."""
     replacements = {}
     for _, name in table.upstream:
-        upstream = load_catalog().table("silver", name)
+        upstream = load_catalog().sql_table("silver", name)
         target = f"silver.`{name}`"
-        if partitions and upstream.partitioned:  # type: ignore[union-attr]
+        if partitions and upstream.partitioned:
             target = f"(SELECT * FROM {target} WHERE _partition IN {{partitions:Array(String)}})"
         replacements[name] = target
     return replace_tables(table.sql, "silver", replacements)
@@ -61,8 +61,14 @@ def _clean(value: Any) -> Any:
 
 
 def _audit(
-    conn: psycopg.Connection, table: SqlTable, relation: sql.Composable, computed: list[str],
-    rows: int, frame_sql: sql.Composable, client: Any, partitions: list[str] | None,
+    conn: psycopg.Connection,
+    table: SqlTable,
+    relation: sql.Composable,
+    computed: list[str],
+    rows: int,
+    frame_sql: sql.Composed,
+    client: Any,
+    partitions: list[str] | None,
 ) -> list[Outcome]:
     outcomes = [
         audit.column_schema(conn, table, computed),
@@ -71,8 +77,11 @@ def _audit(
     ]
     if table.checks.get("reconcile_sum"):
         silver = compute_sql_source(partitions)
-        outcomes.append(audit.reconcile_sum(conn, table, relation, client, silver,
-                                            {"partitions": partitions or []}))
+        outcomes.append(
+            audit.reconcile_sum(
+                conn, table, relation, client, silver, {"partitions": partitions or []}
+            )
+        )
     if any(d.name == GE_SUITE for d in gold_checks(table)) and table.ge_suite:
         import pandas as pd
 
@@ -89,16 +98,16 @@ def compute_sql_source(partitions: list[str] | None) -> str:
     return "silver.flights"
 
 
-def _window_filter(table: SqlTable, partitions: list[str] | None) -> tuple[sql.Composable, tuple]:
+def _window_filter(table: SqlTable, partitions: list[str] | None) -> tuple[sql.Composed, tuple]:
     if partitions and table.partition_column:
         start, end = month_bounds(partitions)
         column = sql.Identifier(table.partition_column)
         return sql.SQL(" WHERE {c} >= %s AND {c} < %s").format(c=column), (start, end)
-    return sql.SQL(""), ()
+    return sql.Composed([]), ()
 
 
 def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
-    """One Gold mart: compute in ClickHouse, stage and audit in Postgres, publish in one transaction."""
+    """One Gold mart: compute in ClickHouse, then stage, audit, publish in one transaction."""
     decls = gold_checks(table)
     target = sql.Identifier("gold", table.name)
     stage = sql.Identifier(f"{table.name}__stage")
@@ -113,29 +122,56 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         where, bounds = _window_filter(table, partitions)
         if not materialize:
             with pg.connect() as conn:
-                rows = conn.execute(sql.SQL("SELECT count(*) FROM {t}").format(t=target) + where, bounds).fetchone()
+                rows = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {t}").format(t=target) + where, bounds
+                ).fetchone()
                 computed = [c.name for c in table.columns]
                 select = sql.SQL("SELECT * FROM {t}").format(t=target) + where
-                yield _audit(conn, table, sql.SQL("({s}) AS published").format(s=select) if bounds else target,
-                             computed, rows[0] if rows else 0, select, client, partitions)
+                yield _audit(
+                    conn,
+                    table,
+                    sql.SQL("({s}) AS published").format(s=select) if bounds else target,
+                    computed,
+                    rows[0] if rows else 0,
+                    select,
+                    client,
+                    partitions,
+                )
             return
         started = time.perf_counter()
-        result = client.query_arrow(compute_sql(table, partitions),
-                                    parameters={"partitions": partitions or []},
-                                    settings=table.settings)
-        context.log.info(f"computed {result.num_rows} rows in ClickHouse in {time.perf_counter() - started:.2f} s")
+        result = client.query_arrow(
+            compute_sql(table, partitions),
+            parameters={"partitions": partitions or []},
+            settings=table.settings,
+        )
+        context.log.info(
+            f"computed {result.num_rows} rows in ClickHouse "
+            f"in {time.perf_counter() - started:.2f} s"
+        )
         columns = [c for c in result.column_names if c in {col.name for col in table.columns}]
         with pg.connect() as conn:
-            conn.execute(sql.SQL("CREATE TEMP TABLE {s} (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP")
-                         .format(s=stage, t=target))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE {s} (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP"
+                ).format(s=stage, t=target)
+            )
             copy_sql = sql.SQL("COPY {s} ({c}) FROM STDIN").format(
-                s=stage, c=sql.SQL(", ").join(sql.Identifier(c) for c in columns))
+                s=stage, c=sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            )
             with conn.cursor().copy(copy_sql) as copy:
                 for row in result.select(columns).to_pylist():
                     copy.write_row([_clean(row[c]) for c in columns])
             select = sql.SQL("SELECT * FROM {s}").format(s=stage)
-            yield _audit(conn, table, stage, list(result.column_names), result.num_rows, select,
-                         client, partitions)
+            yield _audit(
+                conn,
+                table,
+                stage,
+                list(result.column_names),
+                result.num_rows,
+                select,
+                client,
+                partitions,
+            )
             conn.execute(sql.SQL("DELETE FROM {t}").format(t=target) + where, bounds)
             conn.execute(sql.SQL("INSERT INTO {t} SELECT * FROM {s}").format(t=target, s=stage))
             total = conn.execute(sql.SQL("SELECT count(*) FROM {t}").format(t=target)).fetchone()

@@ -25,39 +25,63 @@ def column_schema(conn: psycopg.Connection, table: SqlTable, computed: list[str]
     outcome = schema_outcome(checks.COLUMN_SCHEMA, declared, actual, f"gold.{table.name}")
     missing = [c.name for c in table.columns if c.name not in computed]
     if outcome.passed and missing:
-        return Outcome(checks.COLUMN_SCHEMA, False,
-                       f"the SQL does not compute {', '.join(missing)}", failing=len(missing))
+        return Outcome(
+            checks.COLUMN_SCHEMA,
+            False,
+            f"the SQL does not compute {', '.join(missing)}",
+            failing=len(missing),
+        )
     return outcome
 
 
 def not_empty(rows: int) -> Outcome:
-    return Outcome(checks.NOT_EMPTY, rows > 0, f"{rows} rows" if rows else "no rows computed",
-                   failing=0 if rows else 1)
+    return Outcome(
+        checks.NOT_EMPTY,
+        rows > 0,
+        f"{rows} rows" if rows else "no rows computed",
+        failing=0 if rows else 1,
+    )
 
 
 def key_unique(conn: psycopg.Connection, table: SqlTable, relation: sql.Composable) -> Outcome:
     key = sql.SQL(", ").join(sql.Identifier(k) for k in table.key)
     dupes = conn.execute(
         sql.SQL("SELECT {k}, count(*) FROM {r} GROUP BY {k} HAVING count(*) > 1").format(
-            k=key, r=relation)
+            k=key, r=relation
+        )
     ).fetchall()
     label = ", ".join(table.key)
-    return Outcome(checks.KEY_UNIQUE, not dupes,
-                   f"{len(dupes)} duplicated keys on ({label})" if dupes else f"({label}) is unique",
-                   failing=len(dupes), sample=[list(d) for d in dupes[:SAMPLE_ROWS]])
+    return Outcome(
+        checks.KEY_UNIQUE,
+        not dupes,
+        f"{len(dupes)} duplicated keys on ({label})" if dupes else f"({label}) is unique",
+        failing=len(dupes),
+        sample=[list(d) for d in dupes[:SAMPLE_ROWS]],
+    )
 
 
 def reconcile_sum(
-    conn: psycopg.Connection, table: SqlTable, relation: sql.Composable, client: Client,
-    silver_sql: str, params: dict,
+    conn: psycopg.Connection,
+    table: SqlTable,
+    relation: sql.Composable,
+    client: Client,
+    silver_sql: str,
+    params: dict,
 ) -> Outcome:
     column = table.checks["reconcile_sum"]
     total = conn.execute(
-        sql.SQL("SELECT coalesce(sum({c}), 0) FROM {r}").format(c=sql.Identifier(column), r=relation)
+        sql.SQL("SELECT coalesce(sum({c}), 0) FROM {r}").format(
+            c=sql.Identifier(column), r=relation
+        )
     ).fetchone()
     got = int(total[0]) if total else 0
-    expected = int(client.query(f"SELECT count() FROM {silver_sql}", parameters=params).result_rows[0][0])
-    return Outcome(checks.RECONCILIATION, got == expected,
-                   f"sum({column}) = {got}, silver rows = {expected}",
-                   failing=abs(got - expected), metadata={"gold_sum": got, "silver_rows": expected})
-
+    expected = int(
+        client.query(f"SELECT count() FROM {silver_sql}", parameters=params).result_rows[0][0]
+    )
+    return Outcome(
+        checks.RECONCILIATION,
+        got == expected,
+        f"sum({column}) = {got}, silver rows = {expected}",
+        failing=abs(got - expected),
+        metadata={"gold_sum": got, "silver_rows": expected},
+    )

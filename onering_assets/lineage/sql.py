@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import Expr, ParseError, exp
 from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 
 from onering_assets.errors import ConfigError
 
@@ -19,23 +20,23 @@ LAYER_SCHEMAS = ("bronze", "silver", "gold")
 class ParsedSql:
     """What a declared SELECT reads and writes."""
 
-    tree: exp.Expression
+    tree: Expr
     upstream: tuple[tuple[str, str], ...]
     output_columns: tuple[str, ...]
     column_lineage: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
-def parse_select(sql: str, *, where: str) -> exp.Expression:
+def parse_select(sql: str, *, where: str) -> Expr:
     try:
         tree = sqlglot.parse_one(sql, dialect=DIALECT)
-    except sqlglot.errors.ParseError as err:
+    except ParseError as err:
         raise ConfigError(f"{where}: the SQL does not parse as ClickHouse: {err}") from err
     if not isinstance(tree, exp.Query):
         raise ConfigError(f"{where}: a declared table must be one SELECT statement.")
     return tree
 
 
-def upstream_tables(tree: exp.Expression) -> tuple[tuple[str, str], ...]:
+def upstream_tables(tree: Expr) -> tuple[tuple[str, str], ...]:
     """``(schema, table)`` of every layer table the query reads (CTE names excluded)."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     found = {
@@ -46,7 +47,7 @@ def upstream_tables(tree: exp.Expression) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
-def _leaf_sources(node) -> list[tuple[str, str, str]]:  # noqa: ANN001 - sqlglot Node
+def _leaf_sources(node) -> list[tuple[str, str, str]]:
     leaves = []
     for child in node.walk():
         if isinstance(child.expression, exp.Table) and not child.downstream:
@@ -57,13 +58,16 @@ def _leaf_sources(node) -> list[tuple[str, str, str]]:  # noqa: ANN001 - sqlglot
 
 
 def column_lineage(
-    tree: exp.Expression, schema: dict[str, dict[str, dict[str, str]]], columns: tuple[str, ...]
+    tree: Expr, schema: dict[str, dict[str, dict[str, str]]], columns: tuple[str, ...]
 ) -> dict[str, list[tuple[str, str, str]]]:
     """For each output column, the ``(schema, table, column)`` sources it is computed from."""
-    qualified = qualify(tree.copy(), schema=schema, dialect=DIALECT, validate_qualify_columns=False)
+    mapping = MappingSchema(dict(schema), dialect=DIALECT)
+    qualified = qualify(
+        tree.copy(), schema=mapping, dialect=DIALECT, validate_qualify_columns=False
+    )
     result: dict[str, list[tuple[str, str, str]]] = {}
     for column in columns:
-        node = lineage(column, qualified, schema=schema, dialect=DIALECT, trim_selects=False)
+        node = lineage(column, qualified, schema=mapping, dialect=DIALECT, trim_selects=False)
         result[column] = _leaf_sources(node)
     return result
 

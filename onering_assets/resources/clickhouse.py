@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from onering_assets.resources.locks import store_lock
 
@@ -28,7 +28,9 @@ class ClickHouseResource(dg.ConfigurableResource):
     lock_timeout_s: float = 120.0
     # Declared SQL is written like standard SQL: an alias does not shadow a column of the
     # same name, and a ``month=…`` folder in a lake path is not a column.
-    settings: dict[str, int] = {"prefer_column_name_to_alias": 1, "use_hive_partitioning": 0}
+    settings: dict[str, int] = Field(
+        default_factory=lambda: {"prefer_column_name_to_alias": 1, "use_hive_partitioning": 0}
+    )
 
     _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
     _client: Client | None = PrivateAttr(default=None)

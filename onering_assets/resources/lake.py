@@ -89,7 +89,9 @@ class LakeResource(dg.ConfigurableResource):
         """A ClickHouse table function reading the given partitions, plus its parameters."""
         if partitions:
             glob = ",".join(partitions)
-            rel = self.relative_path(layer, table, "{" + glob + "}" if len(partitions) > 1 else glob)
+            rel = self.relative_path(
+                layer, table, "{" + glob + "}" if len(partitions) > 1 else glob
+            )
         else:
             rel = self.relative_path(layer, table, None)
         parsed = urlparse(self.url)

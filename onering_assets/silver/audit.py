@@ -35,7 +35,12 @@ def _rows(client: Client, sql: str, params: dict[str, Any] | None = None) -> lis
 
 
 def _counts(client: Client, source: str, params: dict[str, Any] | None = None) -> dict[str, int]:
-    return {p: n for p, n in _rows(client, f"SELECT _partition, count() FROM {source} GROUP BY _partition", params)}
+    return {
+        p: n
+        for p, n in _rows(
+            client, f"SELECT _partition, count() FROM {source} GROUP BY _partition", params
+        )
+    }
 
 
 def column_schema(client: Client, table: SqlTable) -> Outcome:
@@ -45,7 +50,9 @@ def column_schema(client: Client, table: SqlTable) -> Outcome:
         " ORDER BY position",
         {"db": DATABASE, "t": table.name},
     )
-    return schema_outcome(checks.COLUMN_SCHEMA, table_columns(table), actual, f"{DATABASE}.{table.name}")
+    return schema_outcome(
+        checks.COLUMN_SCHEMA, table_columns(table), actual, f"{DATABASE}.{table.name}"
+    )
 
 
 def not_empty(counts: dict[str, int], audited: Audited) -> Outcome:
@@ -53,31 +60,55 @@ def not_empty(counts: dict[str, int], audited: Audited) -> Outcome:
     empty = [p or audited.table.name for p in wanted if counts.get(p, 0) == 0]
     meta = {"rows_by_partition": {p or audited.table.name: n for p, n in sorted(counts.items())}}
     if empty:
-        return Outcome(checks.NOT_EMPTY, False, f"no rows for {', '.join(empty)}",
-                       failing=len(empty), sample=empty[:SAMPLE_ROWS], metadata=meta)
+        return Outcome(
+            checks.NOT_EMPTY,
+            False,
+            f"no rows for {', '.join(empty)}",
+            failing=len(empty),
+            sample=empty[:SAMPLE_ROWS],
+            metadata=meta,
+        )
     return Outcome(checks.NOT_EMPTY, True, f"{sum(counts.values())} rows", metadata=meta)
 
 
 def key_not_null(client: Client, audited: Audited) -> Outcome:
-    cond = " OR ".join(f"isNull({quote(k)}) OR empty(toString({quote(k)}))" for k in audited.table.key)
+    cond = " OR ".join(
+        f"isNull({quote(k)}) OR empty(toString({quote(k)}))" for k in audited.table.key
+    )
     bad = _rows(client, f"SELECT countIf({cond}) FROM {audited.rows_table}")[0][0]
-    sample = _rows(client, f"SELECT * FROM {audited.rows_table} WHERE {cond} LIMIT {SAMPLE_ROWS}") if bad else []
-    return Outcome(checks.KEY_NOT_NULL, bad == 0,
-                   f"{bad} rows with a null or empty key" if bad else "no null or empty keys",
-                   failing=bad, sample=sample)
+    sample = (
+        _rows(client, f"SELECT * FROM {audited.rows_table} WHERE {cond} LIMIT {SAMPLE_ROWS}")
+        if bad
+        else []
+    )
+    return Outcome(
+        checks.KEY_NOT_NULL,
+        bad == 0,
+        f"{bad} rows with a null or empty key" if bad else "no null or empty keys",
+        failing=bad,
+        sample=sample,
+    )
 
 
 def key_unique(client: Client, audited: Audited) -> Outcome:
     key = ", ".join(quote(k) for k in audited.table.key)
     dupes = _rows(client, f"SELECT count() - uniqExact({key}) FROM {audited.rows_table}")[0][0]
     sample = (
-        _rows(client, f"SELECT {key}, count() AS n FROM {audited.rows_table} GROUP BY {key} "
-                      f"HAVING n > 1 LIMIT {SAMPLE_ROWS}")
-        if dupes else []
+        _rows(
+            client,
+            f"SELECT {key}, count() AS n FROM {audited.rows_table} GROUP BY {key} "
+            f"HAVING n > 1 LIMIT {SAMPLE_ROWS}",
+        )
+        if dupes
+        else []
     )
-    return Outcome(checks.KEY_UNIQUE, dupes == 0,
-                   f"{dupes} duplicate rows on ({key})" if dupes else f"({key}) is unique",
-                   failing=dupes, sample=sample)
+    return Outcome(
+        checks.KEY_UNIQUE,
+        dupes == 0,
+        f"{dupes} duplicate rows on ({key})" if dupes else f"({key}) is unique",
+        failing=dupes,
+        sample=sample,
+    )
 
 
 def reconcile(
@@ -86,8 +117,11 @@ def reconcile(
     """Reconciliation and reject rate, per partition."""
     partitions = audited.partitions or sorted(bronze)
     off = {
-        p or audited.table.name: {"bronze": bronze.get(p, 0), "silver": rows.get(p, 0),
-                                  "rejects": rejects.get(p, 0)}
+        p or audited.table.name: {
+            "bronze": bronze.get(p, 0),
+            "silver": rows.get(p, 0),
+            "rejects": rejects.get(p, 0),
+        }
         for p in partitions
         if bronze.get(p, 0) != rows.get(p, 0) + rejects.get(p, 0)
     }
@@ -97,22 +131,44 @@ def reconcile(
     limit = audited.table.max_reject_pct
     meta = {"bronze_rows": total_bronze, "rejected_rows": total_rejects}
     return [
-        Outcome(checks.RECONCILIATION, not off,
-                f"{len(off)} partition(s) where bronze != silver + rejects" if off
-                else f"bronze {total_bronze} = silver {total_bronze - total_rejects} + rejects {total_rejects}",
-                failing=len(off), sample=[{"partition": k, **v} for k, v in list(off.items())[:SAMPLE_ROWS]],
-                metadata=meta),
-        Outcome(checks.REJECT_RATE, pct <= limit,
-                f"{total_rejects} of {total_bronze} rows rejected ({pct:.2f}%, limit {limit:g}%)",
-                failing=total_rejects, metadata={**meta, "reject_pct": round(pct, 4)}),
+        Outcome(
+            checks.RECONCILIATION,
+            not off,
+            f"{len(off)} partition(s) where bronze != silver + rejects"
+            if off
+            else f"bronze {total_bronze} = silver {total_bronze - total_rejects} "
+            f"+ rejects {total_rejects}",
+            failing=len(off),
+            sample=[{"partition": k, **v} for k, v in list(off.items())[:SAMPLE_ROWS]],
+            metadata=meta,
+        ),
+        Outcome(
+            checks.REJECT_RATE,
+            pct <= limit,
+            f"{total_rejects} of {total_bronze} rows rejected ({pct:.2f}%, limit {limit:g}%)",
+            failing=total_rejects,
+            metadata={**meta, "reject_pct": round(pct, 4)},
+        ),
     ]
 
 
 def reject_reasons(client: Client, audited: Audited) -> tuple[dict[str, int], list[tuple]]:
-    reasons = dict(_rows(client, f"SELECT _reject_reason, count() FROM {audited.rejects_table} "
-                                 "GROUP BY _reject_reason ORDER BY count() DESC"))
-    sample = _rows(client, f"SELECT _partition, _reject_reason, _raw FROM {audited.rejects_table} "
-                           f"LIMIT {SAMPLE_ROWS}") if reasons else []
+    reasons = dict(
+        _rows(
+            client,
+            f"SELECT _reject_reason, count() FROM {audited.rejects_table} "
+            "GROUP BY _reject_reason ORDER BY count() DESC",
+        )
+    )
+    sample = (
+        _rows(
+            client,
+            f"SELECT _partition, _reject_reason, _raw FROM {audited.rejects_table} "
+            f"LIMIT {SAMPLE_ROWS}",
+        )
+        if reasons
+        else []
+    )
     return reasons, sample
 
 
@@ -123,13 +179,27 @@ def accepted_values(client: Client, audited: Audited) -> Outcome:
         parts.append((f"{column} is null", f"isNull({quote(column)})"))
     for i, (column, values) in enumerate(spec.get("accepted_values", {}).items()):
         params[f"v{i}"] = [str(v) for v in values]
-        parts.append((f"{column} not in {values}", f"toString({quote(column)}) NOT IN {{v{i}:Array(String)}}"))
-    counts = _rows(client, f"SELECT {', '.join(f'countIf({c})' for _, c in parts)} FROM {audited.rows_table}", params)[0]
+        parts.append(
+            (
+                f"{column} not in {values}",
+                f"toString({quote(column)}) NOT IN {{v{i}:Array(String)}}",
+            )
+        )
+    counts = _rows(
+        client,
+        f"SELECT {', '.join(f'countIf({c})' for _, c in parts)} FROM {audited.rows_table}",
+        params,
+    )[0]
     failing = {label: n for (label, _), n in zip(parts, counts, strict=True) if n}
-    return Outcome(checks.ACCEPTED_VALUES, not failing,
-                   "; ".join(f"{n} rows where {label}" for label, n in failing.items())
-                   if failing else f"{len(parts)} value rules hold",
-                   failing=sum(failing.values()), sample=list(failing)[:SAMPLE_ROWS])
+    return Outcome(
+        checks.ACCEPTED_VALUES,
+        not failing,
+        "; ".join(f"{n} rows where {label}" for label, n in failing.items())
+        if failing
+        else f"{len(parts)} value rules hold",
+        failing=sum(failing.values()),
+        sample=list(failing)[:SAMPLE_ROWS],
+    )
 
 
 def audit(client: Client, audited: Audited) -> list[Outcome]:
@@ -137,13 +207,23 @@ def audit(client: Client, audited: Audited) -> list[Outcome]:
     rows = _counts(client, audited.rows_table)
     rejects = _counts(client, audited.rejects_table)
     bronze = _counts(client, audited.bronze_sql, audited.bronze_params)
-    outcomes = [column_schema(client, audited.table), not_empty(rows, audited),
-                key_not_null(client, audited), key_unique(client, audited),
-                *reconcile(bronze, rows, rejects, audited)]
+    outcomes = [
+        column_schema(client, audited.table),
+        not_empty(rows, audited),
+        key_not_null(client, audited),
+        key_unique(client, audited),
+        *reconcile(bronze, rows, rejects, audited),
+    ]
     reasons, sample = reject_reasons(client, audited)
     rate = outcomes[-1]
-    outcomes[-1] = Outcome(rate.name, rate.passed, rate.summary, rate.failing, sample,
-                           {**rate.metadata, "rejects_by_reason": reasons})
+    outcomes[-1] = Outcome(
+        rate.name,
+        rate.passed,
+        rate.summary,
+        rate.failing,
+        sample,
+        {**rate.metadata, "rejects_by_reason": reasons},
+    )
     if audited.table.checks.get("not_null") or audited.table.checks.get("accepted_values"):
         outcomes.append(accepted_values(client, audited))
     return outcomes

@@ -126,8 +126,14 @@ def publish_statements(table: SqlTable, partitions: list[str] | None) -> list[tu
     empty_ok = {"allow_replace_partition_from_empty_source": 1}
     for key in partitions or []:
         literal = f"'{month_key(key)}'"
-        statements.append((f"ALTER TABLE {names.target} REPLACE PARTITION {literal} "
-                           f"FROM {names.stage}", {}))
-        statements.append((f"ALTER TABLE {names.rejects} REPLACE PARTITION {literal} "
-                           f"FROM {names.rejects_stage}", empty_ok))
+        statements.append(
+            (f"ALTER TABLE {names.target} REPLACE PARTITION {literal} FROM {names.stage}", {})
+        )
+        statements.append(
+            (
+                f"ALTER TABLE {names.rejects} REPLACE PARTITION {literal} "
+                f"FROM {names.rejects_stage}",
+                empty_ok,
+            )
+        )
     return statements

@@ -26,16 +26,29 @@ def test_stamp_adds_ingestion_columns() -> None:
 
 @pytest.mark.parametrize(
     ("year", "month", "expected"),
-    [("2013", "1", "2013-01"), (" 2013", "12 ", "2013-12"), (None, "1", None), ("2013", None, None)],
+    [
+        ("2013", "1", "2013-01"),
+        (" 2013", "12 ", "2013-12"),
+        (None, "1", None),
+        ("2013", None, None),
+    ],
 )
 def test_month_of_rows(year: str | None, month: str | None, expected: str | None) -> None:
-    table = pa.table({"year": pa.array([year], pa.string()), "month": pa.array([month], pa.string())})
+    table = pa.table(
+        {"year": pa.array([year], pa.string()), "month": pa.array([month], pa.string())}
+    )
     assert month_of_rows(table).to_pylist() == [expected]
 
 
 def test_split_assigns_months_and_keeps_unassignable_rows() -> None:
-    data = landed_flights([{"year": "2013", "month": "1"}, {"year": "2013", "month": "2"},
-                           {"year": "2013", "month": "x"}, {"year": None, "month": "3"}])
+    data = landed_flights(
+        [
+            {"year": "2013", "month": "1"},
+            {"year": "2013", "month": "2"},
+            {"year": "2013", "month": "x"},
+            {"year": None, "month": "3"},
+        ]
+    )
     landed = split(data, FLIGHTS, ["2013-01", "2013-02"])  # type: ignore[arg-type]
     assert {k: t.num_rows for k, t in landed.by_partition.items()} == {"2013-01": 1, "2013-02": 1}
     assert landed.unassigned.num_rows == 2

@@ -5,17 +5,22 @@ from pathlib import Path
 import pytest
 
 from onering_assets.errors import ConfigError
-from onering_assets.gold.ddl import apply_changelogs, gold_columns, read_changesets
 from onering_assets.gold.assets import LIQUIBASE_DIR
+from onering_assets.gold.ddl import apply_changelogs, gold_columns, read_changesets
 from onering_assets.resources import PostgresResource
 
 
 def test_gold_columns_come_from_the_changelog_ddl() -> None:
     columns = gold_columns(LIQUIBASE_DIR)
     assert [(c.name, c.type) for c in columns["carrier_monthly_performance"]] == [
-        ("carrier", "text"), ("carrier_name", "text"), ("month", "date"), ("flights", "bigint"),
-        ("cancelled", "bigint"), ("avg_dep_delay", "double precision"),
-        ("avg_arr_delay", "double precision"), ("pct_arr_delayed_15", "double precision"),
+        ("carrier", "text"),
+        ("carrier_name", "text"),
+        ("month", "date"),
+        ("flights", "bigint"),
+        ("cancelled", "bigint"),
+        ("avg_dep_delay", "double precision"),
+        ("avg_arr_delay", "double precision"),
+        ("pct_arr_delayed_15", "double precision"),
     ]
 
 
@@ -43,5 +48,7 @@ def test_apply_is_idempotent_and_recorded_like_liquibase(tmp_path: Path) -> None
     assert [r[0] for r in logged] == [f.split(":", 1)[1] for f in first]
     assert {r[2] for r in logged} == {"EXECUTED"}
     assert [t[0] for t in tables] == [
-        "airport_daily_weather", "carrier_monthly_performance", "route_performance"
+        "airport_daily_weather",
+        "carrier_monthly_performance",
+        "route_performance",
     ]

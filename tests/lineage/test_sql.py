@@ -2,7 +2,12 @@ import pytest
 
 from onering_assets.catalog import load_catalog
 from onering_assets.errors import ConfigError
-from onering_assets.lineage.sql import parse_declared_sql, replace_tables, upstream_tables, parse_select
+from onering_assets.lineage.sql import (
+    parse_declared_sql,
+    parse_select,
+    replace_tables,
+    upstream_tables,
+)
 
 
 def test_upstream_tables_ignore_ctes_and_other_schemas() -> None:
@@ -22,15 +27,20 @@ def test_non_select_is_refused() -> None:
 def test_replace_tables_keeps_the_rest_byte_identical() -> None:
     sql = "SELECT toStartOfMonth(d) AS m FROM silver.flights AS f -- silver.flights stays here\n"
     out = replace_tables(sql, "silver", {"flights": "(SELECT 1) "})
-    assert out == "SELECT toStartOfMonth(d) AS m FROM (SELECT 1)  AS f -- silver.flights stays here\n"
+    assert (
+        out == "SELECT toStartOfMonth(d) AS m FROM (SELECT 1)  AS f -- silver.flights stays here\n"
+    )
 
 
 def test_column_lineage_of_declared_tables() -> None:
     catalog = load_catalog()
-    cmp = catalog.table("gold", "carrier_monthly_performance")
+    cmp = catalog.sql_table("gold", "carrier_monthly_performance")
     assert cmp.parsed.column_lineage["carrier_name"] == [("silver", "airlines", '"name"')]
     assert ("silver", "flights", '"arr_delay"') in cmp.parsed.column_lineage["pct_arr_delayed_15"]
-    flights = catalog.table("silver", "flights")
+    flights = catalog.sql_table("silver", "flights")
     assert {c for _, _, c in flights.parsed.column_lineage["sched_dep_at"]} == {
-        '"year"', '"month"', '"day"', '"sched_dep_time"'
+        '"year"',
+        '"month"',
+        '"day"',
+        '"sched_dep_time"',
     }

@@ -6,27 +6,32 @@ from onering_assets.silver import plan
 
 
 def test_publish_replaces_each_partition_with_validated_literals() -> None:
-    flights = load_catalog().table("silver", "flights")
-    statements = plan.publish_statements(flights, ["2013-01", "2013-02"])  # type: ignore[arg-type]
+    flights = load_catalog().sql_table("silver", "flights")
+    statements = plan.publish_statements(flights, ["2013-01", "2013-02"])
+    rows = "ALTER TABLE silver.`flights` REPLACE PARTITION '{}' FROM silver.`flights__stage`"
+    rejects = (
+        "ALTER TABLE silver.`flights_rejects` REPLACE PARTITION '{}'"
+        " FROM silver.`flights_rejects__stage`"
+    )
     assert [s for s, _ in statements] == [
-        "ALTER TABLE silver.`flights` REPLACE PARTITION '2013-01' FROM silver.`flights__stage`",
-        "ALTER TABLE silver.`flights_rejects` REPLACE PARTITION '2013-01' FROM silver.`flights_rejects__stage`",
-        "ALTER TABLE silver.`flights` REPLACE PARTITION '2013-02' FROM silver.`flights__stage`",
-        "ALTER TABLE silver.`flights_rejects` REPLACE PARTITION '2013-02' FROM silver.`flights_rejects__stage`",
+        rows.format("2013-01"),
+        rejects.format("2013-01"),
+        rows.format("2013-02"),
+        rejects.format("2013-02"),
     ]
     assert statements[1][1] == {"allow_replace_partition_from_empty_source": 1}
 
 
 @pytest.mark.parametrize("key", ["2013-13", "2013-01'; DROP TABLE x; --", "2014-01", "13-01"])
 def test_partition_keys_are_validated_before_reaching_sql(key: str) -> None:
-    flights = load_catalog().table("silver", "flights")
+    flights = load_catalog().sql_table("silver", "flights")
     with pytest.raises(ConfigError, match="not a partition"):
-        plan.publish_statements(flights, [key])  # type: ignore[arg-type]
+        plan.publish_statements(flights, [key])
 
 
 def test_whole_tables_publish_by_exchange() -> None:
-    airlines = load_catalog().table("silver", "airlines")
-    statements = [s for s, _ in plan.publish_statements(airlines, None)]  # type: ignore[arg-type]
+    airlines = load_catalog().sql_table("silver", "airlines")
+    statements = [s for s, _ in plan.publish_statements(airlines, None)]
     assert statements == [
         "EXCHANGE TABLES silver.`airlines__stage` AND silver.`airlines`",
         "EXCHANGE TABLES silver.`airlines_rejects__stage` AND silver.`airlines_rejects`",
@@ -34,8 +39,11 @@ def test_whole_tables_publish_by_exchange() -> None:
 
 
 def test_candidates_dedupe_on_the_declared_key() -> None:
-    flights = load_catalog().table("silver", "flights")
-    statements = plan.stage_statements(flights, "SELECT 1")  # type: ignore[arg-type]
+    flights = load_catalog().sql_table("silver", "flights")
+    statements = plan.stage_statements(flights, "SELECT 1")
     candidates = next(s for s in statements if "__candidates` ENGINE = Memory" in s)
-    assert "PARTITION BY _reject_reason = '', `flight_date`, `carrier`, `flight`, `origin`" in candidates
+    assert (
+        "PARTITION BY _reject_reason = '', `flight_date`, `carrier`, `flight`, `origin`"
+        in candidates
+    )
     assert "'duplicate key'" in candidates
