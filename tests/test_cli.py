@@ -1,0 +1,138 @@
+"""The `onering` command end to end, in-process, on the real embedded stores."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from onering_assets.cli import app
+
+pytestmark = pytest.mark.slow
+GOLD_CMP = 'key:"gold/carrier_monthly_performance"'
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory, make_source):
+    state = tmp_path_factory.mktemp("state")
+    env = {
+        "ONERING_STATE_DIR": str(state),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "DAGSTER_HOME": str(state / "dagster"),
+        "COLUMNS": "200",
+    }
+    runner = CliRunner()
+
+    def invoke(*args: str):  # noqa: ANN202
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return invoke, state
+
+
+@pytest.fixture(scope="module")
+def materialized(cli):
+    invoke, state = cli
+    result = invoke("materialize", "--select", GOLD_CMP, "--partition", "2013-01")
+    assert result.exit_code == 0, result.output
+    return invoke, state, result
+
+
+def test_materialize_one_gold_table_builds_only_missing_upstream(materialized) -> None:
+    _, state, result = materialized
+    assert "also materializing upstream never built" in result.output
+    for key in (
+        "bronze/flights",
+        "silver/flights",
+        "silver/airlines",
+        "gold/carrier_monthly_performance",
+    ):
+        assert key in result.output
+    assert "gold/route_performance" not in result.output
+    assert "0 failed" in result.output
+    assert (Path(state) / "dagster" / "dagster.yaml").exists()
+
+
+def test_second_gold_table_reuses_published_upstream(materialized) -> None:
+    invoke, _, _ = materialized
+    result = invoke("materialize", "--select", GOLD_CMP, "--partition", "2013-01")
+    assert result.exit_code == 0, result.output
+    assert "also materializing upstream" not in result.output
+
+
+def test_sql_formats_and_targets(materialized) -> None:
+    invoke, _, _ = materialized
+    result = invoke(
+        "sql",
+        "--target",
+        "gold",
+        "--format",
+        "json",
+        "SELECT carrier, flights FROM gold.carrier_monthly_performance WHERE carrier = 'UA'",
+    )
+    assert json.loads(result.stdout) == [{"carrier": "UA", "flights": 4637}]
+    result = invoke(
+        "sql", "--target", "silver", "--format", "csv", "SELECT count() AS n FROM silver.flights"
+    )
+    assert result.stdout.splitlines() == ["n", "27004"]
+    table = invoke("sql", "--target", "silver", "SELECT carrier FROM silver.airlines LIMIT 1")
+    assert "carrier" in table.stdout and "9E" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "statement"),
+    [
+        ("gold", "DELETE FROM gold.carrier_monthly_performance"),
+        ("silver", "DROP TABLE silver.flights"),
+        ("silver", "INSERT INTO silver.airlines SELECT * FROM silver.airlines"),
+        ("gold", "SELECT 1; DELETE FROM gold.route_performance"),
+    ],
+)
+def test_sql_refuses_writes(materialized, target: str, statement: str) -> None:
+    invoke, _, _ = materialized
+    result = invoke("sql", "--target", target, statement)
+    assert result.exit_code == 2
+    assert "error:" in result.output
+
+
+def test_gold_store_itself_refuses_writes_hidden_in_a_select(materialized) -> None:
+    invoke, _, _ = materialized
+    sneaky = "WITH d AS (DELETE FROM gold.route_performance RETURNING 1) SELECT * FROM d"
+    result = invoke("sql", "--target", "gold", sneaky)
+    assert result.exit_code == 2
+    assert "read-only" in result.output
+
+
+def test_assets_list_and_show(materialized) -> None:
+    invoke, _, _ = materialized
+    listing = invoke("assets", "list")
+    assert listing.exit_code == 0
+    assert "gold/route_performance" in listing.stdout and "never" in listing.stdout
+    shown = invoke("assets", "show", "gold/carrier_monthly_performance")
+    assert shown.exit_code == 0
+    for text in ("silver/airlines.name", "pct_arr_delayed_15", "reconciliation", "succeeded"):
+        assert text in shown.stdout
+
+
+def test_check_alone_passes_on_what_is_published(materialized) -> None:
+    invoke, _, _ = materialized
+    result = invoke("check", "--select", 'key:"silver/airlines"')
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("materialize", "--partition", "2013-13"), "is not a partition"),
+        (("materialize", "--from", "2013-05", "--to", "2013-02"), "is after --to"),
+        (("materialize", "--select", 'key:"gold/nope"'), "matches no asset"),
+        (("assets", "show", "gold/nope"), "No asset"),
+        (("sql", "--target", "bronze", "SELECT 1"), "--target is silver or gold"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(cli, args: tuple[str, ...], message: str) -> None:
+    invoke, _ = cli
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
