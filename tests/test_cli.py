@@ -23,7 +23,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory, make_source):
     }
     runner = CliRunner()
 
-    def invoke(*args: str):  # noqa: ANN202
+    def invoke(*args: str):
         return runner.invoke(app, list(args), env=env, catch_exceptions=False)
 
     return invoke, state
