@@ -1,0 +1,1 @@
+"""Asset-graph snapshot to Airflow DAGs: no Dagster import at DAG parse time."""

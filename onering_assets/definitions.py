@@ -32,6 +32,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "lake": LakeResource(
             url=dg.EnvVar("ONERING_LAKE_URL"),
             s3_endpoint_url=dg.EnvVar("ONERING_S3_ENDPOINT_URL"),
+            clickhouse_s3_endpoint_url=dg.EnvVar("ONERING_CLICKHOUSE_S3_ENDPOINT_URL"),
             aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
         ),

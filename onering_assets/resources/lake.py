@@ -24,6 +24,8 @@ class LakeResource(dg.ConfigurableResource):
 
     url: str
     s3_endpoint_url: str | None = None
+    # Where ClickHouse reaches the same bucket (e.g. http://minio:9000 inside compose).
+    clickhouse_s3_endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
 
@@ -98,7 +100,8 @@ class LakeResource(dg.ConfigurableResource):
         if parsed.scheme == "file":
             path = f"{parsed.path.rstrip('/')}/{rel}"
             return "file({lake_path:String}, 'Parquet')", {"lake_path": path}
-        endpoint = (self.s3_endpoint_url or "https://s3.amazonaws.com").rstrip("/")
+        endpoint = self.clickhouse_s3_endpoint_url or self.s3_endpoint_url
+        endpoint = (endpoint or "https://s3.amazonaws.com").rstrip("/")
         url = f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/{rel}"
         return (
             "s3({lake_url:String}, {lake_key:String}, {lake_secret:String}, 'Parquet')",
