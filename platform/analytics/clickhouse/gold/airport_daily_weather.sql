@@ -13,9 +13,11 @@ WITH
         SELECT
             origin,
             observed_date AS day,
-            avg(precip) AS avg_precip,
-            avg(visib) AS avg_visib,
-            avg(wind_speed) AS avg_wind_speed
+            -- Float sums depend on the order threads add them in; rounding to 6 decimals
+            -- keeps a re-run byte-identical (the source has 5).
+            round(avg(precip), 6) AS avg_precip,
+            round(avg(visib), 6) AS avg_visib,
+            round(avg(wind_speed), 6) AS avg_wind_speed
         FROM silver.weather
         GROUP BY origin, day
     )
