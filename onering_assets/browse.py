@@ -13,8 +13,7 @@ from rich.table import Table
 from onering_assets.errors import ConfigError
 from onering_assets.query import ensure_read_only
 from onering_assets.resources import ClickHouseResource, PostgresResource
-
-LAYER_ORDER = {"bronze": 0, "silver": 1, "gold": 2}
+from onering_assets.settings import LAYER_ORDER
 
 
 def _sort_key(key: dg.AssetKey) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from onering_assets.errors import OneRingError
-from onering_assets.settings import Settings
+from onering_assets.settings import LAYER_ORDER, Settings
 
 app = typer.Typer(
     help="OneRing: a medallion data platform as code.",
@@ -59,8 +59,14 @@ def _print_summary(summary, title: str) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("asset")
     table.add_column("rows", justify="right")
-    for key, rows in sorted(summary.rows.items()):
-        table.add_row(key, f"{rows:,}" if isinstance(rows, int) else "-")
+    table.add_column("rejected", justify="right")
+    for key in sorted(summary.rows, key=lambda k: (LAYER_ORDER.get(k.split("/")[0], 9), k)):
+        rows, rejected = summary.rows[key], summary.rejected.get(key)
+        table.add_row(
+            key,
+            f"{rows:,}" if isinstance(rows, int) else "-",
+            f"{rejected:,}" if isinstance(rejected, int) else "",
+        )
     if summary.rows:
         out.print(table)
     failed = [c for c in summary.checks if not c[2]]

@@ -105,6 +105,7 @@ class RunSummary:
     seconds: float
     run_id: str
     rows: dict[str, Any] = field(default_factory=dict)
+    rejected: dict[str, Any] = field(default_factory=dict)
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -119,7 +120,10 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.materialization
             rows = mat.metadata.get("dagster/row_count")
+            rejected = mat.metadata.get("rejected_rows_total")
             summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
+            if rejected is not None:
+                summary.rejected[mat.asset_key.to_user_string()] = rejected.value
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.asset_check_evaluation_data
             summary.checks.append(

@@ -15,6 +15,8 @@ from typing import Literal
 from onering_assets.errors import ConfigError
 
 Profile = Literal["local", "compose"]
+LAYERS = ("bronze", "silver", "gold")
+LAYER_ORDER = {layer: i for i, layer in enumerate(LAYERS)}
 PROFILES: tuple[Profile, ...] = ("local", "compose")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
