@@ -1,0 +1,99 @@
+"""Gold as plain steps: compute in ClickHouse, stage in Postgres, publish in one transaction.
+
+The asset and the benchmark's raw baseline run these same functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from onering_assets.catalog import SqlTable, load_catalog
+from onering_assets.lineage.sql import replace_tables
+from onering_assets.partitions import month_bounds
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from clickhouse_connect.driver.client import Client
+
+
+def target(table: SqlTable) -> sql.Identifier:
+    return sql.Identifier("gold", table.name)
+
+
+def stage_name(table: SqlTable) -> sql.Identifier:
+    return sql.Identifier(f"{table.name}__stage")
+
+
+def compute_sql(table: SqlTable, partitions: list[str] | None) -> str:
+    """The declared SELECT, reading only the selected partitions of monthly Silver tables."""
+    replacements = {}
+    for _, name in table.upstream:
+        upstream = load_catalog().sql_table("silver", name)
+        source = f"silver.`{name}`"
+        if partitions and upstream.partitioned:
+            source = f"(SELECT * FROM {source} WHERE _partition IN {{partitions:Array(String)}})"
+        replacements[name] = source
+    return replace_tables(table.sql, "silver", replacements)
+
+
+def silver_flights_sql(partitions: list[str] | None) -> str:
+    """Silver flights for the reconciliation count, filtered like the mart's input."""
+    if partitions:
+        return "silver.flights WHERE _partition IN {partitions:Array(String)}"
+    return "silver.flights"
+
+
+def compute(client: Client, table: SqlTable, partitions: list[str] | None) -> pa.Table:
+    return client.query_arrow(
+        compute_sql(table, partitions),
+        parameters={"partitions": partitions or []},
+        settings=table.settings,
+    )
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def stage(conn: psycopg.Connection, table: SqlTable, rows: pa.Table) -> None:
+    """COPY the computed rows into a temporary table shaped like the mart.
+
+    The stage has no constraints, so the checks find duplicate keys instead of COPY failing.
+    """
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {s} (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+            s=stage_name(table), t=target(table)
+        )
+    )
+    declared = {c.name for c in table.columns}
+    columns = [c for c in rows.column_names if c in declared]
+    copy_sql = sql.SQL("COPY {s} ({c}) FROM STDIN").format(
+        s=stage_name(table), c=sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with conn.cursor().copy(copy_sql) as copy:
+        for row in rows.select(columns).to_pylist():
+            copy.write_row([_clean(row[c]) for c in columns])
+
+
+def window_filter(table: SqlTable, partitions: list[str] | None) -> tuple[sql.Composed, tuple]:
+    """`` WHERE <partition column> in the months`` for monthly marts, else nothing."""
+    if partitions and table.partition_column:
+        start, end = month_bounds(partitions)
+        column = sql.Identifier(table.partition_column)
+        return sql.SQL(" WHERE {c} >= %s AND {c} < %s").format(c=column), (start, end)
+    return sql.Composed([]), ()
+
+
+def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None) -> int:
+    """Replace the run's months (or the whole mart) with the staged rows; return the total."""
+    where, bounds = window_filter(table, partitions)
+    conn.execute(sql.SQL("DELETE FROM {t}").format(t=target(table)) + where, bounds)
+    conn.execute(
+        sql.SQL("INSERT INTO {t} SELECT * FROM {s}").format(t=target(table), s=stage_name(table))
+    )
+    total = conn.execute(sql.SQL("SELECT count(*) FROM {t}").format(t=target(table))).fetchone()
+    return int(total[0]) if total else 0
