@@ -234,92 +234,40 @@ def raw_bronze(
 def raw_silver(
     table: SqlTable, ch: ClickHouseResource, lake: LakeResource, timer: RawTimer
 ) -> None:
-    """What the Silver asset does: create, stage, audit (+GX), publish, drop, count."""
-    from onering_assets.checks import names as check_names
-    from onering_assets.checks.ge import run_suite
+    """What the Silver asset does, through the same steps: create, stage, audit, publish."""
     from onering_assets.checks.specs import silver_checks
-    from onering_assets.silver import plan
-    from onering_assets.silver.assets import bronze_sources
-    from onering_assets.silver.audit import Audited, audit
+    from onering_assets.silver.steps import SilverBuild
 
     decls = silver_checks(table)
-    names = plan.SilverNames(table.name)
     with timer.asset(f"silver/{table.name}") as timing:
-        client = ch.get_client()  # the first Silver asset opens chDB, as in the Dagster run
-        partitions = months() if table.partitioned else None
-        sources, params = bronze_sources(table, lake, partitions)
-        bronze_sql = sources[table.upstream[0][1]]
-        for statement in plan.create_statements(table):
-            client.command(statement)
+        # The first Silver asset opens chDB, as in the Dagster run.
+        build = SilverBuild(ch.get_client(), table, lake, months() if table.partitioned else None)
+        build.create()
         try:
-            for statement in plan.stage_statements(table, plan.source_sql(table, sources)):
-                client.command(statement, parameters=params)
+            build.stage()
             with timer.part(timing, "checks"):
-                audited = Audited(
-                    table, names.stage, names.rejects_stage, bronze_sql, params, partitions
-                )
-                outcomes = audit(client, audited)
-            if any(d.name == check_names.GE_SUITE for d in decls) and table.ge_suite:
-                with timer.part(timing, "gx"):
-                    frame = client.query_df(f"SELECT * FROM {names.stage}")
-                    outcomes.append(run_suite(table.ge_suite, frame))
-            _raise_on_blocking(f"silver/{table.name}", decls, outcomes)
-            for statement, settings in plan.publish_statements(table, partitions):
-                client.command(statement, settings=settings)
+                outcomes = build.checks(staged=True)
+            with timer.part(timing, "gx"):
+                suite = build.suite(staged=True)
+            _raise_on_blocking(f"silver/{table.name}", decls, [*outcomes, *filter(None, [suite])])
+            build.rows_by_partition()
+            build.publish()
         finally:
-            for statement in plan.drop_work_tables(table):
-                client.command(statement)
-        timing.rows = client.query(f"SELECT count() FROM {names.target}").result_rows[0][0]
-        client.query(f"SELECT count() FROM {names.rejects}")
+            build.drop()
+        timing.rows = build.totals()[0]
 
 
 # --------------------------------------------------------------------------- raw: gold
-
-
-def _gold_checks(
-    conn: psycopg.Connection,
-    table: SqlTable,
-    result: Any,
-    client: Client,
-    partitions: list[str] | None,
-) -> list[Outcome]:
-    """The Gold asset's audits on the staged rows, except the GX suite."""
-    from onering_assets.gold import audit, publish
-
-    stage = publish.stage_name(table)
-    outcomes = [
-        audit.column_schema(conn, table, list(result.column_names)),
-        audit.not_empty(result.num_rows),
-        audit.key_unique(conn, table, stage),
-    ]
-    if table.checks.get("reconcile_sum"):
-        silver = publish.silver_flights_sql(partitions)
-        params = {"partitions": partitions or []}
-        outcomes.append(audit.reconcile_sum(conn, table, stage, client, silver, params))
-    return outcomes
-
-
-def _gold_suite(conn: psycopg.Connection, table: SqlTable) -> Outcome:
-    """The Gold GX suite on the staged rows, read back the way the asset reads them."""
-    import pandas as pd
-    from psycopg import sql
-
-    from onering_assets.checks.ge import run_suite
-    from onering_assets.gold import publish
-
-    cur = conn.execute(sql.SQL("SELECT * FROM {s}").format(s=publish.stage_name(table)))
-    columns = [d.name for d in cur.description or []]
-    return run_suite(str(table.ge_suite), pd.DataFrame(cur.fetchall(), columns=columns))
 
 
 def raw_gold(
     table: SqlTable, ch: ClickHouseResource, pg: PostgresResource, timer: RawTimer
 ) -> None:
     """What the Gold asset does: compute in ClickHouse, stage + audit + publish in Postgres."""
-    from onering_assets.checks import names as check_names
     from onering_assets.checks.specs import gold_checks
     from onering_assets.gold import publish
     from onering_assets.gold.assets import migrate
+    from onering_assets.gold.audit import MartAudit
 
     decls = gold_checks(table)
     with timer.asset(f"gold/{table.name}") as timing:
@@ -329,12 +277,12 @@ def raw_gold(
         result = publish.compute(client, table, partitions)
         with pg.connect() as conn:
             publish.stage(conn, table, result)
+            mart = MartAudit.staged(conn, table, client, partitions, result)
             with timer.part(timing, "checks"):
-                outcomes = _gold_checks(conn, table, result, client, partitions)
-            if any(d.name == check_names.GE_SUITE for d in decls) and table.ge_suite:
-                with timer.part(timing, "gx"):
-                    outcomes.append(_gold_suite(conn, table))
-            _raise_on_blocking(f"gold/{table.name}", decls, outcomes)
+                outcomes = mart.checks()
+            with timer.part(timing, "gx"):
+                suite = mart.suite()
+            _raise_on_blocking(f"gold/{table.name}", decls, [*outcomes, *filter(None, [suite])])
             timing.rows = publish.publish(conn, table, partitions)
 
 

@@ -54,7 +54,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         dg.Definitions(
             resources=resources_for(settings),
             executor=executor,
-            loggers={"onering_progress": progress_logger},
+            loggers={"console": dg.colored_console_logger, "onering_progress": progress_logger},
         ),
     )
 

@@ -42,6 +42,24 @@ def table_spec(table: BronzeTable | SqlTable, deps: list[dg.AssetDep]) -> dg.Ass
     )
 
 
+def materialize_result(
+    rows_by_partition: dict[str, int], partitioned: bool, **metadata: Any
+) -> dg.MaterializeResult:
+    """Row counts that are true for every partition the result is recorded against.
+
+    A ranged run records one materialization per month with the same metadata, so
+    ``dagster/row_count`` is set only when the run wrote one month (or a whole table);
+    ``rows`` is what the run wrote and ``rows_by_partition`` the split.
+    """
+    rows = sum(rows_by_partition.values())
+    meta: dict[str, Any] = {"rows": rows, **metadata}
+    if partitioned:
+        meta["rows_by_partition"] = dict(sorted(rows_by_partition.items()))
+    if not partitioned or len(rows_by_partition) == 1:
+        meta["dagster/row_count"] = rows
+    return dg.MaterializeResult(metadata=meta)
+
+
 def build_table_asset(
     spec: dg.AssetSpec,
     decls: list[CheckDecl],

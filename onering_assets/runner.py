@@ -119,7 +119,7 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.materialization
-            rows = mat.metadata.get("dagster/row_count")
+            rows = mat.metadata.get("rows") or mat.metadata.get("dagster/row_count")
             rejected = mat.metadata.get("rejected_rows_total")
             summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
             if rejected is not None:
@@ -167,7 +167,8 @@ def execute(
         and any(defs.resolve_asset_graph().get(k).partitions_def is not None for k in asset_keys)
     ):
         run_tags.update({RANGE_START: first, RANGE_END: last})
-    run_config = {"loggers": {"onering_progress": {}}} if progress else {}
+    quiet = {"console": {"config": {"log_level": "ERROR"}}}
+    run_config = {"loggers": {"onering_progress": {}} if progress else quiet}
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance, tags=run_tags, run_config=run_config, raise_on_error=False

@@ -110,5 +110,5 @@ def silver_query(settings: Settings, sql: str) -> list[tuple]:
 def gold_rows(settings: Settings, table: str) -> list[tuple]:
     pg = PostgresResource(embedded_dir=str(settings.postgres_dir))
     with pg.connect() as conn:
-        query = sql.SQL("SELECT * FROM {} ORDER BY 1, 2").format(sql.Identifier("gold", table))
+        query = sql.SQL("SELECT * FROM {} ORDER BY 1, 2, 3").format(sql.Identifier("gold", table))
         return conn.execute(query).fetchall()

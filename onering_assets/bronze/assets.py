@@ -13,7 +13,7 @@ from onering_assets.checks import names
 from onering_assets.checks.ge import run_suite
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import bronze_checks
-from onering_assets.factory import build_table_asset, table_spec
+from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources import LakeResource, SourceResource
 
@@ -78,16 +78,12 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
         for key, part in landed.by_partition.items():
             written[key or table.name] = lake.write("bronze", table.name, key or None, part)
             context.log.info(f"bronze.{table.name} {key or ''}: {part.num_rows} rows")
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": landed.rows,
-                "rows_by_partition": {
-                    k or table.name: t.num_rows for k, t in landed.by_partition.items()
-                },
-                "uri": lake.uri("bronze", table.name),
-                "source": label,
-                "batch_id": context.run_id,
-            }
+        yield materialize_result(
+            {k: t.num_rows for k, t in landed.by_partition.items()},
+            table.partitioned,
+            uri=lake.uri("bronze", table.name),
+            source=label,
+            batch_id=context.run_id,
         )
 
     return build_table_asset(table_spec(table, []), decls, {"lake", "source"}, body)

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
-import psycopg
-from psycopg import sql
 
 from onering_assets.catalog import SqlTable
-from onering_assets.checks.ge import run_suite
-from onering_assets.checks.names import GE_SUITE
-from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import gold_checks
-from onering_assets.factory import build_table_asset, table_spec
-from onering_assets.gold import audit, publish
+from onering_assets.factory import build_table_asset, materialize_result, table_spec
+from onering_assets.gold import publish
+from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, PostgresResource
@@ -42,41 +37,9 @@ def migrate(pg: PostgresResource) -> list[str]:
     return applied
 
 
-def _audit(
-    conn: psycopg.Connection,
-    table: SqlTable,
-    relation: sql.Composable,
-    computed: list[str],
-    rows: int,
-    frame_sql: sql.Composed,
-    client: Any,
-    partitions: list[str] | None,
-) -> list[Outcome]:
-    outcomes = [
-        audit.column_schema(conn, table, computed),
-        audit.not_empty(rows),
-        audit.key_unique(conn, table, relation),
-    ]
-    if table.checks.get("reconcile_sum"):
-        silver = publish.silver_flights_sql(partitions)
-        outcomes.append(
-            audit.reconcile_sum(
-                conn, table, relation, client, silver, {"partitions": partitions or []}
-            )
-        )
-    if any(d.name == GE_SUITE for d in gold_checks(table)) and table.ge_suite:
-        import pandas as pd
-
-        cur = conn.execute(frame_sql)
-        columns = [d.name for d in cur.description or []]
-        outcomes.append(run_suite(table.ge_suite, pd.DataFrame(cur.fetchall(), columns=columns)))
-    return outcomes
-
-
 def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     """One Gold mart: compute in ClickHouse, then stage, audit, publish in one transaction."""
     decls = gold_checks(table)
-    target = publish.target(table)
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
@@ -85,24 +48,9 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         client = ch.get_client()
         migrate(pg)
         partitions = selected_partitions(context) if table.partitioned else None
-        where, bounds = publish.window_filter(table, partitions)
         if not materialize:
             with pg.connect() as conn:
-                rows = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {t}").format(t=target) + where, bounds
-                ).fetchone()
-                computed = [c.name for c in table.columns]
-                select = sql.SQL("SELECT * FROM {t}").format(t=target) + where
-                yield _audit(
-                    conn,
-                    table,
-                    sql.SQL("({s}) AS published").format(s=select) if bounds else target,
-                    computed,
-                    rows[0] if rows else 0,
-                    select,
-                    client,
-                    partitions,
-                )
+                yield MartAudit.published(conn, table, client, partitions).all()
             return
         started = time.perf_counter()
         result = publish.compute(client, table, partitions)
@@ -112,24 +60,13 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         )
         with pg.connect() as conn:
             publish.stage(conn, table, result)
-            yield _audit(
-                conn,
-                table,
-                publish.stage_name(table),
-                list(result.column_names),
-                result.num_rows,
-                sql.SQL("SELECT * FROM {s}").format(s=publish.stage_name(table)),
-                client,
-                partitions,
-            )
+            yield MartAudit.staged(conn, table, client, partitions, result).all()
             total = publish.publish(conn, table, partitions)
-        yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": total,
-                "rows_published": result.num_rows,
-                "partitions": ", ".join(partitions) if partitions else "all",
-                "seconds": round(time.perf_counter() - started, 3),
-            }
+        yield materialize_result(
+            publish.rows_by_month(table, result),
+            table.partitioned,
+            table_rows=total,
+            seconds=round(time.perf_counter() - started, 3),
         )
 
     return build_table_asset(table_spec(table, deps), decls, {"clickhouse", "postgres"}, body)

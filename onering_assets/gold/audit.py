@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -9,9 +10,14 @@ from psycopg import sql
 
 from onering_assets.catalog import SqlTable
 from onering_assets.checks import names as checks
+from onering_assets.checks.ge import run_suite
+from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, schema_outcome
+from onering_assets.checks.specs import gold_checks
+from onering_assets.gold import publish
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from clickhouse_connect.driver.client import Client
 
 
@@ -85,3 +91,104 @@ def reconcile_sum(
         failing=abs(got - expected),
         metadata={"gold_sum": got, "silver_rows": expected},
     )
+
+
+@dataclass
+class MartAudit:
+    """Every Gold check on one relation: the staged rows, or the published months."""
+
+    conn: psycopg.Connection
+    table: SqlTable
+    client: Client
+    partitions: list[str] | None
+    relation: sql.Composable
+    select: sql.Composed
+    rows: int
+    computed: list[str]
+
+    @classmethod
+    def staged(
+        cls,
+        conn: psycopg.Connection,
+        table: SqlTable,
+        client: Client,
+        partitions: list[str] | None,
+        result: pa.Table,
+    ) -> MartAudit:
+        stage = publish.stage_name(table)
+        select = sql.SQL("SELECT * FROM {s}").format(s=stage)
+        return cls(
+            conn,
+            table,
+            client,
+            partitions,
+            stage,
+            select,
+            result.num_rows,
+            list(result.column_names),
+        )
+
+    @classmethod
+    def published(
+        cls,
+        conn: psycopg.Connection,
+        table: SqlTable,
+        client: Client,
+        partitions: list[str] | None,
+    ) -> MartAudit:
+        """Audit the published months, copied to a temporary table for the duration."""
+        where, bounds = publish.window_filter(table, partitions)
+        copy = sql.Identifier(f"{table.name}__published")
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {c} ON COMMIT DROP AS SELECT * FROM {t}").format(
+                c=copy, t=publish.target(table)
+            )
+            + where,
+            bounds,
+        )
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {c}").format(c=copy)).fetchone()
+        select = sql.SQL("SELECT * FROM {c}").format(c=copy)
+        return cls(
+            conn,
+            table,
+            client,
+            partitions,
+            copy,
+            select,
+            found[0] if found else 0,
+            [c.name for c in table.columns],
+        )
+
+    def checks(self) -> list[Outcome]:
+        """The SQL checks (everything but the GX suite)."""
+        outcomes = [
+            column_schema(self.conn, self.table, self.computed),
+            not_empty(self.rows),
+            key_unique(self.conn, self.table, self.relation),
+        ]
+        if self.table.checks.get("reconcile_sum"):
+            outcomes.append(
+                reconcile_sum(
+                    self.conn,
+                    self.table,
+                    self.relation,
+                    self.client,
+                    publish.silver_flights_sql(self.partitions),
+                    {"partitions": self.partitions or []},
+                )
+            )
+        return outcomes
+
+    def suite(self) -> Outcome | None:
+        """The mart's Great Expectations suite, if it has one."""
+        if not self.table.ge_suite or not any(d.name == GE_SUITE for d in gold_checks(self.table)):
+            return None
+        import pandas as pd
+
+        cur = self.conn.execute(self.select)
+        columns = [d.name for d in cur.description or []]
+        return run_suite(self.table.ge_suite, pd.DataFrame(cur.fetchall(), columns=columns))
+
+    def all(self) -> list[Outcome]:
+        suite = self.suite()
+        return [*self.checks(), *([suite] if suite else [])]

@@ -6,6 +6,7 @@ The asset and the benchmark's raw baseline run these same functions.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -53,6 +54,14 @@ def compute(client: Client, table: SqlTable, partitions: list[str] | None) -> pa
         parameters={"partitions": partitions or []},
         settings=table.settings,
     )
+
+
+def rows_by_month(table: SqlTable, rows: pa.Table) -> dict[str, int]:
+    """Computed rows per ``YYYY-MM`` of the partition column (``""`` for a whole mart)."""
+    if not table.partition_column:
+        return {"": rows.num_rows}
+    months = Counter(d.strftime("%Y-%m") for d in rows[table.partition_column].to_pylist())
+    return dict(months)
 
 
 def _clean(value: Any) -> Any:

@@ -23,11 +23,19 @@ class Audited:
     """The table and rejects table to audit, the Bronze source, and the partitions."""
 
     table: SqlTable
-    rows_table: str
-    rejects_table: str
+    rows_name: str
+    rejects_name: str
     bronze_sql: str
     bronze_params: dict[str, Any]
     partitions: list[str] | None
+
+    @property
+    def rows_table(self) -> str:
+        return f"{DATABASE}.{quote(self.rows_name)}"
+
+    @property
+    def rejects_table(self) -> str:
+        return f"{DATABASE}.{quote(self.rejects_name)}"
 
 
 def _rows(client: Client, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
@@ -43,15 +51,19 @@ def _counts(client: Client, source: str, params: dict[str, Any] | None = None) -
     }
 
 
-def column_schema(client: Client, table: SqlTable) -> Outcome:
+def column_schema(client: Client, audited: Audited) -> Outcome:
+    """The audited table (staging or published) against the declared columns and types."""
     actual = _rows(
         client,
         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}"
         " ORDER BY position",
-        {"db": DATABASE, "t": table.name},
+        {"db": DATABASE, "t": audited.rows_name},
     )
     return schema_outcome(
-        checks.COLUMN_SCHEMA, table_columns(table), actual, f"{DATABASE}.{table.name}"
+        checks.COLUMN_SCHEMA,
+        table_columns(audited.table),
+        actual,
+        f"{DATABASE}.{audited.table.name}",
     )
 
 
@@ -208,7 +220,7 @@ def audit(client: Client, audited: Audited) -> list[Outcome]:
     rejects = _counts(client, audited.rejects_table)
     bronze = _counts(client, audited.bronze_sql, audited.bronze_params)
     outcomes = [
-        column_schema(client, audited.table),
+        column_schema(client, audited),
         not_empty(rows, audited),
         key_not_null(client, audited),
         key_unique(client, audited),

@@ -36,20 +36,32 @@ class SilverNames:
     table: str
 
     @property
+    def stage_name(self) -> str:
+        return f"{self.table}__stage"
+
+    @property
+    def rejects_name(self) -> str:
+        return f"{self.table}_rejects"
+
+    @property
+    def rejects_stage_name(self) -> str:
+        return f"{self.table}_rejects__stage"
+
+    @property
     def target(self) -> str:
         return f"{DATABASE}.{quote(self.table)}"
 
     @property
     def rejects(self) -> str:
-        return f"{DATABASE}.{quote(self.table + '_rejects')}"
+        return f"{DATABASE}.{quote(self.rejects_name)}"
 
     @property
     def stage(self) -> str:
-        return f"{DATABASE}.{quote(self.table + '__stage')}"
+        return f"{DATABASE}.{quote(self.stage_name)}"
 
     @property
     def rejects_stage(self) -> str:
-        return f"{DATABASE}.{quote(self.table + '_rejects__stage')}"
+        return f"{DATABASE}.{quote(self.rejects_stage_name)}"
 
     @property
     def candidates(self) -> str:
@@ -91,26 +103,38 @@ def source_sql(table: SqlTable, sources: dict[str, str]) -> str:
     return replace_tables(table.sql, "bronze", sources)
 
 
-def stage_statements(table: SqlTable, select_sql: str) -> list[str]:
-    """Compute candidates once, then split them into staging and rejects staging."""
+def stage_statements(table: SqlTable, selects: list[str]) -> list[str]:
+    """Fresh staging tables, then each SELECT (one per month) computed and split in turn.
+
+    Candidates are computed once per SELECT into a Memory table, de-duplicated on the key
+    (the latest ingestion wins), and split into staging and rejects staging. The key holds
+    the date, so duplicates never cross months: staging month by month gives the same rows
+    with a twelfth of the memory.
+    """
     names = SilverNames(table.name)
     key = ", ".join(quote(k) for k in table.key)
     cols = ", ".join(quote(n) for n, _ in table_columns(table))
     reject_cols = ", ".join(quote(n) for n, _ in REJECT_COLUMNS[:-1])
-    return [
+    statements = [
         *drop_work_tables(table),
         f"CREATE TABLE {names.stage} AS {names.target}",
         f"CREATE TABLE {names.rejects_stage} AS {names.rejects}",
-        f"CREATE TABLE {names.candidates} ENGINE = Memory AS "
-        f"SELECT * EXCEPT (_rn), if(_reject_reason != '', _reject_reason, "
-        f"if(_rn > 1, 'duplicate key', '')) AS _final_reason FROM ("
-        f"SELECT *, row_number() OVER (PARTITION BY _reject_reason = '', {key} "
-        f"ORDER BY _ingested_at DESC, _raw) AS _rn FROM (\n{select_sql}\n))",
-        f"INSERT INTO {names.stage} ({cols}) SELECT {cols} FROM {names.candidates} "
-        f"WHERE _final_reason = ''",
-        f"INSERT INTO {names.rejects_stage} ({reject_cols}, `_reject_reason`) "
-        f"SELECT {reject_cols}, _final_reason FROM {names.candidates} WHERE _final_reason != ''",
     ]
+    for select_sql in selects:
+        statements += [
+            f"DROP TABLE IF EXISTS {names.candidates}",
+            f"CREATE TABLE {names.candidates} ENGINE = Memory AS "
+            f"SELECT * EXCEPT (_rn), if(_reject_reason != '', _reject_reason, "
+            f"if(_rn > 1, 'duplicate key', '')) AS _final_reason FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY _reject_reason = '', {key} "
+            f"ORDER BY _ingested_at DESC, _raw) AS _rn FROM (\n{select_sql}\n))",
+            f"INSERT INTO {names.stage} ({cols}) SELECT {cols} FROM {names.candidates} "
+            f"WHERE _final_reason = ''",
+            f"INSERT INTO {names.rejects_stage} ({reject_cols}, `_reject_reason`) "
+            f"SELECT {reject_cols}, _final_reason FROM {names.candidates} "
+            f"WHERE _final_reason != ''",
+        ]
+    return [*statements, f"DROP TABLE IF EXISTS {names.candidates}"]
 
 
 def publish_statements(table: SqlTable, partitions: list[str] | None) -> list[tuple[str, dict]]:

@@ -40,8 +40,10 @@ def test_whole_tables_publish_by_exchange() -> None:
 
 def test_candidates_dedupe_on_the_declared_key() -> None:
     flights = load_catalog().sql_table("silver", "flights")
-    statements = plan.stage_statements(flights, "SELECT 1")
-    candidates = next(s for s in statements if "__candidates` ENGINE = Memory" in s)
+    statements = plan.stage_statements(flights, ["SELECT 1", "SELECT 2"])
+    candidates = [s for s in statements if "__candidates` ENGINE = Memory" in s]
+    assert len(candidates) == 2 and "SELECT 2" in candidates[1]
+    candidates = candidates[0]
     assert (
         "PARTITION BY _reject_reason = '', `flight_date`, `carrier`, `flight`, `origin`"
         in candidates
