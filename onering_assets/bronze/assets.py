@@ -12,7 +12,7 @@ from onering_assets.catalog import BronzeTable
 from onering_assets.checks import names
 from onering_assets.checks.ge import run_suite
 from onering_assets.checks.outcome import Outcome
-from onering_assets.checks.specs import bronze_checks
+from onering_assets.checks.specs import blocking_failures, bronze_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources import LakeResource, SourceResource
@@ -67,16 +67,15 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             context.log.warning(
                 f"quarantined {landed.unassigned.num_rows} unassignable rows: {path}"
             )
-        if any(not o.passed for o in results if o.name != names.UNASSIGNED_ROWS):
+        if blocking_failures(decls, results):
             for key, part in landed.by_partition.items():
                 lake.quarantine("bronze", table.name, context.run_id, key or "all", part)
             context.log.error(
                 f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}"
             )
         yield results
-        written = {}
         for key, part in landed.by_partition.items():
-            written[key or table.name] = lake.write("bronze", table.name, key or None, part)
+            lake.write("bronze", table.name, key or None, part)
             context.log.info(f"bronze.{table.name} {key or ''}: {part.num_rows} rows")
         yield materialize_result(
             {k: t.num_rows for k, t in landed.by_partition.items()},

@@ -11,7 +11,7 @@ import pyarrow.compute as _compute
 
 from onering_assets.catalog import BronzeTable
 from onering_assets.checks import names
-from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
+from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, not_empty
 from onering_assets.partitions import MONTHLY
 
 # pyarrow generates its compute functions at import time, so type checkers cannot see them.
@@ -83,22 +83,8 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
         if missing
         else Outcome(names.REQUIRED_COLUMNS, True, f"all {len(declared)} columns present"),
     ]
-    empty = sorted(p or table.name for p, t in landed.by_partition.items() if t.num_rows == 0)
-    counts = {p or table.name: t.num_rows for p, t in landed.by_partition.items()}
-    results.append(
-        Outcome(
-            names.NOT_EMPTY,
-            False,
-            f"no rows for {', '.join(empty)}",
-            failing=len(empty),
-            sample=empty[:SAMPLE_ROWS],
-            metadata={"rows_by_partition": counts},
-        )
-        if empty
-        else Outcome(
-            names.NOT_EMPTY, True, f"{landed.rows} rows", metadata={"rows_by_partition": counts}
-        )
-    )
+    counts = {p: t.num_rows for p, t in landed.by_partition.items()}
+    results.append(not_empty(counts, landed.by_partition, table.name))
     if table.partitioned:
         bad = landed.unassigned
         sample = (

@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from onering_assets.checks.names import NOT_EMPTY
+
 SAMPLE_ROWS = 5
 
 
@@ -77,3 +79,19 @@ def not_published(names: Iterable[str], what: str) -> list[Outcome]:
     """Every check fails with the same clear reason when there is nothing to audit yet."""
     reason = f"{what} has not been materialized yet; run `onering materialize` first."
     return [Outcome(name, False, reason, failing=1) for name in names]
+
+
+def not_empty(counts: dict[str, int], wanted: Iterable[str], table: str) -> Outcome:
+    """Every wanted partition (``""`` for a whole table) has rows; counts go in metadata."""
+    empty = [p or table for p in wanted if counts.get(p, 0) == 0]
+    meta = {"rows_by_partition": {p or table: n for p, n in sorted(counts.items())}}
+    if empty:
+        return Outcome(
+            NOT_EMPTY,
+            False,
+            f"no rows for {', '.join(empty)}",
+            failing=len(empty),
+            sample=empty[:SAMPLE_ROWS],
+            metadata=meta,
+        )
+    return Outcome(NOT_EMPTY, True, f"{sum(counts.values())} rows", metadata=meta)

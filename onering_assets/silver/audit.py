@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from onering_assets.catalog import SqlTable
 from onering_assets.checks import names as checks
-from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, schema_outcome
+from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, not_empty, schema_outcome
 from onering_assets.silver.plan import DATABASE, quote, table_columns
 
 if TYPE_CHECKING:
@@ -65,22 +65,6 @@ def column_schema(client: Client, audited: Audited) -> Outcome:
         actual,
         f"{DATABASE}.{audited.table.name}",
     )
-
-
-def not_empty(counts: dict[str, int], audited: Audited) -> Outcome:
-    wanted = audited.partitions or sorted(counts) or [""]
-    empty = [p or audited.table.name for p in wanted if counts.get(p, 0) == 0]
-    meta = {"rows_by_partition": {p or audited.table.name: n for p, n in sorted(counts.items())}}
-    if empty:
-        return Outcome(
-            checks.NOT_EMPTY,
-            False,
-            f"no rows for {', '.join(empty)}",
-            failing=len(empty),
-            sample=empty[:SAMPLE_ROWS],
-            metadata=meta,
-        )
-    return Outcome(checks.NOT_EMPTY, True, f"{sum(counts.values())} rows", metadata=meta)
 
 
 def key_not_null(client: Client, audited: Audited) -> Outcome:
@@ -221,7 +205,7 @@ def audit(client: Client, audited: Audited) -> list[Outcome]:
     bronze = _counts(client, audited.bronze_sql, audited.bronze_params)
     outcomes = [
         column_schema(client, audited),
-        not_empty(rows, audited),
+        not_empty(rows, audited.partitions or sorted(rows) or [""], audited.table.name),
         key_not_null(client, audited),
         key_unique(client, audited),
         *reconcile(bronze, rows, rejects, audited),
