@@ -41,7 +41,9 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     }
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+def build_definitions(
+    settings: Settings | None = None, resources: dict[str, dg.ConfigurableResource] | None = None
+) -> dg.Definitions:
     """All layers, the profile's resources, and an executor that respects chDB's one owner."""
     settings = settings or Settings.from_env()
     # chDB opens its data directory in one process at a time, so local runs execute their
@@ -52,7 +54,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         silver.defs(),
         gold.defs(),
         dg.Definitions(
-            resources=resources_for(settings),
+            resources={**resources_for(settings), **(resources or {})},
             executor=executor,
             loggers={"console": dg.colored_console_logger, "onering_progress": progress_logger},
         ),
