@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -80,6 +81,19 @@ def _print_summary(summary, title: str) -> None:
         out.print(f"  [red]step failed[/red] {failure.splitlines()[0]}", highlight=False)
 
 
+Tags = Annotated[list[str] | None, typer.Option("--tag", help="Run tag KEY=VALUE (repeatable).")]
+
+
+def _tags(values: list[str] | None) -> dict[str, str]:
+    tags = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise OneRingError(f"--tag {value!r}: use KEY=VALUE.")
+        tags[key] = val
+    return tags
+
+
 @app.command()
 def materialize(
     select: Select = None,
@@ -87,11 +101,20 @@ def materialize(
     start: From = None,
     end: To = None,
     upstream: Annotated[
-        bool, typer.Option(help="Also run upstream assets never materialized for these partitions.")
+        bool, typer.Option(help="Also run upstream assets never materialized for these months.")
     ] = True,
+    checks: Annotated[bool, typer.Option(help="Run the assets' checks with them.")] = True,
+    tag: Tags = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Materialize assets (all by default) over one month, a range, or every month."""
-    from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
+    from onering_assets.runner import (
+        blocking_by_check,
+        execute,
+        missing_upstream,
+        partition_range,
+        resolve_selection,
+    )
 
     try:
         first, last = partition_range(partition, start, end)
@@ -102,10 +125,22 @@ def materialize(
             names = ", ".join(sorted(k.to_user_string() for k in extra))
             err.print(f"also materializing upstream never built for {first}..{last}: {names}")
         err.print(f"materializing {len(keys | extra)} assets for {first}..{last}")
-        summary = execute(defs, instance, assets=keys | extra, first=first, last=last)
+        summary = execute(
+            defs,
+            instance,
+            assets=keys | extra,
+            checks=None if checks else set(),
+            first=first,
+            last=last,
+            tags=_tags(tag),
+            progress=not as_json,
+        )
     except OneRingError as e:
         raise fail(str(e)) from None
-    _print_summary(summary, "materialized")
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
+    else:
+        _print_summary(summary, "materialized")
     if not summary.success:
         raise typer.Exit(1)
 
@@ -251,5 +286,47 @@ def demo() -> None:
         raise typer.Exit(1)
 
 
+airflow_app = typer.Typer(help="Export the asset graph as Airflow DAGs.", no_args_is_help=True)
+app.add_typer(airflow_app, name="airflow")
+
+
+@airflow_app.command("export")
+def airflow_export(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Fail if the committed DAG files are stale.")
+    ] = False,
+) -> None:
+    """Write the manifest and DAG files into platform/orchestration/airflow/dags/."""
+    from airflow_bridge.config import load_config
+    from airflow_bridge.errors import BridgeError
+    from airflow_bridge.export import render, snapshot, stale_files, write
+    from onering_assets.definitions import build_definitions
+    from onering_assets.settings import PLATFORM_DIR
+
+    folder = PLATFORM_DIR / "orchestration" / "airflow"
+    try:
+        config = load_config(folder / "bridge.yml")
+        files = render(snapshot(build_definitions(Settings.from_env()), config), config)
+    except (BridgeError, OneRingError) as e:
+        raise fail(str(e)) from None
+    dags = folder / "dags"
+    if check_only:
+        stale = stale_files(dags, files)
+        if stale:
+            raise fail(f"stale DAG files: {', '.join(stale)}; run `onering airflow export`.")
+        out.print(f"{len(files)} files in {dags} are up to date")
+        return
+    changed = write(dags, files)
+    out.print(
+        f"wrote {len(changed)} of {len(files)} files in {dags}"
+        if changed
+        else f"{len(files)} files in {dags} already up to date"
+    )
+
+
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -108,10 +108,33 @@ class RunSummary:
     rejected: dict[str, Any] = field(default_factory=dict)
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    blocking: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     @property
     def checks_passed(self) -> int:
         return sum(1 for c in self.checks if c[2])
+
+    def to_dict(self, blocking: dict[tuple[str, str], bool] | None = None) -> dict[str, Any]:
+        """JSON-safe summary (what `onering materialize --json` prints and Airflow keeps)."""
+        blocking = blocking or self.blocking
+        return {
+            "success": self.success,
+            "run_id": self.run_id,
+            "seconds": round(self.seconds, 3),
+            "rows": self.rows,
+            "rejected": self.rejected,
+            "checks": [
+                {
+                    "asset": a,
+                    "check": c,
+                    "passed": p,
+                    "description": d,
+                    "blocking": blocking.get((a, c), True),
+                }
+                for a, c, p, d in self.checks
+            ],
+            "failures": self.failures,
+        }
 
 
 def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
@@ -183,3 +206,37 @@ def check_keys(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetChec
 
 def state_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def blocking_by_check(defs: dg.Definitions) -> dict[tuple[str, str], bool]:
+    graph = defs.resolve_asset_graph()
+    return {
+        (ck.asset_key.to_user_string(), ck.name): graph.get_check_spec(ck).blocking
+        for ck in graph.asset_check_keys
+    }
+
+
+def run_keys(
+    keys: list[str], first: str | None, last: str | None, *, tags: dict[str, str], checks: bool
+) -> RunSummary:
+    """Materialize assets named ``layer/table`` (the Airflow bridge's in-process mode)."""
+    settings = Settings.from_env()
+    from onering_assets.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    asset_keys = {dg.AssetKey(k.split("/")) for k in keys}
+    unknown = asset_keys - set(defs.resolve_asset_graph().materializable_asset_keys)
+    if unknown:
+        raise ConfigError(f"Unknown assets {sorted(k.to_user_string() for k in unknown)}.")
+    summary = execute(
+        defs,
+        instance_for(settings),
+        assets=asset_keys,
+        checks=None if checks else set(),
+        first=first,
+        last=last,
+        tags=tags,
+        progress=False,
+    )
+    summary.blocking = blocking_by_check(defs)
+    return summary

@@ -1,0 +1,66 @@
+"""Typed, validated render config: how the asset graph becomes DAGs and tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from airflow_bridge.errors import BridgeError
+
+GROUPINGS = ("group", "one")
+CHECK_MODES = ("with_asset", "none")
+MODES = ("in_process", "subprocess")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """What `onering airflow export` renders.
+
+    Attributes:
+        dag_prefix: DAG ids are ``<prefix>_<group>`` (or ``<prefix>`` with grouping ``one``).
+        grouping: one DAG per asset group (``group``) or one DAG for everything (``one``).
+        checks: run asset checks with their asset (``with_asset``) or not at all (``none``).
+        schedules: per DAG id, a cron string, ``@monthly``-style preset, ``assets`` (run
+            when the upstream DAGs' Airflow Assets update) or ``none``.
+        mode: how a task runs Dagster: ``in_process`` or ``subprocess``.
+        python: the interpreter whose ``onering`` runs the subprocess mode.
+        retries, retry_delay_s, owner: task default_args.
+    """
+
+    dag_prefix: str = "onering"
+    grouping: str = "group"
+    checks: str = "with_asset"
+    schedules: dict[str, str] = field(default_factory=dict)
+    mode: str = "in_process"
+    python: str = "python"
+    retries: int = 1
+    retry_delay_s: int = 60
+    owner: str = "data-platform"
+
+    def validate(self) -> RenderConfig:
+        if self.grouping not in GROUPINGS:
+            raise BridgeError(f"grouping {self.grouping!r}: use one of {', '.join(GROUPINGS)}.")
+        if self.checks not in CHECK_MODES:
+            raise BridgeError(f"checks {self.checks!r}: use one of {', '.join(CHECK_MODES)}.")
+        if self.mode not in MODES:
+            raise BridgeError(f"mode {self.mode!r}: use one of {', '.join(MODES)}.")
+        if not self.dag_prefix.replace("_", "").isalnum():
+            raise BridgeError(f"dag_prefix {self.dag_prefix!r}: letters, digits and _ only.")
+        if self.retries < 0 or self.retry_delay_s < 0:
+            raise BridgeError("retries and retry_delay_s must be >= 0.")
+        return self
+
+
+def load_config(path: Path) -> RenderConfig:
+    """Read ``bridge.yml``; unknown keys are an error, not ignored."""
+    raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+    known = set(RenderConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise BridgeError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+        )
+    return RenderConfig(**raw).validate()

@@ -1,0 +1,90 @@
+"""Pure graph builder: manifest + render config -> DAG plans (no Airflow, no Dagster)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_bridge.config import RenderConfig
+from airflow_bridge.errors import BridgeError
+from airflow_bridge.manifest import AssetNode, CheckNode, Manifest
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    task_id: str
+    asset_keys: tuple[str, ...]
+    upstream: tuple[str, ...]
+    outlets: tuple[str, ...]
+    checks: tuple[CheckNode, ...]
+    partitions: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class DagPlan:
+    dag_id: str
+    schedule: str | None
+    schedule_assets: tuple[str, ...]
+    tasks: tuple[TaskPlan, ...]
+    description: str
+
+
+def task_id(key: str) -> str:
+    return key.replace("/", "__")
+
+
+def _dag_of(asset: AssetNode, config: RenderConfig) -> str:
+    return config.dag_prefix if config.grouping == "one" else f"{config.dag_prefix}_{asset.group}"
+
+
+def _topological(assets: list[AssetNode]) -> list[AssetNode]:
+    """Assets ordered so every dependency comes first (stable: by key within a level)."""
+    remaining = {a.key: a for a in assets}
+    ordered: list[AssetNode] = []
+    while remaining:
+        ready = sorted(k for k, a in remaining.items() if not set(a.deps) & set(remaining))
+        if not ready:
+            raise BridgeError(f"the asset graph has a cycle among {', '.join(sorted(remaining))}.")
+        ordered += [remaining.pop(k) for k in ready]
+    return ordered
+
+
+def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
+    """One plan per DAG; cross-DAG dependencies become asset-aware schedules."""
+    by_key = manifest.by_key()
+    members: dict[str, list[AssetNode]] = {}
+    for asset in _topological(list(manifest.assets)):
+        members.setdefault(_dag_of(asset, config), []).append(asset)
+    plans = []
+    for dag_id, assets in members.items():
+        keys = {a.key for a in assets}
+        tasks = tuple(
+            TaskPlan(
+                task_id=task_id(a.key),
+                asset_keys=(a.key,),
+                upstream=tuple(task_id(d) for d in sorted(a.deps) if d in keys),
+                outlets=(a.uri,),
+                checks=a.checks if config.checks == "with_asset" else (),
+                partitions=a.partitions,
+            )
+            for a in assets
+        )
+        external = sorted({d for a in assets for d in a.deps if d not in keys})
+        default = "assets" if external else None
+        schedule = config.schedules.get(dag_id, default)
+        if schedule == "none":
+            schedule = None
+        if schedule == "assets" and not external:
+            raise BridgeError(f"{dag_id}: schedule 'assets' needs upstream assets in other DAGs.")
+        plans.append(
+            DagPlan(
+                dag_id=dag_id,
+                schedule=schedule,
+                schedule_assets=tuple(by_key[d].uri for d in external),
+                tasks=tasks,
+                description=f"OneRing assets: {', '.join(sorted(keys))}",
+            )
+        )
+    unknown = sorted(set(config.schedules) - {p.dag_id for p in plans})
+    if unknown:
+        raise BridgeError(f"schedules name unknown DAG(s) {', '.join(unknown)}.")
+    return plans

@@ -1,0 +1,150 @@
+"""The task: materialize its assets (and their checks) through Dagster, in one of two modes.
+
+Nothing here imports Dagster at DAG parse time: ``in_process`` imports OneRing's runner when
+the task executes, ``subprocess`` runs the ``onering`` CLI of a configured interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_bridge.errors import BridgeError
+from airflow_bridge.partitions import partition_range
+
+
+def failure_message(summary: dict[str, Any]) -> str:
+    """Each failed blocking check and failed step, one per line."""
+    lines = [f"Dagster run {summary.get('run_id')} failed:"]
+    lines += [
+        f"- check {c['asset']}:{c['check']} failed: {c['description']}"
+        for c in summary.get("checks", [])
+        if not c["passed"] and c.get("blocking", True)
+    ]
+    lines += [f"- step {f}" for f in summary.get("failures", [])]
+    return "\n".join(lines)
+
+
+def run_in_process(
+    keys: Sequence[str], first: str | None, last: str | None, tags: dict[str, str], checks: bool
+) -> dict[str, Any]:
+    from onering_assets.runner import run_keys
+
+    return run_keys(list(keys), first, last, tags=tags, checks=checks).to_dict()
+
+
+def run_subprocess(
+    python: str,
+    keys: Sequence[str],
+    first: str | None,
+    last: str | None,
+    tags: dict[str, str],
+    checks: bool,
+) -> dict[str, Any]:
+    select = " or ".join(f'key:"{k}"' for k in keys)
+    cmd = [
+        python,
+        "-m",
+        "onering_assets.cli",
+        "materialize",
+        "--select",
+        select,
+        "--no-upstream",
+        "--json",
+    ]
+    if first and last:
+        cmd += ["--from", first, "--to", last]
+    if not checks:
+        cmd.append("--no-checks")
+    for key, value in sorted(tags.items()):
+        cmd += ["--tag", f"{key}={value}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise BridgeError(
+            f"`onering materialize` exited {proc.returncode} without a summary:\n"
+            f"{proc.stderr[-2000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+class DagsterAssetsOperator(BaseOperator):
+    """Materialize OneRing assets for the run's partitions; fail on blocking checks."""
+
+    template_fields: Sequence[str] = ()
+
+    def __init__(
+        self,
+        *,
+        asset_keys: Sequence[str],
+        partitions: dict[str, str] | None,
+        mode: str = "in_process",
+        python: str = "python",
+        run_checks: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.asset_keys = list(asset_keys)
+        self.partitions = partitions
+        self.mode = mode
+        self.python = python
+        self.run_checks = run_checks
+
+    def _selected(self, conf: dict[str, Any]) -> list[str]:
+        wanted = conf.get("assets")
+        if wanted is None:
+            return self.asset_keys
+        return [k for k in self.asset_keys if k in set(wanted)]
+
+    def _when(self, context: Any) -> datetime | None:
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is not None and end is not None and end > start:
+            return start
+        return context.get("logical_date")
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dag_run = context["dag_run"]
+        conf = dict(dag_run.conf or {})
+        keys = self._selected(conf)
+        if not keys:
+            raise AirflowSkipException("dag_run.conf 'assets' selects none of this task's assets")
+        try:
+            bounds = partition_range(self.partitions, conf, self._when(context))
+        except BridgeError as err:
+            raise AirflowFailException(str(err)) from err
+        first, last = bounds or (None, None)
+        tags = {
+            "airflow/dag_id": dag_run.dag_id,
+            "airflow/run_id": dag_run.run_id,
+            "airflow/task_id": self.task_id,
+            "airflow/try_number": str(context["ti"].try_number),
+        }
+        self.log.info("materializing %s for %s..%s (%s)", keys, first, last, self.mode)
+        if self.mode == "subprocess":
+            summary = run_subprocess(self.python, keys, first, last, tags, self.run_checks)
+        else:
+            summary = run_in_process(keys, first, last, tags, self.run_checks)
+        for check in summary.get("checks", []):
+            if not check["passed"] and not check.get("blocking", True):
+                self.log.warning(
+                    "check %s:%s failed (non-blocking): %s",
+                    check["asset"],
+                    check["check"],
+                    check["description"],
+                )
+        if not summary["success"]:
+            # A failed blocking check is a data problem: retrying cannot fix it.
+            raise AirflowFailException(failure_message(summary))
+        return {
+            "run_id": summary["run_id"],
+            "rows": summary["rows"],
+            "checks_passed": sum(1 for c in summary["checks"] if c["passed"]),
+            "checks_failed": sum(1 for c in summary["checks"] if not c["passed"]),
+            "partitions": [first, last] if first else None,
+        }
