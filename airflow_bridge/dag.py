@@ -48,7 +48,7 @@ def build_dag(plan: DagPlan, config: RenderConfig) -> DAG:
         )
     for task in plan.tasks:
         for upstream in task.upstream:
-            tasks[upstream] >> tasks[task.task_id]
+            tasks[task.task_id].set_upstream(tasks[upstream])
     return dag
 
 

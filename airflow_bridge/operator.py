@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ def run_subprocess(
 class DagsterAssetsOperator(BaseOperator):
     """Materialize OneRing assets for the run's partitions; fail on blocking checks."""
 
-    template_fields: Sequence[str] = ()
+    template_fields: Collection[str] = ()
 
     def __init__(
         self,

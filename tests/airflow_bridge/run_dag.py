@@ -1,0 +1,24 @@
+"""Run one DAG with the real Airflow 3 (`dag.test()`), in its own process; print the result.
+
+Usage: python run_dag.py DAGS_FOLDER DAG_ID CONF_JSON
+"""
+
+import json
+import sys
+
+from airflow.dag_processing.dagbag import DagBag
+
+
+def main() -> None:
+    folder, dag_id, conf = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    bag = DagBag(dag_folder=folder)
+    if bag.import_errors:
+        print(json.dumps({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}))
+        sys.exit(2)
+    run = bag.dags[dag_id].test(run_conf=conf)
+    tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    print(json.dumps({"state": str(run.state), "tasks": tasks}))
+
+
+if __name__ == "__main__":
+    main()

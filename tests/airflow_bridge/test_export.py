@@ -1,0 +1,99 @@
+"""Export: deterministic, checked for staleness, no secrets, and parsed by the real Airflow."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from airflow_bridge.config import RenderConfig, load_config
+from airflow_bridge.export import render, snapshot, stale_files, write
+from onering_assets.definitions import build_definitions
+from onering_assets.settings import PLATFORM_DIR, Settings
+
+AIRFLOW_DIR = PLATFORM_DIR / "orchestration" / "airflow"
+
+
+def exported(tmp_path: Path, config: RenderConfig | None = None) -> dict[str, str]:
+    config = config or load_config(AIRFLOW_DIR / "bridge.yml")
+    defs = build_definitions(Settings(profile="local", state_dir=tmp_path))
+    return render(snapshot(defs, config), config)
+
+
+def test_committed_dag_files_are_up_to_date(tmp_path: Path) -> None:
+    assert stale_files(AIRFLOW_DIR / "dags", exported(tmp_path)) == [], (
+        "run `onering airflow export` and commit the result"
+    )
+
+
+def test_export_is_deterministic_and_check_finds_stale_files(tmp_path: Path) -> None:
+    first, second = exported(tmp_path / "a"), exported(tmp_path / "b")
+    assert first == second
+    dags = tmp_path / "dags"
+    assert len(write(dags, first)) == len(first)
+    assert write(dags, first) == []
+    (dags / "onering_silver.py").write_text("# edited by hand\n")
+    (dags / "onering_old_group.py").write_text("# from a group that is gone\n")
+    assert stale_files(dags, first) == ["onering_old_group.py", "onering_silver.py"]
+
+
+def test_manifest_carries_graph_checks_and_catalog_names(tmp_path: Path) -> None:
+    manifest = json.loads(exported(tmp_path)["onering_manifest.json"])
+    assets = {a["key"]: a for a in manifest["assets"]}
+    cmp = assets["gold/carrier_monthly_performance"]
+    assert cmp["deps"] == ["silver/airlines", "silver/flights"]
+    assert cmp["partitions"] == {"start": "2013-01", "end": "2013-12", "fmt": "%Y-%m"}
+    assert {"name": "reconciliation", "blocking": True} in cmp["checks"]
+    assert cmp["openmetadata"] == {
+        "database": "onering",
+        "schema": "gold",
+        "table": "carrier_monthly_performance",
+    }
+    assert cmp["uri"] == "onering://gold/carrier_monthly_performance"
+    assert cmp["owners"] == ["team:flight-analytics"]
+
+
+def test_no_secret_or_machine_path_in_exported_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "s3cr3t-value-that-must-not-leak"
+    for var in ("AWS_SECRET_ACCESS_KEY", "ONERING_POSTGRES_DSN", "ONERING_CLICKHOUSE_DSN"):
+        monkeypatch.setenv(var, f"{var}-{secret}")
+    for settings in (
+        Settings(profile="local", state_dir=tmp_path),
+        Settings(profile="compose", state_dir=tmp_path),
+    ):
+        config = RenderConfig()
+        files = render(snapshot(build_definitions(settings), config), config)
+        text = "".join(files.values())
+        assert secret not in text
+        assert str(tmp_path) not in text
+
+
+def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str, str]) -> None:
+    code = (
+        "import json, sys, time; from airflow.dag_processing.dagbag import DagBag;"
+        f"t = time.perf_counter(); bag = DagBag(dag_folder={str(AIRFLOW_DIR / 'dags')!r});"
+        "print(json.dumps({'errors': {str(k): v for k, v in bag.import_errors.items()},"
+        " 'dags': {d: sorted(t.task_id for t in bag.dags[d].tasks) for d in bag.dags},"
+        " 'outlets': sorted(o.uri for d in bag.dags.values() for t in d.tasks for o in t.outlets),"
+        " 'dagster': sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('dagster', 'onering_assets'))}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=airflow_env, capture_output=True, text=True, timeout=300
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert result["dagster"] == []
+    assert sorted(result["dags"]) == ["onering_bronze", "onering_gold", "onering_silver"]
+    assert "gold__carrier_monthly_performance" in result["dags"]["onering_gold"]
+    assert "onering://silver/flights" in result["outlets"]
+
+
+def test_one_dag_grouping_renders(tmp_path: Path) -> None:
+    config = replace(RenderConfig(), grouping="one")
+    files = exported(tmp_path, config)
+    assert sorted(files) == ["onering.py", "onering_manifest.json"]

@@ -1,0 +1,132 @@
+"""The pure parts of the bridge: render config, graph plans, partition mapping."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from airflow_bridge.config import RenderConfig, load_config
+from airflow_bridge.errors import BridgeError
+from airflow_bridge.graph import plan_dags
+from airflow_bridge.manifest import AssetNode, CheckNode, Manifest, loads
+from airflow_bridge.partitions import partition_range
+
+MONTHLY = {"start": "2013-01", "end": "2013-12", "fmt": "%Y-%m"}
+
+
+def node(key: str, deps: tuple[str, ...] = (), partitioned: bool = True) -> AssetNode:
+    return AssetNode(
+        key=key,
+        group=key.split("/")[0],
+        deps=deps,
+        partitions=MONTHLY if partitioned else None,
+        checks=(CheckNode("not_empty", True),),
+        owners=(),
+        tags={},
+        uri=f"onering://{key}",
+    )
+
+
+GRAPH = Manifest(
+    "onering",
+    (
+        node("bronze/flights"),
+        node("bronze/airlines", partitioned=False),
+        node("silver/flights", ("bronze/flights",)),
+        node("silver/airlines", ("bronze/airlines",), partitioned=False),
+        node("gold/cmp", ("silver/airlines", "silver/flights")),
+    ),
+)
+
+
+def test_one_dag_per_group_with_asset_aware_schedules() -> None:
+    plans = {p.dag_id: p for p in plan_dags(GRAPH, RenderConfig())}
+    assert list(plans) == ["onering_bronze", "onering_silver", "onering_gold"]
+    assert plans["onering_bronze"].schedule is None
+    assert plans["onering_gold"].schedule == "assets"
+    assert plans["onering_gold"].schedule_assets == (
+        "onering://silver/airlines",
+        "onering://silver/flights",
+    )
+    assert [t.upstream for t in plans["onering_gold"].tasks] == [()]
+
+
+def test_one_dag_wires_dependencies_inside_it() -> None:
+    (plan,) = plan_dags(GRAPH, RenderConfig(grouping="one", schedules={"onering": "@daily"}))
+    upstream = {t.task_id: t.upstream for t in plan.tasks}
+    assert upstream["gold__cmp"] == ("silver__airlines", "silver__flights")
+    assert plan.schedule == "@daily"
+    order = [t.task_id for t in plan.tasks]
+    assert (
+        order.index("bronze__flights") < order.index("silver__flights") < order.index("gold__cmp")
+    )
+
+
+def test_checks_none_drops_checks_from_tasks() -> None:
+    plans = plan_dags(GRAPH, RenderConfig(checks="none"))
+    assert all(t.checks == () for p in plans for t in p.tasks)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (RenderConfig(grouping="asset"), "grouping 'asset'"),
+        (RenderConfig(mode="remote"), "mode 'remote'"),
+        (RenderConfig(checks="separate"), "checks 'separate'"),
+        (RenderConfig(dag_prefix="on-ring"), "dag_prefix"),
+        (RenderConfig(retries=-1), "retries"),
+    ],
+)
+def test_invalid_config_is_one_clear_error(config: RenderConfig, message: str) -> None:
+    with pytest.raises(BridgeError, match=message):
+        config.validate()
+
+
+def test_schedules_must_name_real_dags_and_assets_needs_upstream() -> None:
+    with pytest.raises(BridgeError, match="unknown DAG"):
+        plan_dags(GRAPH, RenderConfig(schedules={"onering_platinum": "@daily"}))
+    with pytest.raises(BridgeError, match="needs upstream assets"):
+        plan_dags(GRAPH, RenderConfig(schedules={"onering_bronze": "assets"}))
+
+
+def test_cycles_are_refused() -> None:
+    cyclic = Manifest("onering", (node("a/x", ("a/y",)), node("a/y", ("a/x",))))
+    with pytest.raises(BridgeError, match="cycle"):
+        plan_dags(cyclic, RenderConfig())
+
+
+def test_load_config_refuses_unknown_settings(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yml"
+    path.write_text("grouping: group\nschedual: daily\n")
+    with pytest.raises(BridgeError, match="unknown setting"):
+        load_config(path)
+
+
+def test_manifest_round_trips_and_versions_are_checked() -> None:
+    assert loads(GRAPH.dumps()) == GRAPH
+    with pytest.raises(BridgeError, match="manifest version"):
+        loads(GRAPH.dumps().replace('"version": 1', '"version": 9'))
+
+
+@pytest.mark.parametrize(
+    ("conf", "logical", "expected"),
+    [
+        ({}, None, ("2013-01", "2013-12")),
+        ({}, datetime(2013, 3, 1, tzinfo=UTC), ("2013-03", "2013-03")),
+        ({"partition": "2013-05"}, datetime(2013, 3, 1, tzinfo=UTC), ("2013-05", "2013-05")),
+        ({"from": "2013-02", "to": "2013-04"}, None, ("2013-02", "2013-04")),
+        ({"from": "2013-11"}, None, ("2013-11", "2013-12")),
+    ],
+)
+def test_airflow_runs_map_to_dagster_partitions(
+    conf: dict, logical: datetime | None, expected: tuple[str, str]
+) -> None:
+    assert partition_range(MONTHLY, conf, logical) == expected
+
+
+def test_partition_mapping_errors_and_unpartitioned() -> None:
+    assert partition_range(None, {"partition": "2013-01"}, None) is None
+    with pytest.raises(BridgeError, match="outside"):
+        partition_range(MONTHLY, {"partition": "2014-01"}, None)
+    with pytest.raises(BridgeError, match="reversed"):
+        partition_range(MONTHLY, {"from": "2013-05", "to": "2013-01"}, None)
