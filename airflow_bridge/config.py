@@ -11,7 +11,7 @@ import yaml
 from airflow_bridge.errors import BridgeError
 
 GROUPINGS = ("group", "one")
-CHECK_MODES = ("with_asset", "none")
+CHECK_MODES = ("with_asset", "separate", "none")
 MODES = ("in_process", "subprocess")
 
 
@@ -22,7 +22,10 @@ class RenderConfig:
     Attributes:
         dag_prefix: DAG ids are ``<prefix>_<group>`` (or ``<prefix>`` with grouping ``one``).
         grouping: one DAG per asset group (``group``) or one DAG for everything (``one``).
-        checks: run asset checks with their asset (``with_asset``) or not at all (``none``).
+        checks: ``with_asset`` (default): checks run in the asset's task and gate
+            publication; ``separate``: the same, plus a ``<task>__checks`` task after each
+            asset that re-runs its checks on what was published; ``none``: no checks (and so
+            no gate).
         schedules: per DAG id, a cron string, ``@monthly``-style preset, ``assets`` (run
             when the upstream DAGs' Airflow Assets update) or ``none``.
         mode: how a task runs Dagster: ``in_process`` or ``subprocess``.

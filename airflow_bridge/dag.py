@@ -44,6 +44,7 @@ def build_dag(plan: DagPlan, config: RenderConfig) -> DAG:
             mode=config.mode,
             python=config.python,
             run_checks=bool(task.checks),
+            checks_only=task.checks_only,
             outlets=[Asset(uri) for uri in task.outlets],
         )
     for task in plan.tasks:

@@ -17,6 +17,7 @@ class TaskPlan:
     outlets: tuple[str, ...]
     checks: tuple[CheckNode, ...]
     partitions: dict[str, str] | None
+    checks_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,30 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
     plans = []
     for dag_id, assets in members.items():
         keys = {a.key for a in assets}
-        tasks = tuple(
-            TaskPlan(
-                task_id=task_id(a.key),
-                asset_keys=(a.key,),
-                upstream=tuple(task_id(d) for d in sorted(a.deps) if d in keys),
-                outlets=(a.uri,),
-                checks=a.checks if config.checks == "with_asset" else (),
-                partitions=a.partitions,
+        tasks: list[TaskPlan] = []
+        for a in assets:
+            tasks.append(
+                TaskPlan(
+                    task_id=task_id(a.key),
+                    asset_keys=(a.key,),
+                    upstream=tuple(task_id(d) for d in sorted(a.deps) if d in keys),
+                    outlets=(a.uri,),
+                    checks=() if config.checks == "none" else a.checks,
+                    partitions=a.partitions,
+                )
             )
-            for a in assets
-        )
+            if config.checks == "separate" and a.checks:
+                tasks.append(
+                    TaskPlan(
+                        task_id=f"{task_id(a.key)}__checks",
+                        asset_keys=(a.key,),
+                        upstream=(task_id(a.key),),
+                        outlets=(),
+                        checks=a.checks,
+                        partitions=a.partitions,
+                        checks_only=True,
+                    )
+                )
         external = sorted({d for a in assets for d in a.deps if d not in keys})
         default = "assets" if external else None
         schedule = config.schedules.get(dag_id, default)
@@ -80,7 +94,7 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
                 dag_id=dag_id,
                 schedule=schedule,
                 schedule_assets=tuple(by_key[d].uri for d in external),
-                tasks=tasks,
+                tasks=tuple(tasks),
                 description=f"OneRing assets: {', '.join(sorted(keys))}",
             )
         )

@@ -32,11 +32,12 @@ def failure_message(summary: dict[str, Any]) -> str:
 
 
 def run_in_process(
-    keys: Sequence[str], first: str | None, last: str | None, tags: dict[str, str], checks: bool
+    keys: Sequence[str], first: str | None, last: str | None, tags: dict[str, str], what: str
 ) -> dict[str, Any]:
+    """``what``: ``assets`` (with checks), ``assets_only`` or ``checks`` (alone)."""
     from onering_assets.runner import run_keys
 
-    return run_keys(list(keys), first, last, tags=tags, checks=checks).to_dict()
+    return run_keys(list(keys), first, last, tags=tags, what=what).to_dict()
 
 
 def run_subprocess(
@@ -45,23 +46,19 @@ def run_subprocess(
     first: str | None,
     last: str | None,
     tags: dict[str, str],
-    checks: bool,
+    what: str,
 ) -> dict[str, Any]:
+    """The same, through the ``onering`` CLI of another interpreter."""
     select = " or ".join(f'key:"{k}"' for k in keys)
-    cmd = [
-        python,
-        "-m",
-        "onering_assets.cli",
-        "materialize",
-        "--select",
-        select,
-        "--no-upstream",
-        "--json",
-    ]
-    if first and last:
-        cmd += ["--from", first, "--to", last]
-    if not checks:
-        cmd.append("--no-checks")
+    cli = [python, "-m", "onering_assets.cli"]
+    if what == "checks":
+        cmd = [*cli, "check", "--select", select, "--json"]
+    else:
+        cmd = [*cli, "materialize", "--select", select, "--no-upstream", "--json"]
+        if first and last:
+            cmd += ["--from", first, "--to", last]
+        if what == "assets_only":
+            cmd.append("--no-checks")
     for key, value in sorted(tags.items()):
         cmd += ["--tag", f"{key}={value}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -87,6 +84,7 @@ class DagsterAssetsOperator(BaseOperator):
         mode: str = "in_process",
         python: str = "python",
         run_checks: bool = True,
+        checks_only: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,6 +93,7 @@ class DagsterAssetsOperator(BaseOperator):
         self.mode = mode
         self.python = python
         self.run_checks = run_checks
+        self.checks_only = checks_only
 
     def _selected(self, conf: dict[str, Any]) -> list[str]:
         wanted = conf.get("assets")
@@ -126,10 +125,11 @@ class DagsterAssetsOperator(BaseOperator):
             "airflow/try_number": str(context["ti"].try_number),
         }
         self.log.info("materializing %s for %s..%s (%s)", keys, first, last, self.mode)
+        what = "checks" if self.checks_only else ("assets" if self.run_checks else "assets_only")
         if self.mode == "subprocess":
-            summary = run_subprocess(self.python, keys, first, last, tags, self.run_checks)
+            summary = run_subprocess(self.python, keys, first, last, tags, what)
         else:
-            summary = run_in_process(keys, first, last, tags, self.run_checks)
+            summary = run_in_process(keys, first, last, tags, what)
         for check in summary.get("checks", []):
             if not check["passed"] and not check.get("blocking", True):
                 self.log.warning(

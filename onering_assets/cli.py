@@ -146,17 +146,31 @@ def materialize(
 
 
 @app.command()
-def check(select: Select = None) -> None:
+def check(
+    select: Select = None,
+    tag: Tags = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
     """Run asset checks alone, against what is published."""
-    from onering_assets.runner import check_keys, execute, resolve_selection
+    from onering_assets.runner import blocking_by_check, check_keys, execute, resolve_selection
 
     try:
         _, defs, instance = _load()
         keys = resolve_selection(defs, select)
-        summary = execute(defs, instance, assets=set(), checks=check_keys(defs, keys))
+        summary = execute(
+            defs,
+            instance,
+            assets=set(),
+            checks=check_keys(defs, keys),
+            tags=_tags(tag),
+            progress=not as_json,
+        )
     except OneRingError as e:
         raise fail(str(e)) from None
-    _print_summary(summary, "checks")
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
+    else:
+        _print_summary(summary, "checks")
     if not summary.success or any(not c[2] for c in summary.checks):
         raise typer.Exit(1)
 

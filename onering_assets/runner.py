@@ -217,9 +217,17 @@ def blocking_by_check(defs: dg.Definitions) -> dict[tuple[str, str], bool]:
 
 
 def run_keys(
-    keys: list[str], first: str | None, last: str | None, *, tags: dict[str, str], checks: bool
+    keys: list[str],
+    first: str | None,
+    last: str | None,
+    *,
+    tags: dict[str, str],
+    what: str = "assets",
 ) -> RunSummary:
-    """Materialize assets named ``layer/table`` (the Airflow bridge's in-process mode)."""
+    """Materialize assets named ``layer/table`` (the Airflow bridge's in-process mode).
+
+    ``what``: ``assets`` (with their checks), ``assets_only``, or ``checks`` (alone).
+    """
     settings = Settings.from_env()
     from onering_assets.definitions import build_definitions
 
@@ -228,15 +236,26 @@ def run_keys(
     unknown = asset_keys - set(defs.resolve_asset_graph().materializable_asset_keys)
     if unknown:
         raise ConfigError(f"Unknown assets {sorted(k.to_user_string() for k in unknown)}.")
-    summary = execute(
-        defs,
-        instance_for(settings),
-        assets=asset_keys,
-        checks=None if checks else set(),
-        first=first,
-        last=last,
-        tags=tags,
-        progress=False,
-    )
+    instance = instance_for(settings)
+    if what == "checks":
+        summary = execute(
+            defs,
+            instance,
+            assets=set(),
+            checks=check_keys(defs, asset_keys),
+            tags=tags,
+            progress=False,
+        )
+    else:
+        summary = execute(
+            defs,
+            instance,
+            assets=asset_keys,
+            checks=None if what == "assets" else set(),
+            first=first,
+            last=last,
+            tags=tags,
+            progress=False,
+        )
     summary.blocking = blocking_by_check(defs)
     return summary

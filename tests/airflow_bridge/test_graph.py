@@ -72,7 +72,7 @@ def test_checks_none_drops_checks_from_tasks() -> None:
     [
         (RenderConfig(grouping="asset"), "grouping 'asset'"),
         (RenderConfig(mode="remote"), "mode 'remote'"),
-        (RenderConfig(checks="separate"), "checks 'separate'"),
+        (RenderConfig(checks="after"), "checks 'after'"),
         (RenderConfig(dag_prefix="on-ring"), "dag_prefix"),
         (RenderConfig(retries=-1), "retries"),
     ],
@@ -130,3 +130,12 @@ def test_partition_mapping_errors_and_unpartitioned() -> None:
         partition_range(MONTHLY, {"partition": "2014-01"}, None)
     with pytest.raises(BridgeError, match="reversed"):
         partition_range(MONTHLY, {"from": "2013-05", "to": "2013-01"}, None)
+
+
+def test_separate_checks_add_a_check_task_after_each_asset() -> None:
+    plans = {p.dag_id: p for p in plan_dags(GRAPH, RenderConfig(checks="separate"))}
+    tasks = {t.task_id: t for t in plans["onering_silver"].tasks}
+    check_task = tasks["silver__flights__checks"]
+    assert check_task.checks_only and check_task.upstream == ("silver__flights",)
+    assert check_task.outlets == ()
+    assert tasks["silver__flights"].checks  # the asset task still gates publication
