@@ -12,7 +12,7 @@ from airflow_bridge.errors import BridgeError
 
 GROUPINGS = ("group", "one")
 CHECK_MODES = ("with_asset", "separate", "none")
-MODES = ("in_process", "subprocess")
+MODES = ("in_process", "subprocess", "dagster_graphql")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,11 @@ class RenderConfig:
             no gate).
         schedules: per DAG id, a cron string, ``@monthly``-style preset, ``assets`` (run
             when the upstream DAGs' Airflow Assets update) or ``none``.
-        mode: how a task runs Dagster: ``in_process`` or ``subprocess``.
+        mode: how a task runs Dagster: ``in_process``, ``subprocess`` or ``dagster_graphql``.
         python: the interpreter whose ``onering`` runs the subprocess mode.
+        dagster_url: the Dagster webserver the ``dagster_graphql`` mode launches runs on.
+        dagster_token_env: name of the environment variable (read by the worker at run
+            time, never exported) holding a bearer token for that webserver.
         retries, retry_delay_s, owner: task default_args.
     """
 
@@ -39,6 +42,8 @@ class RenderConfig:
     schedules: dict[str, str] = field(default_factory=dict)
     mode: str = "in_process"
     python: str = "python"
+    dagster_url: str = "http://127.0.0.1:3000"
+    dagster_token_env: str | None = None
     retries: int = 1
     retry_delay_s: int = 60
     owner: str = "data-platform"

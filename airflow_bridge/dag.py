@@ -43,6 +43,8 @@ def build_dag(plan: DagPlan, config: RenderConfig) -> DAG:
             partitions=task.partitions,
             mode=config.mode,
             python=config.python,
+            dagster_url=config.dagster_url,
+            dagster_token_env=config.dagster_token_env,
             run_checks=bool(task.checks),
             checks_only=task.checks_only,
             outlets=[Asset(uri) for uri in task.outlets],

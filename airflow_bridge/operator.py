@@ -7,6 +7,7 @@ the task executes, ``subprocess`` runs the ``onering`` CLI of a configured inter
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -85,6 +86,8 @@ class DagsterAssetsOperator(BaseOperator):
         python: str = "python",
         run_checks: bool = True,
         checks_only: bool = False,
+        dagster_url: str = "http://127.0.0.1:3000",
+        dagster_token_env: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +97,40 @@ class DagsterAssetsOperator(BaseOperator):
         self.python = python
         self.run_checks = run_checks
         self.checks_only = checks_only
+        self.dagster_url = dagster_url
+        self.dagster_token_env = dagster_token_env
+        self._dagster_run_id: str | None = None
+
+    def _headers(self) -> dict[str, str] | None:
+        if not self.dagster_token_env:
+            return None
+        token = os.environ.get(self.dagster_token_env)
+        if not token:
+            raise AirflowFailException(f"{self.dagster_token_env} is not set in the worker.")
+        return {"Authorization": f"Bearer {token}"}
+
+    def _run_graphql(
+        self, keys: list[str], first: str | None, last: str | None, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        from airflow_bridge.graphql import run_graphql
+
+        if self.checks_only:
+            raise AirflowFailException("checks-only tasks need the in_process or subprocess mode")
+
+        def remember(run_id: str) -> None:
+            self._dagster_run_id = run_id
+            self.log.info("launched Dagster run %s on %s", run_id, self.dagster_url)
+
+        return run_graphql(
+            self.dagster_url, keys, first, last, tags, headers=self._headers(), on_launch=remember
+        )
+
+    def on_kill(self) -> None:
+        """A killed task terminates the Dagster run it launched."""
+        if self.mode == "dagster_graphql" and self._dagster_run_id:
+            from airflow_bridge.graphql import terminate
+
+            terminate(self.dagster_url, self._dagster_run_id, self._headers())
 
     def _selected(self, conf: dict[str, Any]) -> list[str]:
         wanted = conf.get("assets")
@@ -128,6 +165,8 @@ class DagsterAssetsOperator(BaseOperator):
         what = "checks" if self.checks_only else ("assets" if self.run_checks else "assets_only")
         if self.mode == "subprocess":
             summary = run_subprocess(self.python, keys, first, last, tags, what)
+        elif self.mode == "dagster_graphql":
+            summary = self._run_graphql(keys, first, last, tags)
         else:
             summary = run_in_process(keys, first, last, tags, what)
         for check in summary.get("checks", []):
