@@ -97,3 +97,30 @@ def test_one_dag_grouping_renders(tmp_path: Path) -> None:
     config = replace(RenderConfig(), grouping="one")
     files = exported(tmp_path, config)
     assert sorted(files) == ["onering.py", "onering_manifest.json"]
+
+
+def test_direct_edge_wiring_survives_airflow_serialization(
+    tmp_path: Path, airflow_env: dict[str, str]
+) -> None:
+    """airflow_bridge.dag fills upstream/downstream ids directly (internal API, O(1) per
+    edge); Airflow's own DAG serialization must keep every edge."""
+    dags = tmp_path / "dags"
+    write(dags, exported(tmp_path / "state", replace(RenderConfig(), grouping="one")))
+    code = (
+        "import json; from airflow.dag_processing.dagbag import DagBag;"
+        "from airflow.serialization.serialized_objects import DagSerialization;"
+        f"dag = DagBag(dag_folder={str(dags)!r}).dags['onering'];"
+        "back = DagSerialization.from_dict(DagSerialization.to_dict(dag));"
+        "edges = lambda d: sorted((u, t.task_id) for t in d.tasks for u in t.upstream_task_ids);"
+        "print(json.dumps({'before': edges(dag), 'after': edges(back),"
+        " 'down': sorted((t.task_id, d) for t in back.tasks for d in t.downstream_task_ids)}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=airflow_env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ["silver__flights", "gold__carrier_monthly_performance"] in result["before"]
+    assert ["bronze__flights", "silver__flights"] in result["before"]
+    assert result["after"] == result["before"]
+    assert result["down"] == result["before"]  # downstream ids mirror upstream ids
