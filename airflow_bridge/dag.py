@@ -1,7 +1,8 @@
-"""Build Airflow DAGs from the manifest at parse time: JSON in, DAG out, no Dagster import."""
+"""Build an Airflow DAG from its plan at parse time: JSON in, DAG out, no Dagster import."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,8 +10,7 @@ from airflow.sdk import DAG, Asset
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
-from airflow_bridge.graph import DagPlan, plan_dags
-from airflow_bridge.manifest import load
+from airflow_bridge.graph import DagPlan, plan_from_dict
 from airflow_bridge.operator import DagsterAssetsOperator
 
 START = datetime(2013, 1, 1, tzinfo=UTC)
@@ -67,11 +67,9 @@ def _wire(downstream: DagsterAssetsOperator, upstream: DagsterAssetsOperator) ->
     upstream.downstream_task_ids.add(downstream.task_id)
 
 
-def load_dag(manifest_path: Path, dag_id: str) -> DAG:
-    """The DAG ``dag_id`` rendered from the manifest next to the DAG file."""
-    manifest = load(manifest_path)
-    config = RenderConfig(**manifest.render).validate()
-    plan = next((p for p in plan_dags(manifest, config) if p.dag_id == dag_id), None)
-    if plan is None:
-        raise BridgeError(f"{manifest_path} has no DAG {dag_id!r}; run `onering airflow export`.")
+def load_dag(plan_path: Path) -> DAG:
+    """The DAG planned at export time in ``plan_path`` (only this DAG's part of the graph)."""
+    if not plan_path.exists():
+        raise BridgeError(f"{plan_path} is missing; run `onering airflow export`.")
+    plan, config = plan_from_dict(json.loads(plan_path.read_text()), where=str(plan_path))
     return build_dag(plan, config)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.manifest import AssetNode, CheckNode, Manifest
+
+PLAN_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -118,3 +121,41 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
     if unknown:
         raise BridgeError(f"schedules name unknown DAG(s) {', '.join(unknown)}.")
     return plans
+
+
+def plan_to_dict(plan: DagPlan, config: RenderConfig) -> dict[str, Any]:
+    """One DAG's plan with the settings it is built with: all a DAG file reads at parse."""
+    return {"version": PLAN_VERSION, "render": asdict(config), "plan": asdict(plan)}
+
+
+def plan_from_dict(raw: dict[str, Any], *, where: str) -> tuple[DagPlan, RenderConfig]:
+    if raw.get("version") != PLAN_VERSION:
+        raise BridgeError(
+            f"{where}: plan version {raw.get('version')!r}; run `onering airflow export`."
+        )
+    try:
+        plan = raw["plan"]
+        tasks = tuple(
+            TaskPlan(
+                task_id=t["task_id"],
+                asset_keys=tuple(t["asset_keys"]),
+                upstream=tuple(t["upstream"]),
+                outlets=tuple(t["outlets"]),
+                checks=tuple(CheckNode(c["name"], c["blocking"]) for c in t["checks"]),
+                partitions=t["partitions"],
+                checks_only=t["checks_only"],
+            )
+            for t in plan["tasks"]
+        )
+        dag_plan = DagPlan(
+            plan["dag_id"],
+            plan["schedule"],
+            tuple(plan["schedule_assets"]),
+            tasks,
+            plan["description"],
+        )
+        return dag_plan, RenderConfig(**raw["render"]).validate()
+    except (KeyError, TypeError) as err:
+        raise BridgeError(
+            f"{where}: not a OneRing DAG plan ({err}); run `onering airflow export`."
+        ) from err

@@ -96,7 +96,7 @@ def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str,
 def test_one_dag_grouping_renders(tmp_path: Path) -> None:
     config = replace(RenderConfig(), grouping="one")
     files = exported(tmp_path, config)
-    assert sorted(files) == ["onering.py", "onering_manifest.json"]
+    assert sorted(files) == ["onering.plan.json", "onering.py", "onering_manifest.json"]
 
 
 def test_direct_edge_wiring_survives_airflow_serialization(

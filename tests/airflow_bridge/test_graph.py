@@ -139,3 +139,16 @@ def test_separate_checks_add_a_check_task_after_each_asset() -> None:
     assert check_task.checks_only and check_task.upstream == ("silver__flights",)
     assert check_task.outlets == ()
     assert tasks["silver__flights"].checks  # the asset task still gates publication
+
+
+def test_plans_round_trip_through_json() -> None:
+    import json
+
+    from airflow_bridge.graph import plan_from_dict, plan_to_dict
+
+    config = RenderConfig(checks="separate", grouping="one")
+    (plan,) = plan_dags(GRAPH, config)
+    raw = json.loads(json.dumps(plan_to_dict(plan, config)))
+    assert plan_from_dict(raw, where="t") == (plan, config)
+    with pytest.raises(BridgeError, match="plan version"):
+        plan_from_dict({**raw, "version": 0}, where="t")

@@ -7,4 +7,4 @@ from pathlib import Path
 
 from airflow_bridge.dag import load_dag
 
-dag = load_dag(Path(__file__).with_name("onering_manifest.json"), "onering_silver")
+dag = load_dag(Path(__file__).with_name("onering_silver.plan.json"))
