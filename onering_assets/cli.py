@@ -94,6 +94,16 @@ def _tags(values: list[str] | None) -> dict[str, str]:
     return tags
 
 
+def _report(summary, defs, title: str, as_json: bool) -> None:
+    """The run summary as a table, or as one line of JSON for scripts and Airflow."""
+    from onering_assets.runner import blocking_by_check
+
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
+    else:
+        _print_summary(summary, title)
+
+
 @app.command()
 def materialize(
     select: Select = None,
@@ -108,13 +118,7 @@ def materialize(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Materialize assets (all by default) over one month, a range, or every month."""
-    from onering_assets.runner import (
-        blocking_by_check,
-        execute,
-        missing_upstream,
-        partition_range,
-        resolve_selection,
-    )
+    from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
 
     try:
         first, last = partition_range(partition, start, end)
@@ -137,10 +141,7 @@ def materialize(
         )
     except OneRingError as e:
         raise fail(str(e)) from None
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
-    else:
-        _print_summary(summary, "materialized")
+    _report(summary, defs, "materialized", as_json)
     if not summary.success:
         raise typer.Exit(1)
 
@@ -152,7 +153,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run asset checks alone, against what is published."""
-    from onering_assets.runner import blocking_by_check, check_keys, execute, resolve_selection
+    from onering_assets.runner import check_keys, execute, resolve_selection
 
     try:
         _, defs, instance = _load()
@@ -167,10 +168,7 @@ def check(
         )
     except OneRingError as e:
         raise fail(str(e)) from None
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
-    else:
-        _print_summary(summary, "checks")
+    _report(summary, defs, "checks", as_json)
     if not summary.success or any(not c[2] for c in summary.checks):
         raise typer.Exit(1)
 
