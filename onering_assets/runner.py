@@ -6,7 +6,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -202,10 +201,6 @@ def execute(
 def check_keys(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetCheckKey]:
     graph = defs.resolve_asset_graph()
     return {ck for ck in graph.asset_check_keys if ck.asset_key in keys}
-
-
-def state_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
 def blocking_by_check(defs: dg.Definitions) -> dict[tuple[str, str], bool]:
