@@ -10,7 +10,8 @@ import yaml
 
 from airflow_bridge.errors import BridgeError
 
-GROUPINGS = ("group", "one")
+GROUPINGS = ("group", "selection", "one")
+TASKS = ("asset", "group")
 CHECK_MODES = ("with_asset", "separate", "none")
 MODES = ("in_process", "subprocess", "dagster_graphql")
 
@@ -21,7 +22,14 @@ class RenderConfig:
 
     Attributes:
         dag_prefix: DAG ids are ``<prefix>_<group>`` (or ``<prefix>`` with grouping ``one``).
-        grouping: one DAG per asset group (``group``) or one DAG for everything (``one``).
+        grouping: one DAG per asset group (``group``), one per entry of ``dags``
+            (``selection``), or one DAG for everything (``one``).
+        dags: with grouping ``selection``, DAG id -> Dagster selection string; the
+            selections must not overlap, assets none selects are not exported.
+        tasks: one task per asset (``asset``), or one per asset group (``group``: a single
+            Dagster run for the group's assets, in dependency order).
+        select, exclude: Dagster selection strings; only ``select`` minus ``exclude`` is
+            exported (upstream assets left out are not waited for).
         checks: ``with_asset`` (default): checks run in the asset's task and gate
             publication; ``separate``: the same, plus a ``<task>__checks`` task after each
             asset that re-runs its checks on what was published; ``none``: no checks (and so
@@ -38,6 +46,10 @@ class RenderConfig:
 
     dag_prefix: str = "onering"
     grouping: str = "group"
+    dags: dict[str, str] = field(default_factory=dict)
+    tasks: str = "asset"
+    select: str = "*"
+    exclude: str | None = None
     checks: str = "with_asset"
     schedules: dict[str, str] = field(default_factory=dict)
     mode: str = "in_process"
@@ -51,6 +63,13 @@ class RenderConfig:
     def validate(self) -> RenderConfig:
         if self.grouping not in GROUPINGS:
             raise BridgeError(f"grouping {self.grouping!r}: use one of {', '.join(GROUPINGS)}.")
+        if self.tasks not in TASKS:
+            raise BridgeError(f"tasks {self.tasks!r}: use one of {', '.join(TASKS)}.")
+        if (self.grouping == "selection") != bool(self.dags):
+            raise BridgeError("grouping 'selection' and a non-empty `dags` go together.")
+        bad = [d for d in self.dags if not d.replace("_", "").isalnum()]
+        if bad:
+            raise BridgeError(f"dags: {', '.join(bad)}: DAG ids are letters, digits and _ only.")
         if self.checks not in CHECK_MODES:
             raise BridgeError(f"checks {self.checks!r}: use one of {', '.join(CHECK_MODES)}.")
         if self.mode not in MODES:

@@ -1,57 +1,113 @@
-"""Build an Airflow DAG from its plan at parse time: JSON in, DAG out, no Dagster import."""
+"""Build an Airflow DAG from its exported plan at parse time: JSON in, DAG out.
+
+This is the DAG-parse path, so it stays small: it reads the plan JSON as plain dicts
+(validated at export time by ``graph.plan_dags``) and imports only ``airflow.sdk``, the
+operator and two tiny modules; no Dagster, no YAML, no dataclass-heavy modules.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.sdk import DAG, Asset
 
-from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
-from airflow_bridge.graph import DagPlan, plan_from_dict
+from airflow_bridge.formats import MANIFEST_FILE, PLAN_VERSION
 from airflow_bridge.operator import DagsterAssetsOperator
 
 START = datetime(2013, 1, 1, tzinfo=UTC)
+MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"
+MONTHLY_CRONS = {"@monthly", "0 0 1 * *"}
 
 
-def build_dag(plan: DagPlan, config: RenderConfig) -> DAG:
-    schedule: object = plan.schedule
-    if plan.schedule == "assets":
-        schedule = [Asset(uri) for uri in plan.schedule_assets]
+def _mapper(upstream_fmt: str, fmt: str) -> Any:
+    """How an upstream DAG's partition key becomes this DAG's (daily rolls up to monthly)."""
+    from airflow.sdk import IdentityMapper, StartOfMonthMapper
+
+    if upstream_fmt == fmt:
+        return IdentityMapper()
+    if (upstream_fmt, fmt) == (DAILY, MONTHLY):
+        return StartOfMonthMapper(input_format=DAILY, output_format=MONTHLY)
+    raise BridgeError(f"no partition mapping from {upstream_fmt} keys to {fmt} keys.")
+
+
+def schedule_of(plan: dict[str, Any]) -> Any:
+    """Airflow's schedule for a plan.
+
+    A partitioned DAG gets partitioned runs: on a cron, a ``CronPartitionTimetable`` keyed
+    like the Dagster partitions, each run building the partition that just closed; on
+    assets, a ``PartitionedAssetTimetable`` whose runs carry the upstream run's key
+    (Airflow only queues partition-aware DAGs for keyed asset events, and vice versa).
+    """
+    schedule, spec = plan["schedule"], plan["partitions"]
+    fmt = spec.get("fmt", MONTHLY) if spec else None
+    if schedule == "assets":
+        assets = [Asset(uri) for uri in plan["schedule_assets"]]
+        keyed = {f for f in plan["schedule_fmts"] if f}
+        if not keyed:
+            return assets
+        if None in plan["schedule_fmts"] or len(keyed) > 1:
+            raise BridgeError(
+                f"{plan['dag_id']}: upstream DAGs mix partitioned and unpartitioned (or "
+                "differently partitioned) runs; give it a cron schedule or regroup."
+            )
+        from airflow.sdk import AssetAll, PartitionedAssetTimetable
+
+        (upstream,) = keyed
+        return PartitionedAssetTimetable(
+            assets=AssetAll(*assets), default_partition_mapper=_mapper(upstream, fmt or upstream)
+        )
+    if schedule is None or fmt is None:
+        return schedule
+    if fmt == DAILY and schedule in MONTHLY_CRONS:
+        raise BridgeError(f"{plan['dag_id']}: a monthly schedule for daily partitions skips days.")
+    from airflow.sdk import CronPartitionTimetable
+
+    return CronPartitionTimetable(schedule, timezone="UTC", run_offset=-1, key_format=fmt)
+
+
+def build_dag(
+    plan: dict[str, Any], render: dict[str, Any], manifest_path: str | None = None
+) -> DAG:
+    """The DAG of one exported plan, with the render settings it was exported with."""
+    spec = plan["partitions"]
+    start = datetime.strptime(spec["start"], spec["fmt"]).replace(tzinfo=UTC) if spec else START
     dag = DAG(
-        dag_id=plan.dag_id,
-        description=plan.description,
-        schedule=schedule,  # type: ignore[arg-type]
-        start_date=START,
+        dag_id=plan["dag_id"],
+        description=plan["description"],
+        schedule=schedule_of(plan),
+        start_date=start,
         catchup=False,
         max_active_runs=1,
         tags=["onering"],
         default_args={
-            "owner": config.owner,
-            "retries": config.retries,
-            "retry_delay": timedelta(seconds=config.retry_delay_s),
+            "owner": render["owner"],
+            "retries": render["retries"],
+            "retry_delay": timedelta(seconds=render["retry_delay_s"]),
         },
     )
     tasks = {}
-    for task in plan.tasks:
-        tasks[task.task_id] = DagsterAssetsOperator(
-            task_id=task.task_id,
+    for task in plan["tasks"]:
+        tasks[task["task_id"]] = DagsterAssetsOperator(
+            task_id=task["task_id"],
             dag=dag,
-            asset_keys=task.asset_keys,
-            partitions=task.partitions,
-            mode=config.mode,
-            python=config.python,
-            dagster_url=config.dagster_url,
-            dagster_token_env=config.dagster_token_env,
-            run_checks=bool(task.checks),
-            checks_only=task.checks_only,
-            outlets=[Asset(uri) for uri in task.outlets],
+            asset_keys=task["asset_keys"],
+            partitions=task["partitions"],
+            mode=render["mode"],
+            python=render["python"],
+            dagster_url=render["dagster_url"],
+            dagster_token_env=render["dagster_token_env"],
+            run_checks=bool(task["checks"]),
+            checks_only=task["checks_only"],
+            manifest_path=manifest_path,
+            outlets=[Asset(uri) for uri in task["outlets"]],
         )
-    for task in plan.tasks:
-        for upstream in task.upstream:
-            _wire(tasks[task.task_id], tasks[upstream])
+    for task in plan["tasks"]:
+        for upstream in task["upstream"]:
+            _wire(tasks[task["task_id"]], tasks[upstream])
     return dag
 
 
@@ -71,5 +127,15 @@ def load_dag(plan_path: Path) -> DAG:
     """The DAG planned at export time in ``plan_path`` (only this DAG's part of the graph)."""
     if not plan_path.exists():
         raise BridgeError(f"{plan_path} is missing; run `onering airflow export`.")
-    plan, config = plan_from_dict(json.loads(plan_path.read_text()), where=str(plan_path))
-    return build_dag(plan, config)
+    raw = json.loads(plan_path.read_text())
+    if raw.get("version") != PLAN_VERSION:
+        raise BridgeError(
+            f"{plan_path}: plan version {raw.get('version')!r}, this bridge reads "
+            f"{PLAN_VERSION}; run `onering airflow export`."
+        )
+    try:
+        return build_dag(raw["plan"], raw["render"], str(plan_path.with_name(MANIFEST_FILE)))
+    except (KeyError, TypeError) as err:
+        raise BridgeError(
+            f"{plan_path}: not a OneRing DAG plan ({err!r}); run `onering airflow export`."
+        ) from err

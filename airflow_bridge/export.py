@@ -54,6 +54,7 @@ def snapshot(defs, config: RenderConfig) -> Manifest:
                     k: str(meta[k]) for k in ("database", "schema", "table") if k in meta
                 },
                 description=(node.description or "").split(". ")[0],
+                kinds=tuple(sorted(node.kinds)),
             )
         )
     return Manifest("onering", tuple(assets), asdict(config))

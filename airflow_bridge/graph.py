@@ -7,9 +7,8 @@ from typing import Any
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
+from airflow_bridge.formats import PLAN_VERSION
 from airflow_bridge.manifest import AssetNode, CheckNode, Manifest
-
-PLAN_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -30,78 +29,167 @@ class DagPlan:
     schedule_assets: tuple[str, ...]
     tasks: tuple[TaskPlan, ...]
     description: str
+    partitions: dict[str, str] | None = None
+    schedule_fmts: tuple[str | None, ...] = ()
+
+
+def dag_partitions(dag_id: str, assets: list[AssetNode]) -> dict[str, str] | None:
+    """The partitions a DAG's runs are keyed by: those of its partitioned assets.
+
+    One Airflow partition key per run, so a DAG's partitioned assets share one format.
+    """
+    specs = [a.partitions for a in assets if a.partitions]
+    if not specs:
+        return None
+    fmts = sorted({s.get("fmt", "%Y-%m") for s in specs})
+    if len(fmts) > 1:
+        raise BridgeError(
+            f"{dag_id}: assets partitioned by {' and '.join(fmts)} in one DAG; "
+            "group them into separate DAGs."
+        )
+    return {
+        "start": min(s["start"] for s in specs),
+        "end": max(s["end"] for s in specs),
+        "fmt": fmts[0],
+    }
 
 
 def task_id(key: str) -> str:
     return key.replace("/", "__")
 
 
-def _dag_of(asset: AssetNode, config: RenderConfig) -> str:
-    return config.dag_prefix if config.grouping == "one" else f"{config.dag_prefix}_{asset.group}"
+def _kahn(deps: dict[str, set[str]], what: str) -> list[str]:
+    """Node names ordered so every dependency comes first (deps outside ``deps`` ignored).
 
-
-def _topological(assets: list[AssetNode]) -> list[AssetNode]:
-    """Assets ordered so every dependency comes first.
-
-    Kahn's algorithm level by level, keys sorted within a level: O(n log n + edges).
+    Kahn's algorithm level by level, names sorted within a level: O(n log n + edges).
     """
-    by_key = {a.key: a for a in assets}
-    pending = {a.key: len(set(a.deps) & by_key.keys()) for a in assets}
+    pending = {n: len(d & deps.keys()) for n, d in deps.items()}
     dependents: dict[str, list[str]] = {}
-    for a in assets:
-        for dep in set(a.deps) & by_key.keys():
-            dependents.setdefault(dep, []).append(a.key)
-    ready = sorted(k for k, count in pending.items() if count == 0)
-    ordered: list[AssetNode] = []
+    for node, ups in deps.items():
+        for up in ups & deps.keys():
+            dependents.setdefault(up, []).append(node)
+    ready = sorted(n for n, count in pending.items() if count == 0)
+    ordered: list[str] = []
     while ready:
-        ordered += [by_key[k] for k in ready]
+        ordered += ready
         unlocked = []
-        for key in ready:
-            for child in dependents.get(key, []):
+        for node in ready:
+            for child in dependents.get(node, []):
                 pending[child] -= 1
                 if pending[child] == 0:
                     unlocked.append(child)
         ready = sorted(unlocked)
-    if len(ordered) < len(by_key):
-        left = sorted(set(by_key) - {a.key for a in ordered})
-        raise BridgeError(f"the asset graph has a cycle among {', '.join(left)}.")
+    if len(ordered) < len(deps):
+        left = sorted(set(deps) - set(ordered))
+        raise BridgeError(f"{what} has a cycle among {', '.join(left)}.")
     return ordered
+
+
+def _selected(manifest: Manifest, config: RenderConfig) -> list[AssetNode]:
+    """The assets ``select`` minus ``exclude`` picks, dependencies first."""
+    from airflow_bridge.selection import select
+
+    chosen = select(config.select, manifest.assets)
+    if config.exclude:
+        chosen -= select(config.exclude, manifest.assets)
+    if not chosen:
+        raise BridgeError(f"select {config.select!r} / exclude {config.exclude!r} leave no assets.")
+    by_key = manifest.by_key()
+    order = _kahn({a.key: set(a.deps) for a in manifest.assets}, "the asset graph")
+    return [by_key[k] for k in order if k in chosen]
+
+
+def _members(manifest: Manifest, config: RenderConfig) -> dict[str, list[AssetNode]]:
+    """DAG id -> its assets in dependency order."""
+    assets = _selected(manifest, config)
+    if config.grouping == "one":
+        return {config.dag_prefix: assets}
+    if config.grouping == "group":
+        members: dict[str, list[AssetNode]] = {}
+        for a in assets:
+            members.setdefault(f"{config.dag_prefix}_{a.group}", []).append(a)
+        return members
+    from airflow_bridge.selection import select
+
+    dag_keys = {dag_id: select(expr, assets) for dag_id, expr in config.dags.items()}
+    owners: dict[str, list[str]] = {}
+    for dag_id, keys in dag_keys.items():
+        for key in keys:
+            owners.setdefault(key, []).append(dag_id)
+    shared = sorted(k for k, dags in owners.items() if len(dags) > 1)
+    if shared:
+        raise BridgeError(
+            f"dags: {shared[0]} is selected by {' and '.join(owners[shared[0]])} "
+            f"({len(shared)} asset(s) in several DAGs); make the selections disjoint."
+        )
+    empty = sorted(d for d, keys in dag_keys.items() if not keys)
+    if empty:
+        raise BridgeError(f"dags: {', '.join(empty)} select(s) no assets.")
+    return {d: [a for a in assets if a.key in keys] for d, keys in dag_keys.items()}
+
+
+def _units(assets: list[AssetNode], config: RenderConfig) -> list[tuple[str, list[AssetNode]]]:
+    """A DAG's tasks as (task id, assets): one per asset, or one per asset group."""
+    if config.tasks == "asset":
+        return [(task_id(a.key), [a]) for a in assets]
+    groups: dict[str, list[AssetNode]] = {}
+    for a in assets:
+        groups.setdefault(a.group, []).append(a)
+    group_of = {a.key: a.group for a in assets}
+    deps = {
+        g: {group_of[d] for a in members for d in a.deps if d in group_of} - {g}
+        for g, members in groups.items()
+    }
+    return [(g, groups[g]) for g in _kahn(deps, "the asset groups' graph")]
+
+
+def _tasks(assets: list[AssetNode], config: RenderConfig, dag_id: str) -> list[TaskPlan]:
+    unit_of: dict[str, str] = {}
+    units = _units(assets, config)
+    for unit, members in units:
+        unit_of.update(dict.fromkeys((a.key for a in members), unit))
+    tasks: list[TaskPlan] = []
+    for unit, members in units:
+        checks = tuple(c for a in members for c in a.checks)
+        partitions = dag_partitions(f"{dag_id}.{unit}", members)
+        tasks.append(
+            TaskPlan(
+                task_id=unit,
+                asset_keys=tuple(a.key for a in members),
+                upstream=tuple(
+                    sorted({unit_of[d] for a in members for d in a.deps if d in unit_of} - {unit})
+                ),
+                outlets=tuple(a.uri for a in members),
+                checks=() if config.checks == "none" else checks,
+                partitions=partitions,
+            )
+        )
+        if config.checks == "separate" and checks:
+            tasks.append(
+                TaskPlan(
+                    task_id=f"{unit}__checks",
+                    asset_keys=tuple(a.key for a in members),
+                    upstream=(unit,),
+                    outlets=(),
+                    checks=checks,
+                    partitions=partitions,
+                    checks_only=True,
+                )
+            )
+    return tasks
 
 
 def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
     """One plan per DAG; cross-DAG dependencies become asset-aware schedules."""
     by_key = manifest.by_key()
-    members: dict[str, list[AssetNode]] = {}
-    for asset in _topological(list(manifest.assets)):
-        members.setdefault(_dag_of(asset, config), []).append(asset)
+    members = _members(manifest, config)
+    dag_of = {a.key: dag_id for dag_id, assets in members.items() for a in assets}
+    parts = {dag_id: dag_partitions(dag_id, assets) for dag_id, assets in members.items()}
     plans = []
     for dag_id, assets in members.items():
         keys = {a.key for a in assets}
-        tasks: list[TaskPlan] = []
-        for a in assets:
-            tasks.append(
-                TaskPlan(
-                    task_id=task_id(a.key),
-                    asset_keys=(a.key,),
-                    upstream=tuple(task_id(d) for d in sorted(a.deps) if d in keys),
-                    outlets=(a.uri,),
-                    checks=() if config.checks == "none" else a.checks,
-                    partitions=a.partitions,
-                )
-            )
-            if config.checks == "separate" and a.checks:
-                tasks.append(
-                    TaskPlan(
-                        task_id=f"{task_id(a.key)}__checks",
-                        asset_keys=(a.key,),
-                        upstream=(task_id(a.key),),
-                        outlets=(),
-                        checks=a.checks,
-                        partitions=a.partitions,
-                        checks_only=True,
-                    )
-                )
-        external = sorted({d for a in assets for d in a.deps if d not in keys})
+        # Upstream assets made by other DAGs; those no DAG makes are not waited for.
+        external = sorted({d for a in assets for d in a.deps if d not in keys and d in dag_of})
         default = "assets" if external else None
         schedule = config.schedules.get(dag_id, default)
         if schedule == "none":
@@ -113,8 +201,10 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
                 dag_id=dag_id,
                 schedule=schedule,
                 schedule_assets=tuple(by_key[d].uri for d in external),
-                tasks=tuple(tasks),
+                tasks=tuple(_tasks(assets, config, dag_id)),
                 description=f"OneRing assets: {', '.join(sorted(keys))}",
+                partitions=parts[dag_id],
+                schedule_fmts=tuple(_fmt(parts[dag_of[d]]) for d in external),
             )
         )
     unknown = sorted(set(config.schedules) - {p.dag_id for p in plans})
@@ -123,39 +213,10 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
     return plans
 
 
+def _fmt(spec: dict[str, str] | None) -> str | None:
+    return spec.get("fmt", "%Y-%m") if spec else None
+
+
 def plan_to_dict(plan: DagPlan, config: RenderConfig) -> dict[str, Any]:
     """One DAG's plan with the settings it is built with: all a DAG file reads at parse."""
     return {"version": PLAN_VERSION, "render": asdict(config), "plan": asdict(plan)}
-
-
-def plan_from_dict(raw: dict[str, Any], *, where: str) -> tuple[DagPlan, RenderConfig]:
-    if raw.get("version") != PLAN_VERSION:
-        raise BridgeError(
-            f"{where}: plan version {raw.get('version')!r}; run `onering airflow export`."
-        )
-    try:
-        plan = raw["plan"]
-        tasks = tuple(
-            TaskPlan(
-                task_id=t["task_id"],
-                asset_keys=tuple(t["asset_keys"]),
-                upstream=tuple(t["upstream"]),
-                outlets=tuple(t["outlets"]),
-                checks=tuple(CheckNode(c["name"], c["blocking"]) for c in t["checks"]),
-                partitions=t["partitions"],
-                checks_only=t["checks_only"],
-            )
-            for t in plan["tasks"]
-        )
-        dag_plan = DagPlan(
-            plan["dag_id"],
-            plan["schedule"],
-            tuple(plan["schedule_assets"]),
-            tasks,
-            plan["description"],
-        )
-        return dag_plan, RenderConfig(**raw["render"]).validate()
-    except (KeyError, TypeError) as err:
-        raise BridgeError(
-            f"{where}: not a OneRing DAG plan ({err}); run `onering airflow export`."
-        ) from err

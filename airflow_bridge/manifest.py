@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow_bridge.errors import BridgeError
+from airflow_bridge.formats import MANIFEST_FILE, MANIFEST_VERSION
 
-MANIFEST_VERSION = 1
-MANIFEST_FILE = "onering_manifest.json"
+__all__ = ["MANIFEST_FILE", "AssetNode", "CheckNode", "Manifest", "load", "loads"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class AssetNode:
     uri: str
     openmetadata: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def _asset(raw: dict[str, Any]) -> AssetNode:
         uri=raw["uri"],
         openmetadata=dict(raw.get("openmetadata", {})),
         description=raw.get("description", ""),
+        kinds=tuple(raw.get("kinds", ())),
     )
 
 

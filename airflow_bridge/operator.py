@@ -11,13 +11,16 @@ import os
 import subprocess
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_bridge.errors import BridgeError
-from airflow_bridge.partitions import partition_range
+
+# What dag_run.conf may say: one partition, a range, and a Dagster selection.
+CONF_KEYS = {"partition", "from", "to", "select"}
 
 
 def failure_message(summary: dict[str, Any]) -> str:
@@ -88,6 +91,7 @@ class DagsterAssetsOperator(BaseOperator):
         checks_only: bool = False,
         dagster_url: str = "http://127.0.0.1:3000",
         dagster_token_env: str | None = None,
+        manifest_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,6 +103,7 @@ class DagsterAssetsOperator(BaseOperator):
         self.checks_only = checks_only
         self.dagster_url = dagster_url
         self.dagster_token_env = dagster_token_env
+        self.manifest_path = manifest_path
         self._dagster_run_id: str | None = None
 
     def _headers(self) -> dict[str, str] | None:
@@ -133,10 +138,17 @@ class DagsterAssetsOperator(BaseOperator):
             terminate(self.dagster_url, self._dagster_run_id, self._headers())
 
     def _selected(self, conf: dict[str, Any]) -> list[str]:
-        wanted = conf.get("assets")
-        if wanted is None:
+        """This task's assets, narrowed by a Dagster selection in ``dag_run.conf``."""
+        expression = conf.get("select")
+        if not expression:
             return self.asset_keys
-        return [k for k in self.asset_keys if k in set(wanted)]
+        from airflow_bridge.manifest import load
+        from airflow_bridge.selection import select
+
+        if self.manifest_path is None:
+            raise BridgeError("conf 'select' needs the exported manifest beside the DAG file.")
+        chosen = select(str(expression), load(Path(self.manifest_path)).assets)
+        return [k for k in self.asset_keys if k in chosen]
 
     def _when(self, context: Any) -> datetime | None:
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -144,17 +156,47 @@ class DagsterAssetsOperator(BaseOperator):
             return start
         return context.get("logical_date")
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def _scope(self, context: Any) -> tuple[list[str], str | None, str | None]:
+        """The assets and partition range this run asks of this task.
+
+        Bad conf fails the task (no retry); a selection that leaves none of the task's
+        assets, or a scheduled run past the last partition, skips it.
+        """
+        from airflow_bridge.partitions import PartitionRangeError, partition_range
+
         dag_run = context["dag_run"]
         conf = dict(dag_run.conf or {})
-        keys = self._selected(conf)
-        if not keys:
-            raise AirflowSkipException("dag_run.conf 'assets' selects none of this task's assets")
+        unknown = sorted(set(conf) - CONF_KEYS)
+        if unknown:
+            raise AirflowFailException(
+                f"dag_run.conf has unknown key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(CONF_KEYS))}."
+            )
         try:
-            bounds = partition_range(self.partitions, conf, self._when(context))
+            keys = self._selected(conf)
+        except BridgeError as err:
+            raise AirflowFailException(str(err)) from err
+        if not keys:
+            raise AirflowSkipException(
+                f"dag_run.conf select {conf['select']!r} picks none of this task's assets"
+            )
+        try:
+            bounds = partition_range(
+                self.partitions, conf, self._when(context), context.get("partition_key")
+            )
+        except PartitionRangeError as err:
+            if conf or str(dag_run.run_type).lower().endswith("manual"):
+                raise AirflowFailException(str(err)) from err
+            # A scheduled run past the last declared partition has nothing to build.
+            raise AirflowSkipException(f"{err} Nothing to materialize.") from err
         except BridgeError as err:
             raise AirflowFailException(str(err)) from err
         first, last = bounds or (None, None)
+        return keys, first, last
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dag_run = context["dag_run"]
+        keys, first, last = self._scope(context)
         tags = {
             "airflow/dag_id": dag_run.dag_id,
             "airflow/run_id": dag_run.run_id,

@@ -13,6 +13,7 @@ import yaml
 
 from onering_assets.errors import ConfigError
 from onering_assets.partitions import MONTHLY, month_key
+from onering_assets.resources.locks import store_lock
 from onering_assets.settings import Settings
 
 RANGE_START = "dagster/asset_partition_range_start"
@@ -37,7 +38,18 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
     if not config.exists():
         config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    ready = home / ".storage-ready"
+    if ready.exists():
+        return dg.DagsterInstance.get()
+    # The first use creates the SQLite storages; two processes doing it at once (parallel
+    # Airflow tasks on a fresh state folder) race in Dagster's schema migrations.
+    with store_lock(home / ".setup.lock", timeout_s=120, what="Dagster storage setup"):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.get_latest_materialization_event(dg.AssetKey("onering"))
+        instance.all_instigator_state()
+        ready.touch()
+    return instance
 
 
 def partition_range(partition: str | None, start: str | None, end: str | None) -> tuple[str, str]:

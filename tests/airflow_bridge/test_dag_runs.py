@@ -42,17 +42,25 @@ def test_bronze_silver_gold_dags_in_process(tmp_path: Path, make_source, run_dag
         assert tags["airflow/try_number"] == "1" and tags["airflow/task_id"].startswith("gold__")
 
 
-def test_subprocess_mode_runs_the_onering_cli(tmp_path: Path, make_source, run_dag) -> None:
+def test_subprocess_mode_runs_the_onering_cli_for_a_conf_selection(
+    tmp_path: Path, make_source, run_dag
+) -> None:
     state = tmp_path / "state"
     config = replace(RenderConfig(), mode="subprocess", python=sys.executable)
     dags = export_to(tmp_path / "dags", state, config)
     env = {"ONERING_STATE_DIR": str(state), "ONERING_SOURCE_DIR": str(make_source())}
-    result = run_dag(dags, "onering_bronze", {"from": "2013-01", "to": "2013-02"}, **env)
+    conf = {"from": "2013-01", "to": "2013-02", "select": 'key:"bronze/flights" or kind:nope'}
+    result = run_dag(dags, "onering_bronze", conf, **env)
     assert result["state"] == "success", result["log"][-3000:]
     assert sorted(p.name for p in (state / "lake" / "bronze" / "flights").iterdir()) == [
         "month=2013-01",
         "month=2013-02",
     ]
+    # conf `select` narrows the run: the other Bronze tasks skip, with the reason.
+    assert result["tasks"].pop("bronze__flights") == "success"
+    assert set(result["tasks"].values()) == {"skipped"}
+    assert sorted(p.name for p in (state / "lake" / "bronze").iterdir()) == ["flights"]
+    assert "picks none of this task's assets" in result["log"]
 
 
 def test_failed_blocking_check_fails_its_task_and_stops_downstream(

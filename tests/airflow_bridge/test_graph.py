@@ -143,12 +143,87 @@ def test_separate_checks_add_a_check_task_after_each_asset() -> None:
 
 def test_plans_round_trip_through_json() -> None:
     import json
+    from dataclasses import asdict
 
-    from airflow_bridge.graph import plan_from_dict, plan_to_dict
+    from airflow_bridge.graph import plan_to_dict
 
     config = RenderConfig(checks="separate", grouping="one")
     (plan,) = plan_dags(GRAPH, config)
     raw = json.loads(json.dumps(plan_to_dict(plan, config)))
-    assert plan_from_dict(raw, where="t") == (plan, config)
-    with pytest.raises(BridgeError, match="plan version"):
-        plan_from_dict({**raw, "version": 0}, where="t")
+    assert raw["plan"] == json.loads(json.dumps(asdict(plan)))
+    assert RenderConfig(**raw["render"]) == config
+
+
+DAILY = {"start": "2013-01-30", "end": "2013-02-02", "fmt": "%Y-%m-%d"}
+
+
+def test_daily_partitions_map_and_a_partition_key_wins_over_the_date() -> None:
+    march = datetime(2013, 3, 9, tzinfo=UTC)
+    assert partition_range(DAILY, {}, None) == ("2013-01-30", "2013-02-02")
+    assert partition_range(DAILY, {}, datetime(2013, 1, 31, tzinfo=UTC)) == ("2013-01-31",) * 2
+    assert partition_range(DAILY, {"from": "2013-02-01"}, None) == ("2013-02-01", "2013-02-02")
+    # An Airflow partition key (a partitioned DAG run) beats the run's date ...
+    assert partition_range(MONTHLY, {}, march, "2013-07") == ("2013-07", "2013-07")
+    # ... and conf beats both.
+    assert partition_range(MONTHLY, {"partition": "2013-02"}, march, "2013-07") == (
+        "2013-02",
+        "2013-02",
+    )
+    with pytest.raises(BridgeError, match="not a %Y-%m-%d key"):
+        partition_range(DAILY, {}, None, "2013-02")
+    with pytest.raises(BridgeError, match=r"outside 2013-01-30\.\.2013-02-02"):
+        partition_range(DAILY, {"partition": "2013-03-01"}, None)
+
+
+def test_select_and_exclude_use_dagster_selection_syntax() -> None:
+    config = RenderConfig(select='+key:"gold/cmp"', exclude='key:"bronze/airlines"')
+    plans = {p.dag_id: p for p in plan_dags(GRAPH, config)}
+    keys = {k for p in plans.values() for t in p.tasks for k in t.asset_keys}
+    assert keys == {"bronze/flights", "silver/flights", "silver/airlines", "gold/cmp"}
+    # silver/airlines' upstream is not exported, so nothing waits for it.
+    assert plans["onering_silver"].schedule_assets == ("onering://bronze/flights",)
+    with pytest.raises(BridgeError, match="leave no assets"):
+        plan_dags(GRAPH, RenderConfig(select="group:nope"))
+    with pytest.raises(BridgeError, match="status"):
+        plan_dags(GRAPH, RenderConfig(select="status:missing"))
+
+
+def test_dags_per_selection_and_tasks_per_group() -> None:
+    config = RenderConfig(
+        grouping="selection",
+        dags={"core": "group:bronze or group:silver", "marts": "group:gold"},
+        tasks="group",
+    )
+    plans = {p.dag_id: p for p in plan_dags(GRAPH, config)}
+    assert list(plans) == ["core", "marts"]
+    core = {t.task_id: t for t in plans["core"].tasks}
+    assert list(core) == ["bronze", "silver"]
+    assert core["silver"].upstream == ("bronze",)
+    assert core["silver"].asset_keys == ("silver/airlines", "silver/flights")
+    assert core["silver"].outlets == ("onering://silver/airlines", "onering://silver/flights")
+    assert core["silver"].partitions == MONTHLY  # the group's partitioned assets
+    assert plans["marts"].schedule == "assets"
+    with pytest.raises(BridgeError, match="in several DAGs"):
+        plan_dags(GRAPH, RenderConfig(grouping="selection", dags={"a": "*", "b": "group:gold"}))
+    with pytest.raises(BridgeError, match="go together"):
+        RenderConfig(grouping="selection").validate()
+    with pytest.raises(BridgeError, match="tasks 'dag'"):
+        RenderConfig(tasks="dag").validate()
+
+
+def test_partitioned_dags_get_partitioned_airflow_timetables() -> None:
+    from dataclasses import asdict
+
+    from airflow.sdk import CronPartitionTimetable, PartitionedAssetTimetable
+
+    from airflow_bridge.dag import schedule_of
+
+    config = RenderConfig(schedules={"onering_bronze": "@monthly"})
+    plans = {p.dag_id: p for p in plan_dags(GRAPH, config)}
+    bronze = schedule_of(asdict(plans["onering_bronze"]))
+    assert isinstance(bronze, CronPartitionTimetable)
+    assert (bronze.key_format, bronze.run_offset) == ("%Y-%m", -1)  # the month that closed
+    assert isinstance(schedule_of(asdict(plans["onering_gold"])), PartitionedAssetTimetable)
+    unpartitioned = Manifest("o", (node("bronze/a", partitioned=False),))
+    (plan,) = plan_dags(unpartitioned, RenderConfig(schedules={"onering_bronze": "@daily"}))
+    assert schedule_of(asdict(plan)) == "@daily"

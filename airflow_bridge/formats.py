@@ -1,0 +1,6 @@
+"""File names and format versions shared by the export side and the DAG-parse side."""
+
+MANIFEST_FILE = "onering_manifest.json"
+MANIFEST_VERSION = 1
+# 2: DAG-level partitions and schedule_fmts (partitioned Airflow timetables).
+PLAN_VERSION = 2

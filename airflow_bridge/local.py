@@ -1,0 +1,367 @@
+"""A local Airflow 3 for the exported DAGs: start, trigger, follow and stop it.
+
+``onering airflow up`` runs the four Airflow 3 components (api-server, scheduler,
+dag-processor, triggerer) as background processes bound to 127.0.0.1, with ``AIRFLOW_HOME``
+(SQLite metadata DB, logs, generated admin password) under the OneRing state folder and the
+DAGs folder on the export. The REST API (``/api/v2``) is how ``trigger`` and ``status``
+talk to it, exactly as any other client would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_bridge.errors import BridgeError
+from airflow_bridge.partitions import keys
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USER = "admin"
+DEFAULT_PORT = 8080
+# Modules the scheduler imports before it starts: its LocalExecutor workers, and the task
+# processes they fork, inherit them, so an in_process task does not pay Dagster's import.
+PRELOAD = ("onering_assets.runner",)
+FINISHED = {"success", "failed"}
+# Task states worth a line when following a run (not none/scheduled/queued).
+NOTEWORTHY = {"running", "success", "failed", "upstream_failed", "skipped", "up_for_retry"}
+
+
+@dataclass(frozen=True)
+class LocalAirflow:
+    """Where a local Airflow lives and how to reach it."""
+
+    home: Path
+    dags_folder: Path
+    port: int = DEFAULT_PORT
+    python: str = sys.executable
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pids_file(self) -> Path:
+        return self.home / "onering-pids.json"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def log_file(self, component: str) -> Path:
+        return self.home / "logs" / f"{component}.log"
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Airflow's settings, as environment variables so nothing else is needed."""
+        return {
+            **(os.environ if base is None else base),
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # chDB has one owner at a time: more parallel tasks would only queue on its lock.
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            # Runs start when triggered; exported DAGs with a partition end schedule nothing.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        }
+
+    # -- processes -------------------------------------------------------------------
+
+    def running(self) -> dict[str, int]:
+        """Components started by ``up`` that are still alive, by name."""
+        if not self.pids_file.exists():
+            return {}
+        pids: dict[str, int] = json.loads(self.pids_file.read_text())
+        return {name: pid for name, pid in pids.items() if _alive(pid)}
+
+    def command(self, component: str) -> list[str]:
+        if component == "scheduler":
+            preload = "; ".join(f"import {m}" for m in PRELOAD)
+            boot = f"{preload}; from airflow.__main__ import main; main()"
+            return [self.python, "-c", boot, "scheduler"]
+        args = [component]
+        if component == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        return [self.python, "-m", "airflow", *args]
+
+    def up(self, *, timeout_s: float = 180, say: Callable[[str], None] = print) -> dict[str, Any]:
+        """Migrate the metadata DB, start the components, wait until the DAGs are loaded."""
+        alive = self.running()
+        if len(alive) == len(COMPONENTS):
+            say(f"Airflow is already running at {self.url} (pids {sorted(alive.values())}).")
+            return self.wait_ready(timeout_s=timeout_s, say=say)
+        if alive:
+            self.down(say=say)
+        _port_free(self.port)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        say(f"Migrating the Airflow metadata DB in {self.home} ...")
+        migrate = subprocess.run(
+            [self.python, "-m", "airflow", "db", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if migrate.returncode != 0:
+            raise BridgeError(f"`airflow db migrate` failed:\n{migrate.stderr[-3000:]}")
+        pids = {}
+        for component in COMPONENTS:
+            with self.log_file(component).open("ab") as log:
+                proc = subprocess.Popen(
+                    self.command(component),
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            pids[component] = proc.pid
+            say(f"started {component} (pid {proc.pid}), log {self.log_file(component)}")
+        self.pids_file.write_text(json.dumps(pids, indent=1) + "\n")
+        try:
+            return self.wait_ready(timeout_s=timeout_s, say=say)
+        except BridgeError:
+            self.down(say=say)
+            raise
+
+    def down(self, *, timeout_s: float = 30, say: Callable[[str], None] = print) -> list[str]:
+        """Stop every component ``up`` started (their whole process groups)."""
+        alive = self.running()
+        for name, pid in alive.items():
+            _signal_group(pid, signal.SIGTERM)
+            say(f"stopping {name} (pid {pid})")
+        deadline = time.monotonic() + timeout_s
+        while any(_alive(pid) for pid in alive.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for name, pid in alive.items():
+            if _alive(pid):
+                say(f"{name} (pid {pid}) did not stop in {timeout_s:g} s: killed")
+                _signal_group(pid, signal.SIGKILL)
+        self.pids_file.unlink(missing_ok=True)
+        return sorted(alive)
+
+    def wait_ready(self, *, timeout_s: float, say: Callable[[str], None]) -> dict[str, Any]:
+        """Block until all components report healthy and every exported DAG is parsed."""
+        expected = sorted(p.stem for p in self.dags_folder.glob("*.py"))
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while True:
+            state = self._readiness(expected)
+            if state["ready"]:
+                return state
+            if state["summary"] != last:
+                say(f"waiting for Airflow: {state['summary']}")
+                last = state["summary"]
+            dead = [c for c in COMPONENTS if c not in self.running()]
+            if dead or time.monotonic() > deadline:
+                why = f"{', '.join(dead)} exited" if dead else f"not ready in {timeout_s:g} s"
+                tails = "\n".join(
+                    f"--- {c} ({self.log_file(c)}):\n{_tail(self.log_file(c))}"
+                    for c in (dead or COMPONENTS)
+                )
+                raise BridgeError(f"Airflow did not start: {why} ({state['summary']}).\n{tails}")
+            time.sleep(1)
+
+    def _readiness(self, expected: list[str]) -> dict[str, Any]:
+        try:
+            health = _request("GET", f"{self.url}/api/v2/monitor/health")
+        except BridgeError:
+            return {"ready": False, "summary": "api-server not answering yet"}
+        unhealthy = sorted(k for k, v in health.items() if v.get("status") != "healthy")
+        if unhealthy:
+            return {"ready": False, "summary": f"{', '.join(unhealthy)} not healthy yet"}
+        client = self.client()
+        dags = client.get("/dags", limit=1000)["dags"]
+        loaded = sorted(d["dag_id"] for d in dags)
+        errors = client.get("/importErrors")["import_errors"]
+        if errors:
+            detail = "\n".join(f"{e['filename']}: {e['stack_trace'][-800:]}" for e in errors)
+            raise BridgeError(f"the exported DAGs failed to import:\n{detail}")
+        missing = [d for d in expected if d not in loaded]
+        if missing:
+            return {"ready": False, "summary": f"parsing DAGs ({len(loaded)}/{len(expected)})"}
+        return {"ready": True, "summary": "ready", "dags": loaded, "health": health}
+
+    def client(self) -> AirflowClient:
+        if not self.passwords_file.exists():
+            raise BridgeError(f"Airflow is not set up in {self.home}; run `onering airflow up`.")
+        password = json.loads(self.passwords_file.read_text())[USER]
+        return AirflowClient.login(self.url, USER, password)
+
+
+class AirflowClient:
+    """The few Airflow REST API v2 calls the CLI needs, with a JWT from the auth manager."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    @classmethod
+    def login(cls, url: str, username: str, password: str) -> AirflowClient:
+        body = {"username": username, "password": password}
+        return cls(url, _request("POST", f"{url}/auth/token", body)["access_token"])
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return _request(
+            "GET", f"{self.url}/api/v2{path}{'?' + query if query else ''}", None, self.headers
+        )
+
+    def trigger(
+        self, dag_id: str, *, partition_key: str | None, conf: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Queue a run now; a partitioned DAG run carries ``partition_key`` downstream."""
+        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if partition_key:
+            body["partition_key"] = partition_key
+        return _request("POST", f"{self.url}/api/v2/dags/{dag_id}/dagRuns", body, self.headers)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {t["task_id"]: t["state"] for t in tis}
+
+    def follow(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout_s: float,
+        say: Callable[[str], None],
+        poll_s: float = 2,
+    ) -> dict[str, Any]:
+        """Wait for a run to finish, saying each task state change; the final run."""
+        seen: dict[str, str | None] = {}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            for task, state in sorted(self.task_states(dag_id, run_id).items()):
+                if state in NOTEWORTHY and seen.get(task) != state:
+                    say(f"  {dag_id}.{task}: {state}")
+                    seen[task] = state
+            if run["state"] in FINISHED:
+                run["tasks"] = seen
+                return run
+            if time.monotonic() > deadline:
+                raise BridgeError(
+                    f"{dag_id} run {run_id} still {run['state']} after {timeout_s:g} s."
+                )
+            time.sleep(poll_s)
+
+    def keyed_runs(self, dag_id: str, partition_key: str, after: str) -> list[dict[str, Any]]:
+        """Runs of ``dag_id`` for ``partition_key`` queued at or after ``after`` (ISO time)."""
+        runs = self.get(f"/dags/{dag_id}/dagRuns", order_by="-id", limit=20)["dag_runs"]
+        return [r for r in runs if r["partition_key"] == partition_key and r["queued_at"] >= after]
+
+
+def exported_plans(dags_folder: Path) -> dict[str, dict[str, Any]]:
+    """DAG id -> plan, as exported."""
+    return {
+        p.name.removesuffix(".plan.json"): json.loads(p.read_text())["plan"]
+        for p in sorted(dags_folder.glob("*.plan.json"))
+    }
+
+
+def check_trigger(dags_folder: Path, dag_id: str, partition: str | None) -> None:
+    """Refuse, before anything runs, a DAG that is not exported or a partition it lacks."""
+    plans = exported_plans(dags_folder)
+    if dag_id not in plans:
+        known = ", ".join(sorted(plans)) or "none"
+        raise BridgeError(f"no exported DAG {dag_id!r} in {dags_folder} (exported: {known}).")
+    spec = plans[dag_id]["partitions"]
+    if partition and spec is None:
+        raise BridgeError(f"{dag_id} is not partitioned; trigger it without --partition.")
+    if partition and partition not in keys(spec):
+        raise BridgeError(
+            f"partition {partition!r} is not one of {dag_id}'s ({spec['start']}..{spec['end']})."
+        )
+
+
+def downstream_dags(dags_folder: Path, dag_id: str) -> list[str]:
+    """DAGs an asset-triggered cascade from ``dag_id`` reaches, in the order they run."""
+    plans = exported_plans(dags_folder)
+    outlets = {d: {o for t in p["tasks"] for o in t["outlets"]} for d, p in plans.items()}
+    order, frontier = [], [dag_id]
+    while frontier:
+        made = set().union(*(outlets[d] for d in frontier))
+        frontier = [
+            d
+            for d, p in plans.items()
+            if d not in order
+            and d != dag_id
+            and p["schedule"] == "assets"
+            and made & set(p["schedule_assets"])
+        ]
+        order += frontier
+    return order
+
+
+def _request(
+    method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        detail = err.read().decode(errors="replace")
+        with contextlib.suppress(ValueError, AttributeError):
+            detail = json.loads(detail).get("detail", detail)
+        raise BridgeError(f"Airflow API {method} {url}: HTTP {err.code}: {detail}") from err
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+        raise BridgeError(f"Airflow API at {url} is not reachable ({err}).") from err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this process counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _port_free(port: int) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            raise BridgeError(
+                f"port {port} on 127.0.0.1 is in use; stop what uses it or pass --port."
+            )
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
