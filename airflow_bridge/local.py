@@ -45,6 +45,7 @@ class LocalAirflow:
     dags_folder: Path
     port: int = DEFAULT_PORT
     python: str = sys.executable
+    preload: tuple[str, ...] = PRELOAD
 
     @property
     def url(self) -> str:
@@ -92,9 +93,9 @@ class LocalAirflow:
         return {name: pid for name, pid in pids.items() if _alive(pid)}
 
     def command(self, component: str) -> list[str]:
-        if component == "scheduler":
-            preload = "; ".join(f"import {m}" for m in PRELOAD)
-            boot = f"{preload}; from airflow.__main__ import main; main()"
+        if component == "scheduler" and self.preload:
+            imports = "; ".join(f"import {m}" for m in self.preload)
+            boot = f"{imports}; from airflow.__main__ import main; main()"
             return [self.python, "-c", boot, "scheduler"]
         args = [component]
         if component == "api-server":

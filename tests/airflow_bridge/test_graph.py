@@ -227,3 +227,19 @@ def test_partitioned_dags_get_partitioned_airflow_timetables() -> None:
     unpartitioned = Manifest("o", (node("bronze/a", partitioned=False),))
     (plan,) = plan_dags(unpartitioned, RenderConfig(schedules={"onering_bronze": "@daily"}))
     assert schedule_of(asdict(plan)) == "@daily"
+
+
+def test_stale_or_foreign_plan_files_fail_with_what_to_run(tmp_path: Path) -> None:
+    import json
+
+    from airflow_bridge.dag import load_dag
+
+    plan = tmp_path / "onering_x.plan.json"
+    with pytest.raises(BridgeError, match="missing; run `onering airflow export`"):
+        load_dag(plan)
+    plan.write_text(json.dumps({"version": 1, "plan": {}, "render": {}}))
+    with pytest.raises(BridgeError, match="plan version 1, this bridge reads 2"):
+        load_dag(plan)
+    plan.write_text(json.dumps({"version": 2, "plan": {"dag_id": "x"}, "render": {}}))
+    with pytest.raises(BridgeError, match="not a OneRing DAG plan"):
+        load_dag(plan)
