@@ -29,9 +29,10 @@ from airflow_bridge.partitions import keys
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
 DEFAULT_PORT = 8080
-# Modules the scheduler imports before it starts: its LocalExecutor workers, and the task
-# processes they fork, inherit them, so an in_process task does not pay Dagster's import.
-PRELOAD = ("onering_assets.runner",)
+# What the scheduler loads before it starts (``module`` or ``module:function`` to call):
+# its LocalExecutor workers, and the task processes they fork, inherit it, so an in_process
+# task does not pay for importing Dagster, building the definitions or importing GX.
+PRELOAD = ("onering_assets.runner:prepare_worker",)
 FINISHED = {"success", "failed"}
 # Task states worth a line when following a run (not none/scheduled/queued).
 NOTEWORTHY = {"running", "success", "failed", "upstream_failed", "skipped", "up_for_retry"}
@@ -94,8 +95,13 @@ class LocalAirflow:
 
     def command(self, component: str) -> list[str]:
         if component == "scheduler" and self.preload:
-            imports = "; ".join(f"import {m}" for m in self.preload)
-            boot = f"{imports}; from airflow.__main__ import main; main()"
+            steps = []
+            for entry in self.preload:
+                module, _, function = entry.partition(":")
+                steps.append(f"import {module}")
+                if function:
+                    steps.append(f"{module}.{function}()")
+            boot = "; ".join([*steps, "from airflow.__main__ import main", "main()"])
             return [self.python, "-c", boot, "scheduler"]
         args = [component]
         if component == "api-server":
