@@ -60,8 +60,8 @@ Known differences from Dagster, all outside what a manifest can express or delib
   selects nothing. A single-token legacy tag (``tag:a.b=c``) still works.
 * External assets are known only by key: their owners and their own upstream assets are
   not in the manifest, so ``owner:`` never matches them and upstream walks stop at them.
-* Export drops ``dagster/*`` tags; kinds are restored from ``AssetNode.kinds`` (when the
-  manifest has it), other ``dagster/*`` tags cannot be matched.
+* Export drops ``dagster/*`` tags; kinds are restored from ``AssetNode.kinds``, other
+  ``dagster/*`` tags cannot be matched.
 """
 
 from __future__ import annotations
@@ -703,8 +703,7 @@ class _Graph:
         """Per asset, its tags plus a ``dagster/kind/<kind>`` tag per kind, as in Dagster."""
         result: dict[str, dict[str, str]] = {}
         for key, node in self.nodes.items():
-            kinds: Iterable[str] = getattr(node, "kinds", ())
-            result[key] = {**node.tags, **{KIND_TAG_PREFIX + kind: "" for kind in kinds}}
+            result[key] = {**node.tags, **{KIND_TAG_PREFIX + kind: "" for kind in node.kinds}}
         return result
 
     @staticmethod

@@ -259,7 +259,7 @@ def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) ->
 
 @app.command()
 def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
-    """Delete all local state (lake, chDB, Postgres, Dagster history)."""
+    """Delete all local state (lake, chDB, Postgres, Dagster history, local Airflow)."""
     settings = Settings.from_env()
     if settings.profile != "local":
         raise fail("reset only deletes local state; drop compose data with its own tools.", 2)
@@ -270,6 +270,8 @@ def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = Fals
         raise typer.Exit(1)
     from onering_assets.resources.postgres import stop_embedded
 
+    if (settings.state_dir / "airflow").exists():
+        _local_airflow().down(say=_say)
     stop_embedded(settings.postgres_dir)
     shutil.rmtree(settings.state_dir)
     out.print(f"deleted {settings.state_dir}")

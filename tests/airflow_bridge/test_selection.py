@@ -3,7 +3,7 @@
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,13 +21,6 @@ from onering_assets.settings import Settings
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 
 ERROR = "error"  # the outcome of an expression Dagster (or select) rejects
-
-
-@dataclass(frozen=True)
-class KindedNode(AssetNode):
-    """An AssetNode with kinds, for manifests whose AssetNode does not carry them yet."""
-
-    kinds: tuple[str, ...] = ()
 
 
 def dagster_outcome(expr: str, graph, keys: set[str]) -> set[str] | str:
@@ -65,14 +58,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     defs = build_definitions(Settings(profile="local", state_dir=state_dir))
     graph = defs.resolve_asset_graph()
     nodes = snapshot(defs, RenderConfig()).assets
-    if not any(f.name == "kinds" for f in fields(AssetNode)):
-        nodes = tuple(
-            KindedNode(
-                **{f.name: getattr(n, f.name) for f in fields(n)},
-                kinds=tuple(sorted(graph.get(dg.AssetKey.from_user_string(n.key)).kinds)),
-            )
-            for n in nodes
-        )
+    assert any(n.kinds for n in nodes)  # the manifest carries kinds for `kind:`
     keys = {n.key for n in nodes}
     assert keys == {k.to_user_string() for k in graph.materializable_asset_keys}
     return Project(graph, nodes, keys)
@@ -248,8 +234,8 @@ def node(
     owners: Sequence[str] = (),
     tags: dict[str, str] | None = None,
     kinds: Sequence[str] = (),
-) -> KindedNode:
-    return KindedNode(
+) -> AssetNode:
+    return AssetNode(
         key=key,
         group=group,
         deps=tuple(deps),
