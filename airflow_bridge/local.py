@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.partitions import keys
+from airflow_bridge.processes import alive, port_in_use, stop_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
@@ -91,7 +91,7 @@ class LocalAirflow:
         if not self.pids_file.exists():
             return {}
         pids: dict[str, int] = json.loads(self.pids_file.read_text())
-        return {name: pid for name, pid in pids.items() if _alive(pid)}
+        return {name: pid for name, pid in pids.items() if alive(pid)}
 
     def command(self, component: str) -> list[str]:
         if component == "scheduler" and self.preload:
@@ -110,13 +110,16 @@ class LocalAirflow:
 
     def up(self, *, timeout_s: float = 180, say: Callable[[str], None] = print) -> dict[str, Any]:
         """Migrate the metadata DB, start the components, wait until the DAGs are loaded."""
-        alive = self.running()
-        if len(alive) == len(COMPONENTS):
-            say(f"Airflow is already running at {self.url} (pids {sorted(alive.values())}).")
+        started = self.running()
+        if len(started) == len(COMPONENTS):
+            say(f"Airflow is already running at {self.url} (pids {sorted(started.values())}).")
             return self.wait_ready(timeout_s=timeout_s, say=say)
-        if alive:
+        if started:
             self.down(say=say)
-        _port_free(self.port)
+        if port_in_use(self.port):
+            raise BridgeError(
+                f"port {self.port} on 127.0.0.1 is in use; stop what uses it or pass --port."
+            )
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         env = self.env()
         say(f"Migrating the Airflow metadata DB in {self.home} ...")
@@ -151,19 +154,15 @@ class LocalAirflow:
 
     def down(self, *, timeout_s: float = 30, say: Callable[[str], None] = print) -> list[str]:
         """Stop every component ``up`` started (their whole process groups)."""
-        alive = self.running()
-        for name, pid in alive.items():
-            _signal_group(pid, signal.SIGTERM)
+        running = self.running()
+        for name, pid in running.items():
             say(f"stopping {name} (pid {pid})")
-        deadline = time.monotonic() + timeout_s
-        while any(_alive(pid) for pid in alive.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for name, pid in alive.items():
-            if _alive(pid):
+        killed = stop_groups(running.values(), timeout_s=timeout_s)
+        for name, pid in running.items():
+            if pid in killed:
                 say(f"{name} (pid {pid}) did not stop in {timeout_s:g} s: killed")
-                _signal_group(pid, signal.SIGKILL)
         self.pids_file.unlink(missing_ok=True)
-        return sorted(alive)
+        return sorted(running)
 
     def wait_ready(self, *, timeout_s: float, say: Callable[[str], None]) -> dict[str, Any]:
         """Block until all components report healthy and every exported DAG is parsed."""
@@ -337,35 +336,6 @@ def _request(
         raise BridgeError(f"Airflow API {method} {url}: HTTP {err.code}: {detail}") from err
     except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
         raise BridgeError(f"Airflow API at {url} is not reachable ({err}).") from err
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _port_free(port: int) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        if sock.connect_ex(("127.0.0.1", port)) == 0:
-            raise BridgeError(
-                f"port {port} on 127.0.0.1 is in use; stop what uses it or pass --port."
-            )
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -53,7 +53,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -71,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from airflow_bridge.local import PRELOAD  # what `onering airflow up` preloads
+from airflow_bridge.processes import free_port, stop_groups
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -166,12 +166,6 @@ class Outcome:
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def export_dags(state: Path, folder: Path, dagster_url: str) -> None:
@@ -283,14 +277,8 @@ def dagster_dev(state: Path, port: int, say: Callable[[str], None]) -> Iterator[
         say("dagster dev is ready")
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_groups([proc.pid])
+        proc.wait()
         say(f"stopped dagster dev (pid {proc.pid})")
 
 

@@ -21,11 +21,13 @@ RANGE_END = "dagster/asset_partition_range_end"
 
 INSTANCE_CONFIG = {
     "telemetry": {"enabled": False},
-    # Runs launched from the UI queue and run one at a time: chDB has one owner per directory.
+    # Runs launched from the UI (or the bridge's dagster_graphql mode) queue and run one at
+    # a time: chDB has one owner per directory. The daemon looks at the queue every second
+    # (Dagster's default, 5 s, was most of a launched task's overhead: bench/airflow_tasks.py).
     "run_coordinator": {
         "module": "dagster._core.run_coordinator",
         "class": "QueuedRunCoordinator",
-        "config": {"max_concurrent_runs": 1},
+        "config": {"max_concurrent_runs": 1, "dequeue_interval_seconds": 1},
     },
 }
 

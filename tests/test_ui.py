@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from airflow_bridge.processes import free_port, stop_groups
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENSURE_CHROMIUM = PROJECT_ROOT / "ops" / "scripts" / "ensure-chromium.sh"
@@ -46,13 +46,6 @@ GROUP_ASSETS = {
     "silver": "flights",
     "gold": "carrier_monthly_performance",
 }
-
-
-def _free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _log_tail(log_path: Path, chars: int = 4000) -> str:
@@ -83,20 +76,6 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path)
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate the webserver and its children (its own process group), killing if need be."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
     """Debian's chromium binary, installed once via apt if missing, else the test is skipped."""
@@ -116,7 +95,7 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     state_dir = tmp_path_factory.mktemp("onering_state")
     log_path = tmp_path_factory.mktemp("webserver_log") / "dagster-webserver.log"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -151,7 +130,8 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             _wait_until_serving(proc, f"{base_url}/server_info", log_path)
             yield base_url
         finally:
-            _stop(proc)
+            stop_groups([proc.pid], timeout_s=20)
+            proc.wait()
 
 
 def _graph_node(page: Page, name: str) -> Locator:

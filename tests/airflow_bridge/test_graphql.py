@@ -1,8 +1,6 @@
 """The dagster_graphql mode against a real Dagster webserver and daemon (`dagster dev`)."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +12,11 @@ import yaml
 
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.graphql import run_graphql
+from airflow_bridge.processes import free_port, stop_groups
 from onering_assets.runner import INSTANCE_CONFIG
 from onering_assets.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +67,8 @@ def dagster_url(tmp_path_factory: pytest.TempPathFactory, make_source) -> Iterat
                 time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_groups([proc.pid])
+        proc.wait()
         log.close()
 
 

@@ -16,17 +16,12 @@ import dagster as dg
 import pytest
 
 from airflow_bridge.local import check_trigger, downstream_dags
+from airflow_bridge.processes import free_port
 from onering_assets.runner import RANGE_END, RANGE_START
 from onering_assets.settings import PLATFORM_DIR, Settings
 from tests.conftest import gold_rows
 
 DAGS = PLATFORM_DIR / "orchestration" / "airflow" / "dags"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def onering(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
