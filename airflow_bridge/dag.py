@@ -15,11 +15,10 @@ from typing import Any
 from airflow.sdk import DAG, Asset
 
 from airflow_bridge.errors import BridgeError
-from airflow_bridge.formats import MANIFEST_FILE, PLAN_VERSION
+from airflow_bridge.formats import DAILY, MANIFEST_FILE, MONTHLY, PLAN_VERSION
 from airflow_bridge.operator import DagsterAssetsOperator
 
 START = datetime(2013, 1, 1, tzinfo=UTC)
-MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"
 MONTHLY_CRONS = {"@monthly", "0 0 1 * *"}
 
 

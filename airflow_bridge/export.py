@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from airflow_bridge.config import RenderConfig
+from airflow_bridge.errors import BridgeError
 from airflow_bridge.graph import plan_dags, plan_to_dict
 from airflow_bridge.manifest import MANIFEST_FILE, AssetNode, CheckNode, Manifest
 
@@ -26,14 +27,27 @@ dag = load_dag(Path(__file__).with_name("{plan}"))
 '''
 
 
+def _partitions(key: str, parts) -> dict[str, str] | None:
+    """An asset's partition spec (first and last key, format); time windows map to Airflow."""
+    import dagster as dg
+
+    if parts is None:
+        return None
+    if not isinstance(parts, dg.TimeWindowPartitionsDefinition):
+        raise BridgeError(
+            f"{key}: {type(parts).__name__} cannot be mapped to Airflow runs; "
+            "the bridge maps time-window (monthly, daily) partitions."
+        )
+    keys = parts.get_partition_keys()
+    return {"start": keys[0], "end": keys[-1], "fmt": parts.fmt} if keys else None
+
+
 def snapshot(defs, config: RenderConfig) -> Manifest:
     """The asset graph as the bridge needs it, with no paths, hosts or secrets."""
     graph = defs.resolve_asset_graph()
     assets = []
     for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
         node = graph.get(key)
-        parts = node.partitions_def
-        keys = parts.get_partition_keys() if parts else []
         meta = node.metadata
         checks = tuple(
             CheckNode(ck.name, graph.get_check_spec(ck).blocking)
@@ -45,7 +59,7 @@ def snapshot(defs, config: RenderConfig) -> Manifest:
                 key=key.to_user_string(),
                 group=node.group_name or "default",
                 deps=tuple(sorted(p.to_user_string() for p in node.parent_keys)),
-                partitions={"start": keys[0], "end": keys[-1], "fmt": "%Y-%m"} if keys else None,
+                partitions=_partitions(key.to_user_string(), node.partitions_def),
                 checks=checks,
                 owners=tuple(node.owners),
                 tags={k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/")},

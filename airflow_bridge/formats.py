@@ -4,3 +4,7 @@ MANIFEST_FILE = "onering_manifest.json"
 MANIFEST_VERSION = 1
 # 2: DAG-level partitions and schedule_fmts (partitioned Airflow timetables).
 PLAN_VERSION = 2
+
+# Partition key formats the bridge maps between Dagster and Airflow.
+MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"
+PARTITION_FORMATS = (MONTHLY, DAILY)

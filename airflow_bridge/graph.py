@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
-from airflow_bridge.formats import PLAN_VERSION
+from airflow_bridge.formats import MONTHLY, PLAN_VERSION
 from airflow_bridge.manifest import AssetNode, CheckNode, Manifest
 
 
@@ -41,7 +41,7 @@ def dag_partitions(dag_id: str, assets: list[AssetNode]) -> dict[str, str] | Non
     specs = [a.partitions for a in assets if a.partitions]
     if not specs:
         return None
-    fmts = sorted({s.get("fmt", "%Y-%m") for s in specs})
+    fmts = sorted({s.get("fmt", MONTHLY) for s in specs})
     if len(fmts) > 1:
         raise BridgeError(
             f"{dag_id}: assets partitioned by {' and '.join(fmts)} in one DAG; "
@@ -214,7 +214,7 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
 
 
 def _fmt(spec: dict[str, str] | None) -> str | None:
-    return spec.get("fmt", "%Y-%m") if spec else None
+    return spec.get("fmt", MONTHLY) if spec else None
 
 
 def plan_to_dict(plan: DagPlan, config: RenderConfig) -> dict[str, Any]:

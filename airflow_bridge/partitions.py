@@ -10,19 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow_bridge.errors import BridgeError
+from airflow_bridge.formats import DAILY, MONTHLY, PARTITION_FORMATS
 
 
 class PartitionRangeError(BridgeError):
     """A run asks for a partition the assets do not have."""
 
 
-MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"
-CRON = {MONTHLY: "0 0 1 * *", DAILY: "0 0 * * *"}
-
-
 def _fmt(spec: dict[str, str]) -> str:
     fmt = spec.get("fmt", MONTHLY)
-    if fmt not in CRON:
+    if fmt not in PARTITION_FORMATS:
         raise BridgeError(f"partition format {fmt!r}: the bridge maps {MONTHLY} and {DAILY}.")
     return fmt
 
@@ -50,11 +47,6 @@ def keys(spec: dict[str, str]) -> list[str]:
         out.append(at.strftime(fmt))
         at = next_start(at, fmt)
     return out
-
-
-def first_start(spec: dict[str, str]) -> datetime:
-    """When the first partition starts."""
-    return _parse(spec["start"], _fmt(spec))
 
 
 def partition_range(

@@ -124,3 +124,24 @@ def test_direct_edge_wiring_survives_airflow_serialization(
     assert ["bronze__flights", "silver__flights"] in result["before"]
     assert result["after"] == result["before"]
     assert result["down"] == result["before"]  # downstream ids mirror upstream ids
+
+
+def test_snapshot_keeps_the_partition_format_and_refuses_what_airflow_cannot_key() -> None:
+    import dagster as dg
+
+    from airflow_bridge.errors import BridgeError
+
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition("2013-01-30", end_date="2013-02-03"))
+    def daily() -> None: ...
+
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(["a", "b"]))
+    def static() -> None: ...
+
+    manifest = snapshot(dg.Definitions(assets=[daily]), RenderConfig())
+    assert manifest.assets[0].partitions == {
+        "start": "2013-01-30",
+        "end": "2013-02-02",
+        "fmt": "%Y-%m-%d",
+    }
+    with pytest.raises(BridgeError, match="static: StaticPartitionsDefinition cannot be mapped"):
+        snapshot(dg.Definitions(assets=[static]), RenderConfig())
