@@ -73,12 +73,10 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
     declared = [c.name for c in table.columns]
     missing = [c for c in declared if c not in landed.columns]
     results = [
-        Outcome(
+        Outcome.failed(
             names.REQUIRED_COLUMNS,
-            False,
             f"missing column(s) {', '.join(missing)} of {len(declared)} required",
-            failing=len(missing),
-            sample=missing[:SAMPLE_ROWS],
+            missing,
         )
         if missing
         else Outcome(names.REQUIRED_COLUMNS, True, f"all {len(declared)} columns present"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onering_assets.checks.names import GE_SUITE
-from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
+from onering_assets.checks.outcome import Outcome
 from onering_assets.errors import ConfigError
 from onering_assets.settings import PLATFORM_DIR
 
@@ -74,13 +74,11 @@ def run_suite(suite: str, frame: pd.DataFrame, suites_dir: Path = SUITES_DIR) ->
     failed = [_describe(r) for r in report["results"] if not r["success"]]
     total = len(report["results"])
     if failed:
-        return Outcome(
+        return Outcome.failed(
             GE_SUITE,
-            False,
             f"suite {suite}: {len(failed)} of {total} expectations failed: {'; '.join(failed)}",
-            failing=len(failed),
-            sample=failed[:SAMPLE_ROWS],
-            metadata={"suite": suite, "rows": len(frame)},
+            failed,
+            {"suite": suite, "rows": len(frame)},
         )
     return Outcome(
         GE_SUITE,

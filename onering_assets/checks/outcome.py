@@ -25,6 +25,24 @@ class Outcome:
     sample: Sequence[Any] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def failed(
+        cls,
+        name: str,
+        summary: str,
+        problems: Sequence[Any],
+        metadata: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """A failure counting ``problems``, with the first few as its sample."""
+        return cls(
+            name,
+            False,
+            summary,
+            failing=len(problems),
+            sample=problems[:SAMPLE_ROWS],
+            metadata=metadata or {},
+        )
+
     def to_result(self, asset_key: dg.AssetKey, *, blocking: bool) -> dg.AssetCheckResult:
         metadata: dict[str, Any] = {"summary": self.summary, "failing": self.failing}
         if self.sample:
@@ -65,12 +83,8 @@ def schema_outcome(
     extra = sorted(set(have) - {c for c, _ in declared})
     problems += [f"undeclared {c}" for c in extra]
     if problems:
-        return Outcome(
-            name,
-            False,
-            f"{where} differs from its declaration: {'; '.join(problems)}",
-            failing=len(problems),
-            sample=problems[:SAMPLE_ROWS],
+        return Outcome.failed(
+            name, f"{where} differs from its declaration: {'; '.join(problems)}", problems
         )
     return Outcome(name, True, f"{where} matches its {len(declared)} declared columns.")
 
@@ -86,12 +100,5 @@ def not_empty(counts: dict[str, int], wanted: Iterable[str], table: str) -> Outc
     empty = [p or table for p in wanted if counts.get(p, 0) == 0]
     meta = {"rows_by_partition": {p or table: n for p, n in sorted(counts.items())}}
     if empty:
-        return Outcome(
-            NOT_EMPTY,
-            False,
-            f"no rows for {', '.join(empty)}",
-            failing=len(empty),
-            sample=empty[:SAMPLE_ROWS],
-            metadata=meta,
-        )
+        return Outcome.failed(NOT_EMPTY, f"no rows for {', '.join(empty)}", empty, meta)
     return Outcome(NOT_EMPTY, True, f"{sum(counts.values())} rows", metadata=meta)
