@@ -70,7 +70,9 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from airflow_bridge.local import PRELOAD  # what `onering airflow up` preloads
-from airflow_bridge.processes import free_port, stop_groups
+from airflow_bridge.processes import free_port
+from onering_assets.devserver import serving
+from onering_assets.errors import OneRingError
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -246,40 +248,22 @@ def import_probe() -> dict[str, Any]:
 @contextlib.contextmanager
 def dagster_dev(state: Path, port: int, say: Callable[[str], None]) -> Iterator[str]:
     """A real ``dagster dev`` (webserver + daemon) on the state folder's instance."""
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(state / "dagster"),
-        "ONERING_STATE_DIR": str(state),
-        "ONERING_PROFILE": "local",
-    }
     log_path = state / "dagster-dev.log"
-    cmd = [sys.executable, "-m", "dagster", "dev", "-m", "onering_assets.definitions"]
-    cmd += ["-h", "127.0.0.1", "-p", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    say(f"started dagster dev (pid {proc.pid}) on {url}, log {log_path}")
+    say(f"starting dagster dev on port {port}, log {log_path}")
     try:
-        deadline = time.monotonic() + DAGSTER_START_TIMEOUT_S
-        while (waiting := dagster_ready(url)) is not None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                why = f"exited {proc.returncode}" if proc.poll() is not None else "timed out"
-                raise BenchError(f"dagster dev {why} ({waiting}):\n{tail(log_path)}")
-            time.sleep(1)
-        say("dagster dev is ready")
-        yield url
-    finally:
-        stop_groups([proc.pid])
-        proc.wait()
-        say(f"stopped dagster dev (pid {proc.pid})")
+        with serving(
+            state,
+            port,
+            log_path,
+            env={**os.environ, "ONERING_PROFILE": "local"},
+            timeout_s=DAGSTER_START_TIMEOUT_S,
+            ready=dagster_ready,
+        ) as url:
+            say("dagster dev is ready")
+            yield url
+    except OneRingError as err:
+        raise BenchError(str(err)) from err
+    say("stopped dagster dev")
 
 
 @contextlib.contextmanager

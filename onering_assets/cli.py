@@ -238,23 +238,12 @@ def sql(
 @app.command()
 def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) -> None:
     """Start the Dagster UI (and daemon) on 127.0.0.1."""
+    from onering_assets.devserver import command
     from onering_assets.runner import instance_for
 
     instance_for(Settings.from_env())
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-m",
-        "onering_assets.definitions",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    raise typer.Exit(subprocess.call(command(port), env=os.environ.copy()))
 
 
 @app.command()

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -32,13 +33,18 @@ INSTANCE_CONFIG = {
 }
 
 
-def instance_for(settings: Settings) -> dg.DagsterInstance:
-    """The persistent Dagster instance under the state folder (shared with `onering dev`)."""
-    home = settings.dagster_home
+def write_instance_config(home: Path) -> None:
+    """OneRing's ``dagster.yaml`` in ``home``, unless one is there already."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
+
+
+def instance_for(settings: Settings) -> dg.DagsterInstance:
+    """The persistent Dagster instance under the state folder (shared with `onering dev`)."""
+    home = settings.dagster_home
+    write_instance_config(home)
     os.environ["DAGSTER_HOME"] = str(home)
     ready = home / ".storage-ready"
     if ready.exists():

@@ -9,21 +9,17 @@ used). Nothing is materialized: loading the definitions touches no store, so the
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from airflow_bridge.processes import free_port, stop_groups
+from airflow_bridge.processes import free_port
+from onering_assets.devserver import serving
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENSURE_CHROMIUM = PROJECT_ROOT / "ops" / "scripts" / "ensure-chromium.sh"
@@ -48,34 +44,6 @@ GROUP_ASSETS = {
 }
 
 
-def _log_tail(log_path: Path, chars: int = 4000) -> str:
-    """The end of the webserver log, for failure messages."""
-    with contextlib.suppress(OSError):
-        return log_path.read_text(errors="replace")[-chars:]
-    return "<no log>"
-
-
-def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    """Poll ``url`` until the webserver answers, failing early if the process dies."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"dagster-webserver exited with code {proc.returncode}:\n{_log_tail(log_path)}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(
-        f"dagster-webserver did not answer {url} within {STARTUP_TIMEOUT_S:.0f} s:\n"
-        f"{_log_tail(log_path)}"
-    )
-
-
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
     """Debian's chromium binary, installed once via apt if missing, else the test is skipped."""
@@ -91,47 +59,13 @@ def chromium_path() -> str:
 @pytest.fixture(scope="module")
 def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start the real dagster-webserver on a free loopback port; yield its base URL."""
-    dagster_home = tmp_path_factory.mktemp("dagster_home")
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     state_dir = tmp_path_factory.mktemp("onering_state")
     log_path = tmp_path_factory.mktemp("webserver_log") / "dagster-webserver.log"
-    port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "ONERING_STATE_DIR": str(state_dir),
-        "ONERING_PROFILE": "local",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster_webserver",
-        "-m",
-        "onering_assets.definitions",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        # A new session makes the webserver the leader of a process group holding its code
-        # server too, so teardown can signal them all at once.
-        proc = subprocess.Popen(
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            _wait_until_serving(proc, f"{base_url}/server_info", log_path)
-            yield base_url
-        finally:
-            stop_groups([proc.pid], timeout_s=20)
-            proc.wait()
+    env = {**os.environ, "ONERING_PROFILE": "local"}
+    with serving(
+        state_dir, free_port(), log_path, daemon=False, env=env, timeout_s=STARTUP_TIMEOUT_S
+    ) as url:
+        yield url
 
 
 def _graph_node(page: Page, name: str) -> Locator:
