@@ -271,10 +271,23 @@ class AirflowClient:
                 )
             time.sleep(poll_s)
 
-    def keyed_runs(self, dag_id: str, partition_key: str, after: str) -> list[dict[str, Any]]:
-        """Runs of ``dag_id`` for ``partition_key`` queued at or after ``after`` (ISO time)."""
-        runs = self.get(f"/dags/{dag_id}/dagRuns", order_by="-id", limit=20)["dag_runs"]
-        return [r for r in runs if r["partition_key"] == partition_key and r["queued_at"] >= after]
+    def wait_for_keyed_run(
+        self, dag_id: str, partition_key: str, *, after: str, timeout_s: float, poll_s: float = 2
+    ) -> dict[str, Any]:
+        """The run of ``dag_id`` for ``partition_key`` queued at or after ``after``.
+
+        ``after`` is an ISO time; an asset-triggered run appears a little after its trigger.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            runs = self.get(f"/dags/{dag_id}/dagRuns", order_by="-id", limit=20)["dag_runs"]
+            for run in runs:
+                if run["partition_key"] == partition_key and run["queued_at"] >= after:
+                    return run
+            time.sleep(poll_s)
+        raise BridgeError(
+            f"{dag_id} was not triggered for partition {partition_key} in {timeout_s:g} s."
+        )
 
 
 def exported_plans(dags_folder: Path) -> dict[str, dict[str, Any]]:

@@ -371,12 +371,10 @@ def airflow_up(port: Port = 8080) -> None:
     """
     from airflow_bridge.errors import BridgeError
     from airflow_bridge.export import write
-    from onering_assets.runner import instance_for
 
     changed = write(DAGS_DIR, _export_files())
     if changed:
         _say(f"exported {len(changed)} changed DAG file(s) to {DAGS_DIR}")
-    instance_for(Settings.from_env())  # create Dagster's storage once, before parallel tasks
     local = _local_airflow(port)
     try:
         state = local.up(say=_say)
@@ -438,8 +436,10 @@ def airflow_trigger(
             failed.append(dag_id)
         elif partition:
             for downstream in downstream_dags(DAGS_DIR, dag_id):
-                runs = _wait_for_keyed_run(client, downstream, partition, run["queued_at"], timeout)
-                done = client.follow(downstream, runs["dag_run_id"], timeout_s=timeout, say=_say)
+                keyed = client.wait_for_keyed_run(
+                    downstream, partition, after=run["queued_at"], timeout_s=timeout
+                )
+                done = client.follow(downstream, keyed["dag_run_id"], timeout_s=timeout, say=_say)
                 _say(f"{downstream}: {done['state']}")
                 if done["state"] != "success":
                     failed.append(downstream)
@@ -448,18 +448,6 @@ def airflow_trigger(
         raise fail(str(e)) from None
     if failed:
         raise fail(f"failed: {', '.join(failed)}; task logs under {local.home / 'logs'}")
-
-
-def _wait_for_keyed_run(client, dag_id: str, partition: str, after: str, timeout: float) -> dict:
-    from airflow_bridge.errors import BridgeError
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = client.keyed_runs(dag_id, partition, after)
-        if runs:
-            return runs[-1]
-        time.sleep(2)
-    raise BridgeError(f"{dag_id} was not triggered for partition {partition} in {timeout:g} s.")
 
 
 @airflow_app.command("status")
