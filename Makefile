@@ -16,7 +16,7 @@ browser: ## Debian chromium for the UI test (skipped with a reason when it canno
 demo: setup ## Materialize Bronze, Silver and Gold for every month of 2013, then summarize
 	$(UV) run --frozen onering demo
 
-test: setup browser ## The whole test suite, on real embedded components
+test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
 	$(UV) run --frozen pytest
 
 lint: setup ## ruff, ruff format, pyright

@@ -1,0 +1,214 @@
+"""`onering airflow …`: export the asset graph as DAGs and run them on a local Airflow 3."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from onering_assets.cli.common import From, Partition, To, app, fail, out
+from onering_assets.errors import OneRingError
+from onering_assets.settings import PLATFORM_DIR, Settings
+
+airflow_app = typer.Typer(
+    help="Export the asset graph as Airflow DAGs and run them on a local Airflow 3.",
+    no_args_is_help=True,
+)
+app.add_typer(airflow_app, name="airflow")
+AIRFLOW_DIR = PLATFORM_DIR / "orchestration" / "airflow"
+DAGS_DIR = AIRFLOW_DIR / "dags"
+
+
+def export_files():
+    """Render config and the files `airflow export` writes, with one-line errors."""
+    from airflow_bridge.config import load_config
+    from airflow_bridge.errors import BridgeError
+    from airflow_bridge.export import render, snapshot
+    from onering_assets.definitions import build_definitions
+
+    try:
+        config = load_config(AIRFLOW_DIR / "bridge.yml")
+        return render(snapshot(build_definitions(Settings.from_env()), config), config)
+    except (BridgeError, OneRingError) as e:
+        raise fail(str(e)) from None
+
+
+@airflow_app.command("export")
+def airflow_export(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Fail if the committed DAG files are stale.")
+    ] = False,
+) -> None:
+    """Write the manifest and DAG files into platform/orchestration/airflow/dags/."""
+    from airflow_bridge.export import stale_files, write
+
+    files = export_files()
+    if check_only:
+        stale = stale_files(DAGS_DIR, files)
+        if stale:
+            raise fail(f"stale DAG files: {', '.join(stale)}; run `onering airflow export`.")
+        out.print(f"{len(files)} files in {DAGS_DIR} are up to date")
+        return
+    changed = write(DAGS_DIR, files)
+    out.print(
+        f"wrote {len(changed)} of {len(files)} files in {DAGS_DIR}"
+        if changed
+        else f"{len(files)} files in {DAGS_DIR} already up to date"
+    )
+
+
+Port = Annotated[int, typer.Option("--port", help="Airflow api-server port on 127.0.0.1.")]
+
+
+def local_airflow(port: int | None = None):
+    """The local Airflow of this state folder; children get absolute OneRing paths."""
+    from airflow_bridge.local import DEFAULT_PORT, LocalAirflow
+
+    settings = Settings.from_env()
+    os.environ["ONERING_STATE_DIR"] = str(settings.state_dir)
+    if os.environ.get("ONERING_SOURCE_DIR"):
+        os.environ["ONERING_SOURCE_DIR"] = str(Path(os.environ["ONERING_SOURCE_DIR"]).resolve())
+    home = settings.state_dir / "airflow"
+    port_file = home / "onering-port"
+    if port is None:
+        port = int(port_file.read_text()) if port_file.exists() else DEFAULT_PORT
+    home.mkdir(parents=True, exist_ok=True)
+    port_file.write_text(str(port))
+    return LocalAirflow(home=home, dags_folder=DAGS_DIR, port=port)
+
+
+def say(message: str) -> None:
+    out.print(message, highlight=False, soft_wrap=True)
+
+
+@airflow_app.command("up")
+def airflow_up(port: Port = 8080) -> None:
+    """Start Airflow 3 (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1.
+
+    Exports the DAGs first; the metadata DB, logs and admin password live under the state
+    folder. Returns when every exported DAG is loaded; stop it with `onering airflow down`.
+    """
+    from airflow_bridge.errors import BridgeError
+    from airflow_bridge.export import write
+
+    changed = write(DAGS_DIR, export_files())
+    if changed:
+        say(f"exported {len(changed)} changed DAG file(s) to {DAGS_DIR}")
+    local = local_airflow(port)
+    try:
+        state = local.up(say=say)
+    except BridgeError as e:
+        raise fail(str(e)) from None
+    password = json.loads(local.passwords_file.read_text())["admin"]
+    say(
+        f"Airflow is up at {local.url} (user admin, password {password}) with DAGs "
+        f"{', '.join(state['dags'])}.\nTrigger: onering airflow trigger onering_bronze "
+        "--partition 2013-03 --wait; stop: onering airflow down"
+    )
+
+
+@airflow_app.command("trigger")
+def airflow_trigger(
+    dag_id: Annotated[str, typer.Argument(help="An exported DAG, e.g. onering_bronze.")],
+    partition: Partition = None,
+    start: From = None,
+    end: To = None,
+    select: Annotated[
+        str | None,
+        typer.Option("--select", "-s", help="Only these assets (Dagster selection syntax)."),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Follow the run and the asset-triggered runs downstream."),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits per DAG run.")] = 1800,
+) -> None:
+    """Trigger a DAG run on the local Airflow.
+
+    --partition runs one partition as an Airflow partition key, which the asset-triggered
+    downstream DAGs inherit; --from/--to and --select go in dag_run.conf (this DAG only).
+    """
+    from airflow_bridge.errors import BridgeError
+    from airflow_bridge.local import check_trigger, downstream_dags
+
+    if partition and (start or end):
+        raise fail("Use --partition or --from/--to, not both.", 2)
+    conf = {k: v for k, v in {"from": start, "to": end, "select": select}.items() if v}
+    local = local_airflow()
+    try:
+        check_trigger(DAGS_DIR, dag_id, partition)
+        if not local.running():
+            raise BridgeError("Airflow is not running; start it with `onering airflow up`.")
+        client = local.client()
+        run = client.trigger(dag_id, partition_key=partition, conf=conf)
+        say(
+            f"triggered {dag_id} run {run['dag_run_id']}"
+            + (f" for partition {partition}" if partition else "")
+            + f": {local.url}/dags/{dag_id}/runs/{run['dag_run_id']}"
+        )
+        if not wait:
+            return
+        failed = []
+        done = client.follow(dag_id, run["dag_run_id"], timeout_s=timeout, say=say)
+        say(f"{dag_id}: {done['state']}")
+        if done["state"] != "success":
+            failed.append(dag_id)
+        elif partition:
+            for downstream in downstream_dags(DAGS_DIR, dag_id):
+                keyed = client.wait_for_keyed_run(
+                    downstream, partition, after=run["queued_at"], timeout_s=timeout
+                )
+                done = client.follow(downstream, keyed["dag_run_id"], timeout_s=timeout, say=say)
+                say(f"{downstream}: {done['state']}")
+                if done["state"] != "success":
+                    failed.append(downstream)
+                    break
+    except BridgeError as e:
+        raise fail(str(e)) from None
+    if failed:
+        raise fail(f"failed: {', '.join(failed)}; task logs under {local.home / 'logs'}")
+
+
+@airflow_app.command("status")
+def airflow_status() -> None:
+    """Which local Airflow components run, their health, and the latest run of each DAG."""
+    from airflow_bridge.errors import BridgeError
+
+    local = local_airflow()
+    running = local.running()
+    if not running:
+        say(f"Airflow is not running (home {local.home}).")
+        raise typer.Exit(1)
+    try:
+        client = local.client()
+        health = client.get("/monitor/health")
+        table = Table(title=f"Airflow at {local.url}", title_justify="left")
+        for column in ("DAG", "paused", "latest run", "partition", "state"):
+            table.add_column(column)
+        for dag in client.get("/dags", limit=1000)["dags"]:
+            runs = client.get(f"/dags/{dag['dag_id']}/dagRuns", order_by="-id", limit=1)
+            latest = runs["dag_runs"][0] if runs["dag_runs"] else {}
+            table.add_row(
+                dag["dag_id"],
+                str(dag["is_paused"]),
+                latest.get("dag_run_id", "-"),
+                latest.get("partition_key") or "-",
+                latest.get("state", "-"),
+            )
+    except BridgeError as e:
+        raise fail(str(e)) from None
+    for name, pid in sorted(running.items()):
+        say(f"{name}: pid {pid}, {health.get(name.replace('-', '_'), {}).get('status', 'up')}")
+    out.print(table)
+
+
+@airflow_app.command("down")
+def airflow_down() -> None:
+    """Stop the local Airflow started by `onering airflow up`."""
+    local = local_airflow()
+    stopped = local.down(say=say)
+    say(f"stopped {', '.join(stopped)}" if stopped else "Airflow was not running.")

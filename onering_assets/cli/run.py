@@ -1,0 +1,142 @@
+"""`onering materialize`, `check`, `demo` and `reset`: runs and local state."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Annotated
+
+import typer
+
+from onering_assets.cli.airflow import local_airflow, say
+from onering_assets.cli.common import (
+    From,
+    Partition,
+    Select,
+    Tags,
+    To,
+    app,
+    err,
+    fail,
+    load,
+    out,
+    parse_tags,
+    print_summary,
+    report,
+)
+from onering_assets.errors import OneRingError
+from onering_assets.settings import Settings
+
+
+@app.command()
+def materialize(
+    select: Select = None,
+    partition: Partition = None,
+    start: From = None,
+    end: To = None,
+    upstream: Annotated[
+        bool, typer.Option(help="Also run upstream assets never materialized for these months.")
+    ] = True,
+    checks: Annotated[bool, typer.Option(help="Run the assets' checks with them.")] = True,
+    tag: Tags = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Materialize assets (all by default) over one month, a range, or every month."""
+    from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
+
+    try:
+        first, last = partition_range(partition, start, end)
+        _, defs, instance = load()
+        keys = resolve_selection(defs, select)
+        extra = missing_upstream(defs, instance, keys, first, last) if upstream else set()
+        if extra:
+            names = ", ".join(sorted(k.to_user_string() for k in extra))
+            err.print(f"also materializing upstream never built for {first}..{last}: {names}")
+        err.print(f"materializing {len(keys | extra)} assets for {first}..{last}")
+        summary = execute(
+            defs,
+            instance,
+            assets=keys | extra,
+            checks=None if checks else set(),
+            first=first,
+            last=last,
+            tags=parse_tags(tag),
+            progress=not as_json,
+        )
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    report(summary, defs, "materialized", as_json)
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    select: Select = None,
+    tag: Tags = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run asset checks alone, against what is published."""
+    from onering_assets.runner import check_keys, execute, resolve_selection
+
+    try:
+        _, defs, instance = load()
+        keys = resolve_selection(defs, select)
+        summary = execute(
+            defs,
+            instance,
+            assets=set(),
+            checks=check_keys(defs, keys),
+            tags=parse_tags(tag),
+            progress=not as_json,
+        )
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    report(summary, defs, "checks", as_json)
+    if not summary.success or any(not c[2] for c in summary.checks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Delete all local state (lake, chDB, Postgres, Dagster history, local Airflow)."""
+    settings = Settings.from_env()
+    if settings.profile != "local":
+        raise fail("reset only deletes local state; drop compose data with its own tools.", 2)
+    if not settings.state_dir.exists():
+        out.print(f"nothing to reset: {settings.state_dir} does not exist")
+        return
+    if not yes and not typer.confirm(f"Delete {settings.state_dir}?"):
+        raise typer.Exit(1)
+    from onering_assets.resources.postgres import stop_embedded
+
+    if (settings.state_dir / "airflow").exists():
+        local_airflow().down(say=say)
+    stop_embedded(settings.postgres_dir)
+    shutil.rmtree(settings.state_dir)
+    out.print(f"deleted {settings.state_dir}")
+
+
+@app.command()
+def demo() -> None:
+    """Materialize everything for every month, then print what was built."""
+    started = time.perf_counter()
+    from onering_assets.runner import execute, partition_range
+
+    try:
+        settings, defs, instance = load()
+        first, last = partition_range(None, None, None)
+        keys = set(defs.resolve_asset_graph().materializable_asset_keys)
+        err.print(f"building {len(keys)} assets for {first}..{last} into {settings.state_dir}")
+        summary = execute(defs, instance, assets=keys, first=first, last=last)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    summary.seconds = time.perf_counter() - started
+    print_summary(summary, "OneRing demo: Bronze -> Silver -> Gold")
+    out.print(
+        "Browse the asset graph: [bold]make dev[/bold] (Dagster UI on http://127.0.0.1:3000), "
+        'or `onering assets list`; query Gold: onering sql "SELECT * FROM '
+        'gold.carrier_monthly_performance LIMIT 5"'
+    )
+    if not summary.success:
+        raise typer.Exit(1)
