@@ -1,0 +1,129 @@
+"""Bounded growth: what `onering gc` (and every CLI run, past its limits) deletes.
+
+Three things grow with every run: Dagster's run history (runs and their events in the
+event log), the lake's quarantine (one folder per rejected batch) and, after crashes,
+leftover staging. Silver rejects do not grow: each publish replaces the rejects of the
+partitions it rebuilds, like the table itself.
+
+Run history is pruned to the newest ``keep_runs`` finished runs, never deleting a run that
+holds the latest materialization of an asset partition or the latest evaluation of a check:
+OneRing reads those to decide what is published (``missing_upstream``), and the UI and
+``onering assets show`` read them to show the latest state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import dagster as dg
+import pyarrow.fs as pafs
+from dagster._core.events import DagsterEventType
+
+from onering_assets.resources import LakeResource
+
+# Runs that may still write: never deleted.
+_LIVE = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
+
+
+@dataclass
+class Retention:
+    """How much history to keep (``keep_runs`` newest runs, quarantine for ``days``)."""
+
+    keep_runs: int = 200
+    quarantine_days: float = 30.0
+
+
+@dataclass
+class Collected:
+    """What one pass deleted and kept."""
+
+    runs_deleted: list[str] = field(default_factory=list)
+    runs_pinned: int = 0
+    quarantine_deleted: list[str] = field(default_factory=list)
+
+
+def pinned_runs(
+    instance: dg.DagsterInstance,
+    asset_keys: Iterable[dg.AssetKey],
+    check_keys: Iterable[dg.AssetCheckKey],
+) -> set[str]:
+    """Runs holding the latest materialization of some asset partition or check result."""
+    pinned: set[str] = set()
+    storage = instance.event_log_storage
+    for key in asset_keys:
+        latest = storage.get_latest_storage_id_by_partition(
+            key, DagsterEventType.ASSET_MATERIALIZATION
+        )
+        ids = sorted(set(latest.values()))
+        if ids:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, storage_ids=ids), limit=len(ids)
+            ).records
+            pinned.update(r.run_id for r in records)
+        event = instance.get_latest_materialization_event(key)
+        if event is not None:
+            pinned.add(event.run_id)
+    checks = list(check_keys)
+    if checks:
+        for record in storage.get_latest_asset_check_execution_by_key(checks).values():
+            pinned.add(record.run_id)
+    return pinned
+
+
+def prune_runs(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    keep: int,
+) -> tuple[list[str], int]:
+    """Delete finished runs beyond the newest ``keep``; return (deleted ids, pinned count)."""
+    if instance.get_runs_count() <= keep:
+        return [], 0
+    graph = defs.resolve_asset_graph()
+    pinned = pinned_runs(instance, graph.materializable_asset_keys, graph.asset_check_keys)
+    deleted = []
+    for run in instance.get_runs()[keep:]:  # newest first
+        if run.status in _LIVE or run.run_id in pinned:
+            continue
+        instance.delete_run(run.run_id)
+        deleted.append(run.run_id)
+    return deleted, len(pinned)
+
+
+def prune_quarantine(lake: LakeResource, days: float, now: float | None = None) -> list[str]:
+    """Delete quarantined batches (``quarantine/<layer>/<table>/<batch>/``) older than ``days``."""
+    fs, base = lake._filesystem()
+    root = f"{base}/quarantine"
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        return []
+    cutoff = (now if now is not None else time.time()) - days * 86400
+    deleted = []
+    for table_dir in fs.get_file_info(pafs.FileSelector(root, recursive=False)):
+        for table in fs.get_file_info(pafs.FileSelector(table_dir.path, recursive=False)):
+            for batch in fs.get_file_info(pafs.FileSelector(table.path, recursive=False)):
+                files = fs.get_file_info(pafs.FileSelector(batch.path, recursive=True))
+                newest = max(
+                    (f.mtime.timestamp() for f in files if f.mtime is not None), default=0.0
+                )
+                if newest < cutoff:
+                    fs.delete_dir(batch.path)
+                    deleted.append(batch.path.removeprefix(f"{base}/"))
+    return deleted
+
+
+def collect(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    lake: LakeResource,
+    retention: Retention,
+) -> Collected:
+    """One pass over run history and quarantine."""
+    runs, pinned = prune_runs(instance, defs, retention.keep_runs)
+    return Collected(runs, pinned, prune_quarantine(lake, retention.quarantine_days))
