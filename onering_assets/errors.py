@@ -19,3 +19,7 @@ class SourceError(OneRingError):
 
 class ReadOnlyError(OneRingError):
     """A statement that writes was sent to a read-only entry point."""
+
+
+class NothingSelectedError(ConfigError):
+    """An asset selection is valid but picks no asset (`onering materialize` exits 3)."""
