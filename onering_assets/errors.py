@@ -23,3 +23,7 @@ class ReadOnlyError(OneRingError):
 
 class NothingSelectedError(ConfigError):
     """An asset selection is valid but picks no asset (`onering materialize` exits 3)."""
+
+
+class ChangelogError(ConfigError):
+    """A Liquibase changeset already applied to Gold was edited, or its record is foreign."""
