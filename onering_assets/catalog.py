@@ -17,6 +17,7 @@ import yaml
 
 from onering_assets.errors import ConfigError
 from onering_assets.lineage.sql import ParsedSql, parse_declared_sql
+from onering_assets.ranges import Ranges, parse_ranges, reject_out_of_range
 from onering_assets.settings import PLATFORM_DIR
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -62,11 +63,15 @@ class BronzeTable:
 
 @dataclass(frozen=True)
 class SqlTable:
-    """A Silver or Gold table declared as SQL + YAML."""
+    """A Silver or Gold table declared as SQL + YAML.
+
+    ``declared_sql`` is the file as written (lineage is parsed from it); ``sql`` is what a
+    build runs: the declared SELECT with the declared ``ranges`` applied to its rejects.
+    """
 
     layer: str
     name: str
-    sql: str
+    declared_sql: str
     parsed: ParsedSql
     description: str
     columns: tuple[Column, ...]
@@ -81,6 +86,11 @@ class SqlTable:
     ge_suite: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
+    ranges: Ranges = field(default_factory=dict)
+
+    @property
+    def sql(self) -> str:
+        return reject_out_of_range(self.declared_sql, self.ranges)
 
     @property
     def upstream(self) -> tuple[tuple[str, str], ...]:
@@ -190,7 +200,7 @@ def _sql_table(
     return SqlTable(
         layer=layer,
         name=identifier(sql_path.stem, where=where),
-        sql=sql,
+        declared_sql=sql,
         parsed=parse_declared_sql(sql, where=where, schema=schema),
         description=" ".join(str(spec.get("description", "")).split()),
         columns=columns,
@@ -205,7 +215,19 @@ def _sql_table(
         ge_suite=spec.get("ge_suite", f"{layer}_{sql_path.stem}"),
         settings=dict(spec.get("settings", {})),
         checks=dict(spec.get("checks", {})),
+        ranges=_ranges(layer, spec, columns, str(sql_path.with_suffix(".yml"))),
     )
+
+
+def _ranges(layer: str, spec: dict[str, Any], columns: tuple[Column, ...], where: str) -> Ranges:
+    if layer != "silver":
+        if "ranges" in spec:
+            raise ConfigError(
+                f"{where}: ranges apply to Silver tables, where out-of-range rows are rejected;"
+                " check a Gold mart's values with its Great Expectations suite."
+            )
+        return {}
+    return parse_ranges(spec.get("ranges"), {c.name: c.type for c in columns}, where=where)
 
 
 @functools.cache

@@ -42,8 +42,12 @@ def spec_metadata(table: BronzeTable | SqlTable) -> dict[str, Any]:
     }
     if isinstance(table, SqlTable):
         metadata["dagster/column_lineage"] = column_lineage(table)
-        metadata["sql"] = dg.MetadataValue.md(f"```sql\n{table.sql.strip()}\n```")
+        metadata["sql"] = dg.MetadataValue.md(f"```sql\n{table.declared_sql.strip()}\n```")
         metadata["key"] = ", ".join(table.key)
+        if table.ranges:
+            metadata["ranges"] = dg.MetadataValue.json(
+                {column: list(bounds) for column, bounds in table.ranges.items()}
+            )
     return metadata
 
 

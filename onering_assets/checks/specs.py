@@ -67,7 +67,14 @@ def silver_checks(table: SqlTable) -> list[CheckDecl]:
                 names.ACCEPTED_VALUES, True, "Declared not-null columns and accepted values hold."
             )
         )
+    if table.ranges:
+        decls.append(CheckDecl(names.VALUE_RANGES, True, _ranges_description(table)))
     return decls + _suite_decl(table)
+
+
+def _ranges_description(table: SqlTable) -> str:
+    bounds = ", ".join(f"{c} {lo:g}..{hi:g}" for c, (lo, hi) in table.ranges.items())
+    return f"Every value lies in its declared physical range ({bounds})."
 
 
 def gold_checks(table: SqlTable) -> list[CheckDecl]:

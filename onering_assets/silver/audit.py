@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.catalog import SqlTable
 from onering_assets.checks import names as checks
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, not_empty, schema_outcome
+from onering_assets.ranges import out_of_range
 from onering_assets.silver.plan import DATABASE, quote, table_columns
 
 if TYPE_CHECKING:
@@ -198,6 +199,40 @@ def accepted_values(client: Client, audited: Audited) -> Outcome:
     )
 
 
+def value_ranges(client: Client, audited: Audited) -> Outcome:
+    """Rows of the audited table with a value outside its declared range, by column.
+
+    Staging holds none by construction (such rows are rejected); run on a published table,
+    this verifies it alone, e.g. after rows were written around the pipeline.
+    """
+    ranges = audited.table.ranges
+    conditions = {column: out_of_range(column, bounds) for column, bounds in ranges.items()}
+    any_bad = " OR ".join(conditions.values())
+    total, *counts = _rows(
+        client,
+        f"SELECT countIf({any_bad}), {', '.join(f'countIf({c})' for c in conditions.values())} "
+        f"FROM {audited.rows_table}",
+    )[0]
+    if not total:
+        return Outcome(checks.VALUE_RANGES, True, f"{len(ranges)} columns within their ranges")
+    failing = {column: n for column, n in zip(ranges, counts, strict=True) if n}
+    shown = ", ".join(quote(c) for c in (*audited.table.key, *failing))
+    return Outcome(
+        checks.VALUE_RANGES,
+        False,
+        "; ".join(
+            f"{n} rows where {c} is outside [{ranges[c][0]:g}, {ranges[c][1]:g}]"
+            for c, n in failing.items()
+        ),
+        failing=total,
+        sample=_rows(
+            client,
+            f"SELECT {shown} FROM {audited.rows_table} WHERE {any_bad} LIMIT {SAMPLE_ROWS}",
+        ),
+        metadata={"out_of_range_by_column": failing},
+    )
+
+
 def audit(client: Client, audited: Audited) -> list[Outcome]:
     """Every Silver check except the GX suite."""
     rows = _counts(client, audited.rows_table)
@@ -222,4 +257,6 @@ def audit(client: Client, audited: Audited) -> list[Outcome]:
     )
     if audited.table.checks.get("not_null") or audited.table.checks.get("accepted_values"):
         outcomes.append(accepted_values(client, audited))
+    if audited.table.ranges:
+        outcomes.append(value_ranges(client, audited))
     return outcomes
