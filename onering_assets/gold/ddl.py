@@ -1,78 +1,147 @@
-"""Gold DDL as Liquibase formatted-SQL changelogs: parse them, and apply them ourselves.
+"""Gold DDL: the Liquibase changelogs applied by OneRing and recorded as Liquibase records them.
 
-The applier records each changeset in Liquibase's own ``databasechangelog`` table (with a
-null MD5SUM, which Liquibase fills in on its next run), so a later real Liquibase run sees
-these changesets as applied instead of re-running them.
+OneRing runs pending changesets itself (no JVM at run time) and writes each one's row to
+Liquibase's ``databasechangelog`` as Liquibase 4.3 writes it (path ``changelog/<file>``,
+``8:`` checksum, description, comments), so ``liquibase update`` afterwards finds nothing
+to do, and a database Liquibase migrated is one OneRing finds up to date. Changesets already
+applied are compared by checksum, as Liquibase does: an edited one is refused.
+
+Rows an earlier OneRing wrote (bare file name, no checksum, a sha256 in ``comments``) are
+upgraded in place once their content is verified.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
-from pathlib import Path
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
 import psycopg
 import sqlglot
 from sqlglot import exp
 
 from onering_assets.catalog import Column
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ChangelogError, ConfigError, StoreBusyError
+from onering_assets.gold.liquibase import (
+    LIQUIBASE_VERSION,
+    Changeset,
+    changelog_files,
+    read_changelog,
+    read_changesets,
+)
 
-CHANGESET = re.compile(r"^--changeset\s+([^:\s]+):(\S+)", re.MULTILINE)
-_PG_TO_CH = {"TEXT": "String", "BIGINT": "Int64", "DATE": "Date", "DOUBLE": "Float64"}
-
-
-@dataclass(frozen=True)
-class Changeset:
-    author: str
-    id: str
-    filename: str
-    sql: str
-
-    @property
-    def checksum(self) -> str:
-        return hashlib.sha256(self.sql.encode()).hexdigest()[:32]
-
-
-def changelog_files(liquibase_dir: Path) -> list[Path]:
-    return sorted((liquibase_dir / "changelog").glob("*.sql"))
-
-
-def read_changesets(path: Path) -> list[Changeset]:
-    text = path.read_text()
-    if not text.lstrip().startswith("--liquibase formatted sql"):
-        raise ConfigError(f"{path}: a changelog must start with '--liquibase formatted sql'.")
-    matches = list(CHANGESET.finditer(text))
-    changesets = []
-    for i, match in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
-        body = text[match.end() : end]
-        statements = "\n".join(
-            line for line in body.splitlines() if not line.lstrip().startswith("--")
-        ).strip()
-        changesets.append(Changeset(match.group(1), match.group(2), path.name, statements))
-    return changesets
+__all__ = [
+    "Changeset",
+    "Plan",
+    "Ran",
+    "apply_changelogs",
+    "changelog_files",
+    "gold_columns",
+    "pending_changesets",
+    "plan_changesets",
+    "read_changelog",
+    "read_changesets",
+]
 
 
 def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
     """Columns of every ``gold.*`` table created in the changelogs, in Postgres types."""
     tables: dict[str, tuple[Column, ...]] = {}
-    for path in changelog_files(liquibase_dir):
-        for changeset in read_changesets(path):
-            for statement in sqlglot.parse(changeset.sql, dialect="postgres"):
-                if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
-                    continue
-                target = statement.this
-                table = target.this if isinstance(target, exp.Schema) else target
-                if table.db != "gold":
-                    continue
-                tables[table.name] = tuple(
-                    Column(col.name, col.args["kind"].sql(dialect="postgres").lower())
-                    for col in target.expressions
-                    if isinstance(col, exp.ColumnDef)
-                )
+    for changeset in read_changelog(liquibase_dir):
+        for statement in sqlglot.parse(changeset.sql, dialect="postgres"):
+            if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
+                continue
+            target = statement.this
+            table = target.this if isinstance(target, exp.Schema) else target
+            if table.db != "gold":
+                continue
+            tables[table.name] = tuple(
+                Column(col.name, col.args["kind"].sql(dialect="postgres").lower())
+                for col in target.expressions
+                if isinstance(col, exp.ColumnDef)
+            )
     return tables
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One row of ``databasechangelog``: a changeset some tool recorded as applied."""
+
+    id: str
+    author: str
+    filename: str
+    md5sum: str | None
+    comments: str | None
+
+
+@dataclass
+class Plan:
+    """What to do with the changelog: rows to bring up to date, changesets to run."""
+
+    upgrades: list[tuple[Ran, Changeset]] = field(default_factory=list)
+    pending: list[Changeset] = field(default_factory=list)
+
+
+def _key(id_: str, author: str, filename: str) -> tuple[str, str, str]:
+    # Liquibase's RanChangeSet.isSameAs compares id, author and path ignoring case.
+    return id_.lower(), author.lower(), filename.replace("\\", "/").lower()
+
+
+def legacy_checksum(changeset: Changeset) -> str:
+    """The ``comments`` value OneRing wrote before it recorded Liquibase's checksum."""
+    statements = "\n".join(
+        line for line in changeset.sql.splitlines() if not line.lstrip().startswith("--")
+    ).strip()
+    return "sha256:" + hashlib.sha256(statements.encode()).hexdigest()[:32]
+
+
+def _refuse_edit(changeset: Changeset, recorded: str) -> ChangelogError:
+    return ChangelogError(
+        f"Changeset {changeset.label} in {changeset.filename} ({changeset.path}) was edited"
+        f" after it was applied to Gold (recorded {recorded}, the file now gives"
+        f" {changeset.checksum}). Restore it and add a new changeset for the change; OneRing"
+        " supports neither runOnChange nor rollback. To accept the edit on purpose, add"
+        f" '--validCheckSum: {changeset.checksum}' under its --changeset line."
+    )
+
+
+def _verify(changeset: Changeset, row: Ran) -> None:
+    stored = row.md5sum
+    if stored and stored.startswith("8:"):
+        if not changeset.accepts(stored):
+            raise _refuse_edit(changeset, stored)
+        return
+    legacy = row.comments or ""
+    # No Liquibase checksum: only an earlier OneRing's sha256 can tell an edit (else accept,
+    # as Liquibase accepts a NULL md5sum and fills it in).
+    edited = legacy.startswith("sha256:") and legacy != legacy_checksum(changeset)
+    if edited and not changeset.accepts(None):
+        raise _refuse_edit(changeset, f"{legacy} by an earlier OneRing")
+
+
+def plan_changesets(changesets: list[Changeset], rows: list[Ran]) -> Plan:
+    """Match changesets with recorded rows; refuse edited or duplicated changesets."""
+    by_key = {_key(r.id, r.author, r.filename): r for r in rows}
+    plan = Plan()
+    seen: set[tuple[str, str, str]] = set()
+    for cs in changesets:
+        key = _key(cs.id, cs.author, cs.filename)
+        if key in seen:
+            raise ConfigError(f"Changeset {cs.label} appears twice in {cs.filename}.")
+        seen.add(key)
+        row = by_key.get(key)
+        if row is None:
+            # An earlier OneRing recorded the bare file name instead of Liquibase's path.
+            row = by_key.get(_key(cs.id, cs.author, PurePosixPath(cs.filename).name))
+        if row is None:
+            plan.pending.append(cs)
+            continue
+        _verify(cs, row)
+        stale = not (row.md5sum or "").startswith("8:")
+        if stale or row.filename != cs.filename:
+            plan.upgrades.append((row, cs))
+    return plan
 
 
 _LOG_DDL = """
@@ -83,31 +152,112 @@ CREATE TABLE IF NOT EXISTS public.databasechangelog (
     liquibase varchar(20), contexts varchar(255), labels varchar(255), deployment_id varchar(10)
 )
 """
+_LOCK_DDL = """
+CREATE TABLE IF NOT EXISTS public.databasechangeloglock (
+    id integer NOT NULL, locked boolean NOT NULL, lockgranted timestamp,
+    lockedby varchar(255), CONSTRAINT databasechangeloglock_pkey PRIMARY KEY (id)
+)
+"""
+_RAN = "SELECT id, author, filename, md5sum, comments FROM public.databasechangelog"
+
+
+def _table_exists(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"public.{name}",)).fetchone()
+    return bool(row and row[0])
+
+
+def _recorded(conn: psycopg.Connection) -> list[Ran]:
+    if not _table_exists(conn, "databasechangelog"):
+        return []
+    return [Ran(*row) for row in conn.execute(_RAN).fetchall()]
+
+
+def pending_changesets(conn: psycopg.Connection, liquibase_dir: Path) -> list[Changeset]:
+    """Changesets not applied yet, read without writing anything; edited ones are refused."""
+    return plan_changesets(read_changelog(liquibase_dir), _recorded(conn)).pending
+
+
+def _hold_liquibase_lock(conn: psycopg.Connection) -> None:
+    """Lock Liquibase's own lock row until commit, so a real Liquibase run waits for ours."""
+    conn.execute(_LOCK_DDL)
+    conn.execute(
+        "INSERT INTO public.databasechangeloglock (id, locked) VALUES (1, false)"
+        " ON CONFLICT (id) DO NOTHING"
+    )
+    row = conn.execute(
+        "SELECT locked, lockedby, lockgranted FROM public.databasechangeloglock"
+        " WHERE id = 1 FOR UPDATE"
+    ).fetchone()
+    if row and row[0]:
+        raise StoreBusyError(
+            f"Liquibase holds its changelog lock on Gold (by {row[1]} since {row[2]}): wait for"
+            " that run to finish, or run 'liquibase releaseLocks' if it is gone."
+        )
+
+
+def _upgrade(conn: psycopg.Connection, row: Ran, cs: Changeset) -> None:
+    conn.execute(
+        "UPDATE public.databasechangelog SET filename = %s, md5sum = %s, description = 'sql',"
+        " comments = %s, liquibase = %s WHERE id = %s AND author = %s AND filename = %s",
+        (
+            cs.filename,
+            cs.checksum,
+            _comments(cs),
+            LIQUIBASE_VERSION,
+            row.id,
+            row.author,
+            row.filename,
+        ),
+    )
+
+
+def _comments(cs: Changeset) -> str:
+    # MarkChangeSetRanGenerator: trimToEmpty, then cut to 250 characters ending in "...".
+    text = (cs.comments or "").strip()
+    return text if len(text) <= 250 else text[:247] + "..."
+
+
+def _record(conn: psycopg.Connection, cs: Changeset, order: int, deployment: str) -> None:
+    conn.execute(
+        "INSERT INTO public.databasechangelog (id, author, filename, dateexecuted,"
+        " orderexecuted, exectype, md5sum, description, comments, liquibase, deployment_id)"
+        " VALUES (%s, %s, %s, clock_timestamp()::timestamp, %s, 'EXECUTED', %s, 'sql', %s,"
+        " %s, %s)",
+        (
+            cs.id,
+            cs.author,
+            cs.filename,
+            order,
+            cs.checksum,
+            _comments(cs),
+            LIQUIBASE_VERSION,
+            deployment,
+        ),
+    )
 
 
 def apply_changelogs(conn: psycopg.Connection, liquibase_dir: Path) -> list[str]:
-    """Apply every changeset not yet recorded, each in its own transaction; return their ids."""
-    applied: list[str] = []
+    """Apply every pending changeset and record it; return their ``author:id`` labels.
+
+    Everything runs in ONE transaction (Postgres DDL is transactional), so a failing
+    changeset leaves none of this call's changesets applied, where Liquibase would keep the
+    ones before it. The advisory lock serializes OneRing processes; the row lock on
+    Liquibase's ``databasechangeloglock`` makes a real Liquibase run wait for this one.
+    """
+    changesets = read_changelog(liquibase_dir)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('onering-liquibase'))")
+        _hold_liquibase_lock(conn)
         conn.execute(_LOG_DDL)
-        done = {
-            (row[0], row[1], row[2])
-            for row in conn.execute("SELECT id, author, filename FROM public.databasechangelog")
-        }
-        order = conn.execute("SELECT count(*) FROM public.databasechangelog").fetchone()
-        next_order = (order[0] if order else 0) + 1
-        for path in changelog_files(liquibase_dir):
-            for cs in read_changesets(path):
-                if (cs.id, cs.author, cs.filename) in done:
-                    continue
-                conn.execute(cs.sql)  # type: ignore[arg-type]  # DDL from our own changelog
-                conn.execute(
-                    "INSERT INTO public.databasechangelog (id, author, filename, dateexecuted,"
-                    " orderexecuted, exectype, description, comments, liquibase)"
-                    " VALUES (%s, %s, %s, now(), %s, 'EXECUTED', 'sql', %s, 'onering')",
-                    (cs.id, cs.author, cs.filename, next_order, f"sha256:{cs.checksum}"),
-                )
-                next_order += 1
-                applied.append(f"{cs.author}:{cs.id}")
-    return applied
+        plan = plan_changesets(changesets, _recorded(conn))
+        for row, cs in plan.upgrades:
+            _upgrade(conn, row, cs)
+        last = conn.execute("SELECT max(orderexecuted) FROM public.databasechangelog").fetchone()
+        order = (last[0] if last and last[0] is not None else 0) + 1
+        # AbstractChangeLogHistoryService.generateDeploymentId: the last 10 digits of epoch ms.
+        deployment = str(time.time_ns() // 1_000_000)[-10:]
+        for cs in plan.pending:
+            conn.execute(cs.sql)  # type: ignore[arg-type]  # DDL from our own changelog
+            _record(conn, cs, order, deployment)
+            order += 1
+    return [cs.label for cs in plan.pending]
