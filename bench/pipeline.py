@@ -223,8 +223,12 @@ def raw_bronze(
         if landed.unassigned.num_rows:
             lake.quarantine("bronze", table.name, batch_id, "unassigned", landed.unassigned)
         _raise_on_blocking(f"bronze/{table.name}", decls, results)
-        for key, part in landed.by_partition.items():
-            lake.write("bronze", table.name, key or None, part)
+        lake.publish(
+            "bronze",
+            table.name,
+            batch_id,
+            {key or None: part for key, part in landed.by_partition.items()},
+        )
         timing.rows = landed.rows
 
 
@@ -232,7 +236,7 @@ def raw_bronze(
 
 
 def raw_silver(
-    table: SqlTable, ch: ClickHouseResource, lake: LakeResource, timer: RawTimer
+    table: SqlTable, ch: ClickHouseResource, lake: LakeResource, run_id: str, timer: RawTimer
 ) -> None:
     """What the Silver asset does, through the same steps: create, stage, audit, publish."""
     from onering_assets.checks.specs import silver_checks
@@ -241,7 +245,14 @@ def raw_silver(
     decls = silver_checks(table)
     with timer.asset(f"silver/{table.name}") as timing:
         # The first Silver asset opens chDB, as in the Dagster run.
-        build = SilverBuild(ch.get_client(), table, lake, months() if table.partitioned else None)
+        build = SilverBuild(
+            ch.get_client(),
+            table,
+            lake,
+            months() if table.partitioned else None,
+            run_id,
+            ch.locks(),
+        )
         build.create()
         try:
             build.stage()
@@ -261,7 +272,11 @@ def raw_silver(
 
 
 def raw_gold(
-    table: SqlTable, ch: ClickHouseResource, pg: PostgresResource, timer: RawTimer
+    table: SqlTable,
+    ch: ClickHouseResource,
+    pg: PostgresResource,
+    lake: LakeResource,
+    timer: RawTimer,
 ) -> None:
     """What the Gold asset does: compute in ClickHouse, stage + audit + publish in Postgres."""
     from onering_assets.checks.specs import gold_checks
@@ -277,7 +292,7 @@ def raw_gold(
         result = publish.compute(client, table, partitions)
         with pg.connect() as conn:
             publish.stage(conn, table, result)
-            mart = MartAudit.staged(conn, table, client, partitions, result)
+            mart = MartAudit.staged(conn, table, client, lake, partitions, result)
             with timer.part(timing, "checks"):
                 outcomes = mart.checks()
             with timer.part(timing, "gx"):
@@ -327,9 +342,9 @@ def raw_run(stores: Stores) -> dict[str, Any]:
         for bronze in catalog.bronze:
             raw_bronze(bronze, stores.source, stores.lake, batch_id, timer)
         for silver in catalog.silver:
-            raw_silver(silver, stores.ch, stores.lake, timer)
+            raw_silver(silver, stores.ch, stores.lake, batch_id, timer)
         for gold in catalog.gold:
-            raw_gold(gold, stores.ch, stores.pg, timer)
+            raw_gold(gold, stores.ch, stores.pg, stores.lake, timer)
     finally:
         closing = time.perf_counter()
         stores.ch.close()  # Dagster closes the client at resource teardown, once per run

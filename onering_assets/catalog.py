@@ -22,12 +22,14 @@ from onering_assets.settings import PLATFORM_DIR
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Columns every Bronze table carries and Silver passes through.
-INGESTION_COLUMNS = ("_batch_id", "_ingested_at", "_source", "_partition")
+# ``_row`` is last so that a table from before it gains the column in place (ADD COLUMN).
+INGESTION_COLUMNS = ("_batch_id", "_ingested_at", "_source", "_partition", "_row")
 INGESTION_TYPES = {
     "_batch_id": "String",
     "_ingested_at": "DateTime64(3, 'UTC')",
     "_source": "String",
     "_partition": "String",
+    "_row": "UInt64",
 }
 REJECT_COLUMNS = ("_raw", "_reject_reason")
 

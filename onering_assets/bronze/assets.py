@@ -46,7 +46,7 @@ def _audit(table: BronzeTable, landed: Landed) -> list[Outcome]:
 
 
 def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
-    """One Bronze table: read the landed file once, write each selected month atomically."""
+    """One Bronze table: read the landed file once, publish the selected months together."""
     decls = bronze_checks(table)
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
@@ -74,8 +74,13 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
                 f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}"
             )
         yield results
+        lake.publish(
+            "bronze",
+            table.name,
+            context.run_id,
+            {key or None: part for key, part in landed.by_partition.items()},
+        )
         for key, part in landed.by_partition.items():
-            lake.write("bronze", table.name, key or None, part)
             context.log.info(f"bronze.{table.name} {key or ''}: {part.num_rows} rows")
         yield materialize_result(
             {k: t.num_rows for k, t in landed.by_partition.items()},

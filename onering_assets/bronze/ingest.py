@@ -34,13 +34,19 @@ class Landed:
 def stamp(
     data: pa.Table, *, batch_id: str, source: str, ingested_at: datetime | None = None
 ) -> pa.Table:
-    """Append the ingestion columns ``_batch_id``, ``_ingested_at`` and ``_source``."""
+    """Append the ingestion columns ``_batch_id``, ``_ingested_at``, ``_source`` and ``_row``.
+
+    ``_row`` is the row's 1-based position among the landed file's data rows (the header is
+    not counted): every row of one ingestion shares ``_ingested_at``, so ``_row`` is what
+    makes "the row landed last wins" decidable for duplicates within one file.
+    """
     n = data.num_rows
     when = ingested_at or datetime.now(UTC)
     return (
         data.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
         .append_column("_ingested_at", pa.array([when] * n, pa.timestamp("ms", tz="UTC")))
         .append_column("_source", pa.array([source] * n, pa.string()))
+        .append_column("_row", pa.array(range(1, n + 1), pa.uint64()))
     )
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from onering_assets.resources.locks import store_lock
+from onering_assets.errors import ConfigError
+from onering_assets.resources.locks import FileLocks, Locks, PgLocks, store_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -21,11 +22,16 @@ class ClickHouseResource(dg.ConfigurableResource):
 
     ``dsn`` is ``chdb:///abs/dir`` for the embedded engine or ``http://user:pass@host:8123``
     for a server. The client is opened on first use and kept for the run, because opening
-    chDB costs about 0.25 s; with chDB the data directory is locked for that time.
+    chDB costs about 0.25 s; with chDB the data directory is locked for that time, and
+    opening it first finishes any crashed publish and drops orphaned staging.
+
+    Publication locks are files beside the chDB directory, or Postgres advisory locks on a
+    server (``lock_dsn``; nothing else serializes runs that share a ClickHouse server).
     """
 
     dsn: str
     lock_timeout_s: float = 120.0
+    lock_dsn: str | None = None
     # Declared SQL is written like standard SQL: an alias does not shadow a column of the
     # same name, and a ``month=…`` folder in a lake path is not a column.
     settings: dict[str, int] = Field(
@@ -63,7 +69,28 @@ class ClickHouseResource(dg.ConfigurableResource):
             raise
         stack.callback(client.close)
         self._stack, self._client = stack, client
+        if self.is_embedded:
+            # Nothing else can hold chDB now: every staging table and pending publish is a
+            # crashed run's. On a server each publish recovers its table under its lock.
+            from onering_assets.silver.recovery import recover
+
+            try:
+                recover(client, self.locks())
+            except BaseException:
+                self.close()
+                raise
         return client
+
+    def locks(self) -> Locks:
+        """Named locks for publication and staging ownership (see resources/locks.py)."""
+        if self.lock_dsn:
+            return PgLocks(self.lock_dsn, self.lock_timeout_s)
+        if self.data_dir is not None:
+            return FileLocks(self.data_dir.with_suffix(".locks"), self.lock_timeout_s)
+        raise ConfigError(
+            "A ClickHouse server is shared by concurrent runs: set the clickhouse resource's "
+            "lock_dsn (a Postgres DSN; ONERING_POSTGRES_DSN in compose) to serialize publication."
+        )
 
     def get_client(self) -> Client:
         """The shared client, opened (and the store locked) on first call."""

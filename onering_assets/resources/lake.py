@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -9,17 +10,22 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from onering_assets import journal
 from onering_assets.errors import ConfigError
+from onering_assets.resources.locks import FileLocks, Locks, PgLocks
 
 DATA_FILE = "data.parquet"
+STAGING = "_staging"
 
 
 class LakeResource(dg.ConfigurableResource):
     """Where Bronze lives: ``file:///abs/dir`` locally, ``s3://bucket/prefix`` on MinIO/S3.
 
-    One file per partition (``<layer>/<table>/month=2013-01/data.parquet``), written to a
-    temporary name and moved into place, so a re-ingest replaces a partition whole and a
-    crash never leaves half a file where readers look.
+    One file per partition (``<layer>/<table>/month=2013-01/data.parquet``). A run writes
+    every file under ``_staging/<run>/`` first, journals the moves, then moves them into
+    place (``publish``), so a crash is finished by ``recover`` and no partition is half
+    written. ``lock_dsn`` (a Postgres DSN) serializes publication on S3; a local lake uses
+    lock files under ``_locks/``.
     """
 
     url: str
@@ -28,6 +34,8 @@ class LakeResource(dg.ConfigurableResource):
     clickhouse_s3_endpoint_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    lock_dsn: str | None = None
+    lock_timeout_s: float = 120.0
 
     def _filesystem(self) -> tuple[pafs.FileSystem, str]:
         parsed = urlparse(self.url)
@@ -67,6 +75,120 @@ class LakeResource(dg.ConfigurableResource):
         fs.move(tmp, final)
         return final
 
+    def locks(self) -> Locks:
+        """Publication and run-liveness locks: Postgres when ``lock_dsn`` is set, else files."""
+        if self.lock_dsn:
+            return PgLocks(self.lock_dsn, self.lock_timeout_s)
+        parsed = urlparse(self.url)
+        if parsed.scheme == "file":
+            return FileLocks(Path(parsed.path) / "_locks", self.lock_timeout_s)
+        raise ConfigError(
+            f"The lake {self.url} can be written by several hosts: set the lake's lock_dsn "
+            "(a Postgres DSN; ONERING_POSTGRES_DSN in compose) so publications are serialized."
+        )
+
+    def publish(
+        self, layer: str, table: str, run_id: str, parts: dict[str | None, pa.Table]
+    ) -> list[str]:
+        """Replace several partitions as one crash-consistent publication; return their paths.
+
+        Every file is written under ``_staging/<run>/`` first; then, holding the table's
+        publication lock, any earlier crashed publish of the table is finished, the moves are
+        journaled and done. After a crash, ``recover`` finishes them: each partition ends as
+        this run's version, never half of it.
+        """
+        fs, base = self._filesystem()
+        run = journal.run_token(run_id)
+        locks = self.locks()
+        try:
+            with locks.hold(f"run:{run}", what=f"Run {run}"):
+                moves = []
+                for key, data in parts.items():
+                    final = self.relative_path(layer, table, key)
+                    staged = f"{STAGING}/{run}/{final}"
+                    fs.create_dir(f"{base}/{staged}".rsplit("/", 1)[0], recursive=True)
+                    pq.write_table(data, f"{base}/{staged}", filesystem=fs, compression="zstd")
+                    moves.append([staged, final])
+                entry = journal.Entry(run, layer, table, {"moves": moves})
+                with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
+                    jr = journal.LakeJournal(fs, base)
+                    journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
+                    journal.publish(jr, entry, self._apply, self._cleanup)
+        finally:
+            locks.close()
+        return [f"{base}/{final}" for _, final in moves]
+
+    def _apply(self, entry: journal.Entry) -> None:
+        """Move each staged file into place; a move whose source is gone was done already."""
+        fs, base = self._filesystem()
+        for i, (staged, final) in enumerate(entry.payload["moves"]):
+            if fs.get_file_info(f"{base}/{staged}").type != pafs.FileType.File:
+                continue
+            fs.create_dir(f"{base}/{final}".rsplit("/", 1)[0], recursive=True)
+            fs.move(f"{base}/{staged}", f"{base}/{final}")
+            if i == 0:
+                journal.fault(f"{entry.layer}.publish.after_first_move")
+        if isinstance(fs, pafs.LocalFileSystem):
+            for folder in {
+                f"{base}/{final}".rsplit("/", 1)[0] for _, final in entry.payload["moves"]
+            }:
+                journal.fsync_dir(folder)
+
+    def _cleanup(self, entry: journal.Entry) -> None:
+        fs, base = self._filesystem()
+        folder = f"{base}/{STAGING}/{entry.run}/{entry.layer}/{entry.table}"
+        if fs.get_file_info(folder).type == pafs.FileType.Directory:
+            fs.delete_dir(folder)
+
+    def recover(self) -> list[journal.Entry]:
+        """Finish crashed publications, then delete staging no live run or pending entry owns.
+
+        Costs two listings when there is nothing to do, and then creates nothing (checks alone
+        write nothing to the lake).
+        """
+        fs, base = self._filesystem()
+        jr = journal.LakeJournal(fs, base)
+        pending = jr.pending()
+        staged = self._staged(fs, base)
+        if not pending and not staged:
+            return []
+        locks = self.locks()
+        finished: list[journal.Entry] = []
+        try:
+            for layer, table in sorted({(e.layer, e.table) for e in pending}):
+                with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
+                    finished += journal.recover(
+                        jr, self._apply, self._cleanup, layer=layer, table=table
+                    )
+            owned = {(e.run, e.layer, e.table) for e in jr.pending()}
+            for run, layer, table in self._staged(fs, base):
+                if (run, layer, table) not in owned and not locks.is_held(f"run:{run}"):
+                    fs.delete_dir(f"{base}/{STAGING}/{run}/{layer}/{table}")
+        finally:
+            locks.close()
+        return finished
+
+    @staticmethod
+    def _staged(fs: pafs.FileSystem, base: str) -> list[tuple[str, str, str]]:
+        """(run, layer, table) of every staging folder."""
+        selector = pafs.FileSelector(f"{base}/{STAGING}", allow_not_found=True, recursive=True)
+        found = set()
+        prefix = f"{base}/{STAGING}/"
+        for info in fs.get_file_info(selector):
+            parts = info.path.removeprefix(prefix).split("/")
+            if len(parts) >= 3 and info.type == pafs.FileType.Directory:
+                found.add((parts[0], parts[1], parts[2]))
+        return sorted(found)
+
+    def staging_paths(self) -> list[str]:
+        """Every file under ``_staging/`` (tests assert none is left behind)."""
+        fs, base = self._filesystem()
+        selector = pafs.FileSelector(f"{base}/{STAGING}", allow_not_found=True, recursive=True)
+        return [i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.File]
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.recover()
+
     def quarantine(self, layer: str, table: str, batch_id: str, label: str, data: pa.Table) -> str:
         """Keep rejected input whole under ``quarantine/`` so nothing is lost."""
         fs, base = self._filesystem()
@@ -86,9 +208,13 @@ class LakeResource(dg.ConfigurableResource):
         return fs.get_file_info(path).type == pafs.FileType.File
 
     def clickhouse_source(
-        self, layer: str, table: str, partitions: list[str] | None
+        self, layer: str, table: str, partitions: list[str] | None, structure: str | None = None
     ) -> tuple[str, dict[str, str]]:
-        """A ClickHouse table function reading the given partitions, plus its parameters."""
+        """A ClickHouse table function reading the given partitions, plus its parameters.
+
+        With ``structure`` (``"col Type, …"``) columns are read by name and a column missing
+        from a file reads as its type's default.
+        """
         if partitions:
             glob = ",".join(partitions)
             rel = self.relative_path(
@@ -97,17 +223,24 @@ class LakeResource(dg.ConfigurableResource):
         else:
             rel = self.relative_path(layer, table, None)
         parsed = urlparse(self.url)
+        shape = ", {lake_structure:String}" if structure else ""
+        shape_params = {"lake_structure": structure} if structure else {}
         if parsed.scheme == "file":
             path = f"{parsed.path.rstrip('/')}/{rel}"
-            return "file({lake_path:String}, 'Parquet')", {"lake_path": path}
+            return f"file({{lake_path:String}}, 'Parquet'{shape})", {
+                "lake_path": path,
+                **shape_params,
+            }
         endpoint = self.clickhouse_s3_endpoint_url or self.s3_endpoint_url
         endpoint = (endpoint or "https://s3.amazonaws.com").rstrip("/")
         url = f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/{rel}"
         return (
-            "s3({lake_url:String}, {lake_key:String}, {lake_secret:String}, 'Parquet')",
+            "s3({lake_url:String}, {lake_key:String}, {lake_secret:String}, 'Parquet'"
+            f"{shape})",
             {
                 "lake_url": url,
                 "lake_key": self.aws_access_key_id or "",
                 "lake_secret": self.aws_secret_access_key or "",
+                **shape_params,
             },
         )

@@ -1,17 +1,22 @@
-"""An inter-process lock so one embedded store has one owner at a time.
+"""Inter-process locks: one owner per embedded store, and named publication locks.
 
 chDB opens a data directory in one process only; a second process fails with an opaque
-engine error. Taking this lock first turns that into a wait, then a clear error.
+engine error. Taking ``store_lock`` first turns that into a wait, then a clear error.
+``FileLocks`` and ``PgLocks`` give the same named locks (publish one table, keep a run's
+staging alive) on one machine and across hosts.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+
+import psycopg
 
 from onering_assets.errors import StoreBusyError
 
@@ -52,3 +57,95 @@ def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None
         yield
     finally:
         os.close(fd)
+
+
+def _lock_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name) + ".lock"
+
+
+class FileLocks:
+    """Named locks as ``flock``ed files in one folder: for a local lake and embedded chDB.
+
+    The kernel releases a dead process's locks, so a held lock means a live holder.
+    """
+
+    def __init__(self, folder: Path, timeout_s: float = 120.0) -> None:
+        self.folder, self.timeout_s = folder, timeout_s
+
+    def hold(self, name: str, *, what: str) -> AbstractContextManager[None]:
+        """Hold lock ``name`` exclusively, waiting up to the timeout."""
+        return store_lock(self.folder / _lock_file_name(name), timeout_s=self.timeout_s, what=what)
+
+    def is_held(self, name: str) -> bool:
+        """Whether a live process (this one included) holds ``name`` now."""
+        path = self.folder / _lock_file_name(name)
+        if not path.exists():
+            return False
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def close(self) -> None:
+        """Nothing to release: each hold closes its own file."""
+
+
+class PgLocks:
+    """Named locks as Postgres session advisory locks: for a ClickHouse server or S3 lake.
+
+    Postgres is present in both profiles, every process and host reaches it, and it drops a
+    session's advisory locks when the session ends (a killed run's socket closes), so a held
+    lock means a live holder, as with ``flock``. Names are hashed with ``hashtextextended``.
+    """
+
+    def __init__(self, conninfo: str, timeout_s: float = 120.0) -> None:
+        self.conninfo, self.timeout_s = conninfo, timeout_s
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+        return self._conn
+
+    @contextmanager
+    def hold(self, name: str, *, what: str) -> Iterator[None]:
+        """Hold lock ``name`` on this object's session, waiting up to the timeout."""
+        conn = self._connection()
+        deadline = time.monotonic() + self.timeout_s
+        while not _try_lock(conn, name):
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(
+                    f"{what} is locked by another run (Postgres advisory lock {name!r}). Wait "
+                    f"for it to finish, or raise ONERING_LOCK_TIMEOUT (now {self.timeout_s:g} s)."
+                )
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+
+    def is_held(self, name: str) -> bool:
+        """Whether any session holds ``name`` now (probed from a separate session)."""
+        with psycopg.connect(self.conninfo, autocommit=True) as probe:
+            if not _try_lock(probe, name):
+                return True
+            probe.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+        return False
+
+    def close(self) -> None:
+        """End the session, which releases every lock it still holds."""
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
+def _try_lock(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+Locks = FileLocks | PgLocks

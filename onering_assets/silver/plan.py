@@ -1,12 +1,14 @@
 """The SQL a Silver build runs, as plain functions (the benchmark runs the same statements).
 
 Write-audit-publish in ClickHouse: candidates are computed once into a Memory table,
-split into a staging table and a rejects staging table, audited there, and only then
-published with ``REPLACE PARTITION`` (monthly) or ``EXCHANGE TABLES`` (whole tables).
+split into a staging table and a rejects staging table (named for the run), audited there,
+and only then published with ``REPLACE PARTITION`` per month (``tuple()`` for whole tables),
+journaled so that a crash mid-publish is rolled forward (``onering_assets.journal``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES, SqlTable
@@ -19,9 +21,13 @@ REJECT_COLUMNS = (
     ("_batch_id", "String"),
     ("_ingested_at", "DateTime64(3, 'UTC')"),
     ("_source", "String"),
+    ("_row", "UInt64"),
     ("_raw", "String"),
     ("_reject_reason", "LowCardinality(String)"),
 )
+# Staging objects end in ``__stage__<run>`` / ``__candidates__<run>``; before run-scoped
+# names they ended in ``__stage`` / ``__candidates`` (always orphans now).
+STAGING_NAME = re.compile(r"__(?:stage|candidates)(?:__(?P<run>[a-z0-9]+))?$")
 
 
 def quote(name: str) -> str:
@@ -31,13 +37,14 @@ def quote(name: str) -> str:
 
 @dataclass(frozen=True)
 class SilverNames:
-    """Every table one Silver build touches."""
+    """Every table one Silver build touches; staging carries the run's token."""
 
     table: str
+    run: str
 
     @property
     def stage_name(self) -> str:
-        return f"{self.table}__stage"
+        return f"{self.table}__stage__{self.run}"
 
     @property
     def rejects_name(self) -> str:
@@ -45,7 +52,11 @@ class SilverNames:
 
     @property
     def rejects_stage_name(self) -> str:
-        return f"{self.table}_rejects__stage"
+        return f"{self.table}_rejects__stage__{self.run}"
+
+    @property
+    def candidates_name(self) -> str:
+        return f"{self.table}__candidates__{self.run}"
 
     @property
     def target(self) -> str:
@@ -65,7 +76,7 @@ class SilverNames:
 
     @property
     def candidates(self) -> str:
-        return f"{DATABASE}.{quote(self.table + '__candidates')}"
+        return f"{DATABASE}.{quote(self.candidates_name)}"
 
 
 def table_columns(table: SqlTable) -> list[tuple[str, str]]:
@@ -80,7 +91,12 @@ def _engine(table: SqlTable, order_by: tuple[str, ...]) -> str:
 
 
 def create_statements(table: SqlTable) -> list[str]:
-    names = SilverNames(table.name)
+    """The published tables, created if missing and upgraded in place if older.
+
+    Tables made before ``_row`` existed gain it (0, "position unknown", for their rows), at
+    the position a new table has it, so the schema check and ``CREATE … AS`` staging agree.
+    """
+    names = SilverNames(table.name, "")
     columns = ", ".join(f"{quote(n)} {t}" for n, t in table_columns(table))
     rejects = ", ".join(f"{quote(n)} {t}" for n, t in REJECT_COLUMNS)
     return [
@@ -88,11 +104,12 @@ def create_statements(table: SqlTable) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {names.target} ({columns}) {_engine(table, table.order_by)}",
         f"CREATE TABLE IF NOT EXISTS {names.rejects} ({rejects}) "
         f"{_engine(table, ('_partition', '_reject_reason'))}",
+        f"ALTER TABLE {names.target} ADD COLUMN IF NOT EXISTS `_row` UInt64",
+        f"ALTER TABLE {names.rejects} ADD COLUMN IF NOT EXISTS `_row` UInt64 AFTER `_source`",
     ]
 
 
-def drop_work_tables(table: SqlTable) -> list[str]:
-    names = SilverNames(table.name)
+def drop_work_tables(names: SilverNames) -> list[str]:
     return [
         f"DROP TABLE IF EXISTS {t}" for t in (names.stage, names.rejects_stage, names.candidates)
     ]
@@ -103,20 +120,21 @@ def source_sql(table: SqlTable, sources: dict[str, str]) -> str:
     return replace_tables(table.sql, "bronze", sources)
 
 
-def stage_statements(table: SqlTable, selects: list[str]) -> list[str]:
+def stage_statements(table: SqlTable, selects: list[str], names: SilverNames) -> list[str]:
     """Fresh staging tables, then each SELECT (one per month) computed and split in turn.
 
     Candidates are computed once per SELECT into a Memory table, de-duplicated on the key
-    (the latest ingestion wins), and split into staging and rejects staging. The key holds
-    the date, so duplicates never cross months: staging month by month gives the same rows
-    with a twelfth of the memory.
+    and split into staging and rejects staging. The winner of a duplicate key is the latest
+    ingestion (``_ingested_at``), then the row landed last in its file (``_row``); ``_raw``
+    only breaks ties between rows landed before ``_row`` existed. The key holds the date, so
+    duplicates never cross months: staging month by month gives the same rows with a
+    twelfth of the memory.
     """
-    names = SilverNames(table.name)
     key = ", ".join(quote(k) for k in table.key)
     cols = ", ".join(quote(n) for n, _ in table_columns(table))
     reject_cols = ", ".join(quote(n) for n, _ in REJECT_COLUMNS[:-1])
     statements = [
-        *drop_work_tables(table),
+        *drop_work_tables(names),
         f"CREATE TABLE {names.stage} AS {names.target}",
         f"CREATE TABLE {names.rejects_stage} AS {names.rejects}",
     ]
@@ -127,7 +145,7 @@ def stage_statements(table: SqlTable, selects: list[str]) -> list[str]:
             f"SELECT * EXCEPT (_rn), if(_reject_reason != '', _reject_reason, "
             f"if(_rn > 1, 'duplicate key', '')) AS _final_reason FROM ("
             f"SELECT *, row_number() OVER (PARTITION BY _reject_reason = '', {key} "
-            f"ORDER BY _ingested_at DESC, _raw) AS _rn FROM (\n{select_sql}\n))",
+            f"ORDER BY _ingested_at DESC, _row DESC, _raw) AS _rn FROM (\n{select_sql}\n))",
             f"INSERT INTO {names.stage} ({cols}) SELECT {cols} FROM {names.candidates} "
             f"WHERE _final_reason = ''",
             f"INSERT INTO {names.rejects_stage} ({reject_cols}, `_reject_reason`) "
@@ -137,19 +155,25 @@ def stage_statements(table: SqlTable, selects: list[str]) -> list[str]:
     return [*statements, f"DROP TABLE IF EXISTS {names.candidates}"]
 
 
-def publish_statements(table: SqlTable, partitions: list[str] | None) -> list[tuple[str, dict]]:
-    """Atomic per partition (REPLACE PARTITION) or per table (EXCHANGE TABLES)."""
-    names = SilverNames(table.name)
-    if not table.partitioned:
-        return [
-            (f"EXCHANGE TABLES {names.stage} AND {names.target}", {}),
-            (f"EXCHANGE TABLES {names.rejects_stage} AND {names.rejects}", {}),
-        ]
-    statements: list[tuple[str, dict]] = []
+def publish_statements(
+    table: SqlTable, partitions: list[str] | None, names: SilverNames
+) -> list[tuple[str, dict]]:
+    """The swaps that publish a build: its months, or the whole table."""
+    return swap_statements(partitions or [] if table.partitioned else None, names)
+
+
+def swap_statements(partitions: list[str] | None, names: SilverNames) -> list[tuple[str, dict]]:
+    """Each month (``None``: the whole table) of the table and its rejects, from staging.
+
+    ``REPLACE PARTITION … FROM`` keeps its source, so every statement can be run again with
+    the same result: that is what lets a crashed publish be rolled forward from staging.
+    A whole table replaces its one partition, ``tuple()``.
+    """
     # An empty rejects partition is a real result: it must clear the previous rejects.
     empty_ok = {"allow_replace_partition_from_empty_source": 1}
-    for key in partitions or []:
-        literal = f"'{month_key(key)}'"
+    literals = ["tuple()"] if partitions is None else [f"'{month_key(k)}'" for k in partitions]
+    statements: list[tuple[str, dict]] = []
+    for literal in literals:
         statements.append(
             (f"ALTER TABLE {names.target} REPLACE PARTITION {literal} FROM {names.stage}", {})
         )

@@ -6,21 +6,35 @@ benchmark's raw baseline runs the same steps without Dagster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from onering_assets.catalog import SqlTable
+from onering_assets import journal
+from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES, SqlTable, load_catalog
 from onering_assets.checks.ge import run_suite
 from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import silver_checks
 from onering_assets.partitions import MONTHLY
 from onering_assets.resources import LakeResource
-from onering_assets.silver import plan
+from onering_assets.resources.locks import Locks
+from onering_assets.silver import plan, recovery
 from onering_assets.silver.audit import Audited, audit
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+
+def bronze_structure(name: str) -> str:
+    """The Bronze table's columns for the lake table function, read by name.
+
+    Files landed before ``_row`` existed read it as 0, so an older lake still builds.
+    """
+    bronze = load_catalog().table("bronze", name)
+    columns = [(c.name, "Nullable(String)") for c in bronze.columns]
+    columns += [(c, INGESTION_TYPES[c]) for c in INGESTION_COLUMNS]
+    return ", ".join(f"{plan.quote(n)} {t}" for n, t in columns)
 
 
 def bronze_sources(
@@ -32,7 +46,7 @@ def bronze_sources(
     """
     sources, params = {}, {}
     for i, (_, name) in enumerate(table.upstream):
-        fn, fn_params = lake.clickhouse_source("bronze", name, partitions)
+        fn, fn_params = lake.clickhouse_source("bronze", name, partitions, bronze_structure(name))
         for param, value in fn_params.items():
             fn = fn.replace(f"{{{param}:", f"{{{param}_{i}{tag}:")
             params[f"{param}_{i}{tag}"] = value
@@ -60,29 +74,54 @@ def published_partitions(table: SqlTable, lake: LakeResource) -> list[str]:
 
 @dataclass
 class SilverBuild:
-    """One table's build over some months (``None``: the whole table)."""
+    """One table's build over some months (``None``: the whole table) by one run.
+
+    Staging is named for the run, and the run holds the table's stage lock from ``stage``
+    to ``drop`` so that no other process takes it for an orphan.
+    """
 
     client: Client
     table: SqlTable
     lake: LakeResource
     partitions: list[str] | None
+    run_id: str
+    locks: Locks
+    _held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    @property
+    def run(self) -> str:
+        return journal.run_token(self.run_id)
 
     @property
     def names(self) -> plan.SilverNames:
-        return plan.SilverNames(self.table.name)
+        return plan.SilverNames(self.table.name, self.run)
 
     def has_input(self) -> bool:
         if self.table.partitioned:
             return bool(self.partitions)
         return self.lake.exists("bronze", self.table.upstream[0][1])
 
+    def published(self) -> bool:
+        """Whether the table exists (checks alone never create it)."""
+        result = self.client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": plan.DATABASE, "t": self.table.name},
+        )
+        return bool(result.result_rows[0][0])
+
     def create(self) -> None:
         for statement in plan.create_statements(self.table):
             self.client.command(statement)
 
     def stage(self) -> None:
+        self._held.enter_context(
+            self.locks.hold(
+                recovery.stage_lock(self.table.name, self.run),
+                what=f"Staging of silver.{self.table.name} by run {self.run}",
+            )
+        )
         selects, params = staged_selects(self.table, self.lake, self.partitions)
-        for statement in plan.stage_statements(self.table, selects):
+        for statement in plan.stage_statements(self.table, selects, self.names):
             self.client.command(statement, parameters=params)
 
     def _audited(self, staged: bool) -> Audited:
@@ -122,12 +161,27 @@ class SilverBuild:
         return {p: int(n) for p, n in result.result_rows}
 
     def publish(self) -> None:
-        for statement, settings in plan.publish_statements(self.table, self.partitions):
-            self.client.command(statement, settings=settings)
+        """Journal, then swap every month of the table and its rejects (see journal.py).
+
+        Under the table's publication lock, a crashed earlier publish of the table is
+        finished first, so an older version can never be rolled forward over this one.
+        """
+        name = self.table.name
+        parts = self.partitions or [] if self.table.partitioned else None
+        entry = journal.Entry(self.run, "silver", name, {"partitions": parts})
+        jr = journal.ClickHouseJournal(self.client)
+        apply, cleanup = recovery.applier(self.client)
+        with self.locks.hold(recovery.publish_lock(name), what=f"Publishing silver.{name}"):
+            recovery.recover_table(self.client, jr, name)
+            journal.publish(jr, entry, apply, cleanup)
 
     def drop(self) -> None:
-        for statement in plan.drop_work_tables(self.table):
-            self.client.command(statement)
+        """Drop the run's staging and release its stage lock."""
+        try:
+            for statement in plan.drop_work_tables(self.names):
+                self.client.command(statement)
+        finally:
+            self._held.close()
 
     def totals(self) -> tuple[int, int]:
         """Rows and rejected rows in the published tables."""

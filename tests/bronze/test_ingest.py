@@ -19,7 +19,8 @@ def landed_flights(rows: list[dict[str, str | None]]) -> pa.Table:
 def test_stamp_adds_ingestion_columns() -> None:
     when = datetime(2024, 1, 1, tzinfo=UTC)
     table = stamp(pa.table({"a": ["x", "y"]}), batch_id="b1", source="s", ingested_at=when)
-    assert table.column_names == ["a", "_batch_id", "_ingested_at", "_source"]
+    assert table.column_names == ["a", "_batch_id", "_ingested_at", "_source", "_row"]
+    assert table["_row"].to_pylist() == [1, 2]
     assert table["_batch_id"].to_pylist() == ["b1", "b1"]
     assert table["_ingested_at"].to_pylist()[0] == when
 

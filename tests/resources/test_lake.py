@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from onering_assets.definitions import build_definitions
-from onering_assets.resources import ClickHouseResource, LakeResource
+from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.runner import execute
 from tests.conftest import settings_for, silver_query
 
@@ -89,6 +89,9 @@ def test_pipeline_runs_unchanged_on_an_s3_lake(
         s3_endpoint_url=s3_endpoint,
         aws_access_key_id=KEY,
         aws_secret_access_key=SECRET,
+        # A shared lake serializes publication with Postgres advisory locks (here the
+        # embedded Postgres, as ONERING_POSTGRES_DSN would be in compose).
+        lock_dsn=PostgresResource(embedded_dir=str(settings.postgres_dir)).conninfo(),
     )
     defs = build_definitions(settings, resources={"lake": lake})
     keys = set(defs.resolve_asset_graph().materializable_asset_keys)
@@ -100,3 +103,4 @@ def test_pipeline_runs_unchanged_on_an_s3_lake(
     assert not (settings.lake_dir).exists()  # nothing went to the local folder
     assert silver_query(settings, "SELECT count() FROM silver.flights") == [(27004,)]
     assert all(passed for _, _, passed, _ in summary.checks)
+    assert lake.staging_paths() == []

@@ -5,13 +5,16 @@ from onering_assets.errors import ConfigError
 from onering_assets.silver import plan
 
 
+RUN = plan.SilverNames("flights", "0a1b")
+
+
 def test_publish_replaces_each_partition_with_validated_literals() -> None:
     flights = load_catalog().sql_table("silver", "flights")
-    statements = plan.publish_statements(flights, ["2013-01", "2013-02"])
-    rows = "ALTER TABLE silver.`flights` REPLACE PARTITION '{}' FROM silver.`flights__stage`"
+    statements = plan.publish_statements(flights, ["2013-01", "2013-02"], RUN)
+    rows = "ALTER TABLE silver.`flights` REPLACE PARTITION '{}' FROM silver.`flights__stage__0a1b`"
     rejects = (
         "ALTER TABLE silver.`flights_rejects` REPLACE PARTITION '{}'"
-        " FROM silver.`flights_rejects__stage`"
+        " FROM silver.`flights_rejects__stage__0a1b`"
     )
     assert [s for s, _ in statements] == [
         rows.format("2013-01"),
@@ -26,22 +29,37 @@ def test_publish_replaces_each_partition_with_validated_literals() -> None:
 def test_partition_keys_are_validated_before_reaching_sql(key: str) -> None:
     flights = load_catalog().sql_table("silver", "flights")
     with pytest.raises(ConfigError, match="not a partition"):
-        plan.publish_statements(flights, [key])
+        plan.publish_statements(flights, [key], RUN)
 
 
-def test_whole_tables_publish_by_exchange() -> None:
+def test_whole_tables_publish_their_one_partition_idempotently() -> None:
+    """EXCHANGE TABLES undoes itself when run twice; REPLACE PARTITION tuple() does not."""
     airlines = load_catalog().sql_table("silver", "airlines")
-    statements = [s for s, _ in plan.publish_statements(airlines, None)]
+    names = plan.SilverNames("airlines", "0a1b")
+    statements = [s for s, _ in plan.publish_statements(airlines, None, names)]
     assert statements == [
-        "EXCHANGE TABLES silver.`airlines__stage` AND silver.`airlines`",
-        "EXCHANGE TABLES silver.`airlines_rejects__stage` AND silver.`airlines_rejects`",
+        "ALTER TABLE silver.`airlines` REPLACE PARTITION tuple() FROM silver.`airlines__stage__0a1b`",
+        "ALTER TABLE silver.`airlines_rejects` REPLACE PARTITION tuple()"
+        " FROM silver.`airlines_rejects__stage__0a1b`",
     ]
+
+
+def test_staging_names_carry_the_run_and_are_recognized() -> None:
+    names = plan.SilverNames("flights", "0a1b")
+    for name in (names.stage_name, names.rejects_stage_name, names.candidates_name):
+        match = plan.STAGING_NAME.search(name)
+        assert match and match.group("run") == "0a1b"
+    for old in ("flights__stage", "flights_rejects__stage", "flights__candidates"):
+        match = plan.STAGING_NAME.search(old)
+        assert match and match.group("run") is None
+    for published in ("flights", "flights_rejects", "stage_stats"):
+        assert not plan.STAGING_NAME.search(published)
 
 
 def test_candidates_dedupe_on_the_declared_key() -> None:
     flights = load_catalog().sql_table("silver", "flights")
-    statements = plan.stage_statements(flights, ["SELECT 1", "SELECT 2"])
-    candidates = [s for s in statements if "__candidates` ENGINE = Memory" in s]
+    statements = plan.stage_statements(flights, ["SELECT 1", "SELECT 2"], RUN)
+    candidates = [s for s in statements if "__candidates__0a1b` ENGINE = Memory" in s]
     assert len(candidates) == 2 and "SELECT 2" in candidates[1]
     candidates = candidates[0]
     assert (
@@ -49,3 +67,4 @@ def test_candidates_dedupe_on_the_declared_key() -> None:
         in candidates
     )
     assert "'duplicate key'" in candidates
+    assert "ORDER BY _ingested_at DESC, _row DESC, _raw)" in candidates

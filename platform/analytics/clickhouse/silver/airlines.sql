@@ -6,6 +6,7 @@ SELECT
     _ingested_at,
     _source,
     _partition,
+    _row,
     formatRowNoNewline('JSONEachRow', carrier, name) AS _raw,
     multiIf(
         carrier IS NULL OR trimBoth(carrier) = '', 'missing key: carrier',

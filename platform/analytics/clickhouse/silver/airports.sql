@@ -12,6 +12,7 @@ SELECT
     _ingested_at,
     _source,
     _partition,
+    _row,
     formatRowNoNewline('JSONEachRow', faa, name, lat, lon, alt, tz, dst, tzone) AS _raw,
     multiIf(
         faa IS NULL OR trimBoth(faa) = '', 'missing key: faa',

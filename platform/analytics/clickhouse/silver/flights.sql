@@ -24,6 +24,7 @@ WITH parsed AS (
         _ingested_at,
         _source,
         _partition,
+    _row,
         formatRowNoNewline(
             'JSONEachRow', year, month, day, dep_time, sched_dep_time, dep_delay, arr_time,
             sched_arr_time, arr_delay, carrier, flight, tailnum, origin, dest, air_time,
@@ -69,6 +70,7 @@ SELECT
     _ingested_at,
     _source,
     _partition,
+    _row,
     raw_row AS _raw,
     multiIf(
         year_num IS NULL OR month_num IS NULL OR day_num IS NULL, 'invalid date parts',

@@ -13,6 +13,7 @@ SELECT
     _ingested_at,
     _source,
     _partition,
+    _row,
     formatRowNoNewline(
         'JSONEachRow', tailnum, year, type, manufacturer, model, engines, seats, speed, engine
     ) AS _raw,

@@ -20,6 +20,7 @@ WITH parsed AS (
         _ingested_at,
         _source,
         _partition,
+    _row,
         formatRowNoNewline(
             'JSONEachRow', origin, year, month, day, hour, temp, dewp, humid, wind_dir,
             wind_speed, wind_gust, precip, pressure, visib, time_hour
@@ -48,6 +49,7 @@ SELECT
     _ingested_at,
     _source,
     _partition,
+    _row,
     raw_row AS _raw,
     multiIf(
         origin_code IS NULL OR origin_code = '', 'missing key: origin',
