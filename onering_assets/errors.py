@@ -27,3 +27,7 @@ class NothingSelectedError(ConfigError):
 
 class ChangelogError(ConfigError):
     """A Liquibase changeset already applied to Gold was edited, or its record is foreign."""
+
+
+class QueryError(OneRingError):
+    """A store could not run a read (unknown table, its own syntax error, no connection)."""
