@@ -42,6 +42,27 @@ def _partitions(key: str, parts) -> dict[str, str] | None:
     return {"start": keys[0], "end": keys[-1], "fmt": parts.fmt} if keys else None
 
 
+def resolve(graph, expression: str) -> tuple[str, ...]:
+    """The materializable keys Dagster's selection string picks in ``graph`` (sorted)."""
+    import warnings
+
+    import dagster as dg
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            keys = dg.AssetSelection.from_string(expression).resolve(graph)
+    except Exception as err:
+        raise BridgeError(f"bridge.yml: cannot resolve selection {expression!r}: {err}") from err
+    return tuple(sorted(k.to_user_string() for k in keys & graph.materializable_asset_keys))
+
+
+def selections(graph, config: RenderConfig) -> dict[str, tuple[str, ...]]:
+    """Each selection string of ``config``, resolved by Dagster."""
+    expressions = [config.select, config.exclude, *config.dags.values()]
+    return {e: resolve(graph, e) for e in expressions if e and e != "*"}
+
+
 def snapshot(defs, config: RenderConfig) -> Manifest:
     """The asset graph as the bridge needs it, with no paths, hosts or secrets."""
     graph = defs.resolve_asset_graph()
@@ -71,7 +92,7 @@ def snapshot(defs, config: RenderConfig) -> Manifest:
                 kinds=tuple(sorted(node.kinds)),
             )
         )
-    return Manifest("onering", tuple(assets), asdict(config))
+    return Manifest("onering", tuple(assets), asdict(config), selections=selections(graph, config))
 
 
 def render(manifest: Manifest, config: RenderConfig) -> dict[str, str]:

@@ -86,12 +86,13 @@ def _kahn(deps: dict[str, set[str]], what: str) -> list[str]:
 
 
 def _selected(manifest: Manifest, config: RenderConfig) -> list[AssetNode]:
-    """The assets ``select`` minus ``exclude`` picks, dependencies first."""
-    from airflow_bridge.selection import select
+    """The assets ``select`` minus ``exclude`` picks, dependencies first.
 
-    chosen = select(config.select, manifest.assets)
+    Dagster resolved the strings at export (:func:`airflow_bridge.export.snapshot`).
+    """
+    chosen = manifest.selected(config.select)
     if config.exclude:
-        chosen -= select(config.exclude, manifest.assets)
+        chosen -= manifest.selected(config.exclude)
     if not chosen:
         raise BridgeError(f"select {config.select!r} / exclude {config.exclude!r} leave no assets.")
     by_key = manifest.by_key()
@@ -109,9 +110,8 @@ def _members(manifest: Manifest, config: RenderConfig) -> dict[str, list[AssetNo
         for a in assets:
             members.setdefault(f"{config.dag_prefix}_{a.group}", []).append(a)
         return members
-    from airflow_bridge.selection import select
-
-    dag_keys = {dag_id: select(expr, assets) for dag_id, expr in config.dags.items()}
+    exported = {a.key for a in assets}
+    dag_keys = {dag_id: manifest.selected(expr) & exported for dag_id, expr in config.dags.items()}
     owners: dict[str, list[str]] = {}
     for dag_id, keys in dag_keys.items():
         for key in keys:

@@ -66,12 +66,21 @@ def summarize(run_id: str, status: str, events: list[dict[str, Any]]) -> dict[st
             failures.append(f"{event.get('stepKey')}: {event['error']['message'].strip()}")
         elif kind == "MaterializationEvent":
             rows.setdefault("/".join(event["assetKey"]["path"]), None)
+    failed_checks = [
+        f"{c['asset']}:{c['check']}" for c in checks if c["blocking"] and not c["passed"]
+    ]
     return {
         "success": status == "SUCCESS",
+        "status": status,
         "run_id": run_id,
         "rows": rows,
         "checks": checks,
         "failures": failures,
+        # As RunSummary.to_dict: a failed blocking check is a data problem, the rest may
+        # pass on a retry (a step that failed on its checks also emitted the failed checks).
+        "failed_checks": failed_checks,
+        "errors": failures if not failed_checks else [],
+        "retryable": status != "SUCCESS" and not failed_checks,
     }
 
 

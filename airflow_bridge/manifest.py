@@ -38,13 +38,32 @@ class AssetNode:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The graph, the render settings, and what their selections resolved to.
+
+    ``selections`` maps each selection string of the render config (``select``,
+    ``exclude``, ``dags``) to the keys Dagster resolved it to at export time, so planning
+    and DAG parsing never parse a selection themselves.
+    """
+
     code_location: str
     assets: tuple[AssetNode, ...]
     render: dict[str, Any] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    selections: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def by_key(self) -> dict[str, AssetNode]:
         return {a.key: a for a in self.assets}
+
+    def selected(self, expression: str) -> set[str]:
+        """The keys ``expression`` resolved to at export (``*`` is every asset)."""
+        if expression == "*":
+            return {a.key for a in self.assets}
+        if expression not in self.selections:
+            raise BridgeError(
+                f"selection {expression!r} was not resolved at export; "
+                "run `onering airflow export`."
+            )
+        return set(self.selections[expression])
 
     def dumps(self) -> str:
         """Canonical JSON: same graph, same bytes."""
@@ -76,7 +95,10 @@ def loads(text: str, *, where: str = "manifest") -> Manifest:
                 f"{MANIFEST_VERSION}; run `onering airflow export`."
             )
         return Manifest(
-            raw["code_location"], tuple(_asset(a) for a in raw["assets"]), dict(raw["render"])
+            raw["code_location"],
+            tuple(_asset(a) for a in raw["assets"]),
+            dict(raw["render"]),
+            selections={k: tuple(v) for k, v in raw.get("selections", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as err:
         raise BridgeError(

@@ -1,14 +1,14 @@
-"""The task: materialize its assets (and their checks) through Dagster, in one of two modes.
+"""The task: materialize its assets (and their checks) through Dagster, in one of three modes.
 
-Nothing here imports Dagster at DAG parse time: ``in_process`` imports OneRing's runner when
-the task executes, ``subprocess`` runs the ``onering`` CLI of a configured interpreter.
+Nothing here imports Dagster at DAG parse time (see airflow_bridge/runs.py). How a failed
+run ends the task: failed blocking checks and bad conf fail it without retry, a selection
+that picks none of its assets skips it, any other failure (busy store, lost connection,
+killed process) is retried as ``retries`` says.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -17,62 +17,17 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_bridge.errors import BridgeError
+from airflow_bridge.errors import (
+    BridgeError,
+    ChecksFailedError,
+    InvalidRunRequestError,
+    NothingSelectedError,
+    RunFailedError,
+)
+from airflow_bridge.runs import CliRun, cli_command, run_in_process, verdict
 
 # What dag_run.conf may say: one partition, a range, and a Dagster selection.
 CONF_KEYS = {"partition", "from", "to", "select"}
-
-
-def failure_message(summary: dict[str, Any]) -> str:
-    """Each failed blocking check and failed step, one per line."""
-    lines = [f"Dagster run {summary.get('run_id')} failed:"]
-    lines += [
-        f"- check {c['asset']}:{c['check']} failed: {c['description']}"
-        for c in summary.get("checks", [])
-        if not c["passed"] and c.get("blocking", True)
-    ]
-    lines += [f"- step {f}" for f in summary.get("failures", [])]
-    return "\n".join(lines)
-
-
-def run_in_process(
-    keys: Sequence[str], first: str | None, last: str | None, tags: dict[str, str], what: str
-) -> dict[str, Any]:
-    """``what``: ``assets`` (with checks), ``assets_only`` or ``checks`` (alone)."""
-    from onering_assets.runner import run_keys
-
-    return run_keys(list(keys), first, last, tags=tags, what=what).to_dict()
-
-
-def run_subprocess(
-    python: str,
-    keys: Sequence[str],
-    first: str | None,
-    last: str | None,
-    tags: dict[str, str],
-    what: str,
-) -> dict[str, Any]:
-    """The same, through the ``onering`` CLI of another interpreter."""
-    select = " or ".join(f'key:"{k}"' for k in keys)
-    cli = [python, "-m", "onering_assets.cli"]
-    if what == "checks":
-        cmd = [*cli, "check", "--select", select, "--json"]
-    else:
-        cmd = [*cli, "materialize", "--select", select, "--no-upstream", "--json"]
-        if first and last:
-            cmd += ["--from", first, "--to", last]
-        if what == "assets_only":
-            cmd.append("--no-checks")
-    for key, value in sorted(tags.items()):
-        cmd += ["--tag", f"{key}={value}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise BridgeError(
-            f"`onering materialize` exited {proc.returncode} without a summary:\n"
-            f"{proc.stderr[-2000:]}"
-        )
-    return json.loads(lines[-1])
 
 
 class DagsterAssetsOperator(BaseOperator):
@@ -105,6 +60,7 @@ class DagsterAssetsOperator(BaseOperator):
         self.dagster_token_env = dagster_token_env
         self.manifest_path = manifest_path
         self._dagster_run_id: str | None = None
+        self._cli: CliRun | None = None
 
     def _headers(self) -> dict[str, str] | None:
         if not self.dagster_token_env:
@@ -120,7 +76,7 @@ class DagsterAssetsOperator(BaseOperator):
         from airflow_bridge.graphql import run_graphql
 
         if self.checks_only:
-            raise AirflowFailException("checks-only tasks need the in_process or subprocess mode")
+            raise InvalidRunRequestError("checks-only tasks need the in_process or subprocess mode")
 
         def remember(run_id: str) -> None:
             self._dagster_run_id = run_id
@@ -131,24 +87,42 @@ class DagsterAssetsOperator(BaseOperator):
         )
 
     def on_kill(self) -> None:
-        """A killed task terminates the Dagster run it launched."""
+        """A killed task ends the Dagster run behind it as CANCELED.
+
+        ``dagster_graphql`` terminates the launched run on the webserver; ``subprocess``
+        SIGTERMs the CLI child, which cancels its run (SIGKILL after a grace period).
+        """
         if self.mode == "dagster_graphql" and self._dagster_run_id:
             from airflow_bridge.graphql import terminate
 
+            self.log.info("terminating Dagster run %s", self._dagster_run_id)
             terminate(self.dagster_url, self._dagster_run_id, self._headers())
+        elif self.mode == "subprocess" and self._cli is not None:
+            self.log.info("terminating the onering CLI (it cancels its Dagster run)")
+            self._cli.terminate()
+        elif self.mode == "in_process":
+            # During the Dagster run, Dagster's own SIGTERM handler interrupts it and the
+            # runner records it CANCELED; Airflow's handler (and so this) runs only outside
+            # the run: stop before one starts, as a retryable failure.
+            raise RunFailedError("the task was killed before its Dagster run started")
 
-    def _selected(self, conf: dict[str, Any]) -> list[str]:
-        """This task's assets, narrowed by a Dagster selection in ``dag_run.conf``."""
-        expression = conf.get("select")
-        if not expression:
-            return self.asset_keys
+    def _graphql_selected(self, expression: str) -> list[str]:
+        """``dagster_graphql``: the worker has no Dagster, the manifest answers ``select``."""
         from airflow_bridge.manifest import load
         from airflow_bridge.selection import select
 
         if self.manifest_path is None:
-            raise BridgeError("conf 'select' needs the exported manifest beside the DAG file.")
-        chosen = select(str(expression), load(Path(self.manifest_path)).assets)
-        return [k for k in self.asset_keys if k in chosen]
+            raise InvalidRunRequestError(
+                "conf 'select' needs the exported manifest beside the DAG file."
+            )
+        try:
+            chosen = select(expression, load(Path(self.manifest_path)).assets)
+        except BridgeError as err:
+            raise InvalidRunRequestError(str(err)) from err
+        keys = [k for k in self.asset_keys if k in chosen]
+        if not keys:
+            raise NothingSelectedError(f"selection {expression!r} picks none of this task's assets")
+        return keys
 
     def _when(self, context: Any) -> datetime | None:
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -156,11 +130,10 @@ class DagsterAssetsOperator(BaseOperator):
             return start
         return context.get("logical_date")
 
-    def _scope(self, context: Any) -> tuple[list[str], str | None, str | None]:
-        """The assets and partition range this run asks of this task.
+    def _scope(self, context: Any) -> tuple[str | None, str | None, str | None]:
+        """The conf selection and partition range this run asks of this task.
 
-        Bad conf fails the task (no retry); a selection that leaves none of the task's
-        assets, or a scheduled run past the last partition, skips it.
+        Bad conf fails the task (no retry); a scheduled run past the last partition skips.
         """
         from airflow_bridge.partitions import PartitionRangeError, partition_range
 
@@ -168,17 +141,9 @@ class DagsterAssetsOperator(BaseOperator):
         conf = dict(dag_run.conf or {})
         unknown = sorted(set(conf) - CONF_KEYS)
         if unknown:
-            raise AirflowFailException(
+            raise InvalidRunRequestError(
                 f"dag_run.conf has unknown key(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(CONF_KEYS))}."
-            )
-        try:
-            keys = self._selected(conf)
-        except BridgeError as err:
-            raise AirflowFailException(str(err)) from err
-        if not keys:
-            raise AirflowSkipException(
-                f"dag_run.conf select {conf['select']!r} picks none of this task's assets"
             )
         try:
             bounds = partition_range(
@@ -186,46 +151,59 @@ class DagsterAssetsOperator(BaseOperator):
             )
         except PartitionRangeError as err:
             if conf or str(dag_run.run_type).lower().endswith("manual"):
-                raise AirflowFailException(str(err)) from err
+                raise InvalidRunRequestError(str(err)) from err
             # A scheduled run past the last declared partition has nothing to build.
-            raise AirflowSkipException(f"{err} Nothing to materialize.") from err
+            raise NothingSelectedError(f"{err} Nothing to materialize.") from err
         except BridgeError as err:
-            raise AirflowFailException(str(err)) from err
+            raise InvalidRunRequestError(str(err)) from err
         first, last = bounds or (None, None)
-        return keys, first, last
+        select = conf.get("select")
+        return (str(select) if select else None), first, last
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def _run(self, context: Any) -> tuple[dict[str, Any], list[str] | None]:
         dag_run = context["dag_run"]
-        keys, first, last = self._scope(context)
+        select, first, last = self._scope(context)
         tags = {
             "airflow/dag_id": dag_run.dag_id,
             "airflow/run_id": dag_run.run_id,
             "airflow/task_id": self.task_id,
             "airflow/try_number": str(context["ti"].try_number),
         }
-        self.log.info("materializing %s for %s..%s (%s)", keys, first, last, self.mode)
         what = "checks" if self.checks_only else ("assets" if self.run_checks else "assets_only")
+        keys = self.asset_keys
+        span = [first, last] if first and last else None
+        self.log.info(
+            "materializing %s (select %r) for %s..%s (%s)", keys, select, first, last, self.mode
+        )
+        if self.mode == "dagster_graphql":
+            keys = self._graphql_selected(select) if select else keys
+            return self._run_graphql(keys, first, last, tags), span
         if self.mode == "subprocess":
-            summary = run_subprocess(self.python, keys, first, last, tags, what)
-        elif self.mode == "dagster_graphql":
-            summary = self._run_graphql(keys, first, last, tags)
-        else:
-            summary = run_in_process(keys, first, last, tags, what)
-        for check in summary.get("checks", []):
-            if not check["passed"] and not check.get("blocking", True):
-                self.log.warning(
-                    "check %s:%s failed (non-blocking): %s",
-                    check["asset"],
-                    check["check"],
-                    check["description"],
-                )
-        if not summary["success"]:
-            # A failed blocking check is a data problem: retrying cannot fix it.
-            raise AirflowFailException(failure_message(summary))
+            self._cli = CliRun(cli_command(self.python, keys, first, last, tags, what, select))
+            return self._cli.run(), span
+        return run_in_process(keys, first, last, tags, what, select=select), span
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        try:
+            summary, span = self._run(context)
+            for check in summary.get("checks", []):
+                if not check["passed"] and not check.get("blocking", True):
+                    self.log.warning(
+                        "check %s:%s failed (non-blocking): %s",
+                        check["asset"],
+                        check["check"],
+                        check["description"],
+                    )
+            verdict(summary)
+        except NothingSelectedError as err:
+            raise AirflowSkipException(str(err)) from err
+        except (ChecksFailedError, InvalidRunRequestError) as err:
+            # Bad data or bad conf: a retry would fail the same way.
+            raise AirflowFailException(str(err)) from err
         return {
             "run_id": summary["run_id"],
             "rows": summary["rows"],
             "checks_passed": sum(1 for c in summary["checks"] if c["passed"]),
             "checks_failed": sum(1 for c in summary["checks"] if not c["passed"]),
-            "partitions": [first, last] if first else None,
+            "partitions": span,
         }

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
+import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +16,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, NothingSelectedError
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.resources.locks import store_lock
 from onering_assets.settings import Settings
@@ -73,21 +77,42 @@ def partition_range(partition: str | None, start: str | None, end: str | None) -
     return first, last
 
 
-def resolve_selection(defs: dg.Definitions, selection: str | None) -> set[dg.AssetKey]:
+def resolve_selection(
+    defs: dg.Definitions, selection: str | None, within: set[dg.AssetKey] | None = None
+) -> set[dg.AssetKey]:
+    """The materializable assets Dagster's selection string picks (all without one).
+
+    Dagster itself parses and resolves the string, so every form of its syntax works.
+
+    Raises:
+        ConfigError: the string is not a valid selection.
+        NothingSelectedError: it picks no asset (of ``within``, when given).
+    """
     graph = defs.resolve_asset_graph()
+    materializable = set(graph.materializable_asset_keys)
     if not selection:
-        return set(graph.materializable_asset_keys)
-    try:
-        keys = dg.AssetSelection.from_string(selection).resolve(graph)
-    except Exception as err:
-        raise ConfigError(
-            f"Cannot parse selection {selection!r}: {err}. "
-            "Examples: 'key:\"gold/route_performance\"',"
-            " 'group:silver', '+key:\"gold/carrier_monthly_performance\"' (with upstream)."
-        ) from err
+        keys = materializable
+    else:
+        try:
+            with warnings.catch_warnings():
+                # `group:` and friends are beta in Dagster 1.13; the warning is noise here.
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                keys = set(dg.AssetSelection.from_string(selection).resolve(graph)) & materializable
+        except Exception as err:
+            raise ConfigError(
+                f"Cannot parse selection {selection!r}: {err}. "
+                "Examples: 'key:\"gold/route_performance\"',"
+                " 'group:silver', '+key:\"gold/carrier_monthly_performance\"' (with upstream)."
+            ) from err
+    if within is not None:
+        keys &= within
     if not keys:
-        raise ConfigError(f"Selection {selection!r} matches no asset; see `onering assets list`.")
-    return set(keys)
+        raise NothingSelectedError(
+            f"Selection {selection!r} matches no asset"
+            + (" of this task" if within is not None else "")
+            + "; see `onering assets list`."
+        )
+    return keys
 
 
 def missing_upstream(
@@ -120,6 +145,14 @@ def missing_upstream(
 
 @dataclass
 class RunSummary:
+    """What a run did, and whether it failed on data (blocking checks) or otherwise.
+
+    ``failures`` are every failed step; ``check_steps`` the steps among them that stopped
+    because blocking checks failed (a data problem: re-running the same data fails the
+    same way); the others are ``errors`` (a busy store, a lost connection, a killed
+    process...), which a retry may fix.
+    """
+
     success: bool
     seconds: float
     run_id: str
@@ -128,16 +161,34 @@ class RunSummary:
     checks: list[tuple[str, str, bool, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     blocking: dict[tuple[str, str], bool] = field(default_factory=dict)
+    check_steps: list[str] = field(default_factory=list)
+    status: str = ""
 
     @property
     def checks_passed(self) -> int:
         return sum(1 for c in self.checks if c[2])
 
-    def to_dict(self, blocking: dict[tuple[str, str], bool] | None = None) -> dict[str, Any]:
-        """JSON-safe summary (what `onering materialize --json` prints and Airflow keeps)."""
+    def failed_checks(self, blocking: dict[tuple[str, str], bool] | None = None) -> list[str]:
+        """``asset:check`` of each failed blocking check."""
         blocking = blocking or self.blocking
+        return [f"{a}:{c}" for a, c, p, _ in self.checks if not p and blocking.get((a, c), True)]
+
+    def errors(self) -> list[str]:
+        """Failed steps that did not fail on blocking checks."""
+        data = tuple(f"{step}: " for step in self.check_steps)
+        return [f for f in self.failures if not f.startswith(data)]
+
+    def to_dict(self, blocking: dict[tuple[str, str], bool] | None = None) -> dict[str, Any]:
+        """JSON-safe summary (what `onering materialize --json` prints and Airflow keeps).
+
+        ``retryable`` is the one verdict every bridge mode acts on: the run failed, and
+        not because a blocking check failed.
+        """
+        blocking = blocking or self.blocking
+        failed_checks = self.failed_checks(blocking)
         return {
             "success": self.success,
+            "status": self.status or ("SUCCESS" if self.success else "FAILURE"),
             "run_id": self.run_id,
             "seconds": round(self.seconds, 3),
             "rows": self.rows,
@@ -153,11 +204,28 @@ class RunSummary:
                 for a, c, p, d in self.checks
             ],
             "failures": self.failures,
+            "failed_checks": failed_checks,
+            "errors": self.errors(),
+            "retryable": not self.success and not failed_checks and not self.check_steps,
         }
+
+
+def _step_failure(summary: RunSummary, event: Any) -> None:
+    data = event.step_failure_data
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    message = error.message.strip() if error else "failed"
+    summary.failures.append(f"{event.step_key}: {message}")
+    user = data.user_failure_data
+    # factory.build_table_asset raises dg.Failure(metadata={"failed_checks": ...}).
+    if user is not None and "failed_checks" in (user.metadata or {}):
+        summary.check_steps.append(str(event.step_key))
 
 
 def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
     summary = RunSummary(result.success, seconds, result.run_id)
+    summary.status = result.dagster_run.status.value
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             mat = event.materialization
@@ -177,12 +245,41 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
                 )
             )
         elif event.event_type_value == "STEP_FAILURE":
-            error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause
-            message = error.message.strip() if error else "failed"
-            summary.failures.append(f"{event.step_key}: {message}")
+            _step_failure(summary, event)
     return summary
+
+
+def new_run_id() -> str:
+    """A Dagster run id chosen before the run starts (the caller can name it in logs)."""
+    return str(uuid.uuid4())
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether a signal (SIGTERM or SIGINT) stopped the run, rather than a failing step."""
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            if event.step_failure_data.error_source.value == "INTERRUPT":
+                return True
+        elif event.event_type_value == "PIPELINE_FAILURE":
+            reason = getattr(event.event_specific_data, "failure_reason", None)
+            if reason is not None and reason.value == "UNEXPECTED_TERMINATION":
+                return True
+    return False
+
+
+def _record_cancel(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> bool:
+    """Record a run a signal stopped as CANCELED (what a kill is), not FAILURE.
+
+    During a run Dagster maps SIGTERM onto its own SIGINT handler (no other handler can
+    run then) and records an interrupt it was not asked for as a failure; this records the
+    termination request it was. The run's steps have already cleaned up.
+    """
+    if result.success or not _interrupted(result):
+        return False
+    instance.report_run_canceled(
+        result.dagster_run, message="Terminated by a signal (SIGTERM/SIGINT) during the run."
+    )
+    return True
 
 
 def execute(
@@ -195,6 +292,7 @@ def execute(
     last: str | None = None,
     tags: dict[str, str] | None = None,
     progress: bool = True,
+    run_id: str | None = None,
 ) -> RunSummary:
     """One in-process run of the given assets (and their checks), over a partition range."""
     asset_keys = set(assets)
@@ -212,10 +310,28 @@ def execute(
     quiet = {"console": {"config": {"log_level": "ERROR"}}}
     run_config = {"loggers": {"onering_progress": {}} if progress else quiet}
     started = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance, tags=run_tags, run_config=run_config, raise_on_error=False
-    )
-    return summarize(result, time.perf_counter() - started)
+    # Dagster leaves SIGTERM mapped to its interrupt handler after the run; give the
+    # caller (the CLI, an Airflow task) its own handler back.
+    term = signal.getsignal(signal.SIGTERM) if _main_thread() else None
+    try:
+        result = job.execute_in_process(
+            instance=instance,
+            tags=run_tags,
+            run_config=run_config,
+            raise_on_error=False,
+            run_id=run_id,
+        )
+    finally:
+        if term is not None:
+            signal.signal(signal.SIGTERM, term)
+    summary = summarize(result, time.perf_counter() - started)
+    if _record_cancel(instance, result):
+        summary.status = "CANCELED"
+    return summary
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def check_keys(defs: dg.Definitions, keys: set[dg.AssetKey]) -> set[dg.AssetCheckKey]:
@@ -262,10 +378,17 @@ def run_keys(
     *,
     tags: dict[str, str],
     what: str = "assets",
+    select: str | None = None,
+    run_id: str | None = None,
 ) -> RunSummary:
     """Materialize assets named ``layer/table`` (the Airflow bridge's in-process mode).
 
     ``what``: ``assets`` (with their checks), ``assets_only``, or ``checks`` (alone).
+    ``select``: a Dagster selection narrowing ``keys`` (resolved by Dagster).
+
+    Raises:
+        ConfigError: an unknown key or an invalid selection.
+        NothingSelectedError: ``select`` picks none of ``keys``.
     """
     settings = Settings.from_env()
     defs = _PREPARED.get(settings) or _build(settings)
@@ -273,6 +396,8 @@ def run_keys(
     unknown = asset_keys - set(defs.resolve_asset_graph().materializable_asset_keys)
     if unknown:
         raise ConfigError(f"Unknown assets {sorted(k.to_user_string() for k in unknown)}.")
+    if select:
+        asset_keys = resolve_selection(defs, select, within=asset_keys)
     instance = instance_for(settings)
     if what == "checks":
         summary = execute(
@@ -282,6 +407,7 @@ def run_keys(
             checks=check_keys(defs, asset_keys),
             tags=tags,
             progress=False,
+            run_id=run_id,
         )
     else:
         summary = execute(
@@ -293,6 +419,7 @@ def run_keys(
             last=last,
             tags=tags,
             progress=False,
+            run_id=run_id,
         )
     summary.blocking = blocking_by_check(defs)
     return summary

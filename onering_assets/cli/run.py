@@ -1,4 +1,11 @@
-"""`onering materialize`, `check`, `demo` and `reset`: runs and local state."""
+"""`onering materialize`, `check`, `demo` and `reset`: runs and local state.
+
+Exit codes of `materialize` and `check` (the Airflow bridge's subprocess mode reads them):
+0 success; 1 the run failed (with ``--json`` the summary says whether a retry may help)
+or a store error stopped it before it began; 2 invalid input (selection, partition range),
+which a retry cannot fix; 3 the selection is valid but picks no asset. SIGTERM during the
+run ends the Dagster run CANCELED, then the command exits 1 with its summary (retryable).
+"""
 
 from __future__ import annotations
 
@@ -24,8 +31,18 @@ from onering_assets.cli.common import (
     print_summary,
     report,
 )
-from onering_assets.errors import OneRingError
+from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.settings import Settings
+
+EXIT_INVALID = 2
+EXIT_NOTHING_SELECTED = 3
+
+
+def refuse(error: OneRingError) -> typer.Exit:
+    """One line on stderr, and the exit code that says whether to retry."""
+    if isinstance(error, NothingSelectedError):
+        return fail(str(error), EXIT_NOTHING_SELECTED)
+    return fail(str(error), EXIT_INVALID if isinstance(error, ConfigError) else 1)
 
 
 @app.command()
@@ -64,7 +81,7 @@ def materialize(
             progress=not as_json,
         )
     except OneRingError as e:
-        raise fail(str(e)) from None
+        raise refuse(e) from None
     report(summary, defs, "materialized", as_json)
     if not summary.success:
         raise typer.Exit(1)
@@ -91,7 +108,7 @@ def check(
             progress=not as_json,
         )
     except OneRingError as e:
-        raise fail(str(e)) from None
+        raise refuse(e) from None
     report(summary, defs, "checks", as_json)
     if not summary.success or any(not c[2] for c in summary.checks):
         raise typer.Exit(1)

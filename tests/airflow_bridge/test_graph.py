@@ -1,5 +1,6 @@
 """The pure parts of the bridge: render config, graph plans, partition mapping."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,17 +176,44 @@ def test_daily_partitions_map_and_a_partition_key_wins_over_the_date() -> None:
         partition_range(DAILY, {"partition": "2013-03-01"}, None)
 
 
-def test_select_and_exclude_use_dagster_selection_syntax() -> None:
+def resolved(manifest: Manifest, config: RenderConfig) -> Manifest:
+    """``manifest`` with ``config``'s selections resolved by Dagster, as export does."""
+    import dagster as dg
+
+    from airflow_bridge.export import selections
+
+    specs = [
+        dg.AssetSpec(
+            dg.AssetKey.from_user_string(a.key),
+            deps=[dg.AssetKey.from_user_string(d) for d in a.deps],
+            group_name=a.group,
+        )
+        for a in manifest.assets
+    ]
+
+    @dg.multi_asset(specs=specs, can_subset=True)
+    def everything():
+        return None
+
+    graph = dg.Definitions(assets=[everything]).resolve_asset_graph()
+    return replace(manifest, selections=selections(graph, config))
+
+
+def test_select_and_exclude_are_resolved_by_dagster_at_export() -> None:
     config = RenderConfig(select='+key:"gold/cmp"', exclude='key:"bronze/airlines"')
-    plans = {p.dag_id: p for p in plan_dags(GRAPH, config)}
+    plans = {p.dag_id: p for p in plan_dags(resolved(GRAPH, config), config)}
     keys = {k for p in plans.values() for t in p.tasks for k in t.asset_keys}
     assert keys == {"bronze/flights", "silver/flights", "silver/airlines", "gold/cmp"}
     # silver/airlines' upstream is not exported, so nothing waits for it.
     assert plans["onering_silver"].schedule_assets == ("onering://bronze/flights",)
+    nothing = RenderConfig(select="group:nope")
     with pytest.raises(BridgeError, match="leave no assets"):
-        plan_dags(GRAPH, RenderConfig(select="group:nope"))
-    with pytest.raises(BridgeError, match="status"):
-        plan_dags(GRAPH, RenderConfig(select="status:missing"))
+        plan_dags(resolved(GRAPH, nothing), nothing)
+    with pytest.raises(BridgeError, match="cannot resolve selection 'group:silver and'"):
+        resolved(GRAPH, RenderConfig(select="group:silver and"))
+    # A plan never parses a selection: one export did not resolve is an error.
+    with pytest.raises(BridgeError, match="was not resolved at export"):
+        plan_dags(GRAPH, config)
 
 
 def test_dags_per_selection_and_tasks_per_group() -> None:
@@ -194,7 +222,7 @@ def test_dags_per_selection_and_tasks_per_group() -> None:
         dags={"core": "group:bronze or group:silver", "marts": "group:gold"},
         tasks="group",
     )
-    plans = {p.dag_id: p for p in plan_dags(GRAPH, config)}
+    plans = {p.dag_id: p for p in plan_dags(resolved(GRAPH, config), config)}
     assert list(plans) == ["core", "marts"]
     core = {t.task_id: t for t in plans["core"].tasks}
     assert list(core) == ["bronze", "silver"]
@@ -203,8 +231,9 @@ def test_dags_per_selection_and_tasks_per_group() -> None:
     assert core["silver"].outlets == ("onering://silver/airlines", "onering://silver/flights")
     assert core["silver"].partitions == MONTHLY  # the group's partitioned assets
     assert plans["marts"].schedule == "assets"
+    overlapping = RenderConfig(grouping="selection", dags={"a": "*", "b": "group:gold"})
     with pytest.raises(BridgeError, match="in several DAGs"):
-        plan_dags(GRAPH, RenderConfig(grouping="selection", dags={"a": "*", "b": "group:gold"}))
+        plan_dags(resolved(GRAPH, overlapping), overlapping)
     with pytest.raises(BridgeError, match="go together"):
         RenderConfig(grouping="selection").validate()
     with pytest.raises(BridgeError, match="tasks 'dag'"):
