@@ -3,23 +3,30 @@
 Why compute in ClickHouse: Silver already lives there, so the aggregate runs where the data
 is (0.1 s over 3.4 M rows) and only the small result (hundreds of rows) crosses to Postgres.
 Computing in Postgres would first copy every Silver row across (see bench/pipeline.py).
+Checks alone (``onering check``) only read: no changeset is applied, the audit runs in
+read-only transactions, and a store or table that does not exist yet is reported as not
+published instead of being created.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from onering_assets.catalog import SqlTable
-from onering_assets.checks.specs import gold_checks
+from onering_assets.checks.outcome import Outcome, not_published
+from onering_assets.checks.specs import CheckDecl, gold_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.gold import publish
 from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
+from onering_assets.gold.reconcile import Reconciliation
 from onering_assets.partitions import selected_partitions
-from onering_assets.resources import ClickHouseResource, PostgresResource
+from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.settings import PLATFORM_DIR
 
 LIQUIBASE_DIR = PLATFORM_DIR / "versioning" / "liquibase"
@@ -37,21 +44,54 @@ def migrate(pg: PostgresResource) -> list[str]:
     return applied
 
 
+def gold_table_exists(pg: PostgresResource, table: SqlTable) -> bool:
+    """Whether ``gold.<table>`` exists, without creating anything on the way.
+
+    An embedded store that was never created is not started: starting it would create it.
+    """
+    if pg.embedded_dir and not (Path(pg.embedded_dir) / "PG_VERSION").exists():
+        return False
+    with pg.connect() as conn:
+        conn.read_only = True
+        found = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"gold.{table.name}",)
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def check_published(
+    table: SqlTable,
+    resources: Any,
+    partitions: list[str] | None,
+    decls: list[CheckDecl],
+) -> list[Outcome]:
+    """Checks alone: audit what is published in read-only transactions; never migrate."""
+    pg: PostgresResource = resources.postgres
+    if not gold_table_exists(pg, table):
+        return not_published([d.name for d in decls], f"gold.{table.name}")
+    ch: ClickHouseResource = resources.clickhouse
+    with pg.connect() as conn:
+        # Postgres itself refuses any write from here on.
+        conn.read_only = True
+        return MartAudit.published(conn, table, ch.get_client(), resources.lake, partitions).all()
+
+
 def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     """One Gold mart: compute in ClickHouse, then stage, audit, publish in one transaction."""
     decls = gold_checks(table)
+    Reconciliation.of(table)  # a bad declaration fails at definitions load, not mid-run
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
-        ch: ClickHouseResource = context.resources.clickhouse
-        pg: PostgresResource = context.resources.postgres
-        client = ch.get_client()
-        migrate(pg)
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize:
-            with pg.connect() as conn:
-                yield MartAudit.published(conn, table, client, partitions).all()
+            yield check_published(table, context.resources, partitions, decls)
             return
+        ch: ClickHouseResource = context.resources.clickhouse
+        pg: PostgresResource = context.resources.postgres
+        lake: LakeResource = context.resources.lake
+        client = ch.get_client()
+        migrate(pg)
         started = time.perf_counter()
         result = publish.compute(client, table, partitions)
         context.log.info(
@@ -60,7 +100,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         )
         with pg.connect() as conn:
             publish.stage(conn, table, result)
-            yield MartAudit.staged(conn, table, client, partitions, result).all()
+            yield MartAudit.staged(conn, table, client, lake, partitions, result).all()
             total = publish.publish(conn, table, partitions)
         yield materialize_result(
             publish.rows_by_month(table, result),
@@ -69,4 +109,6 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    return build_table_asset(table_spec(table, deps), decls, {"clickhouse", "postgres"}, body)
+    return build_table_asset(
+        table_spec(table, deps), decls, {"clickhouse", "postgres", "lake"}, body
+    )

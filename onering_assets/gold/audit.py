@@ -15,10 +15,19 @@ from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, schema_outcome
 from onering_assets.checks.specs import gold_checks
 from onering_assets.gold import publish
+from onering_assets.gold.reconcile import (
+    Reconciliation,
+    compare,
+    gold_sums,
+    landed_minus_rejected,
+    landed_months,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from clickhouse_connect.driver.client import Client
+
+    from onering_assets.resources import LakeResource
 
 
 def column_schema(conn: psycopg.Connection, table: SqlTable, computed: list[str]) -> Outcome:
@@ -66,31 +75,11 @@ def key_unique(conn: psycopg.Connection, table: SqlTable, relation: sql.Composab
     )
 
 
-def reconcile_sum(
-    conn: psycopg.Connection,
-    table: SqlTable,
-    relation: sql.Composable,
-    client: Client,
-    silver_sql: str,
-    params: dict,
-) -> Outcome:
-    column = table.checks["reconcile_sum"]
-    total = conn.execute(
-        sql.SQL("SELECT coalesce(sum({c}), 0) FROM {r}").format(
-            c=sql.Identifier(column), r=relation
-        )
-    ).fetchone()
-    got = int(total[0]) if total else 0
-    expected = int(
-        client.query(f"SELECT count() FROM {silver_sql}", parameters=params).result_rows[0][0]
-    )
-    return Outcome(
-        checks.RECONCILIATION,
-        got == expected,
-        f"sum({column}) = {got}, silver rows = {expected}",
-        failing=abs(got - expected),
-        metadata={"gold_sum": got, "silver_rows": expected},
-    )
+def reconciliation(audit: MartAudit, recon: Reconciliation) -> Outcome:
+    """The mart's sums per group against Bronze landed minus Silver rejected (independent)."""
+    months = landed_months(audit.lake, recon.rows_of, audit.partitions)
+    landed = landed_minus_rejected(audit.client, audit.lake, recon, months)
+    return compare(recon, gold_sums(audit.conn, recon, audit.relation), landed)
 
 
 @dataclass
@@ -100,6 +89,7 @@ class MartAudit:
     conn: psycopg.Connection
     table: SqlTable
     client: Client
+    lake: LakeResource
     partitions: list[str] | None
     relation: sql.Composable
     select: sql.Composed
@@ -112,6 +102,7 @@ class MartAudit:
         conn: psycopg.Connection,
         table: SqlTable,
         client: Client,
+        lake: LakeResource,
         partitions: list[str] | None,
         result: pa.Table,
     ) -> MartAudit:
@@ -121,6 +112,7 @@ class MartAudit:
             conn,
             table,
             client,
+            lake,
             partitions,
             stage,
             select,
@@ -134,26 +126,22 @@ class MartAudit:
         conn: psycopg.Connection,
         table: SqlTable,
         client: Client,
+        lake: LakeResource,
         partitions: list[str] | None,
     ) -> MartAudit:
-        """Audit the published months, copied to a temporary table for the duration."""
-        where, bounds = publish.window_filter(table, partitions)
-        copy = sql.Identifier(f"{table.name}__published")
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE {c} ON COMMIT DROP AS SELECT * FROM {t}").format(
-                c=copy, t=publish.target(table)
-            )
-            + where,
-            bounds,
+        """Audit the published months in place: a subquery, so checks alone write nothing."""
+        select = sql.SQL("SELECT * FROM {t}").format(t=publish.target(table)) + (
+            publish.window_literal(table, partitions)
         )
-        found = conn.execute(sql.SQL("SELECT count(*) FROM {c}").format(c=copy)).fetchone()
-        select = sql.SQL("SELECT * FROM {c}").format(c=copy)
+        relation = sql.SQL("({s}) AS published").format(s=select)
+        found = conn.execute(sql.SQL("SELECT count(*) FROM {r}").format(r=relation)).fetchone()
         return cls(
             conn,
             table,
             client,
+            lake,
             partitions,
-            copy,
+            relation,
             select,
             found[0] if found else 0,
             [c.name for c in table.columns],
@@ -166,17 +154,9 @@ class MartAudit:
             not_empty(self.rows),
             key_unique(self.conn, self.table, self.relation),
         ]
-        if self.table.checks.get("reconcile_sum"):
-            outcomes.append(
-                reconcile_sum(
-                    self.conn,
-                    self.table,
-                    self.relation,
-                    self.client,
-                    publish.silver_flights_sql(self.partitions),
-                    {"partitions": self.partitions or []},
-                )
-            )
+        recon = Reconciliation.of(self.table)
+        if recon is not None:
+            outcomes.append(reconciliation(self, recon))
         return outcomes
 
     def suite(self) -> Outcome | None:

@@ -41,13 +41,6 @@ def compute_sql(table: SqlTable, partitions: list[str] | None) -> str:
     return replace_tables(table.sql, "silver", replacements)
 
 
-def silver_flights_sql(partitions: list[str] | None) -> str:
-    """Silver flights for the reconciliation count, filtered like the mart's input."""
-    if partitions:
-        return "silver.flights WHERE _partition IN {partitions:Array(String)}"
-    return "silver.flights"
-
-
 def compute(client: Client, table: SqlTable, partitions: list[str] | None) -> pa.Table:
     return client.query_arrow(
         compute_sql(table, partitions),
@@ -95,6 +88,16 @@ def window_filter(table: SqlTable, partitions: list[str] | None) -> tuple[sql.Co
         column = sql.Identifier(table.partition_column)
         return sql.SQL(" WHERE {c} >= %s AND {c} < %s").format(c=column), (start, end)
     return sql.Composed([]), ()
+
+
+def window_literal(table: SqlTable, partitions: list[str] | None) -> sql.Composed:
+    """The same window with its bounds as literals, for a relation used in many queries."""
+    if partitions and table.partition_column:
+        start, end = month_bounds(partitions)
+        return sql.SQL(" WHERE {c} >= {s} AND {c} < {e}").format(
+            c=sql.Identifier(table.partition_column), s=sql.Literal(start), e=sql.Literal(end)
+        )
+    return sql.Composed([])
 
 
 def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None) -> int:
