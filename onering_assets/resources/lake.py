@@ -18,6 +18,11 @@ DATA_FILE = "data.parquet"
 STAGING = "_staging"
 
 
+def stage_lock(layer: str, table: str, run: str) -> str:
+    """The lock a run holds while its staging of a table exists (a live owner)."""
+    return f"stage:{layer}.{table}.{run}"
+
+
 class LakeResource(dg.ConfigurableResource):
     """Where Bronze lives: ``file:///abs/dir`` locally, ``s3://bucket/prefix`` on MinIO/S3.
 
@@ -101,7 +106,9 @@ class LakeResource(dg.ConfigurableResource):
         run = journal.run_token(run_id)
         locks = self.locks()
         try:
-            with locks.hold(f"run:{run}", what=f"Run {run}"):
+            with locks.hold(
+                stage_lock(layer, table, run), what=f"Staging of {layer}.{table} by run {run}"
+            ):
                 moves = []
                 for key, data in parts.items():
                     final = self.relative_path(layer, table, key)
@@ -162,7 +169,9 @@ class LakeResource(dg.ConfigurableResource):
                     )
             owned = {(e.run, e.layer, e.table) for e in jr.pending()}
             for run, layer, table in self._staged(fs, base):
-                if (run, layer, table) not in owned and not locks.is_held(f"run:{run}"):
+                if (run, layer, table) not in owned and not locks.is_held(
+                    stage_lock(layer, table, run)
+                ):
                     fs.delete_dir(f"{base}/{STAGING}/{run}/{layer}/{table}")
         finally:
             locks.close()

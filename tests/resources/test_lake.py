@@ -9,8 +9,10 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from onering_assets import journal
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.runner import execute
@@ -38,6 +40,12 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def lock_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A shared lake's locks live in Postgres (the embedded one here)."""
+    return PostgresResource(embedded_dir=str(tmp_path_factory.mktemp("pg") / "pg")).conninfo()
+
+
 @pytest.fixture(params=["local", "s3"])
 def lake(request: pytest.FixtureRequest, tmp_path: Path) -> LakeResource:
     if request.param == "local":
@@ -48,6 +56,7 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> LakeResource:
         s3_endpoint_url=endpoint,
         aws_access_key_id=KEY,
         aws_secret_access_key=SECRET,
+        lock_dsn=request.getfixturevalue("lock_dsn"),
     )
 
 
@@ -103,4 +112,55 @@ def test_pipeline_runs_unchanged_on_an_s3_lake(
     assert not (settings.lake_dir).exists()  # nothing went to the local folder
     assert silver_query(settings, "SELECT count() FROM silver.flights") == [(27004,)]
     assert all(passed for _, _, passed, _ in summary.checks)
+    assert lake.staging_paths() == []
+
+
+def test_publish_moves_every_partition_and_leaves_no_staging(lake: LakeResource) -> None:
+    parts = {"2013-01": month(2, "2013-01"), "2013-02": month(3, "2013-02")}
+    lake.publish("bronze", "t", "run-1", parts)  # type: ignore[arg-type]
+    assert lake.read("bronze", "t", "2013-01").num_rows == 2
+    assert lake.read("bronze", "t", "2013-02").num_rows == 3
+    assert lake.staging_paths() == []
+    assert lake.recover() == []
+
+
+def test_a_crashed_publish_is_rolled_forward_whole(lake: LakeResource) -> None:
+    """Journal written and one month moved when the run died: recover moves the rest."""
+    lake.publish(
+        "bronze", "t", "old", {"2013-01": month(1, "2013-01"), "2013-02": month(1, "2013-02")}
+    )  # type: ignore[arg-type]
+    fs, base = lake._filesystem()
+    moves = []
+    for key, rows in (("2013-01", 5), ("2013-02", 6)):
+        final = lake.relative_path("bronze", "t", key)
+        staged = f"_staging/new/{final}"
+        fs.create_dir(f"{base}/{staged}".rsplit("/", 1)[0], recursive=True)
+        pq.write_table(month(rows, key), f"{base}/{staged}", filesystem=fs)
+        moves.append([staged, final])
+    journal.LakeJournal(fs, base).write(journal.Entry("new", "bronze", "t", {"moves": moves}))
+    fs.move(f"{base}/{moves[0][0]}", f"{base}/{moves[0][1]}")
+    # The publish window: January is new, February still old.
+    assert (
+        lake.read("bronze", "t", "2013-01").num_rows,
+        lake.read("bronze", "t", "2013-02").num_rows,
+    ) == (5, 1)
+    finished = lake.recover()
+    assert [e.run for e in finished] == ["new"]
+    assert lake.read("bronze", "t", "2013-01").num_rows == 5
+    assert lake.read("bronze", "t", "2013-02").num_rows == 6
+    assert lake.staging_paths() == []
+    assert journal.LakeJournal(fs, base).pending() == []
+
+
+def test_orphaned_staging_is_deleted_unless_its_run_is_alive(lake: LakeResource) -> None:
+    fs, base = lake._filesystem()
+    for run in ("dead", "alive"):
+        path = f"{base}/_staging/{run}/bronze/t/month=2013-01/data.parquet"
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(month(1, "2013-01"), path, filesystem=fs)
+    locks = lake.locks()
+    with locks.hold("stage:bronze.t.alive", what="a live run"):
+        lake.recover()
+        assert [p.split("/_staging/")[1].split("/")[0] for p in lake.staging_paths()] == ["alive"]
+    lake.recover()
     assert lake.staging_paths() == []

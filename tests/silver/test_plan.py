@@ -4,7 +4,6 @@ from onering_assets.catalog import load_catalog
 from onering_assets.errors import ConfigError
 from onering_assets.silver import plan
 
-
 RUN = plan.SilverNames("flights", "0a1b")
 
 
@@ -38,7 +37,8 @@ def test_whole_tables_publish_their_one_partition_idempotently() -> None:
     names = plan.SilverNames("airlines", "0a1b")
     statements = [s for s, _ in plan.publish_statements(airlines, None, names)]
     assert statements == [
-        "ALTER TABLE silver.`airlines` REPLACE PARTITION tuple() FROM silver.`airlines__stage__0a1b`",
+        "ALTER TABLE silver.`airlines` REPLACE PARTITION tuple()"
+        " FROM silver.`airlines__stage__0a1b`",
         "ALTER TABLE silver.`airlines_rejects` REPLACE PARTITION tuple()"
         " FROM silver.`airlines_rejects__stage__0a1b`",
     ]
