@@ -1,4 +1,4 @@
-"""What `onering assets` and `onering sql` show: the graph, its metadata, and the stores."""
+"""What `onering assets` shows: the graph, its metadata, and the latest results."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from onering_assets.errors import ConfigError
-from onering_assets.query import ensure_read_only
-from onering_assets.resources import ClickHouseResource, PostgresResource
 from onering_assets.settings import LAYER_ORDER
 
 
@@ -127,27 +125,3 @@ def show_asset(
             _columns_table(schema, lineage if isinstance(lineage, dg.TableColumnLineage) else None)
         )
     console.print(_checks_table(defs, instance, key))
-
-
-def run_query(
-    resources: Mapping[str, Any], target: str, statement: str
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one read-only statement; the store enforces read-only too."""
-    if target == "silver":
-        ensure_read_only(statement, "clickhouse")
-        ch: ClickHouseResource = resources["clickhouse"]
-        with ch.session() as client:
-            result = client.query(statement, settings={"readonly": 2})
-            return list(result.column_names), [tuple(r) for r in result.result_rows]
-    ensure_read_only(statement, "postgres")
-    pg: PostgresResource = resources["postgres"]
-    with pg.connect() as conn:
-        conn.read_only = True
-        import psycopg
-
-        try:
-            cur = conn.execute(statement)  # type: ignore[arg-type]  # checked read-only above
-        except psycopg.Error as e:
-            raise ConfigError(f"Postgres refused the query: {str(e).strip()}") from None
-        columns = [d.name for d in cur.description or []]
-        return columns, [tuple(r) for r in cur.fetchall()]

@@ -16,7 +16,10 @@ from onering_assets.settings import Settings
 
 
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    """Embedded stores under the state folder (local) or the compose servers (via EnvVar)."""
+    """Embedded stores under the state folder (local) or the compose servers (via EnvVar).
+
+    ``gold_reader`` is the read-only ``onering_reader`` role on Gold (`onering sql`).
+    """
     source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
     if settings.profile == "local":
         return {
@@ -26,6 +29,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
                 dsn=f"chdb://{settings.clickhouse_dir}", lock_timeout_s=settings.lock_timeout_s
             ),
             "postgres": PostgresResource(embedded_dir=str(settings.postgres_dir)),
+            "gold_reader": PostgresResource(embedded_dir=str(settings.postgres_dir), role="reader"),
         }
     return {
         "source": source,
@@ -38,6 +42,10 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "clickhouse": ClickHouseResource(dsn=dg.EnvVar("ONERING_CLICKHOUSE_DSN")),
         "postgres": PostgresResource(dsn=dg.EnvVar("ONERING_POSTGRES_DSN")),
+        # No asset requires it, so runs never read the variable; `onering sql` and BI do.
+        "gold_reader": PostgresResource(
+            dsn=dg.EnvVar("ONERING_POSTGRES_READER_DSN"), role="reader"
+        ),
     }
 
 

