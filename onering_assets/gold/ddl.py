@@ -27,6 +27,7 @@ from onering_assets.gold.liquibase import (
     LIQUIBASE_VERSION,
     Changeset,
     changelog_files,
+    java_trim,
     read_changelog,
     read_changesets,
 )
@@ -213,7 +214,7 @@ def _upgrade(conn: psycopg.Connection, row: Ran, cs: Changeset) -> None:
 
 def _comments(cs: Changeset) -> str:
     # MarkChangeSetRanGenerator: trimToEmpty, then cut to 250 characters ending in "...".
-    text = (cs.comments or "").strip()
+    text = java_trim(cs.comments or "")
     return text if len(text) <= 250 else text[:247] + "..."
 
 

@@ -39,7 +39,7 @@ _ATTRIBUTE = re.compile(r"(\w+):(\"[^\"]*\"|\S*)")
 _CHECKSUM_ATTRIBUTES = {"stripcomments", "splitstatements"}
 _ROLLBACK_ATTRIBUTES = {"rollbacksplitstatements", "rollbackenddelimiter"}
 _WHITESPACE = re.compile(r"[ \t\n\r]+")
-_JAVA_TRIM = "".join(chr(c) for c in range(33))  # String.trim() drops every char <= ' '
+_JAVA_TRIM = "".join(chr(c) for c in range(33))
 _OTHER_FORMATS = {".xml", ".yaml", ".yml", ".json"}
 
 
@@ -121,7 +121,8 @@ def _lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _java_trim(text: str) -> str:
+def java_trim(text: str) -> str:
+    """Java's ``String.trim()``: drops every character up to and including the space."""
     return text.strip(_JAVA_TRIM)
 
 
@@ -168,7 +169,7 @@ def _read_line(path: Path, line: str, drafts: list[_Draft]) -> None:
         )
     start = _CHANGESET.fullmatch(line)
     if start:
-        attributes = {k.lower(): v.strip('"') for k, v in _ATTRIBUTE.findall(start.group(3))}
+        attributes = {k: v.strip('"') for k, v in _ATTRIBUTE.findall(start.group(3))}
         drafts.append(_Draft(start.group(1), start.group(2), attributes))
         return
     if not drafts:
@@ -184,18 +185,18 @@ def _read_line(path: Path, line: str, drafts: list[_Draft]) -> None:
 
 def _finish(path: Path, filename: str, draft: _Draft) -> Changeset:
     label = f"changeset {draft.author}:{draft.id} in {path}"
-    attributes = dict(draft.attributes)
-    logical = attributes.pop("logicalfilepath", "") or filename
-    for key in _ROLLBACK_ATTRIBUTES:
-        attributes.pop(key, None)
-    unsupported = sorted(set(attributes) - _CHECKSUM_ATTRIBUTES)
+    # Liquibase matches attribute names ignoring case.
+    attributes = {k.lower(): v for k, v in draft.attributes.items()}
+    logical = attributes.get("logicalfilepath") or filename
+    ignored = _CHECKSUM_ATTRIBUTES | _ROLLBACK_ATTRIBUTES | {"logicalfilepath"}
+    unsupported = sorted(k for k in draft.attributes if k.lower() not in ignored)
     if unsupported:
         raise ConfigError(
             f"{label} uses {', '.join(unsupported)}, which OneRing's changelog applier does not"
             " support (runOnChange, runAlways, contexts, labels, dbms and custom delimiters"
             " are not); remove it, and add a new changeset for a new change."
         )
-    sql = _java_trim("".join(draft.sql))
+    sql = java_trim("".join(draft.sql))
     if not sql:
         raise ConfigError(f"{label} has no SQL.")
     if sql.endswith("\n/") or "${" in sql:

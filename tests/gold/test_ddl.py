@@ -98,7 +98,26 @@ def _changelog(tmp_path: Path, body: str) -> Path:
 @pytest.mark.parametrize("attribute", ["runOnChange:true", "runAlways:true", "context:dev"])
 def test_unsupported_changeset_attributes_are_refused(tmp_path: Path, attribute: str) -> None:
     folder = _changelog(tmp_path, f"--changeset a:1 {attribute}\nSELECT 1;\n")
-    with pytest.raises(ConfigError, match=attribute.split(":")[0].lower()):
+    with pytest.raises(ConfigError, match=f"uses {attribute.split(':')[0]}, which"):
+        read_changelog(folder)
+
+
+def test_valid_checksum_lines_accept_an_edit_as_liquibase_does(tmp_path: Path) -> None:
+    folder = _changelog(tmp_path, "--changeset a:1\n--validCheckSum: ANY\nSELECT 2;\n")
+    (changeset,) = read_changelog(folder)
+    row = Ran("1", "a", "changelog/001-x.sql", "8:0123456789abcdef0123456789abcdef", "")
+    assert plan_changesets([changeset], [row]).upgrades == []
+
+
+def test_recorded_file_name_follows_liquibase(tmp_path: Path) -> None:
+    folder = _changelog(tmp_path, "--changeset a:1\nSELECT 1;\n")
+    (sub := folder / "changelog" / "sub").mkdir()
+    (sub / "x.sql").write_text(
+        "--liquibase formatted sql logicalFilePath:db/x.sql\n--changeset a:2\nSELECT 2;\n"
+    )
+    assert [cs.filename for cs in read_changelog(folder)] == ["changelog/001-x.sql", "db/x.sql"]
+    (folder / "changelog" / "002-y.yaml").write_text("databaseChangeLog: []\n")
+    with pytest.raises(ConfigError, match="formatted-SQL"):
         read_changelog(folder)
 
 
