@@ -35,21 +35,48 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 DagRunner = Callable[..., dict]
 
 
-@pytest.fixture
-def run_dag(airflow_env: dict[str, str]) -> DagRunner:
-    def runner(dags: Path, dag_id: str, conf: dict, **env: str) -> dict:
-        full_env = {**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags), **env}
-        proc = subprocess.run(
+class DagProcess:
+    """``dag.test()`` of one DAG in a child process (so a test can signal it mid-run)."""
+
+    def __init__(self, env: dict[str, str], dags: Path, dag_id: str, conf: dict) -> None:
+        self.log_path = Path(env["AIRFLOW_HOME"]) / f"run_dag.{os.getpid()}.{id(self)}.log"
+        self.log = self.log_path.open("w+")
+        self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "run_dag.py"), str(dags), dag_id, json.dumps(conf)],
-            env=full_env,
-            capture_output=True,
+            env={**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=900,
         )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        assert lines, f"no result (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
+
+    def result(self, timeout: float = 900) -> dict:
+        """Wait for the run to end; its result, with the whole output under ``log``."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        output = self.log_path.read_text()
+        self.log.close()
+        lines = [line for line in output.splitlines() if line.startswith('{"state"')]
+        assert lines, f"no result (exit {self.proc.returncode}):\n{output[-4000:]}"
         result = json.loads(lines[-1])
-        result["log"] = proc.stdout + proc.stderr
+        result["log"] = output
         return result
+
+
+@pytest.fixture
+def start_dag(airflow_env: dict[str, str]) -> Callable[..., DagProcess]:
+    def start(dags: Path, dag_id: str, conf: dict, **env: str) -> DagProcess:
+        return DagProcess({**airflow_env, **env}, dags, dag_id, conf)
+
+    return start
+
+
+@pytest.fixture
+def run_dag(start_dag: Callable[..., DagProcess]) -> DagRunner:
+    def runner(dags: Path, dag_id: str, conf: dict, **env: str) -> dict:
+        return start_dag(dags, dag_id, conf, **env).result()
 
     return runner

@@ -1,6 +1,9 @@
 """Run one DAG with the real Airflow 3 (`dag.test()`), in its own process; print the result.
 
 Usage: python run_dag.py DAGS_FOLDER DAG_ID CONF_JSON
+
+Prints one JSON line: the run's state, each task's state (``tasks``), each task's last try
+number (``tries``: 1 means it was not retried) and its XCom return value (``xcom``).
 """
 
 import json
@@ -16,8 +19,18 @@ def main() -> None:
         print(json.dumps({"import_errors": {str(k): v for k, v in bag.import_errors.items()}}))
         sys.exit(2)
     run = bag.dags[dag_id].test(run_conf=conf)
-    tasks = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    print(json.dumps({"state": str(run.state), "tasks": tasks}))
+    tis = run.get_task_instances()
+    print(
+        json.dumps(
+            {
+                "state": str(run.state),
+                "tasks": {ti.task_id: str(ti.state) for ti in tis},
+                "tries": {ti.task_id: ti.try_number for ti in tis},
+                "xcom": {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in tis},
+            },
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

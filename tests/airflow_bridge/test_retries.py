@@ -1,0 +1,153 @@
+"""Which failed tasks Airflow retries, and what a killed task leaves behind.
+
+Real Airflow 3 (`dag.test()` in a child process, retries as bridge.yml sets them), real
+Dagster runs on the embedded stores, real locks, processes and signals.
+"""
+
+import fcntl
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from airflow_bridge.config import RenderConfig
+from airflow_bridge.export import render, snapshot, write
+from onering_assets.definitions import build_definitions
+from onering_assets.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def export_one_dag(tmp_path: Path, select: str, **render_args) -> tuple[Path, Path]:
+    """The DAG ``onering`` (one task per asset) of ``select``; (dags folder, state folder)."""
+    state = tmp_path / "state"
+    config = replace(RenderConfig(), grouping="one", select=select, **render_args)
+    defs = build_definitions(Settings(profile="local", state_dir=state))
+    write(tmp_path / "dags", render(snapshot(defs, config), config))
+    return tmp_path / "dags", state
+
+
+def runs_of(state: Path, task_id: str) -> list[dg.DagsterRun]:
+    """The task's Dagster runs, first try first."""
+    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"airflow/task_id": task_id}))
+    return sorted(runs, key=lambda r: int(r.tags["airflow/try_number"]))
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def run_status(state: Path, task_id: str, try_number: int) -> str | None:
+    if not (state / "dagster" / ".storage-ready").exists():
+        return None
+    for run in runs_of(state, task_id):
+        if run.tags["airflow/try_number"] == str(try_number):
+            return run.status.value
+    return None
+
+
+def failure_messages(state: Path, run_id: str) -> str:
+    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
+        records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        events = [r.dagster_event for r in records if r.dagster_event is not None]
+        return "\n".join(str(e.step_failure_data.error) for e in events)
+
+
+def test_failed_blocking_check_fails_once_without_retry(
+    tmp_path: Path, make_source, flights_jan_feb: pd.DataFrame, run_dag
+) -> None:
+    dags, state = export_one_dag(tmp_path, '+key:"silver/flights"', retries=2, retry_delay_s=0)
+    bad = flights_jan_feb.copy()
+    bad.loc[bad.index % 10 == 0, "arr_delay"] = "late"
+    env = {"ONERING_STATE_DIR": str(state), "ONERING_SOURCE_DIR": str(make_source(flights=bad))}
+    result = run_dag(dags, "onering", {"partition": "2013-01"}, **env)
+    assert result["tasks"]["silver__flights"] == "failed", result["log"][-3000:]
+    assert result["tries"]["silver__flights"] == 1  # retries=2, yet no retry
+    assert [r.status.value for r in runs_of(state, "silver__flights")] == ["FAILURE"]
+    assert "check silver/flights:reject_rate failed" in result["log"]
+
+
+def hold(lock_path: Path) -> int:
+    """Take the store's lock as another process would (the same flock)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_busy_store_is_retried_and_the_retry_succeeds(
+    tmp_path: Path, make_source, start_dag
+) -> None:
+    dags, state = export_one_dag(tmp_path, '+key:"silver/airlines"', retries=1, retry_delay_s=4)
+    settings = Settings(profile="local", state_dir=state)
+    fd = hold(settings.clickhouse_dir.with_suffix(".lock"))
+    env = {
+        "ONERING_STATE_DIR": str(state),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "ONERING_LOCK_TIMEOUT": "1",
+    }
+    dag = start_dag(dags, "onering", {}, **env)
+    try:
+        wait_for(
+            lambda: run_status(state, "silver__airlines", 1) == "FAILURE", "the busy first try"
+        )
+    finally:
+        os.close(fd)  # released before the retry (4 s later)
+    result = dag.result()
+    assert result["tasks"]["silver__airlines"] == "success", result["log"][-3000:]
+    assert result["tries"]["silver__airlines"] == 2
+    first, second = runs_of(state, "silver__airlines")
+    assert (first.status.value, second.status.value) == ("FAILURE", "SUCCESS")
+    assert "is in use by" in failure_messages(state, first.run_id)
+
+
+def onering_children(state: Path) -> list[int]:
+    """Pids of live `onering` CLI processes working on ``state``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"onering_assets.cli" in cmdline and f"={state}".encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("mode", ["in_process", "subprocess"])
+def test_killed_task_ends_its_dagster_run_canceled_and_the_retry_succeeds(
+    tmp_path: Path, make_source, start_dag, mode: str
+) -> None:
+    """SIGTERM is what Airflow sends a task it kills: the run behind it ends CANCELED
+    (not left STARTED), a subprocess CLI does not outlive it, and the retry succeeds."""
+    dags, state = export_one_dag(
+        tmp_path,
+        '+key:"silver/weather"',
+        retries=1,
+        retry_delay_s=0,
+        mode=mode,
+        python=sys.executable,
+    )
+    env = {"ONERING_STATE_DIR": str(state), "ONERING_SOURCE_DIR": str(make_source())}
+    dag = start_dag(dags, "onering", {"partition": "2013-01"}, **env)
+    wait_for(lambda: run_status(state, "silver__weather", 1) == "STARTED", "the first try")
+    dag.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: run_status(state, "silver__weather", 1) == "CANCELED", "the cancel", 60)
+    result = dag.result()
+    assert result["tasks"]["silver__weather"] == "success", result["log"][-3000:]
+    assert result["tries"]["silver__weather"] == 2
+    first, second = runs_of(state, "silver__weather")
+    assert (first.status.value, second.status.value) == ("CANCELED", "SUCCESS")
+    assert onering_children(state) == []
