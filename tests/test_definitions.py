@@ -118,3 +118,15 @@ def test_definitions_load_imports_no_heavy_libraries(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_silver_specs_show_the_declared_sql_and_ranges(tmp_path: Path) -> None:
+    defs = _defs(tmp_path)
+    spec = next(
+        s for s in defs.resolve_all_asset_specs() if s.key == dg.AssetKey(["silver", "weather"])
+    )
+    assert "out of range" not in spec.metadata["sql"].value  # the file as written
+    assert spec.metadata["ranges"].value["wind_speed"] == [0, 220]
+    graph = defs.resolve_asset_graph()
+    check = graph.get_check_spec(dg.AssetCheckKey(spec.key, "value_ranges"))
+    assert check.blocking and "wind_speed 0..220" in (check.description or "")
