@@ -18,6 +18,7 @@ import socketserver
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from onering_assets.errors import ChangelogError
 from onering_assets.gold.assets import LIQUIBASE_DIR
-from onering_assets.gold.ddl import apply_changelogs, read_changelog
+from onering_assets.gold.ddl import _LOG_DDL, _hold_liquibase_lock, apply_changelogs, read_changelog
 from onering_assets.resources import PostgresResource
 from onering_assets.resources.postgres import stop_embedded
 
@@ -349,3 +350,44 @@ def test_rows_of_the_earlier_applier_are_upgraded_in_place(
     _edit(folder, "avg_air_time double precision", "avg_air_time real")
     with pytest.raises(ChangelogError, match="onering:003-route-performance"):
         onering_apply(stale, folder)
+
+
+def test_a_real_liquibase_waits_for_onering(server: Server, liquibase: Path) -> None:
+    """While OneRing's migration transaction is open, Liquibase blocks on its own lock row."""
+    dsn = server.create("concurrent")
+    command = [str(liquibase), *server.liquibase_args("concurrent"), "update"]
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        _hold_liquibase_lock(conn)
+        conn.execute(_LOG_DDL)  # committed first, as in a database migrated before
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        _hold_liquibase_lock(conn)
+        waiting = subprocess.Popen(
+            command, cwd=LIQUIBASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        blocked = _wait_for_lock_wait(dsn, "databasechangeloglock")
+        still_running = waiting.poll() is None
+    try:
+        output, _ = waiting.communicate(timeout=LIQUIBASE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        waiting.kill()
+        output, _ = waiting.communicate()
+        pytest.fail(f"liquibase update did not finish after OneRing committed:\n{output}")
+    assert blocked and still_running, output
+    assert waiting.returncode == 0, output
+    assert len(full_rows(dsn)) == len(read_changelog(LIQUIBASE_DIR))
+
+
+def _wait_for_lock_wait(dsn: str, table: str, timeout: float = 60.0) -> bool:
+    """Whether another session is seen waiting on a lock for a statement on ``table``."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query ILIKE %s",
+                (f"%{table}%",),
+            ).fetchone()
+            if row and row[0]:
+                return True
+            time.sleep(0.2)
+    return False
