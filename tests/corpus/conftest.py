@@ -113,6 +113,13 @@ def _quarantined(settings: Settings, table: str, run_id: str) -> dict[str, int]:
     return {p.stem: pq.read_metadata(p).num_rows for p in files}
 
 
+def quarantined_lines(settings: Settings, case: Case, run_id: str) -> list[tuple[int, bytes]]:
+    """The (line, raw bytes) Bronze quarantined as malformed for one run."""
+    path = settings.lake_dir / "quarantine" / "bronze" / case.table / run_id / "malformed.parquet"
+    table = pq.read_table(path, columns=["line", "raw"])
+    return list(zip(table["line"].to_pylist(), table["raw"].to_pylist(), strict=True))
+
+
 def _silver(settings: Settings, table: str, run_id: str) -> tuple[int, dict[str, int]]:
     assert table in SELECT  # the only names pasted into the SQL below
     batch = {"batch": run_id}
@@ -173,7 +180,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     header = ("file", "landed", "bronze", "quarantined", "rejected", "silver", "outcome")
-    widths = (34, 7, 7, 22, 44, 7, 10)
+    widths = (26, 7, 7, 22, 58, 7, 10)
     write("")
     write(" ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in TABLE_ROWS:

@@ -21,6 +21,7 @@ from tests.corpus.conftest import (
     gold_snapshot,
     load_cases,
     observe,
+    quarantined_lines,
     run_case,
 )
 
@@ -93,6 +94,10 @@ def test_corpus_case(
     if seen.outcome != "published":
         assert gold_snapshot(corpus_state) == before, "Gold changed on a refused batch"
     assert_expected(case, seen)
+    if seen.quarantined.get("malformed"):  # the exact bytes of each set-aside line are kept
+        physical = case.data().splitlines()
+        kept = quarantined_lines(corpus_state, case, summary.run_id)
+        assert kept and all(physical[n - 1] == raw for n, raw in kept)
 
 
 def test_corpus_covers_every_defect() -> None:
