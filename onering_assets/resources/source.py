@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import importlib.util
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ _SUFFIXES = (".csv", ".csv.gz", ".csv.zip")
 _BOM = b"\xef\xbb\xbf"
 # pyarrow's default; a block must hold the longest line, so bigger lines raise it.
 _BLOCK_SIZE = 1 << 20
+_LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\n|\r|$)")
 MALFORMED_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.binary())])
 
 
@@ -67,11 +69,11 @@ class Landing(Parsed):
 
 
 def _header(data: bytes, name: str) -> tuple[list[str], int]:
-    """Column names and the index of the header line (the first non-empty one)."""
-    lines = data.splitlines()
-    index = next(i for i, line in enumerate(lines) if line.strip())
+    """Column names and the index of the header line (the first non-blank one)."""
+    # Lines are found one at a time: splitting a whole file just for its header costs copies.
+    index, line = next((i, m[1]) for i, m in enumerate(_LINE.finditer(data)) if m[1].strip())
     try:
-        text = lines[index].decode("utf-8")
+        text = line.decode("utf-8")
     except UnicodeDecodeError as err:
         raise SourceError(
             f"{name}: line {index + 1}: the header is not UTF-8 (byte {err.start + 1}); "
@@ -184,7 +186,7 @@ def parse_csv(data: bytes, *, name: str) -> Parsed:
     no header is an empty table with no columns; one with only a header has no rows.
     """
     data = data.removeprefix(_BOM)
-    if not data.strip():
+    if not data or data.isspace():
         return Parsed(pa.table({}), pa.array([], pa.int64()))
     names, start = _header(data, name)
     return _fast(data, names, start) or _by_line(data, names, start, name)

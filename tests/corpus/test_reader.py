@@ -175,3 +175,17 @@ def test_two_landed_files_for_one_table_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as err:
         SourceResource(path=str(tmp_path)).locate("flights")
     assert "flights.csv, flights.csv.zip; keep one." in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "lines"),
+    [
+        (b"\n\na,b\n1,2\n3,4\n", [4, 5]),  # blank lines before the header
+        (b"a,b\r1,2\r3,4\r", [2, 3]),  # old Mac line endings (CR alone)
+        (b"a,b\n1,2\n\n3,4", [2, 4]),  # no newline at the end
+    ],
+)
+def test_line_numbers_are_physical_lines(data: bytes, lines: list[int]) -> None:
+    parsed = parse_csv(data, name="t")
+    assert parsed.table.to_pylist() == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]
+    assert parsed.lines.to_pylist() == lines
