@@ -17,6 +17,7 @@ demo: setup ## Materialize Bronze, Silver and Gold for every month of 2013, then
 	$(UV) run --frozen onering demo
 
 test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
+	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
 	$(UV) run --frozen pytest
 
 lint: setup ## ruff, ruff format, pyright
