@@ -8,12 +8,9 @@ import fcntl
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import pytest
 
@@ -21,6 +18,7 @@ from airflow_bridge.config import RenderConfig
 from airflow_bridge.export import render, snapshot, write
 from onering_assets.definitions import build_definitions
 from onering_assets.settings import Settings
+from tests.airflow_bridge.dagster_runs import failure_messages, run_status, runs_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,36 +30,6 @@ def export_one_dag(tmp_path: Path, select: str, **render_args) -> tuple[Path, Pa
     defs = build_definitions(Settings(profile="local", state_dir=state))
     write(tmp_path / "dags", render(snapshot(defs, config), config))
     return tmp_path / "dags", state
-
-
-def runs_of(state: Path, task_id: str) -> list[dg.DagsterRun]:
-    """The task's Dagster runs, first try first."""
-    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
-        runs = instance.get_runs(dg.RunsFilter(tags={"airflow/task_id": task_id}))
-    return sorted(runs, key=lambda r: int(r.tags["airflow/try_number"]))
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def run_status(state: Path, task_id: str, try_number: int) -> str | None:
-    if not (state / "dagster" / ".storage-ready").exists():
-        return None
-    for run in runs_of(state, task_id):
-        if run.tags["airflow/try_number"] == str(try_number):
-            return run.status.value
-    return None
-
-
-def failure_messages(state: Path, run_id: str) -> str:
-    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
-        records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        events = [r.dagster_event for r in records if r.dagster_event is not None]
-        return "\n".join(str(e.step_failure_data.error) for e in events)
 
 
 def test_failed_blocking_check_fails_once_without_retry(
