@@ -205,7 +205,7 @@ def refuse_malformed(malformed: pa.Table, name: str) -> None:
         first = malformed.slice(0, 1).to_pylist()[0]
         raise SourceError(
             f"{name}: line {first['line']}: {first['reason']} ({malformed.num_rows} malformed "
-            "line(s) in all); fix them, or land the file through Bronze, which quarantines them."
+            "line(s) in all); fix or remove them and land the file again."
         )
 
 
