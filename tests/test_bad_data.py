@@ -308,3 +308,25 @@ def test_value_ranges_fails_on_a_published_table_verified_alone(ranged) -> None:
     assert results[names.VALUE_RANGES][1] == (
         "1 rows where humid is outside [0, 100]; 1 rows where wind_speed is outside [0, 220]"
     )
+
+
+def test_an_implausible_daily_wind_blocks_gold(
+    published, make_source, weather_jan_feb: pd.DataFrame, instance: dg.DagsterInstance
+) -> None:
+    """Readings within Silver's range, but a 60 mph day: Gold's suite blocks the mart."""
+    settings, before = published
+    weather = weather_jan_feb.copy()
+    day = [
+        i
+        for i, (origin, month, d) in enumerate(
+            zip(weather["origin"], weather["month"], weather["day"], strict=True)
+        )
+        if (origin, month, d) == ("EWR", "1", "15")
+    ]
+    weather.loc[day, "wind_speed"] = "60"
+    summary = rerun_with(published, make_source(weather=weather), instance)
+    assert not summary.success
+    assert failed_checks(summary) == {("gold/airport_daily_weather", names.GE_SUITE)}
+    checks = {(a, c): d for a, c, _, d in summary.checks}
+    assert "avg_wind_speed" in checks[("gold/airport_daily_weather", names.GE_SUITE)]
+    assert gold_rows(settings, "airport_daily_weather") == before["gold"]["airport_daily_weather"]
