@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.catalog import SqlTable
 from onering_assets.checks import names as checks
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, not_empty, schema_outcome
-from onering_assets.ranges import out_of_range
+from onering_assets.ranges import any_out_of_range, out_of_range
 from onering_assets.silver.plan import DATABASE, quote, table_columns
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def value_ranges(client: Client, audited: Audited) -> Outcome:
     """
     ranges = audited.table.ranges
     conditions = {column: out_of_range(column, bounds) for column, bounds in ranges.items()}
-    any_bad = " OR ".join(conditions.values())
+    any_bad = any_out_of_range(ranges)
     total, *counts = _rows(
         client,
         f"SELECT countIf({any_bad}), {', '.join(f'countIf({c})' for c in conditions.values())} "
