@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -45,13 +46,19 @@ def one_line(message: str, secrets: Iterable[str] = ()) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
-def _resolved(resource: Any) -> Any:
+@contextmanager
+def _resolved(resource: Any) -> Iterator[Any]:
     """The resource with its ``dg.EnvVar`` settings read (they are names until then)."""
     try:
-        return resource.process_config_and_initialize()
+        manager = resource.process_config_and_initialize_cm()
+        ready = manager.__enter__()
     except dg.DagsterInvalidConfigError as err:
         missing = [line.strip() for line in str(err).splitlines() if "environment variable" in line]
         raise ConfigError(one_line(missing[0] if missing else str(err))) from None
+    try:
+        yield ready
+    finally:
+        manager.__exit__(None, None, None)
 
 
 def run_silver(ch: ClickHouseResource, statement: str) -> Rows:
@@ -102,9 +109,11 @@ def run_query(resources: Mapping[str, Any], target: str, statement: str) -> Rows
     """Check one read-only statement, then run it on ``silver`` or ``gold``."""
     if target == "silver":
         checked = check_statement(statement, "clickhouse")
-        return run_silver(_resolved(resources["clickhouse"]), checked)
+        with _resolved(resources["clickhouse"]) as ch:
+            return run_silver(ch, checked)
     checked = check_statement(statement, "postgres")
-    return run_gold(_resolved(resources["gold_reader"]), checked)
+    with _resolved(resources["gold_reader"]) as pg:
+        return run_gold(pg, checked)
 
 
 def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:

@@ -52,3 +52,16 @@ def test_importing_definitions_reads_no_environment(monkeypatch: pytest.MonkeyPa
     importlib.reload(definitions)  # would raise if the module resolved settings at import
     with pytest.raises(ConfigError):
         definitions.build_definitions()
+
+
+def test_gold_reader_is_the_read_only_role_in_both_profiles(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from onering_assets.definitions import resources_for
+
+    local = resources_for(Settings(profile="local", state_dir=tmp_path))["gold_reader"]
+    assert (local.role, local.embedded_dir) == ("reader", str(tmp_path / "postgres"))
+    compose = resources_for(Settings(profile="compose", state_dir=tmp_path))["gold_reader"]
+    assert compose.role == "reader"
+    # A dg.EnvVar, read only when `onering sql` (or a BI tool) uses it, never at import.
+    assert isinstance(compose.dsn, dg.EnvVar) and compose.dsn == "ONERING_POSTGRES_READER_DSN"

@@ -22,7 +22,8 @@ from onering_assets.settings import Settings
 TABLE_ROWS = 1000
 
 
-@app.command()
+# A statement may start with a `-- comment`, which click would otherwise take for an option.
+@app.command(context_settings={"ignore_unknown_options": True})
 def sql(
     statement: Annotated[str, typer.Argument(help="One read-only statement.")],
     target: Annotated[str, typer.Option(help="silver (ClickHouse) or gold (Postgres).")] = "gold",
