@@ -85,21 +85,36 @@ def test_sql_formats_and_targets(materialized) -> None:
         ("silver", "DROP TABLE silver.flights"),
         ("silver", "INSERT INTO silver.airlines SELECT * FROM silver.airlines"),
         ("gold", "SELECT 1; DELETE FROM gold.route_performance"),
+        ("gold", "WITH d AS (DELETE FROM gold.route_performance RETURNING 1) SELECT * FROM d"),
+        ("silver", "SELECT * FROM file('/etc/hostname', 'LineAsString')"),
     ],
 )
 def test_sql_refuses_writes(materialized, target: str, statement: str) -> None:
+    """Refusals are one line on stderr with exit 2 (the full table is tests/test_query.py)."""
     invoke, _, _ = materialized
     result = invoke("sql", "--target", target, statement)
     assert result.exit_code == 2
-    assert "error:" in result.output
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == "" and "Traceback" not in result.output
 
 
-def test_gold_store_itself_refuses_writes_hidden_in_a_select(materialized) -> None:
+@pytest.mark.parametrize(
+    ("target", "statement"),
+    [("silver", "SELECT * FROM nonexistent"), ("gold", "SELECT * FROM gold.nonexistent")],
+)
+def test_sql_store_errors_are_one_line_exit_1(materialized, target: str, statement: str) -> None:
     invoke, _, _ = materialized
-    sneaky = "WITH d AS (DELETE FROM gold.route_performance RETURNING 1) SELECT * FROM d"
-    result = invoke("sql", "--target", "gold", sneaky)
-    assert result.exit_code == 2
-    assert "read-only" in result.output
+    result = invoke("sql", "--target", target, statement)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert "nonexistent" in result.stderr and "Traceback" not in result.output
+
+
+def test_sql_table_format_caps_rows(materialized) -> None:
+    invoke, _, _ = materialized
+    result = invoke("sql", "--target", "silver", "SELECT number FROM numbers(1500)")
+    assert result.exit_code == 0
+    assert "showing 1,000 of 1,500 rows" in result.stdout
 
 
 def test_assets_list_and_show(materialized) -> None:
