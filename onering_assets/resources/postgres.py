@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
 import psycopg
@@ -48,8 +49,7 @@ class PostgresResource(dg.ConfigurableResource):
         """Passwords this resource may use, so error messages can be scrubbed of them."""
         found: list[str] = []
         if self.dsn:
-            password = conninfo_to_dict(self.dsn).get("password")
-            found += [self.dsn, str(password)] if password else [self.dsn]
+            found += [self.dsn, *_dsn_password(self.dsn)]
         data_dir = Path(self.embedded_dir).resolve() if self.embedded_dir else None
         if data_dir is not None and embedded_pg.secrets_path(data_dir).exists():
             found += embedded_pg.load_secrets(data_dir, create=False).all()
@@ -77,6 +77,17 @@ class PostgresResource(dg.ConfigurableResource):
             if self.role == "reader":
                 conn.read_only = True
             yield conn
+
+
+def _dsn_password(dsn: str) -> list[str]:
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:  # a malformed DSN: libpq may quote part of it in its error
+        try:
+            password = urlsplit(dsn).password
+        except ValueError:
+            password = None
+    return [str(password)] if password else []
 
 
 def stop_embedded(data_dir: Path) -> None:
