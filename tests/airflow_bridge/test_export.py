@@ -145,3 +145,25 @@ def test_snapshot_keeps_the_partition_format_and_refuses_what_airflow_cannot_key
     }
     with pytest.raises(BridgeError, match="static: StaticPartitionsDefinition cannot be mapped"):
         snapshot(dg.Definitions(assets=[static]), RenderConfig())
+
+
+def test_bridge_yml_selections_are_resolved_by_dagster_into_the_plan(tmp_path: Path) -> None:
+    config = replace(
+        RenderConfig(),
+        grouping="selection",
+        dags={"marts": "sinks(*)", "feeds": "not sinks(*)"},
+        exclude='key:"bronze/planes"',
+    )
+    files = exported(tmp_path, config)
+    manifest = json.loads(files["onering_manifest.json"])
+    sinks = manifest["selections"]["sinks(*)"]
+    assert {"gold/carrier_monthly_performance", "gold/route_performance"} <= set(sinks)
+    assert "silver/flights" not in sinks and "bronze/flights" not in sinks
+    marts = json.loads(files["marts.plan.json"])["plan"]
+    assert sorted(k for t in marts["tasks"] for k in t["asset_keys"]) == sinks
+    feeds = {t["task_id"] for t in json.loads(files["feeds.plan.json"])["plan"]["tasks"]}
+    assert "bronze__planes" not in feeds and "silver__flights" in feeds
+    from airflow_bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match="cannot resolve selection 'group:silver and'"):
+        exported(tmp_path, replace(RenderConfig(), select="group:silver and"))
