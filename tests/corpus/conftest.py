@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,6 +134,33 @@ def _silver(settings: Settings, table: str, run_id: str) -> tuple[int, dict[str,
             parameters=batch,
         ).result_rows
     return int(kept), {str(r): int(n) for r, n in reasons}
+
+
+def silver_query(settings: Settings, sql: str, parameters: dict[str, str]) -> int:
+    """One number from Silver; ``sql`` comes from this module, values are bound."""
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        return int(client.query(sql, parameters=parameters).result_rows[0][0] or 0)
+
+
+def silver_with(settings: Settings, case: Case, run_id: str, column: str, value: str) -> int:
+    """Rows of this batch in Silver whose ``column`` reads ``value``."""
+    assert case.table in SELECT and re.fullmatch(r"[a-z_]+", column)
+    return silver_query(
+        settings,
+        f"SELECT count() FROM silver.`{case.table}` "
+        f"WHERE _batch_id = %(batch)s AND toString(`{column}`) = %(value)s",
+        {"batch": run_id, "value": value},
+    )
+
+
+def longest_reject(settings: Settings, case: Case, run_id: str) -> int:
+    """The longest raw row this batch left in the rejects table (kept whole)."""
+    assert case.table in SELECT
+    return silver_query(
+        settings,
+        f"SELECT max(length(_raw)) FROM silver.`{case.table}_rejects` WHERE _batch_id = %(batch)s",
+        {"batch": run_id},
+    )
 
 
 def observe(settings: Settings, case: Case, summary: RunSummary) -> Observed:

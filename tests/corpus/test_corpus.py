@@ -20,9 +20,11 @@ from tests.corpus.conftest import (
     Observed,
     gold_snapshot,
     load_cases,
+    longest_reject,
     observe,
     quarantined_lines,
     run_case,
+    silver_with,
 )
 
 pytestmark = pytest.mark.slow
@@ -98,6 +100,15 @@ def test_corpus_case(
         physical = case.data().splitlines()
         kept = quarantined_lines(corpus_state, case, summary.run_id)
         assert kept and all(physical[n - 1] == raw for n, raw in kept)
+    if "silver_with" in case.expected:  # e.g. which copy of a duplicate key won
+        want = case.expected["silver_with"]
+        got = silver_with(corpus_state, case, summary.run_id, want["column"], want["value"])
+        assert got == want["rows"]
+    if "longest_reject_raw" in case.expected:  # a rejected row's raw text is kept whole
+        assert (
+            longest_reject(corpus_state, case, summary.run_id)
+            >= case.expected["longest_reject_raw"]
+        )
 
 
 def test_corpus_covers_every_defect() -> None:
