@@ -168,7 +168,7 @@ def _by_line(data: bytes, names: list[str], start: int, name: str) -> Parsed:
     longest = max(len(line) for line in good)
     invalid: list[str] = []
     try:
-        table = _arrow(b"\n".join(good), names, max(_BLOCK_SIZE, 2 * longest + 2), invalid)
+        table = _arrow(b"\n".join(good) + b"\n", names, max(_BLOCK_SIZE, 2 * longest + 2), invalid)
     except pa.ArrowInvalid as err:
         raise SourceError(f"{name} is not a readable CSV file: {err}") from None
     if invalid or table.num_rows != len(numbers):

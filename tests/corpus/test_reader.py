@@ -189,3 +189,17 @@ def test_line_numbers_are_physical_lines(data: bytes, lines: list[int]) -> None:
     parsed = parse_csv(data, name="t")
     assert parsed.table.to_pylist() == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]
     assert parsed.lines.to_pylist() == lines
+
+
+@pytest.mark.parametrize(
+    ("data", "rows", "malformed"),
+    [
+        (b"a,b\n1\n2,3,4\n", 0, [2, 3]),  # every line malformed: all set aside, none lost
+        (b"a,b", 0, []),  # a header with no newline
+        (b"a,b\r\n\r\n", 0, []),  # a header and a blank line
+    ],
+)
+def test_files_with_no_good_row(data: bytes, rows: int, malformed: list[int]) -> None:
+    parsed = parse_csv(data, name="t")
+    assert parsed.table.column_names == ["a", "b"] and parsed.table.num_rows == rows
+    assert parsed.malformed["line"].to_pylist() == malformed
