@@ -220,3 +220,21 @@ def test_a_hardened_folder_without_its_secrets_is_a_clear_error(tmp_path: Path) 
     assert done.returncode != 0
     assert "postgres-secrets.json is missing" in done.stderr
     assert not (data_dir / "postmaster.pid").exists()
+
+
+def test_another_process_logs_in_with_the_kept_passwords(server) -> None:
+    """Another process (a CLI call, a Dagster step) logs in with the kept passwords."""
+    probe = textwrap.dedent(f"""
+        from onering_assets.resources import PostgresResource
+        pg = PostgresResource(embedded_dir={str(server.data_dir)!r}, role="reader")
+        with pg.connect() as conn:
+            print(conn.execute("SELECT current_user, count(*) FROM gold.route_performance")
+                  .fetchone())
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "('onering_reader', 1)"
+    for secret in server.secrets.all():
+        assert secret not in done.stdout + done.stderr
