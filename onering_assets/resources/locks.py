@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -72,16 +72,28 @@ class FileLocks:
     def __init__(self, folder: Path, timeout_s: float = 120.0) -> None:
         self.folder, self.timeout_s = folder, timeout_s
 
-    def hold(self, name: str, *, what: str) -> AbstractContextManager[None]:
-        """Hold lock ``name`` exclusively, waiting up to the timeout."""
-        return store_lock(self.folder / _lock_file_name(name), timeout_s=self.timeout_s, what=what)
+    @contextmanager
+    def hold(self, name: str, *, what: str) -> Iterator[None]:
+        """Hold lock ``name`` exclusively, waiting up to the timeout.
+
+        A ``stage:`` lock names one run's staging, which only that run ever holds, so its
+        file is deleted on release (one file per run would otherwise pile up); shared locks
+        keep their file, since deleting it could let two processes lock different files.
+        """
+        path = self.folder / _lock_file_name(name)
+        try:
+            with store_lock(path, timeout_s=self.timeout_s, what=what):
+                yield
+        finally:
+            if name.startswith("stage:"):
+                path.unlink(missing_ok=True)
 
     def is_held(self, name: str) -> bool:
         """Whether a live process (this one included) holds ``name`` now."""
-        path = self.folder / _lock_file_name(name)
-        if not path.exists():
+        try:
+            fd = os.open(self.folder / _lock_file_name(name), os.O_RDWR)
+        except FileNotFoundError:
             return False
-        fd = os.open(path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -61,7 +61,7 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize and table.partitioned and not partitions:
             partitions = published_partitions(table, lake)
-        locks = ch.locks()
+        locks = ch.locks() if materialize else None
         try:
             yield from _run(
                 context,
@@ -71,6 +71,7 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
                 [d.name for d in decls],
             )
         finally:
-            locks.close()
+            if locks is not None:
+                locks.close()
 
     return build_table_asset(table_spec(table, deps), decls, {"clickhouse", "lake"}, body)

@@ -16,6 +16,7 @@ from onering_assets.checks.ge import run_suite
 from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import silver_checks
+from onering_assets.errors import ConfigError
 from onering_assets.partitions import MONTHLY
 from onering_assets.resources import LakeResource
 from onering_assets.resources.locks import Locks
@@ -85,7 +86,8 @@ class SilverBuild:
     lake: LakeResource
     partitions: list[str] | None
     run_id: str
-    locks: Locks
+    # Only a materialization needs locks; checks alone pass None (and write nothing).
+    locks: Locks | None
     _held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -109,13 +111,24 @@ class SilverBuild:
         )
         return bool(result.result_rows[0][0])
 
+    def _locks(self) -> Locks:
+        if self.locks is None:
+            raise ConfigError(f"silver.{self.table.name}: a build that writes needs locks.")
+        return self.locks
+
     def create(self) -> None:
+        """Create or upgrade the published tables; finish crashed publishes, drop orphans.
+
+        chDB did the recovery when it was opened; a ClickHouse server is recovered here, by
+        every run that writes (each table under its publication lock).
+        """
         for statement in plan.create_statements(self.table):
             self.client.command(statement)
+        recovery.recover(self.client, self._locks())
 
     def stage(self) -> None:
         self._held.enter_context(
-            self.locks.hold(
+            self._locks().hold(
                 recovery.stage_lock(self.table.name, self.run),
                 what=f"Staging of silver.{self.table.name} by run {self.run}",
             )
@@ -171,7 +184,7 @@ class SilverBuild:
         entry = journal.Entry(self.run, "silver", name, {"partitions": parts})
         jr = journal.ClickHouseJournal(self.client)
         apply, cleanup = recovery.applier(self.client)
-        with self.locks.hold(recovery.publish_lock(name), what=f"Publishing silver.{name}"):
+        with self._locks().hold(recovery.publish_lock(name), what=f"Publishing silver.{name}"):
             recovery.recover_table(self.client, jr, name)
             journal.publish(jr, entry, apply, cleanup)
 

@@ -111,3 +111,13 @@ def test_file_locks_report_a_live_holder_and_free_a_dead_one(tmp_path: Path) -> 
         with pytest.raises(StoreBusyError), locks.hold("stage:silver.flights.abc", what="x"):
             pass
     assert not locks.is_held("stage:silver.flights.abc")
+
+
+def test_a_runs_stage_lock_file_is_removed_on_release(tmp_path: Path) -> None:
+    """One stage lock per run and table: kept files would grow without limit."""
+    locks = FileLocks(tmp_path / "locks")
+    with locks.hold("stage:bronze.flights.run1", what="staging"):
+        assert len(list((tmp_path / "locks").iterdir())) == 1
+    with locks.hold("publish:bronze.flights", what="publishing"):
+        pass
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == ["publish-bronze.flights.lock"]

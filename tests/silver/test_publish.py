@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 
@@ -162,3 +163,34 @@ def test_checks_alone_find_nothing_published_and_create_nothing(stores) -> None:
     assert not b.published()
     tables = ch.get_client().query("SELECT count() FROM system.tables WHERE database = 'silver'")
     assert tables.result_rows == [(0,)]
+
+
+@pytest.mark.slow
+def test_silver_checks_alone_on_a_fresh_store_report_not_published_and_write_nothing(
+    tmp_path: Path, make_source, instance
+) -> None:
+    from onering_assets.definitions import build_definitions
+    from onering_assets.runner import check_keys, execute
+    from tests.conftest import run, settings_for, silver_query
+
+    settings = settings_for(tmp_path / "state", make_source())
+    bronze = {dg.AssetKey(["bronze", t]) for t in ("flights", "airlines")}
+    assert run(settings, instance=instance, select=bronze, last="2013-01").success
+    lake_files = sorted(p for p in settings.lake_dir.rglob("*") if p.is_file())
+    defs = build_definitions(settings)
+    keys = {dg.AssetKey(["silver", t]) for t in ("flights", "airlines")}
+    summary = execute(
+        defs,
+        instance,
+        assets=set(),
+        checks=check_keys(defs, keys),
+        first="2013-01",
+        last="2013-01",
+        progress=False,
+    )
+    assert summary.checks and not any(passed for _, _, passed, _ in summary.checks)
+    assert all("has not been materialized yet" in d for _, _, _, d in summary.checks)
+    assert silver_query(
+        settings, "SELECT count() FROM system.tables WHERE database IN ('silver', 'onering')"
+    ) == [(0,)]
+    assert sorted(p for p in settings.lake_dir.rglob("*") if p.is_file()) == lake_files
