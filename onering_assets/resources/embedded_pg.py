@@ -210,6 +210,8 @@ def start(data_dir: Path) -> EmbeddedPostgres:
     The wheel reference-counts the processes using a data folder and stops the server when
     the last of them exits, so every step and CLI call shares one running server. Setup
     (secrets, pg_hba, passwords) runs under a file lock, so concurrent first starts agree.
+    The reader gets its LOGIN when first used (``ensure_reader``), not here: starting the
+    server for a run or a check changes no role.
     """
     data_dir = data_dir.resolve()
     found = _started.get(data_dir)
@@ -229,6 +231,5 @@ def start(data_dir: Path) -> EmbeddedPostgres:
         server = EmbeddedPostgres(data_dir, str(info.socket_dir), int(info.port), keys)
         if not is_hardened(data_dir):
             harden(server)
-        ensure_reader(server)
     _started[data_dir] = (wheel, server)
     return server
