@@ -194,3 +194,47 @@ def test_silver_checks_alone_on_a_fresh_store_report_not_published_and_write_not
         settings, "SELECT count() FROM system.tables WHERE database IN ('silver', 'onering')"
     ) == [(0,)]
     assert sorted(p for p in settings.lake_dir.rglob("*") if p.is_file()) == lake_files
+
+
+HOLD_PUBLISH_LOCK = """
+import sys, time
+from onering_assets.resources.locks import PgLocks
+with PgLocks(sys.argv[1]).hold("publish:silver.airlines", what="x"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_on_a_server_publication_waits_for_the_postgres_lock(stores, tmp_path: Path) -> None:
+    """The server code path (PgLocks) on the real engine: another holder blocks publish."""
+    import subprocess
+    import sys
+
+    from onering_assets.errors import StoreBusyError
+    from onering_assets.resources import PostgresResource
+    from onering_assets.resources.locks import PgLocks
+
+    lake, ch = stores
+    dsn = PostgresResource(embedded_dir=str(tmp_path / "pg")).conninfo()
+    land(lake, [("AA", "American")], "r1")
+    b = SilverBuild(ch.get_client(), AIRLINES, lake, None, "r1", PgLocks(dsn, timeout_s=0.5))
+    b.create()
+    b.stage()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PUBLISH_LOCK, dsn], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusyError, match="locked by another run"):
+            b.publish()
+        assert published(ch) == []  # nothing published, not even journaled
+        assert journal.ClickHouseJournal(ch.get_client()).pending() == []
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    b.locks = PgLocks(dsn, timeout_s=30)  # the server ends the killed session's locks
+    b.publish()
+    b.drop()
+    assert published(ch) == [("AA", "American", "r1", 1)]
+    assert recovery.staging_tables(ch.get_client()) == []
