@@ -110,12 +110,24 @@ def _arrow(data: bytes, names: list[str], block_size: int, invalid: list[str]) -
     )
 
 
+def _is_utf8(data: bytes) -> bool:
+    if data.isascii():  # the common case, checked at memory speed
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _fast(data: bytes, names: list[str], start: int) -> Parsed | None:
     """The common case, at pyarrow's speed: every line after the header is one good row.
 
     Returns None when anything is off (a bad line, a blank line, a value spanning lines,
     a line longer than a block, bytes that are not UTF-8); the line-by-line path decides.
     """
+    if not _is_utf8(data):
+        return None  # pyarrow cannot even hand such a row to the invalid-row handler
     invalid: list[str] = []
     try:
         table = _arrow(data, names, _BLOCK_SIZE, invalid)

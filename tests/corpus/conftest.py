@@ -62,9 +62,13 @@ def load_cases() -> list[Case]:
 
 
 def data_lines(data: bytes) -> int:
-    """Data lines in a CSV file, counted without the project's reader: non-blank lines - 1."""
-    lines = [line for line in data.removeprefix(b"\xef\xbb\xbf").splitlines() if line.strip()]
-    return max(len(lines) - 1, 0)
+    """Data lines in a CSV file, counted without the project's reader.
+
+    Every non-empty line after the header (the first line that is not blank).
+    """
+    lines = data.removeprefix(b"\xef\xbb\xbf").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    return sum(1 for line in lines[start + 1 :] if line)
 
 
 def source_folder(root: Path, case: Case | None) -> Path:

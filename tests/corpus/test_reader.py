@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 import zipfile
 from pathlib import Path
 
@@ -203,3 +204,25 @@ def test_files_with_no_good_row(data: bytes, rows: int, malformed: list[int]) ->
     parsed = parse_csv(data, name="t")
     assert parsed.table.column_names == ["a", "b"] and parsed.table.num_rows == rows
     assert parsed.malformed["line"].to_pylist() == malformed
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_random_damage_is_set_aside_or_refused_never_lost() -> None:
+    """Bytes that break CSV (quotes, separators, line breaks, non-UTF-8) planted at random."""
+    rng = random.Random(7)
+    clean = (BASE / "flights.csv").read_bytes()
+    header_end = clean.index(b"\n")
+    damage = [b'"', b",", b"\n", b"\r", b"\r\n", b"\xff", b"\xe9", b" ", b'""', b"\x00"]
+    for _ in range(300):
+        data = bytearray(clean)
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(header_end + 1, len(data))  # the header stays readable
+            data[at:at] = rng.choice(damage)
+        try:
+            parsed = parse_csv(bytes(data), name="damaged.csv")
+        except SourceError as err:  # allowed, if it is one line naming the file
+            assert str(err).startswith("damaged.csv") and "\n" not in str(err)
+            continue
+        assert parsed.landed == data_lines(bytes(data))
+        rows = parsed.table.to_pylist()
+        assert all(r is None or "\n" not in r for row in rows for r in row.values())
