@@ -3,7 +3,8 @@
 A landed file is read as strings, and nothing in it is lost: a line that cannot be a row
 (unbalanced quotes, the wrong number of fields, bytes that are not UTF-8) is set aside with
 its physical line number, the reason and its exact bytes, for Bronze to quarantine. A file
-that cannot be read at all (no header, a broken archive) is refused with one line naming it.
+that cannot be read at all (a header that is not UTF-8, a broken archive, two candidate
+files) is refused with one line naming it.
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ def _by_line(data: bytes, names: list[str], start: int, name: str) -> Parsed:
             bad["line"].append(number)
             bad["reason"].append(reason)
             bad["raw"].append(line)
+    # A pyarrow block must hold a whole line; twice the longest leaves room for its neighbours.
     longest = max(len(line) for line in good)
     invalid: list[str] = []
     try:
