@@ -228,7 +228,9 @@ def start(data_dir: Path) -> EmbeddedPostgres:
         keys = load_secrets(data_dir, create=not hardened)
         wheel = _start_wheel(data_dir)
         info = wheel.get_postmaster_info()  # type: ignore[attr-defined]
-        server = EmbeddedPostgres(data_dir, str(info.socket_dir), int(info.port), keys)
+        # The wheel listens on a unix socket, or on 127.0.0.1 where there are none (Windows).
+        host = str(info.socket_dir or info.hostname)
+        server = EmbeddedPostgres(data_dir, host, int(info.port), keys)
         if not is_hardened(data_dir):
             harden(server)
     _started[data_dir] = (wheel, server)
