@@ -1,8 +1,10 @@
 """`onering sql`: one read-only statement against Silver (ClickHouse) or Gold (Postgres).
 
 Two layers refuse writes: the gate in ``sqlcheck`` and the store itself. Silver runs with
-ClickHouse ``readonly=1`` (no writes, no settings changes, no file/network table function;
-``readonly=2`` still allowed ``file()``: measured). Gold runs as ``onering_reader`` (SELECT
+ClickHouse ``readonly=1`` (no writes, no settings changes, no file/network table function).
+Measured on chDB 26.9: ``readonly=2`` and ``allow_ddl=0`` still allow ``file()``, and chDB's
+``default`` user can neither create a restricted user nor revoke its FILE/URL grants, so
+``readonly=1`` is the store's only lever. Gold runs as ``onering_reader`` (SELECT
 on schema ``gold`` only) in a read-only transaction, sent as a prepared statement, so the
 server accepts one statement only. A refusal by either layer raises ``ReadOnlyError``;
 anything else a store reports raises ``QueryError``. Messages are one line, without
