@@ -13,6 +13,7 @@ upgraded in place once their content is verified.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -46,10 +47,17 @@ __all__ = [
 ]
 
 
+_CREATE_TABLE = re.compile(r"\bcreate\s+table\b", re.IGNORECASE)
+
+
 def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
     """Columns of every ``gold.*`` table created in the changelogs, in Postgres types."""
     tables: dict[str, tuple[Column, ...]] = {}
     for changeset in read_changelog(liquibase_dir):
+        # Only CREATE TABLE matters here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
+        # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
+        if not _CREATE_TABLE.search(changeset.sql):
+            continue
         for statement in sqlglot.parse(changeset.sql, dialect="postgres"):
             if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
                 continue
