@@ -207,9 +207,10 @@ def raw_bronze(
 
     decls = bronze_checks(table)
     with timer.asset(f"bronze/{table.name}") as timing:
-        data, label = source.read(table.name)
+        landing = source.land(table.name)
+        data, label = landing.table, landing.label
         landed = split(
-            stamp(data, batch_id=batch_id, source=label),
+            stamp(data, batch_id=batch_id, source=label, lines=landing.lines),
             table,
             months() if table.partitioned else None,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import dagster as dg
 import pyarrow as pa
@@ -56,10 +57,19 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             yield _audit(table, _stored(lake, table, partitions))
             return
         source: SourceResource = context.resources.source
-        data, label = source.read(table.name)
+        landing = source.land(table.name)
+        data, label = landing.table, landing.label
         context.log.info(f"read {data.num_rows} rows of {table.name} from {label}")
-        landed = split(stamp(data, batch_id=context.run_id, source=label), table, partitions)
+        stamped = stamp(data, batch_id=context.run_id, source=label, lines=landing.lines)
+        landed = replace(split(stamped, table, partitions), malformed=landing.malformed)
         results = _audit(table, landed)
+        if landing.malformed.num_rows:
+            path = lake.quarantine(
+                "bronze", table.name, context.run_id, "malformed", landing.malformed
+            )
+            context.log.warning(
+                f"quarantined {landing.malformed.num_rows} malformed line(s): {path}"
+            )
         if landed.unassigned.num_rows:
             path = lake.quarantine(
                 "bronze", table.name, context.run_id, "unassigned", landed.unassigned

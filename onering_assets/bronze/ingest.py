@@ -18,13 +18,22 @@ from onering_assets.partitions import MONTHLY
 pc: Any = _compute
 
 
+# A warning check: lines the reader set aside are quarantined, the other rows land.
+MALFORMED_LINES = "malformed_lines"
+
+
 @dataclass(frozen=True)
 class Landed:
-    """One ingestion: rows per partition key (``""`` when unpartitioned) and unassignable rows."""
+    """One ingestion: rows per partition key (``""`` when unpartitioned) and unassignable rows.
+
+    ``malformed`` holds the lines the source reader set aside (``None`` when auditing what
+    is already in the lake).
+    """
 
     by_partition: dict[str, pa.Table]
     unassigned: pa.Table
     columns: tuple[str, ...]
+    malformed: pa.Table | None = None
 
     @property
     def rows(self) -> int:
@@ -32,21 +41,28 @@ class Landed:
 
 
 def stamp(
-    data: pa.Table, *, batch_id: str, source: str, ingested_at: datetime | None = None
+    data: pa.Table,
+    *,
+    batch_id: str,
+    source: str,
+    ingested_at: datetime | None = None,
+    lines: pa.Array | None = None,
 ) -> pa.Table:
     """Append the ingestion columns ``_batch_id``, ``_ingested_at``, ``_source`` and ``_row``.
 
-    ``_row`` is the row's 1-based position among the landed file's data rows (the header is
-    not counted): every row of one ingestion shares ``_ingested_at``, so ``_row`` is what
-    makes "the row landed last wins" decidable for duplicates within one file.
+    ``_row`` is where the row was in the landed file: its physical line number (``lines``,
+    from the source reader; the header is line 1), else its 1-based position among the
+    rows. Every row of one ingestion shares ``_ingested_at``, so ``_row`` is what makes
+    "the row landed last wins" decidable for duplicates within one file.
     """
     n = data.num_rows
     when = ingested_at or datetime.now(UTC)
+    rows = pa.array(range(1, n + 1), pa.uint64()) if lines is None else lines.cast(pa.uint64())
     return (
         data.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
         .append_column("_ingested_at", pa.array([when] * n, pa.timestamp("ms", tz="UTC")))
         .append_column("_source", pa.array([source] * n, pa.string()))
-        .append_column("_row", pa.array(range(1, n + 1), pa.uint64()))
+        .append_column("_row", rows)
     )
 
 
@@ -89,6 +105,8 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
     ]
     counts = {p: t.num_rows for p, t in landed.by_partition.items()}
     results.append(not_empty(counts, landed.by_partition, table.name))
+    if landed.malformed is not None:
+        results.append(_malformed_outcome(landed.malformed))
     if table.partitioned:
         bad = landed.unassigned
         sample = (
@@ -108,3 +126,17 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
             )
         )
     return results
+
+
+def _malformed_outcome(malformed: pa.Table) -> Outcome:
+    n = malformed.num_rows
+    sample = malformed.slice(0, SAMPLE_ROWS).drop_columns(["raw"]).to_pylist() if n else []
+    return Outcome(
+        MALFORMED_LINES,
+        n == 0,
+        f"{n} malformed line(s) were quarantined, the other rows landed"
+        if n
+        else "every line of the file is a row",
+        failing=n,
+        sample=sample,
+    )

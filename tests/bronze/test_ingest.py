@@ -1,9 +1,10 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
-from onering_assets.bronze.ingest import month_of_rows, outcomes, split, stamp
+from onering_assets.bronze.ingest import MALFORMED_LINES, month_of_rows, outcomes, split, stamp
 from onering_assets.catalog import load_catalog
 from onering_assets.checks import names
 
@@ -71,3 +72,22 @@ def test_whole_tables_are_one_partition() -> None:
     landed = split(data, AIRLINES, ["2013-01"])  # type: ignore[arg-type]
     assert list(landed.by_partition) == [""]
     assert all(o.passed for o in outcomes(AIRLINES, landed))  # type: ignore[arg-type]
+
+
+def test_row_is_the_physical_line_when_the_reader_gives_it() -> None:
+    """Lines set aside leave gaps: _row still says where each row was in the file."""
+    table = stamp(pa.table({"a": ["x", "y"]}), batch_id="b", source="s", lines=pa.array([2, 5]))
+    assert table["_row"].to_pylist() == [2, 5]
+    assert table["_row"].type == pa.uint64()
+
+
+def test_malformed_lines_are_a_warning_outcome_with_their_line_numbers() -> None:
+    malformed = pa.table(
+        {"line": pa.array([7], pa.int64()), "reason": ["not UTF-8"], "raw": [b"\xe9\xff"]}
+    )
+    landed = split(landed_flights([{"year": "2013", "month": "1"}]), FLIGHTS, ["2013-01"])  # type: ignore[arg-type]
+    results = outcomes(FLIGHTS, replace(landed, malformed=malformed))  # type: ignore[arg-type]
+    bad = next(o for o in results if o.name == MALFORMED_LINES)
+    assert not bad.passed and bad.failing == 1
+    assert bad.sample == [{"line": 7, "reason": "not UTF-8"}]
+    assert all(o.name != MALFORMED_LINES for o in outcomes(FLIGHTS, landed))  # type: ignore[arg-type]
