@@ -104,7 +104,7 @@ class DagsterAssetsOperator(BaseOperator):
             # During the Dagster run, Dagster's own SIGTERM handler interrupts it and the
             # runner records it CANCELED; Airflow's handler (and so this) runs only outside
             # the run: stop before one starts, as a retryable failure.
-            raise RunFailedError("the task was killed before its Dagster run started")
+            raise RunFailedError("the task was killed outside its Dagster run (none was running)")
 
     def _graphql_selected(self, expression: str) -> list[str]:
         """``dagster_graphql``: the worker has no Dagster, the manifest answers ``select``."""
