@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -247,11 +246,6 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
         elif event.event_type_value == "STEP_FAILURE":
             _step_failure(summary, event)
     return summary
-
-
-def new_run_id() -> str:
-    """A Dagster run id chosen before the run starts (the caller can name it in logs)."""
-    return str(uuid.uuid4())
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
