@@ -117,10 +117,16 @@ class LakeResource(dg.ConfigurableResource):
                     pq.write_table(data, f"{base}/{staged}", filesystem=fs, compression="zstd")
                     moves.append([staged, final])
                 entry = journal.Entry(run, layer, table, {"moves": moves})
-                with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
-                    jr = journal.LakeJournal(fs, base)
-                    journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
-                    journal.publish(jr, entry, self._apply, self._cleanup)
+                jr = journal.LakeJournal(fs, base)
+                try:
+                    with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
+                        journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
+                        journal.publish(jr, entry, self._apply, self._cleanup)
+                except BaseException:
+                    # Journaled staging is rolled forward later; anything else is dropped now.
+                    if entry.key not in {e.key for e in jr.pending(layer, table)}:
+                        self._cleanup(entry)
+                    raise
         finally:
             locks.close()
         return [f"{base}/{final}" for _, final in moves]

@@ -189,10 +189,18 @@ class SilverBuild:
             journal.publish(jr, entry, apply, cleanup)
 
     def drop(self) -> None:
-        """Drop the run's staging and release its stage lock."""
+        """Drop the run's staging and release its stage lock.
+
+        Staging that a pending journal entry names is kept: a publish that failed half-way
+        (an error, not a crash) is rolled forward from it like a crashed one.
+        """
         try:
-            for statement in plan.drop_work_tables(self.names):
-                self.client.command(statement)
+            names = self.names
+            pending = journal.ClickHouseJournal(self.client).pending("silver", self.table.name)
+            keep = any(e.run == self.run for e in pending)
+            for statement in plan.drop_work_tables(names):
+                if not keep or names.candidates in statement:
+                    self.client.command(statement)
         finally:
             self._held.close()
 

@@ -14,6 +14,7 @@ import pytest
 
 from onering_assets import journal
 from onering_assets.definitions import build_definitions
+from onering_assets.errors import StoreBusyError
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.runner import execute
 from tests.conftest import settings_for, silver_query
@@ -163,4 +164,15 @@ def test_orphaned_staging_is_deleted_unless_its_run_is_alive(lake: LakeResource)
         lake.recover()
         assert [p.split("/_staging/")[1].split("/")[0] for p in lake.staging_paths()] == ["alive"]
     lake.recover()
+    assert lake.staging_paths() == []
+
+
+def test_a_publish_that_cannot_get_the_lock_leaves_nothing_behind(lake: LakeResource) -> None:
+    lake.publish("bronze", "t", "old", {"2013-01": month(1, "2013-01")})  # type: ignore[arg-type]
+    impatient = lake.model_copy(update={"lock_timeout_s": 0.3})
+    holder = lake.locks()
+    with holder.hold("publish:bronze.t", what="another run"), pytest.raises(StoreBusyError):
+        impatient.publish("bronze", "t", "new", {"2013-01": month(4, "2013-01")})  # type: ignore[arg-type]
+    holder.close()
+    assert lake.read("bronze", "t", "2013-01").num_rows == 1
     assert lake.staging_paths() == []

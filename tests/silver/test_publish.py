@@ -238,3 +238,31 @@ def test_on_a_server_publication_waits_for_the_postgres_lock(stores, tmp_path: P
     b.drop()
     assert published(ch) == [("AA", "American", "r1", 1)]
     assert recovery.staging_tables(ch.get_client()) == []
+
+
+def test_a_publish_that_fails_half_way_keeps_its_staging_and_is_rolled_forward(stores) -> None:
+    """An error (not a crash) after the journal: drop keeps the staging the entry names."""
+    lake, ch = stores
+    land(lake, [("AA", "Old"), ("AA", "Old dup")], "old")
+    first = build(lake, ch, "old")
+    first.stage()
+    first.publish()
+    first.drop()
+    land(lake, [("AA", "New")], "new")
+    failing = build(lake, ch, "new")
+    failing.stage()
+    client = ch.get_client()
+    client.command("DROP TABLE silver.airlines_rejects")  # the rejects swap will fail
+    with pytest.raises(Exception, match="airlines_rejects"):
+        failing.publish()
+    failing.drop()
+    assert recovery.staging_tables(client) == sorted(
+        [failing.names.rejects_stage_name, failing.names.stage_name]
+    )
+    assert [e.run for e in journal.ClickHouseJournal(client).pending()] == ["new"]
+
+    build(lake, ch, "next")  # create() restores the rejects table and rolls the entry forward
+    assert published(ch) == [("AA", "New", "new", 1)]
+    assert client.query("SELECT count() FROM silver.airlines_rejects").result_rows == [(0,)]
+    assert journal.ClickHouseJournal(client).pending() == []
+    assert recovery.staging_tables(client) == []
