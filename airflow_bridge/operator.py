@@ -22,7 +22,6 @@ from airflow_bridge.errors import (
     ChecksFailedError,
     InvalidRunRequestError,
     NothingSelectedError,
-    RunFailedError,
 )
 from airflow_bridge.runs import CliRun, cli_command, run_in_process, verdict
 
@@ -101,10 +100,11 @@ class DagsterAssetsOperator(BaseOperator):
             self.log.info("terminating the onering CLI (it cancels its Dagster run)")
             self._cli.terminate()
         elif self.mode == "in_process":
-            # During the Dagster run, Dagster's own SIGTERM handler interrupts it and the
-            # runner records it CANCELED; Airflow's handler (and so this) runs only outside
-            # the run: stop before one starts, as a retryable failure.
-            raise RunFailedError("the task was killed outside its Dagster run (none was running)")
+            # During a Dagster step, Dagster's own SIGTERM handler interrupts the run (the
+            # runner then records it CANCELED) and this is not called. Outside one, stop
+            # the same way: an interrupt Dagster also treats as a cancel, and Airflow as a
+            # retryable failure.
+            raise KeyboardInterrupt("the Airflow task was killed (SIGTERM)")
 
     def _graphql_selected(self, expression: str) -> list[str]:
         """``dagster_graphql``: the worker has no Dagster, the manifest answers ``select``."""

@@ -248,12 +248,25 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
     return summary
 
 
+INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
-    """Whether a signal (SIGTERM or SIGINT) stopped the run, rather than a failing step."""
+    """Whether a signal (SIGTERM or SIGINT) stopped the run, rather than a failing step.
+
+    Also when the interrupt surfaced wrapped in another error (an extension module being
+    imported turns it into an ImportError).
+    """
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
-            if event.step_failure_data.error_source.value == "INTERRUPT":
+            data = event.step_failure_data
+            if data.error_source.value == "INTERRUPT":
                 return True
+            error = data.error
+            while error is not None:
+                if error.cls_name in INTERRUPTS or any(n in error.message for n in INTERRUPTS):
+                    return True
+                error = error.cause
         elif event.event_type_value == "PIPELINE_FAILURE":
             reason = getattr(event.event_specific_data, "failure_reason", None)
             if reason is not None and reason.value == "UNEXPECTED_TERMINATION":
@@ -362,6 +375,7 @@ def prepare_worker() -> None:
     settings = Settings.from_env()
     _PREPARED[settings] = _build(settings)
     _PREPARED[settings].resolve_asset_graph()
+    import chdb  # noqa: F401  (the embedded ClickHouse engine, imported by each Silver step)
     import great_expectations  # noqa: F401  (imported by each GX check otherwise: ~2.7 s)
 
 

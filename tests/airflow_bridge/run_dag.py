@@ -9,6 +9,11 @@ number (``tries``: 1 means it was not retried) and its XCom return value (``xcom
 import json
 import sys
 
+# dag.test() runs every try in this one process, where Airflow's workers start a process
+# per try. A kill that interrupts a C extension's first import (chDB's) leaves it broken in
+# this process for the retry, so load it first, as the local Airflow's scheduler does
+# (onering_assets.runner.prepare_worker).
+import chdb  # noqa: F401
 from airflow.dag_processing.dagbag import DagBag
 
 
