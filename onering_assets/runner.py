@@ -375,7 +375,6 @@ def prepare_worker() -> None:
     settings = Settings.from_env()
     _PREPARED[settings] = _build(settings)
     _PREPARED[settings].resolve_asset_graph()
-    import chdb  # noqa: F401  (the embedded ClickHouse engine, imported by each Silver step)
     import great_expectations  # noqa: F401  (imported by each GX check otherwise: ~2.7 s)
 
 

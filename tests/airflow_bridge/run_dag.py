@@ -11,8 +11,8 @@ import sys
 
 # dag.test() runs every try in this one process, where Airflow's workers start a process
 # per try. A kill that interrupts a C extension's first import (chDB's) leaves it broken in
-# this process for the retry, so load it first, as the local Airflow's scheduler does
-# (onering_assets.runner.prepare_worker).
+# this process for the retry, so load it first. (The local Airflow's scheduler must not
+# preload it: its task processes are forked, and chDB does not survive a fork.)
 import chdb  # noqa: F401
 from airflow.dag_processing.dagbag import DagBag
 
