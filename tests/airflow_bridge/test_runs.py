@@ -182,3 +182,34 @@ def test_the_cli_child_dies_with_a_task_process_killed_outright(tmp_path: Path) 
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive(child)
+
+
+@dg.asset
+def killed_mid_step() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # what Airflow sends a task it kills
+    time.sleep(30)
+
+
+def test_sigterm_during_a_run_ends_it_canceled_and_retryable() -> None:
+    """Dagster alone records an interrupt it was not asked for as FAILURE (or leaves the
+    run STARTED if the process dies); the runner records the kill as CANCELED."""
+    keep = signal.getsignal(signal.SIGTERM)
+
+    def ours(*_: object) -> None:  # the caller's own handler (Airflow's, in a task)
+        pass
+
+    signal.signal(signal.SIGTERM, ours)
+    try:
+        with dg.instance_for_test() as instance:
+            defs = dg.Definitions(assets=[killed_mid_step])
+            started = time.monotonic()
+            result = execute(defs, instance, assets=killed_mid_step.keys, progress=False)
+            assert time.monotonic() - started < 20  # interrupted, not slept through
+            run = instance.get_run_by_id(result.run_id)
+            assert run is not None and run.status == dg.DagsterRunStatus.CANCELED
+            summary = result.to_dict()
+            assert (summary["status"], summary["retryable"]) == ("CANCELED", True)
+            # The caller's SIGTERM handler is back (Dagster leaves its own installed).
+            assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, keep)
