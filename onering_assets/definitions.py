@@ -24,7 +24,9 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.profile == "local":
         return {
             "source": source,
-            "lake": LakeResource(url=settings.lake_dir.as_uri()),
+            "lake": LakeResource(
+                url=settings.lake_dir.as_uri(), lock_timeout_s=settings.lock_timeout_s
+            ),
             "clickhouse": ClickHouseResource(
                 dsn=f"chdb://{settings.clickhouse_dir}", lock_timeout_s=settings.lock_timeout_s
             ),
@@ -39,8 +41,12 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             clickhouse_s3_endpoint_url=dg.EnvVar("ONERING_CLICKHOUSE_S3_ENDPOINT_URL"),
             aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+            # Publication locks: Postgres advisory locks, which every host reaches.
+            lock_dsn=dg.EnvVar("ONERING_POSTGRES_DSN"),
         ),
-        "clickhouse": ClickHouseResource(dsn=dg.EnvVar("ONERING_CLICKHOUSE_DSN")),
+        "clickhouse": ClickHouseResource(
+            dsn=dg.EnvVar("ONERING_CLICKHOUSE_DSN"), lock_dsn=dg.EnvVar("ONERING_POSTGRES_DSN")
+        ),
         "postgres": PostgresResource(dsn=dg.EnvVar("ONERING_POSTGRES_DSN")),
         # No asset requires it, so runs never read the variable; `onering sql` and BI do.
         "gold_reader": PostgresResource(

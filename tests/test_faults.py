@@ -35,7 +35,7 @@ KILLED = -signal.SIGKILL
 
 
 def onering(
-    state: Path, source: Path, *args: str, fault: str | None = None, entry: list[str] | None = None
+    state: Path, source: Path, *args: str, fault: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ONERING_FAULT"}
     env.update(
@@ -47,7 +47,7 @@ def onering(
     if fault:
         env["ONERING_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, *(entry or ["-m", "onering_assets.cli"]), *args],
+        [sys.executable, "-m", "onering_assets.cli", *args],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -180,29 +180,6 @@ def test_kill_during_silver_publish_is_rolled_forward_table_and_rejects_together
     assert raw_silver(state, STAGING_SQL) == [] and lake_leftovers(state) == []
 
 
-# Until onering_assets/gold calls journal.fault("gold.publish.before_commit") itself, the
-# kill point is added from outside: after gold.publish.publish (DELETE + INSERT), which runs
-# inside the Postgres transaction, before the connection block COMMITs.
-GOLD_KILL_POINT = """
-import runpy, sys
-from onering_assets import journal
-from onering_assets.gold import publish
-replace = publish.publish
-def publish_then_fault(*args, **kwargs):
-    total = replace(*args, **kwargs)
-    journal.fault("gold.publish.before_commit")
-    return total
-publish.publish = publish_then_fault
-sys.argv = ["onering", *sys.argv[1:]]
-runpy.run_module("onering_assets.cli", run_name="__main__")
-"""
-
-
-def _gold_fault_wired() -> bool:
-    gold = PROJECT_ROOT / "onering_assets" / "gold"
-    return any("gold.publish.before_commit" in p.read_text() for p in gold.glob("*.py"))
-
-
 def test_kill_during_gold_publish_keeps_the_previous_version(
     tmp_path: Path, make_source, flights_jan_feb: pd.DataFrame
 ) -> None:
@@ -215,10 +192,8 @@ def test_kill_during_gold_publish_keeps_the_previous_version(
     before = gold_rows(settings, "carrier_monthly_performance")
     fewer = flights_jan_feb[~((flights_jan_feb.carrier == "UA") & (flights_jan_feb.day == "1"))]
     source = make_source(flights=fewer.reset_index(drop=True))
-    entry = None if _gold_fault_wired() else ["-c", GOLD_KILL_POINT]
-    killed = onering(
-        state, source, "materialize", *select, fault="gold.publish.before_commit", entry=entry
-    )
+    # gold.publish.before_commit: after DELETE + INSERT, inside the transaction, before COMMIT.
+    killed = onering(state, source, "materialize", *select, fault="gold.publish.before_commit")
     assert killed.returncode == KILLED, killed.stdout + killed.stderr
     assert gold_rows(settings, "carrier_monthly_performance") == before
 

@@ -12,7 +12,7 @@ from onering_assets.bronze.ingest import Landed, outcomes, split, stamp
 from onering_assets.catalog import BronzeTable
 from onering_assets.checks import names
 from onering_assets.checks.ge import run_suite
-from onering_assets.checks.outcome import Outcome
+from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import blocking_failures, bronze_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.partitions import MONTHLY, selected_partitions
@@ -54,7 +54,11 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
         lake: LakeResource = context.resources.lake
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize:
-            yield _audit(table, _stored(lake, table, partitions))
+            stored = _stored(lake, table, partitions)
+            if not any(t.num_columns for t in stored.by_partition.values()):
+                yield not_published([d.name for d in decls], f"bronze.{table.name}")
+                return
+            yield _audit(table, stored)
             return
         source: SourceResource = context.resources.source
         landing = source.land(table.name)

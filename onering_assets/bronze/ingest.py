@@ -18,10 +18,6 @@ from onering_assets.partitions import MONTHLY
 pc: Any = _compute
 
 
-# A warning check: lines the reader set aside are quarantined, the other rows land.
-MALFORMED_LINES = "malformed_lines"
-
-
 @dataclass(frozen=True)
 class Landed:
     """One ingestion: rows per partition key (``""`` when unpartitioned) and unassignable rows.
@@ -132,7 +128,7 @@ def _malformed_outcome(malformed: pa.Table) -> Outcome:
     n = malformed.num_rows
     sample = malformed.slice(0, SAMPLE_ROWS).drop_columns(["raw"]).to_pylist() if n else []
     return Outcome(
-        MALFORMED_LINES,
+        names.MALFORMED_LINES,
         n == 0,
         f"{n} malformed line(s) were quarantined, the other rows landed"
         if n

@@ -3,6 +3,7 @@
 REQUIRED_COLUMNS = "required_columns"
 NOT_EMPTY = "not_empty"
 UNASSIGNED_ROWS = "unassigned_rows"
+MALFORMED_LINES = "malformed_lines"
 COLUMN_SCHEMA = "column_schema"
 KEY_UNIQUE = "key_unique"
 KEY_NOT_NULL = "key_not_null"

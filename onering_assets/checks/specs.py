@@ -24,6 +24,11 @@ def bronze_checks(table: BronzeTable) -> list[CheckDecl]:
     decls = [
         CheckDecl(names.REQUIRED_COLUMNS, True, "Every declared source column is present."),
         CheckDecl(names.NOT_EMPTY, True, "Each ingested partition has at least one row."),
+        CheckDecl(
+            names.MALFORMED_LINES,
+            False,
+            "Lines of the landed file that cannot be rows (quarantined with line, reason, bytes).",
+        ),
     ]
     if table.partitioned:
         decls.append(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from onering_assets import journal
 from onering_assets.catalog import SqlTable, load_catalog
 from onering_assets.lineage.sql import replace_tables
 from onering_assets.partitions import month_bounds
@@ -103,9 +104,15 @@ def window_literal(table: SqlTable, partitions: list[str] | None) -> sql.Compose
 def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None) -> int:
     """Replace the run's months (or the whole mart) with the staged rows; return the total."""
     where, bounds = window_filter(table, partitions)
+    # Two runs publishing the same mart at once (a Postgres server, nothing else serializes
+    # them) would each DELETE then INSERT under READ COMMITTED: duplicates. One at a time.
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"publish:gold.{table.name}",)
+    )
     conn.execute(sql.SQL("DELETE FROM {t}").format(t=target(table)) + where, bounds)
     conn.execute(
         sql.SQL("INSERT INTO {t} SELECT * FROM {s}").format(t=target(table), s=stage_name(table))
     )
     total = conn.execute(sql.SQL("SELECT count(*) FROM {t}").format(t=target(table))).fetchone()
+    journal.fault("gold.publish.before_commit")
     return int(total[0]) if total else 0

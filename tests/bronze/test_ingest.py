@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from onering_assets.bronze.ingest import MALFORMED_LINES, month_of_rows, outcomes, split, stamp
+from onering_assets.bronze.ingest import month_of_rows, outcomes, split, stamp
 from onering_assets.catalog import load_catalog
 from onering_assets.checks import names
+from onering_assets.checks.names import MALFORMED_LINES
 
 FLIGHTS = load_catalog().table("bronze", "flights")
 AIRLINES = load_catalog().table("bronze", "airlines")

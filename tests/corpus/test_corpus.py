@@ -31,20 +31,7 @@ pytestmark = pytest.mark.slow
 
 # Bronze lands these files only once it quarantines the lines the reader sets aside
 # (SourceResource.land().malformed). Until then SourceResource.read() refuses the file.
-NEEDS_BRONZE_QUARANTINE = pytest.mark.xfail(
-    strict=True,
-    reason="bronze/assets.py still calls SourceResource.read(), which refuses a file with "
-    "malformed lines; it must call land() and write landing.malformed to "
-    "lake/quarantine/bronze/<table>/<run>/malformed.parquet",
-)
-CASES = [
-    pytest.param(
-        c,
-        id=c.name,
-        marks=NEEDS_BRONZE_QUARANTINE if c.expected["quarantined"].get("malformed") else (),
-    )
-    for c in load_cases()
-]
+CASES = [pytest.param(c, id=c.name) for c in load_cases()]
 
 
 def record(case: Case, seen: Observed) -> None:
