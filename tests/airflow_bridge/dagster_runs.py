@@ -21,9 +21,15 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 180) -> 
         time.sleep(0.2)
 
 
-def run_status(state: Path, task_id: str, try_number: int) -> str | None:
-    """The status of the task's Dagster run for that try; None before it exists."""
-    if not (state / "dagster" / "history").exists():
+def run_status(
+    state: Path, task_id: str, try_number: int, *, webserver: bool = False
+) -> str | None:
+    """The status of the task's Dagster run for that try; None before it exists.
+
+    Reads only once the storage is set up (by onering's runner, or by a webserver that
+    is up): opening it while a task creates it would race in Dagster's migrations.
+    """
+    if not webserver and not (state / "dagster" / ".storage-ready").exists():
         return None
     for run in runs_of(state, task_id):
         if run.tags["airflow/try_number"] == str(try_number):

@@ -1,5 +1,6 @@
 """The dagster_graphql mode against a real Dagster webserver and daemon (`dagster dev`)."""
 
+import functools
 import json
 import os
 import signal
@@ -172,11 +173,10 @@ def test_killed_task_terminates_its_dagster_run_and_the_retry_succeeds(
         tmp_path, proxy.url, '+key:"silver/weather"', retries=1, retry_delay_s=0
     )
     run = start_dag(dags, "onering", {"partition": "2013-01"}, **{TOKEN_ENV: TOKEN})
-    wait_for(lambda: run_status(dagster.state, "silver__weather", 1) == "STARTED", "the run")
+    status = functools.partial(run_status, dagster.state, "silver__weather", webserver=True)
+    wait_for(lambda: status(1) == "STARTED", "the run")
     run.proc.send_signal(signal.SIGTERM)
-    wait_for(
-        lambda: run_status(dagster.state, "silver__weather", 1) == "CANCELED", "the cancel", 90
-    )
+    wait_for(lambda: status(1) == "CANCELED", "the cancel", 90)
     result = run.result()
     assert result["tasks"]["silver__weather"] == "success", result["log"][-3000:]
     assert result["tries"]["silver__weather"] == 2
