@@ -108,7 +108,7 @@ def resolve_selection(
     if not keys:
         raise NothingSelectedError(
             f"Selection {selection!r} matches no asset"
-            + (" of this task" if within is not None else "")
+            + (" among the assets it may run" if within is not None else "")
             + "; see `onering assets list`."
         )
     return keys

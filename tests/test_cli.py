@@ -151,3 +151,25 @@ def test_errors_are_one_line_with_a_non_zero_exit(cli, args: tuple[str, ...], me
     assert result.exit_code != 0
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("materialize", "--partition", "2013-13"), 2),
+        (("materialize", "--select", "key:"), 2),
+        (("materialize", "--select", 'key:"gold/nope"'), 3),
+        (("airflow", "trigger", "onering_gold", "--select", 'key:"silver/flights"'), 3),
+        (("airflow", "trigger", "onering_gold", "--select", "key:"), 2),
+    ],
+)
+def test_bad_input_exits_2_and_an_empty_selection_exits_3(cli, args: tuple[str, ...], code: int):
+    """Scripts and the Airflow bridge tell "nothing to do" (3) from invalid input (2).
+
+    `airflow trigger` refuses before it needs a running Airflow: a selection that picks none
+    of the DAG's assets would otherwise end "success" with every task skipped.
+    """
+    invoke, _ = cli
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from onering_assets.cli.common import From, Partition, To, app, fail, out
-from onering_assets.errors import OneRingError
+from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.settings import PLATFORM_DIR, Settings
+
+if TYPE_CHECKING:
+    from airflow_bridge.local import AirflowClient
 
 airflow_app = typer.Typer(
     help="Export the asset graph as Airflow DAGs and run them on a local Airflow 3.",
@@ -111,6 +114,49 @@ def airflow_up(port: Port = 8080) -> None:
     )
 
 
+def check_selection(dag_id: str, select: str) -> None:
+    """Refuse a --select that picks none of the DAG's assets (every task would just skip).
+
+    Raises:
+        NothingSelectedError: exit 3, as `onering materialize` does.
+    """
+    import dagster as dg
+
+    from airflow_bridge.local import exported_plans
+    from onering_assets.definitions import build_definitions
+    from onering_assets.runner import resolve_selection
+
+    tasks = exported_plans(DAGS_DIR)[dag_id]["tasks"]
+    within = {dg.AssetKey(k.split("/")) for t in tasks for k in t["asset_keys"]}
+    resolve_selection(build_definitions(Settings.from_env()), select, within=within)
+
+
+def follow_cascade(
+    client: AirflowClient, dag_id: str, run: dict[str, Any], partition: str | None, timeout: float
+) -> list[str]:
+    """Follow the run, then (for a partition) the asset-triggered runs downstream of it.
+
+    Returns the DAGs whose run did not succeed.
+    """
+    from airflow_bridge.local import downstream_dags
+
+    done = client.follow(dag_id, run["dag_run_id"], timeout_s=timeout, say=say)
+    say(f"{dag_id}: {done['state']}")
+    if done["state"] != "success":
+        return [dag_id]
+    if not partition:
+        return []
+    for downstream in downstream_dags(DAGS_DIR, dag_id):
+        keyed = client.wait_for_keyed_run(
+            downstream, partition, after=run["queued_at"], timeout_s=timeout
+        )
+        done = client.follow(downstream, keyed["dag_run_id"], timeout_s=timeout, say=say)
+        say(f"{downstream}: {done['state']}")
+        if done["state"] != "success":
+            return [downstream]
+    return []
+
+
 @airflow_app.command("trigger")
 def airflow_trigger(
     dag_id: Annotated[str, typer.Argument(help="An exported DAG, e.g. onering_bronze.")],
@@ -133,7 +179,7 @@ def airflow_trigger(
     downstream DAGs inherit; --from/--to and --select go in dag_run.conf (this DAG only).
     """
     from airflow_bridge.errors import BridgeError
-    from airflow_bridge.local import check_trigger, downstream_dags
+    from airflow_bridge.local import check_trigger
 
     if partition and (start or end):
         raise fail("Use --partition or --from/--to, not both.", 2)
@@ -141,6 +187,8 @@ def airflow_trigger(
     local = local_airflow()
     try:
         check_trigger(DAGS_DIR, dag_id, partition)
+        if select:
+            check_selection(dag_id, select)
         if not local.running():
             raise BridgeError("Airflow is not running; start it with `onering airflow up`.")
         client = local.client()
@@ -152,21 +200,11 @@ def airflow_trigger(
         )
         if not wait:
             return
-        failed = []
-        done = client.follow(dag_id, run["dag_run_id"], timeout_s=timeout, say=say)
-        say(f"{dag_id}: {done['state']}")
-        if done["state"] != "success":
-            failed.append(dag_id)
-        elif partition:
-            for downstream in downstream_dags(DAGS_DIR, dag_id):
-                keyed = client.wait_for_keyed_run(
-                    downstream, partition, after=run["queued_at"], timeout_s=timeout
-                )
-                done = client.follow(downstream, keyed["dag_run_id"], timeout_s=timeout, say=say)
-                say(f"{downstream}: {done['state']}")
-                if done["state"] != "success":
-                    failed.append(downstream)
-                    break
+        failed = follow_cascade(client, dag_id, run, partition, timeout)
+    except NothingSelectedError as e:
+        raise fail(str(e), 3) from None
+    except ConfigError as e:
+        raise fail(str(e), 2) from None
     except BridgeError as e:
         raise fail(str(e)) from None
     if failed:
