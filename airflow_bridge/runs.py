@@ -1,7 +1,7 @@
 """How a task runs Dagster (in_process, subprocess) and what the run's summary means.
 
 Every mode produces the summary of ``onering materialize --json``
-(:meth:`onering_assets.runner.RunSummary.to_dict`) and :func:`verdict` decides the task's
+(:meth:`onering_assets.summary.RunSummary.to_dict`) and :func:`verdict` decides the task's
 outcome from it the same way for all of them. Nothing here imports Dagster at DAG parse
 time: ``in_process`` imports OneRing's runner when the task runs, ``subprocess`` runs the
 ``onering`` CLI of a configured interpreter.

