@@ -34,7 +34,21 @@ def _stored(lake: LakeResource, table: BronzeTable, partitions: list[str] | None
         for k in keys
     }
     columns = next((tuple(t.column_names) for t in by_partition.values() if t.num_columns), ())
-    return Landed(by_partition, pa.table({}), tuple(c for c in columns if not c.startswith("_")))
+    # What the published batches set aside when they landed, so checks run alone see it too.
+    batches = sorted(
+        {
+            b
+            for t in by_partition.values()
+            if "_batch_id" in t.column_names
+            for b in t["_batch_id"].unique().to_pylist()
+        }
+    )
+    return Landed(
+        by_partition,
+        lake.read_quarantined("bronze", table.name, batches, "unassigned"),
+        tuple(c for c in columns if not c.startswith("_")),
+        malformed=lake.read_quarantined("bronze", table.name, batches, "malformed"),
+    )
 
 
 def _audit(table: BronzeTable, landed: Landed) -> list[Outcome]:

@@ -213,6 +213,16 @@ class LakeResource(dg.ConfigurableResource):
         pq.write_table(data, path, filesystem=fs, compression="zstd")
         return path
 
+    def read_quarantined(
+        self, layer: str, table: str, batch_ids: list[str], label: str
+    ) -> pa.Table:
+        """What ``quarantine`` kept under ``label`` for these batches (no rows if none)."""
+        fs, base = self._filesystem()
+        paths = [f"{base}/quarantine/{layer}/{table}/{b}/{label}.parquet" for b in batch_ids]
+        found = [p for p in paths if fs.get_file_info(p).type == pafs.FileType.File]
+        tables = [pq.read_table(p, filesystem=fs) for p in found]
+        return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+
     def read(self, layer: str, table: str, partition: str | None = None) -> pa.Table:
         fs, base = self._filesystem()
         return pq.read_table(f"{base}/{self.relative_path(layer, table, partition)}", filesystem=fs)
