@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -235,10 +236,18 @@ class AirflowClient:
         self, dag_id: str, *, partition_key: str | None, conf: dict[str, Any]
     ) -> dict[str, Any]:
         """Queue a run now; a partitioned DAG run carries ``partition_key`` downstream."""
-        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        # A run id of our own: if a retried POST finds its first attempt did commit (409),
+        # the run is fetched instead of a second one being queued.
+        run_id = f"manual__onering__{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
+        body: dict[str, Any] = {"logical_date": None, "conf": conf, "dag_run_id": run_id}
         if partition_key:
             body["partition_key"] = partition_key
-        return _request("POST", f"{self.url}/api/v2/dags/{dag_id}/dagRuns", body, self.headers)
+        try:
+            return _request("POST", f"{self.url}/api/v2/dags/{dag_id}/dagRuns", body, self.headers)
+        except BridgeError as err:
+            if "HTTP 409" not in str(err):
+                raise
+            return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -332,8 +341,26 @@ def downstream_dags(dags_folder: Path, dag_id: str) -> list[str]:
     return order
 
 
+# Airflow on SQLite answers HTTP 500 "Database error" while another component holds the
+# database lock (seen under load on 2 cores); the request is safe to repeat.
+_BUSY_RETRIES = 5
+
+
 def _request(
     method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Any:
+    for attempt in range(_BUSY_RETRIES - 1):
+        try:
+            return _request_once(method, url, body, headers)
+        except BridgeError as err:
+            if not ("HTTP 500" in str(err) and "Database error" in str(err)):
+                raise
+            time.sleep(1.0 + attempt)
+    return _request_once(method, url, body, headers)
+
+
+def _request_once(
+    method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str] | None
 ) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
