@@ -34,9 +34,8 @@ JAN_FEB = {"2013-01": 27004, "2013-02": 24951}
 KILLED = -signal.SIGKILL
 
 
-def onering(
-    state: Path, source: Path, *args: str, fault: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def cli_env(state: Path, source: Path, fault: str | None = None) -> dict[str, str]:
+    """The environment of an `onering` process on this state folder (killed at ``fault``)."""
     env = {k: v for k, v in os.environ.items() if k != "ONERING_FAULT"}
     env.update(
         ONERING_STATE_DIR=str(state),
@@ -46,6 +45,13 @@ def onering(
     )
     if fault:
         env["ONERING_FAULT"] = fault
+    return env
+
+
+def onering(
+    state: Path, source: Path, *args: str, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = cli_env(state, source, fault)
     return subprocess.run(
         [sys.executable, "-m", "onering_assets.cli", *args],
         env=env,
@@ -208,13 +214,7 @@ def test_two_materializations_of_one_partition_at_once_are_serialized(
     state, source = tmp_path / "state", make_source()
     ok(onering(state, source, "materialize", "--select", 'key:"bronze/airlines"'))  # instance
     args = ("materialize", "--select", '+key:"silver/flights"', "--partition", "2013-01")
-    env = {k: v for k, v in os.environ.items() if k != "ONERING_FAULT"}
-    env.update(
-        ONERING_STATE_DIR=str(state),
-        ONERING_SOURCE_DIR=str(source),
-        DAGSTER_HOME=str(state / "dagster"),
-        COLUMNS="200",
-    )
+    env = cli_env(state, source)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "onering_assets.cli", *args],
