@@ -31,3 +31,11 @@ class ChangelogError(ConfigError):
 
 class QueryError(OneRingError):
     """A store could not run a read (unknown table, its own syntax error, no connection)."""
+
+
+class PostgresDownError(OneRingError):
+    """The Gold Postgres stopped (or cannot be started or reached) during a run or a query.
+
+    Not a data problem: no transaction was left half-done, and a re-run may succeed (the
+    embedded server is started again by the next connection), so the run is retryable.
+    """
