@@ -10,6 +10,7 @@ published instead of being created.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import dagster as dg
 
+from onering_assets import journal
 from onering_assets.catalog import SqlTable
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, gold_checks
@@ -27,10 +29,14 @@ from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.gold.reconcile import Reconciliation
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
+from onering_assets.resources.postgres import stop_embedded
 from onering_assets.settings import PLATFORM_DIR
 
 LIQUIBASE_DIR = PLATFORM_DIR / "versioning" / "liquibase"
 _migrated: set[str] = set()
+# Test-only fault points (``ONERING_FAULT``): stop or SIGKILL the embedded server after the
+# publish's DELETE + INSERT, before COMMIT, while this process keeps running.
+POSTGRES_FAULTS = {"gold.publish.stop_postgres": False, "gold.publish.kill_postgres": True}
 
 
 def migrate(pg: PostgresResource) -> list[str]:
@@ -76,6 +82,13 @@ def check_published(
         return MartAudit.published(conn, table, ch.get_client(), resources.lake, partitions).all()
 
 
+def _postgres_fault(pg: PostgresResource) -> None:
+    """Test-only: stop (or SIGKILL) the embedded server when ``ONERING_FAULT`` says so."""
+    kill = POSTGRES_FAULTS.get(os.environ.get(journal.FAULT_ENV, ""))
+    if kill is not None and pg.embedded_dir:
+        stop_embedded(Path(pg.embedded_dir), kill=kill)
+
+
 def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     """One Gold mart: compute in ClickHouse, then stage, audit, publish in one transaction."""
     decls = gold_checks(table)
@@ -102,6 +115,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             publish.stage(conn, table, result)
             yield MartAudit.staged(conn, table, client, lake, partitions, result).all()
             total = publish.publish(conn, table, partitions)
+            _postgres_fault(pg)
         yield materialize_result(
             publish.rows_by_month(table, result),
             table.partitioned,

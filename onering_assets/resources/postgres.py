@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ import dagster as dg
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from onering_assets.errors import ConfigError, QueryError
+from onering_assets.errors import ConfigError, PostgresDownError, QueryError
 from onering_assets.resources import embedded_pg
 
 Role = Literal["owner", "reader"]
@@ -73,10 +74,77 @@ class PostgresResource(dg.ConfigurableResource):
         A ``reader`` connection is read-only as well: its transactions cannot write even
         where the role's privileges would allow it.
         """
-        with psycopg.connect(self.conninfo(), autocommit=autocommit) as conn:
-            if self.role == "reader":
-                conn.read_only = True
-            yield conn
+        conninfo = self.conninfo()
+        stage = "connecting"
+        try:
+            with psycopg.connect(conninfo, autocommit=autocommit) as conn:
+                stage = "reading" if self.role == "reader" or autocommit else "transaction"
+                if self.role == "reader":
+                    conn.read_only = True
+                yield conn
+                stage = "commit" if stage == "transaction" else stage
+        except psycopg.OperationalError as err:
+            if not connection_lost(err, connecting=stage == "connecting"):
+                raise
+            raise PostgresDownError(self._down_message(err, stage)) from None
+
+    def _down_message(self, err: psycopg.OperationalError, stage: str) -> str:
+        """One line: which server, what libpq said, what became of the transaction, what next."""
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        for secret in self.secrets():
+            reason = reason.replace(secret, "***")
+        if self.embedded_dir:
+            where = f"The embedded Gold Postgres in {Path(self.embedded_dir).resolve()} stopped"
+            then = "Run again: OneRing restarts it."
+        else:
+            where = f"The Gold Postgres at {_address(self.dsn or '')} stopped or is unreachable"
+            then = "Run again once it is back."
+        return f"{where} ({reason}); {_outcome(err, stage)}{then}"
+
+
+# SQLSTATEs of a server going away: 57P01 admin shutdown (``pg_ctl stop``, a terminated
+# backend), 57P02 crash shutdown, 57P03 not accepting connections yet or any more; class 08
+# is the connection failing. libpq's own "server closed the connection" has no SQLSTATE.
+_DOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
+# A failed connect has no SQLSTATE either way; these are libpq's words for no server there
+# (a wrong password or an unknown database are not, and a retry cannot fix them).
+_UNREACHABLE = re.compile(
+    r"refused|no such file or directory|server closed the connection|timeout expired|"
+    r"shutting down|starting up|recovery mode|reset by peer|could not translate host name|"
+    r"unreachable|no route to host",
+    re.IGNORECASE,
+)
+
+
+def connection_lost(err: psycopg.OperationalError, *, connecting: bool = False) -> bool:
+    """Whether ``err`` means the server stopped or cannot be reached (a retry may succeed).
+
+    A wrong password, a lock timeout or a cancelled query are not: they stay as Postgres
+    reported them.
+    """
+    state = err.sqlstate
+    if connecting and state is None:
+        return bool(_UNREACHABLE.search(str(err)))
+    return state is None or state in _DOWN_STATES or state.startswith("08")
+
+
+def _outcome(err: psycopg.OperationalError, stage: str) -> str:
+    """What became of the transaction the lost connection had open."""
+    if stage == "transaction" or (stage == "commit" and err.sqlstate):
+        # The server answered with an error (FATAL) instead of committing: rolled back.
+        return "its transaction was rolled back, nothing was written. "
+    if stage == "commit":
+        return "the connection dropped during COMMIT, which Postgres applies whole or not at all. "
+    return ""
+
+
+def _address(dsn: str) -> str:
+    """``host:port`` of a DSN, never its password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "the configured DSN"
+    return f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}"
 
 
 def _dsn_password(dsn: str) -> list[str]:
@@ -90,9 +158,16 @@ def _dsn_password(dsn: str) -> list[str]:
     return [str(password)] if password else []
 
 
-def stop_embedded(data_dir: Path) -> None:
-    """Stop an embedded server left running in ``data_dir`` (before deleting it)."""
+def stop_embedded(data_dir: Path, *, kill: bool = False) -> None:
+    """Stop an embedded server left running in ``data_dir`` (before deleting it).
+
+    ``kill``: SIGKILL the postmaster instead, as a crash or the OOM killer would (the fault
+    tests), and wait until its backends have noticed and exited.
+    """
     if not (data_dir / "postmaster.pid").exists():
+        return
+    if kill:
+        _kill_postmaster(data_dir)
         return
     import subprocess
 
@@ -105,3 +180,19 @@ def stop_embedded(data_dir: Path) -> None:
         check=False,
         timeout=60,
     )
+
+
+def _kill_postmaster(data_dir: Path) -> None:
+    import psutil
+
+    pid = embedded_pg.postmaster_pid(data_dir)
+    if pid is None:
+        return
+    try:
+        postmaster = psutil.Process(pid)
+        backends = postmaster.children()
+        postmaster.kill()
+    except psutil.NoSuchProcess:
+        return
+    # Each backend exits once it sees the postmaster gone (within a second, measured).
+    psutil.wait_procs(backends, timeout=30)
