@@ -39,3 +39,10 @@ class PostgresDownError(OneRingError):
     Not a data problem: no transaction was left half-done, and a re-run may succeed (the
     embedded server is started again by the next connection), so the run is retryable.
     """
+
+
+class CorruptLakeFileError(OneRingError):
+    """A published lake file cannot be read (truncated or overwritten); re-ingest its partition.
+
+    Nothing is published from it; a plain retry fails the same way until it is re-ingested.
+    """
