@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,11 +14,24 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from onering_assets import journal
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, CorruptLakeFileError
 from onering_assets.resources.locks import FileLocks, Locks, PgLocks
 
 DATA_FILE = "data.parquet"
 STAGING = "_staging"
+# Where ClickHouse names the file it failed to read, and a lake file's layer/table/month.
+ENGINE_FILE = re.compile(r"\(in file/uri\s+([^)]+)\)")
+LAKE_FILE = re.compile(r"([a-z_]+)/([a-z0-9_]+)/(?:month=([0-9-]+)/)?" + re.escape(DATA_FILE) + "$")
+
+
+def _reason(err: BaseException) -> str:
+    """The engine's first line, without the file name it repeats (the message names it)."""
+    text = ENGINE_FILE.sub("", str(err))
+    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text.strip())
+    text = re.sub(r"^Code: \d+\. DB::Exception: ", "", text)
+    text = text.split(": While executing")[0].split(": read stage:")[0]
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first.split(". Either the file")[0].rstrip(": .")[:200]
 
 
 def stage_lock(layer: str, table: str, run: str) -> str:
@@ -224,8 +240,72 @@ class LakeResource(dg.ConfigurableResource):
         return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
 
     def read(self, layer: str, table: str, partition: str | None = None) -> pa.Table:
+        """One published partition; a file that cannot be read raises CorruptLakeFileError."""
         fs, base = self._filesystem()
-        return pq.read_table(f"{base}/{self.relative_path(layer, table, partition)}", filesystem=fs)
+        path = f"{base}/{self.relative_path(layer, table, partition)}"
+        try:
+            return pq.read_table(path, filesystem=fs)
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError) as err:
+            raise self.unreadable(layer, table, partition, _reason(err)) from None
+
+    def unreadable(
+        self, layer: str, table: str, partition: str | None, reason: str
+    ) -> CorruptLakeFileError:
+        """The one-line error for a lake file that cannot be read, with the command to fix it."""
+        fs, base = self._filesystem()
+        path = f"{base}/{self.relative_path(layer, table, partition)}"
+        shown = path if isinstance(fs, pafs.LocalFileSystem) else f"s3://{path}"
+        month = f" {partition}" if partition else ""
+        again = f"onering materialize --select 'key:\"{layer}/{table}\"'" + (
+            f" --partition {partition}" if partition else ""
+        )
+        return CorruptLakeFileError(
+            f"{layer}.{table}{month}: the lake file {shown} is unreadable ({reason}); "
+            f"re-ingest it with `{again}`, then run again."
+        )
+
+    def check_readable(self, layer: str, table: str, partitions: list[str] | None) -> None:
+        """Read the Parquet footer of each file about to be read (missing files are skipped).
+
+        A truncated or overwritten file has no valid footer; reading only the footer costs
+        well under a millisecond a file, so the engine is never handed a corrupt file.
+        """
+        fs, base = self._filesystem()
+        for part in partitions or [None]:
+            path = f"{base}/{self.relative_path(layer, table, part)}"
+            try:
+                pq.read_metadata(path, filesystem=fs)
+            except FileNotFoundError:
+                continue
+            except (pa.ArrowException, OSError) as err:
+                raise self.unreadable(layer, table, part, _reason(err)) from None
+
+    def engine_error(self, err: BaseException) -> CorruptLakeFileError | None:
+        """A ClickHouse failure to read a lake file, as CorruptLakeFileError (else None).
+
+        Catches what the footer check cannot see: damage inside a file with a valid footer.
+        """
+        found = ENGINE_FILE.search(str(err))
+        where = LAKE_FILE.search(found.group(1).strip()) if found else None
+        if where is None:
+            return None
+        layer, table, partition = where.groups()
+        return self.unreadable(layer, table, partition, _reason(err))
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Turn the engine's failure to read a lake file into one CorruptLakeFileError."""
+        try:
+            yield
+        except CorruptLakeFileError:
+            raise
+        except Exception as err:
+            corrupt = self.engine_error(err)
+            if corrupt is None:
+                raise
+            raise corrupt from None
 
     def exists(self, layer: str, table: str, partition: str | None = None) -> bool:
         fs, base = self._filesystem()
@@ -238,8 +318,10 @@ class LakeResource(dg.ConfigurableResource):
         """A ClickHouse table function reading the given partitions, plus its parameters.
 
         With ``structure`` (``"col Type, …"``) columns are read by name and a column missing
-        from a file reads as its type's default.
+        from a file reads as its type's default. The files' footers are checked first (see
+        ``check_readable``), so a corrupt file is one error naming it, not the engine's.
         """
+        self.check_readable(layer, table, partitions)
         if partitions:
             glob = ",".join(partitions)
             rel = self.relative_path(

@@ -133,9 +133,11 @@ class SilverBuild:
                 what=f"Staging of silver.{self.table.name} by run {self.run}",
             )
         )
+        # staged_selects checks each month file's footer; reading() names damage beyond it.
         selects, params = staged_selects(self.table, self.lake, self.partitions)
-        for statement in plan.stage_statements(self.table, selects, self.names):
-            self.client.command(statement, parameters=params)
+        with self.lake.reading():
+            for statement in plan.stage_statements(self.table, selects, self.names):
+                self.client.command(statement, parameters=params)
 
     def _audited(self, staged: bool) -> Audited:
         names = self.names
@@ -150,7 +152,9 @@ class SilverBuild:
 
     def checks(self, *, staged: bool) -> list[Outcome]:
         """The SQL checks, on staging (``staged``) or on what is published."""
-        return audit(self.client, self._audited(staged))
+        audited = self._audited(staged)
+        with self.lake.reading():
+            return audit(self.client, audited)
 
     def suite(self, *, staged: bool) -> Outcome | None:
         """The table's Great Expectations suite, if it has one."""
