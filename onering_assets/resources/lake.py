@@ -24,6 +24,17 @@ ENGINE_FILE = re.compile(r"\(in file/uri\s+([^)]+)\)")
 LAKE_FILE = re.compile(r"([a-z_]+)/([a-z0-9_]+)/(?:month=([0-9-]+)/)?" + re.escape(DATA_FILE) + "$")
 
 
+def _footer_error(fs: pafs.FileSystem, path: str) -> str | None:
+    """Why the Parquet footer of ``path`` cannot be read; None if it can or there is no file."""
+    try:
+        pq.read_metadata(path, filesystem=fs)
+    except FileNotFoundError:
+        return None
+    except (pa.ArrowException, OSError) as err:
+        return _reason(err)
+    return None
+
+
 def _reason(err: BaseException) -> str:
     """The engine's first line, without the file name it repeats (the message names it)."""
     text = ENGINE_FILE.sub("", str(err))
@@ -137,6 +148,8 @@ class LakeResource(dg.ConfigurableResource):
                 try:
                     with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
                         journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
+                        # A corrupt file being replaced is kept, not overwritten.
+                        self.set_aside_unreadable(layer, table, list(parts), run_id)
                         journal.publish(jr, entry, self._apply, self._cleanup)
                 except BaseException:
                     # Journaled staging is rolled forward later; anything else is dropped now.
@@ -274,13 +287,30 @@ class LakeResource(dg.ConfigurableResource):
         """
         fs, base = self._filesystem()
         for part in partitions or [None]:
-            path = f"{base}/{self.relative_path(layer, table, part)}"
-            try:
-                pq.read_metadata(path, filesystem=fs)
-            except FileNotFoundError:
+            reason = _footer_error(fs, f"{base}/{self.relative_path(layer, table, part)}")
+            if reason:
+                raise self.unreadable(layer, table, part, reason)
+
+    def set_aside_unreadable(
+        self, layer: str, table: str, partitions: list[str | None], batch_id: str
+    ) -> list[str]:
+        """Move each published file of these partitions whose footer is unreadable to quarantine.
+
+        A re-ingest calls this before replacing the partitions, so a corrupt file is kept
+        (``quarantine/<layer>/<table>/<batch>/corrupt/month=…/data.parquet``), never
+        overwritten; ``onering gc`` ages it out with the batch's other quarantine.
+        """
+        fs, base = self._filesystem()
+        moved = []
+        for part in partitions:
+            rel = self.relative_path(layer, table, part)
+            if not _footer_error(fs, f"{base}/{rel}"):
                 continue
-            except (pa.ArrowException, OSError) as err:
-                raise self.unreadable(layer, table, part, _reason(err)) from None
+            kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{rel.split('/', 2)[2]}"
+            fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
+            fs.move(f"{base}/{rel}", kept)
+            moved.append(kept)
+        return moved
 
     def engine_error(self, err: BaseException) -> CorruptLakeFileError | None:
         """A ClickHouse failure to read a lake file, as CorruptLakeFileError (else None).
