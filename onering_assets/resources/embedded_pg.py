@@ -253,12 +253,24 @@ def _await_reaped(data_dir: Path) -> None:
 
 
 def _last_fatal(data_dir: Path) -> str:
+    """The server log's last FATAL (or PANIC), after what the same process logged just before.
+
+    A bad setting, for instance, is logged (LOG) by the process whose FATAL only says that
+    the configuration file contains errors.
+    """
     try:
         lines = (data_dir / "log").read_text(errors="replace").splitlines()
     except OSError:
         return "no server log"
-    found = [ln for ln in lines if "FATAL:" in ln or "PANIC:" in ln]
-    return found[-1].split(":  ", 1)[-1].strip() if found else "see its log"
+    fatal = [i for i, line in enumerate(lines) if "FATAL:" in line or "PANIC:" in line]
+    if not fatal:
+        return "see its log"
+    end = fatal[-1]
+    process = lines[end].split("]", 1)[0]  # "<time> UTC [<pid>"
+    start = end
+    while start > max(0, end - 2) and lines[start - 1].split("]", 1)[0] == process:
+        start -= 1
+    return "; ".join(line.split(":  ", 1)[-1].strip() for line in lines[start : end + 1])
 
 
 def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
@@ -274,9 +286,11 @@ def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
             wheel.ensure_postgres_running()
         return wheel
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        # Paths inside the data folder are named relative to it: the line stays readable.
+        reason = _last_fatal(data_dir).replace(f"{data_dir}{os.sep}", "")
         raise PostgresDownError(
-            f"The embedded Postgres in {data_dir} is not running and could not be started "
-            f"({_last_fatal(data_dir)}); its log is {data_dir / 'log'}."
+            f"The embedded Postgres in {data_dir} could not be started ({reason}); "
+            f"see {data_dir / 'log'}."
         ) from None
 
 

@@ -1,0 +1,194 @@
+"""The Gold Postgres stopped or killed mid-run: real `onering` processes, embedded Postgres, chDB.
+
+Two ways the embedded server goes away: ``pg_ctl stop -m fast`` (an operator, a shutdown) and
+SIGKILL of the postmaster (a crash, the OOM killer; it leaves a stale ``postmaster.pid``). A
+test-only fault point (``ONERING_FAULT=gold.publish.stop_postgres`` / ``kill_postgres``, see
+onering_assets/gold/assets.py) does it inside the Gold transaction, after the publish's DELETE
++ INSERT and before COMMIT, while the run's process keeps running. What each test asserts:
+- the run fails with exit 1 and ONE line naming the server and what to do, no traceback; its
+  ``--json`` summary is retryable and the Airflow bridge's verdict retries it (it is not a
+  failed blocking check);
+- Gold keeps its complete previous version (the transaction was never committed);
+- a plain re-run (a new process) starts the server again and publishes the new version; so
+  do `onering sql` and `onering check`, and a retry inside the same process (the Airflow
+  bridge's in_process mode);
+- a server that cannot start at all is one line naming the log's FATAL line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from airflow_bridge.errors import ChecksFailedError, RunFailedError
+from airflow_bridge.runs import verdict
+from onering_assets.resources import embedded_pg
+from onering_assets.resources.postgres import stop_embedded
+from onering_assets.settings import PROJECT_ROOT
+from tests.conftest import gold_rows, settings_for
+from tests.test_faults import cli_env, ok
+
+TABLE = "carrier_monthly_performance"
+BUILD = ("--select", f'+key:"gold/{TABLE}"', "--partition", "2013-01")
+GOLD = ("--select", f'key:"gold/{TABLE}"', "--partition", "2013-01")
+FAULTS = {"stop": "gold.publish.stop_postgres", "kill": "gold.publish.kill_postgres"}
+
+
+def onering(
+    state: Path, source: Path | None, *args: str, fault: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = cli_env(state, source or state / "no-source", fault)
+    if source is None:
+        env.pop("ONERING_SOURCE_DIR")
+    env["COLUMNS"] = "1000"  # a one-line error must not be wrapped by the terminal width
+    return subprocess.run(
+        [sys.executable, "-m", "onering_assets.cli", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A state folder whose embedded server is stopped at the end (this process starts it)."""
+    folder = tmp_path / "state"
+    yield folder
+    stop_embedded(settings_for(folder, None).postgres_dir.resolve())
+
+
+def fewer_flights(make_source, flights: pd.DataFrame) -> Path:
+    """A source whose January gives a different mart: UA's flights of the 1st removed."""
+    kept = flights[~((flights.carrier == "UA") & (flights.day == "1"))]
+    return make_source(flights=kept.reset_index(drop=True))
+
+
+def down_message(proc: subprocess.CompletedProcess[str], pg_dir: Path) -> str:
+    """The one line saying the server went away (asserting it is one line, no traceback)."""
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "Stack Trace" not in output, output
+    lines = [line for line in output.splitlines() if "PostgresDownError" in line]
+    assert len(lines) == 1, output
+    message = lines[0].split("PostgresDownError: ", 1)[1]
+    assert message.startswith(f"The embedded Gold Postgres in {pg_dir} stopped ("), message
+    assert message.endswith(
+        "; its transaction was rolled back, nothing was written. Run again: OneRing restarts it."
+    ), message
+    return message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["stop", "kill"])
+def test_postgres_gone_during_gold_publish_is_one_retryable_line_and_a_rerun_publishes(
+    state: Path, make_source, flights_jan_feb: pd.DataFrame, mode: str
+) -> None:
+    ok(onering(state, make_source(), "materialize", *BUILD))
+    settings = settings_for(state, None)
+    pg_dir = settings.postgres_dir.resolve()
+    before = gold_rows(settings, TABLE)
+    source = fewer_flights(make_source, flights_jan_feb)
+
+    failed = onering(state, source, "materialize", *BUILD, fault=FAULTS[mode])
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    down_message(failed, pg_dir)
+    if mode == "kill":  # the crash left its postmaster.pid behind
+        assert embedded_pg.postmaster_pid(pg_dir) is not None
+    # This process started the server first; its next connection starts it again.
+    assert gold_rows(settings, TABLE) == before
+
+    failed = onering(state, source, "materialize", "--json", *GOLD, fault=FAULTS[mode])
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    summary = json.loads(failed.stdout)
+    assert summary["success"] is False and summary["retryable"] is True
+    assert summary["failed_checks"] == []
+    assert [e for e in summary["errors"] if "PostgresDownError" in e] == summary["errors"]
+    assert len(summary["errors"]) == 1
+    with pytest.raises(RunFailedError) as raised:
+        verdict(summary)
+    assert not isinstance(raised.value, ChecksFailedError)
+    assert gold_rows(settings, TABLE) == before
+
+    ok(onering(state, source, "materialize", *GOLD))
+    after = gold_rows(settings, TABLE)
+    assert len(after) == len(before) and after != before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["stop", "kill"])
+def test_sql_and_check_start_a_stopped_or_killed_server_again(
+    state: Path, make_source, mode: str
+) -> None:
+    source = make_source()
+    ok(onering(state, source, "materialize", *BUILD))
+    settings = settings_for(state, None)
+    pg_dir = settings.postgres_dir.resolve()
+    before = gold_rows(settings, TABLE)  # this process holds the server from here on
+
+    stop_embedded(pg_dir, kill=mode == "kill")
+    assert (embedded_pg.postmaster_pid(pg_dir) is not None) == (mode == "kill")
+    query = ok(
+        onering(state, source, "sql", "--format", "csv", f"SELECT count(*) FROM gold.{TABLE}")
+    )
+    assert query.stdout.splitlines() == ["count", str(len(before))]
+    assert query.stderr == ""
+
+    stop_embedded(pg_dir, kill=mode == "kill")
+    checked = ok(onering(state, source, "check", "--select", f'key:"gold/{TABLE}"'))
+    assert "0 failed" in checked.stdout
+
+    stop_embedded(pg_dir, kill=mode == "kill")
+    assert gold_rows(settings, TABLE) == before  # and this process, whose server it was
+
+
+@pytest.mark.slow
+def test_an_in_process_retry_starts_the_killed_server_again(
+    state: Path, make_source, flights_jan_feb: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Airflow bridge's in_process mode: the retry runs in the same Python process."""
+    from onering_assets.runner import run_keys
+
+    ok(onering(state, make_source(), "materialize", *BUILD))
+    settings = settings_for(state, None)
+    before = gold_rows(settings, TABLE)
+    source = fewer_flights(make_source, flights_jan_feb)
+    ok(onering(state, source, "materialize", "--select", '+key:"silver/flights"', *GOLD[2:]))
+    monkeypatch.setenv("ONERING_STATE_DIR", str(state))
+    monkeypatch.setenv("ONERING_SOURCE_DIR", str(source))
+    monkeypatch.setenv("DAGSTER_HOME", str(state / "dagster"))
+
+    monkeypatch.setenv("ONERING_FAULT", FAULTS["kill"])
+    failed = run_keys([f"gold/{TABLE}"], "2013-01", "2013-01", tags={})
+    assert not failed.success and failed.to_dict()["retryable"] is True
+    assert any("PostgresDownError" in e for e in failed.errors())
+    assert gold_rows(settings, TABLE) == before
+
+    monkeypatch.delenv("ONERING_FAULT")
+    retried = run_keys([f"gold/{TABLE}"], "2013-01", "2013-01", tags={})
+    assert retried.success, retried.failures
+    after = gold_rows(settings, TABLE)
+    assert len(after) == len(before) and after != before
+
+
+def test_a_server_that_cannot_start_is_one_line_naming_its_log(state: Path) -> None:
+    pg_dir = settings_for(state, None).postgres_dir.resolve()
+    embedded_pg.start(pg_dir)
+    stop_embedded(pg_dir)
+    with (pg_dir / "postgresql.auto.conf").open("a") as conf:
+        conf.write("shared_buffers = 'plenty'\n")
+
+    result = onering(state, None, "sql", "SELECT 1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr == (
+        f"error: The embedded Postgres in {pg_dir} could not be started (invalid value for "
+        'parameter "shared_buffers": "plenty"; configuration file "postgresql.auto.conf" '
+        f"contains errors); see {pg_dir / 'log'}.\n"
+    )
