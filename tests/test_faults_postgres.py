@@ -20,10 +20,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from airflow_bridge.errors import ChecksFailedError, RunFailedError
@@ -80,7 +83,7 @@ def down_message(proc: subprocess.CompletedProcess[str], pg_dir: Path) -> str:
     message = lines[0].split("PostgresDownError: ", 1)[1]
     assert message.startswith(f"The embedded Gold Postgres in {pg_dir} stopped ("), message
     assert message.endswith(
-        "; its transaction was rolled back, nothing was written. Run again: OneRing restarts it."
+        ". Its transaction was rolled back, nothing was written. Run again: OneRing restarts it."
     ), message
     return message
 
@@ -192,3 +195,19 @@ def test_a_server_that_cannot_start_is_one_line_naming_its_log(state: Path) -> N
         'parameter "shared_buffers": "plenty"; configuration file "postgresql.auto.conf" '
         f"contains errors); see {pg_dir / 'log'}.\n"
     )
+
+
+def test_a_start_waits_until_a_killed_postmaster_is_reaped(tmp_path: Path) -> None:
+    """Until init reaps a killed postmaster, the wheel and pg_ctl take the zombie for alive."""
+    zombie = subprocess.Popen(["true"])  # exits at once; a zombie until waited for
+    while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.01)
+    data_dir = tmp_path / "postgres"
+    data_dir.mkdir()
+    (data_dir / "postmaster.pid").write_text(f"{zombie.pid}\n{data_dir}\n")
+    reaper = threading.Timer(0.5, zombie.wait)
+    started = time.monotonic()
+    reaper.start()
+    embedded_pg._await_reaped(data_dir)
+    assert time.monotonic() - started >= 0.4
+    assert not psutil.pid_exists(zombie.pid)

@@ -99,7 +99,7 @@ class PostgresResource(dg.ConfigurableResource):
         else:
             where = f"The Gold Postgres at {_address(self.dsn or '')} stopped or is unreachable"
             then = "Run again once it is back."
-        return f"{where} ({reason}); {_outcome(err, stage)}{then}"
+        return f"{where} ({reason}). {_outcome(err, stage)}{then}"
 
 
 # SQLSTATEs of a server going away: 57P01 admin shutdown (``pg_ctl stop``, a terminated
@@ -132,9 +132,9 @@ def _outcome(err: psycopg.OperationalError, stage: str) -> str:
     """What became of the transaction the lost connection had open."""
     if stage == "transaction" or (stage == "commit" and err.sqlstate):
         # The server answered with an error (FATAL) instead of committing: rolled back.
-        return "its transaction was rolled back, nothing was written. "
+        return "Its transaction was rolled back, nothing was written. "
     if stage == "commit":
-        return "the connection dropped during COMMIT, which Postgres applies whole or not at all. "
+        return "The connection dropped during COMMIT, which Postgres applies whole or not at all. "
     return ""
 
 
