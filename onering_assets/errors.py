@@ -2,11 +2,20 @@
 
 
 class OneRingError(Exception):
-    """Base class: the message says what went wrong and what to do."""
+    """Base class: the message says what went wrong and what to do.
+
+    ``retryable``: whether running the same thing again may succeed (a busy or stopped
+    store) or cannot until someone changes something (a declaration, a corrupt file). The
+    Airflow bridge retries only the first kind.
+    """
+
+    retryable = True
 
 
 class ConfigError(OneRingError):
     """A setting, profile or declaration is invalid."""
+
+    retryable = False
 
 
 class StoreBusyError(OneRingError):
@@ -19,6 +28,8 @@ class SourceError(OneRingError):
 
 class ReadOnlyError(OneRingError):
     """A statement that writes was sent to a read-only entry point."""
+
+    retryable = False
 
 
 class NothingSelectedError(ConfigError):
@@ -46,3 +57,16 @@ class CorruptLakeFileError(OneRingError):
 
     Nothing is published from it; a plain retry fails the same way until it is re-ingested.
     """
+
+    retryable = False
+
+
+def not_retryable() -> frozenset[str]:
+    """Class names of the errors a retry cannot fix (as Dagster records them)."""
+    found, todo = set(), [OneRingError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not cls.retryable:
+            found.add(cls.__name__)
+    return frozenset(found)

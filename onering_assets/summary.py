@@ -11,15 +11,17 @@ from typing import Any
 
 import dagster as dg
 
+from onering_assets.errors import not_retryable
+
 
 @dataclass
 class RunSummary:
     """What a run did, and whether it failed on data (blocking checks) or otherwise.
 
     ``failures`` are every failed step; ``check_steps`` the steps among them that stopped
-    because blocking checks failed (a data problem: re-running the same data fails the
-    same way); the others are ``errors`` (a busy store, a lost connection, a killed
-    process...), which a retry may fix.
+    because blocking checks failed or on an error a retry cannot fix (a data problem:
+    re-running the same data fails the same way); the others are ``errors`` (a busy store,
+    a lost connection, a killed process...), which a retry may fix.
     """
 
     success: bool
@@ -85,10 +87,16 @@ def _step_failure(summary: RunSummary, event: Any) -> None:
     while error is not None and error.cause is not None:
         error = error.cause
     message = error.message.strip() if error else "failed"
+    if error is not None:
+        # A OneRing error is its own sentence; Dagster prefixes the class path.
+        message = message.removeprefix(f"onering_assets.errors.{error.cls_name}: ")
     summary.failures.append(f"{event.step_key}: {message}")
     user = data.user_failure_data
-    # factory.build_table_asset raises dg.Failure(metadata={"failed_checks": ...}).
-    if user is not None and "failed_checks" in (user.metadata or {}):
+    # factory.build_table_asset raises dg.Failure(metadata={"failed_checks": ...}); a
+    # OneRing error a retry cannot fix (a corrupt lake file, a bad declaration) counts as
+    # a data problem too.
+    failed_checks = user is not None and "failed_checks" in (user.metadata or {})
+    if failed_checks or (error is not None and error.cls_name in not_retryable()):
         summary.check_steps.append(str(event.step_key))
 
 

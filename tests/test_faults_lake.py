@@ -7,6 +7,7 @@ bytes flipped inside a file whose footer still reads); the readers are the real 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -159,6 +160,11 @@ def test_corrupt_month_fails_every_reader_in_one_line_and_reingest_converges(
 
         silver = ("--select", 'key:"silver/flights"', "--partition", "2013-02")
         fails_naming(onering(state, source, "materialize", *silver), path)
+        # A retry cannot fix it until the month is re-ingested: Airflow must not retry.
+        verdict = onering(state, source, "materialize", *silver, "--json")
+        summary = json.loads(verdict.stdout.strip().splitlines()[-1])
+        assert summary["success"] is False and summary["retryable"] is False
+        assert "onering_assets.errors" not in summary["failures"][0]
         gold = ("--select", 'key:"gold/carrier_monthly_performance"', "--partition", "2013-02")
         fails_naming(onering(state, source, "materialize", *gold), path)
         fails_naming(onering(state, source, "check"), path)

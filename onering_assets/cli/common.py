@@ -74,7 +74,9 @@ def print_summary(summary, title: str) -> None:
     for asset, check, _, description in failed:
         out.print(f"  [red]failed[/red] {asset}:{check} — {description}", highlight=False)
     for failure in summary.failures:
-        out.print(f"  [red]step failed[/red] {failure.splitlines()[0]}", highlight=False)
+        out.print(
+            f"  [red]step failed[/red] {failure.splitlines()[0]}", highlight=False, soft_wrap=True
+        )
 
 
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="Run tag KEY=VALUE (repeatable).")]
