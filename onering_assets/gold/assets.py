@@ -34,9 +34,11 @@ from onering_assets.settings import PLATFORM_DIR
 
 LIQUIBASE_DIR = PLATFORM_DIR / "versioning" / "liquibase"
 _migrated: set[str] = set()
-# Test-only fault points (``ONERING_FAULT``): stop or SIGKILL the embedded server after the
-# publish's DELETE + INSERT, before COMMIT, while this process keeps running.
-POSTGRES_FAULTS = {"gold.publish.stop_postgres": False, "gold.publish.kill_postgres": True}
+# Test-only fault points (``ONERING_FAULT=<point>.stop_postgres`` or ``.kill_postgres``): stop
+# or SIGKILL the embedded server while this process keeps running. ``gold.compute``: after
+# this process started it, while ClickHouse computes; ``gold.publish``: inside the publish
+# transaction, after its DELETE + INSERT, before COMMIT.
+POSTGRES_FAULTS = {"stop_postgres": False, "kill_postgres": True}
 
 
 def migrate(pg: PostgresResource) -> list[str]:
@@ -82,9 +84,10 @@ def check_published(
         return MartAudit.published(conn, table, ch.get_client(), resources.lake, partitions).all()
 
 
-def _postgres_fault(pg: PostgresResource) -> None:
+def _postgres_fault(pg: PostgresResource, point: str) -> None:
     """Test-only: stop (or SIGKILL) the embedded server when ``ONERING_FAULT`` says so."""
-    kill = POSTGRES_FAULTS.get(os.environ.get(journal.FAULT_ENV, ""))
+    where, _, how = os.environ.get(journal.FAULT_ENV, "").rpartition(".")
+    kill = POSTGRES_FAULTS.get(how) if where == point else None
     if kill is not None and pg.embedded_dir:
         stop_embedded(Path(pg.embedded_dir), kill=kill)
 
@@ -107,6 +110,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         migrate(pg)
         started = time.perf_counter()
         result = publish.compute(client, table, partitions)
+        _postgres_fault(pg, "gold.compute")
         context.log.info(
             f"computed {result.num_rows} rows in ClickHouse "
             f"in {time.perf_counter() - started:.2f} s"
@@ -115,7 +119,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             publish.stage(conn, table, result)
             yield MartAudit.staged(conn, table, client, lake, partitions, result).all()
             total = publish.publish(conn, table, partitions)
-            _postgres_fault(pg)
+            _postgres_fault(pg, "gold.publish")
         yield materialize_result(
             publish.rows_by_month(table, result),
             table.partitioned,
