@@ -100,6 +100,24 @@ def out_of_range(column: str, bounds: tuple[float, float]) -> str:
     return f"(isNotNull({quoted}) AND NOT ({quoted} BETWEEN {literal(low)} AND {literal(high)}))"
 
 
+INVALID_PREFIX = "invalid "
+
+
+def landed_but_untyped(column: str) -> str:
+    """SQL true when ``column`` is null although its landed value (in ``_raw``) is not.
+
+    The declared SQL types values with ``…OrNull`` functions, so text, an overflow or a
+    negative number in an unsigned column would otherwise become a null that passes every
+    range. Only columns whose landed name is the same are covered (``_raw`` keeps the
+    landed names).
+    """
+    quoted = f"`{column}`"
+    return (
+        f"(isNull({quoted}) AND JSONType(_raw, '{column}') = 'String' "
+        f"AND trimBoth(JSONExtractString(_raw, '{column}')) != '')"
+    )
+
+
 def any_out_of_range(ranges: Ranges) -> str:
     """SQL true when any ranged column of a row is out of range (``0`` with no ranges)."""
     return " OR ".join(out_of_range(c, b) for c, b in ranges.items()) or "0"
@@ -109,12 +127,14 @@ def reject_out_of_range(sql: str, ranges: Ranges) -> str:
     """Wrap a declared Silver SELECT so out-of-range rows get a reject reason.
 
     A reason the declared SQL already gave (e.g. a value that does not parse) is kept:
-    it says more about the row than its range does. The first ranged column out of range,
-    in declaration order, names the reason.
+    it says more about the row than its range does. Then a ranged column that landed a
+    value but typed to null is ``invalid <column>``; then the first ranged column out of
+    range, in declaration order, names the reason.
     """
     if not ranges:
         return sql
-    arms = "".join(
+    arms = "".join(f"        {landed_but_untyped(c)}, '{INVALID_PREFIX}{c}',\n" for c in ranges)
+    arms += "".join(
         f"        {out_of_range(c, b)}, '{REASON_PREFIX}{c}',\n" for c, b in ranges.items()
     )
     return (

@@ -330,3 +330,43 @@ def test_an_implausible_daily_wind_blocks_gold(
     checks = {(a, c): d for a, c, _, d in summary.checks}
     assert "avg_wind_speed" in checks[("gold/airport_daily_weather", names.GE_SUITE)]
     assert gold_rows(settings, "airport_daily_weather") == before["gold"]["airport_daily_weather"]
+
+
+def test_values_that_do_not_type_are_rejected_not_nulled(
+    tmp_path: Path,
+    make_source,
+    flights_jan_feb: pd.DataFrame,
+    weather_jan_feb: pd.DataFrame,
+    instance: dg.DagsterInstance,
+) -> None:
+    """Text, overflows and negatives in typed columns are rejected as `invalid <column>`.
+
+    Typed with `…OrNull`, they would otherwise be published as null: a `dep_time` of 99999
+    would count as a cancelled flight in Gold.
+    """
+    flights = flights_jan_feb.copy()
+    flights.loc[5, "dep_time"] = "99999"  # overflows UInt16
+    flights.loc[6, "air_time"] = "abc"
+    flights.loc[7, "arr_time"] = "12:30"
+    flights.loc[8, "dep_time"] = "-5"  # negative in an unsigned column
+    weather = weather_jan_feb.copy()
+    weather.loc[3, "pressure"] = "bogus"
+    weather.loc[4, "wind_dir"] = "99999"
+    settings = settings_for(tmp_path, make_source(flights=flights, weather=weather))
+
+    summary = run(settings, instance=instance)
+
+    assert summary.success, summary.failures
+    assert reject_reasons(settings, "flights") == {
+        "invalid dep_time": 2,
+        "invalid air_time": 1,
+        "invalid arr_time": 1,
+    }
+    assert reject_reasons(settings, "weather") == {
+        "invalid pressure": 1,
+        "invalid wind_dir": 1,
+        "out of range: wind_speed": 1,  # the real EWR reading, 2013-02-12 08:00 UTC
+    }
+    cancelled = sum(r[4] for r in gold_rows(settings, "carrier_monthly_performance"))
+    expected = int(flights.drop(index=[5, 6, 7, 8])["dep_time"].isin(["", "NA"]).sum())
+    assert cancelled == expected

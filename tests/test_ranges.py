@@ -140,10 +140,12 @@ DECLARED = """-- a declared Silver SELECT, comment first
 SELECT
     toFloat64OrNull(s) AS speed,
     toInt32OrNull(d) AS delay,
-    multiIf(s = 'bad', 'invalid speed', '') AS _reject_reason
+    multiIf(s = 'bad', 'invalid speed', '') AS _reject_reason,
+    toJSONString(map('speed', s, 'delay', d)) AS _raw
 FROM values('s Nullable(String), d Nullable(String)',
     ('10', '0'), ('1048.36', '0'), ('bad', '99999'), (NULL, NULL), ('nan', '0'),
-    ('inf', '0'), ('220', '-120'), ('0', '1441'), ('-0.5', '5000'), ('220.0001', '0'))
+    ('inf', '0'), ('220', '-120'), ('0', '1441'), ('-0.5', '5000'), ('220.0001', '0'),
+    ('10', '12:30'), ('10', '99999999999'))
 -- trailing comment"""
 
 
@@ -167,6 +169,8 @@ def test_generated_sql_rejects_out_of_range_rows_on_chdb(prefer_column_name: int
         "out of range: delay",
         "out of range: speed",  # the first ranged column out of range names the reason
         "out of range: speed",  # just above the bound
+        "invalid delay",  # landed, but the declared SQL typed it to null
+        "invalid delay",  # an overflow is no null either
     ]
 
 
