@@ -181,6 +181,12 @@ class LakeResource(dg.ConfigurableResource):
         folder = f"{base}/{STAGING}/{entry.run}/{entry.layer}/{entry.table}"
         if fs.get_file_info(folder).type == pafs.FileType.Directory:
             fs.delete_dir(folder)
+        if isinstance(fs, pafs.LocalFileSystem):
+            # Then the run's folders once empty: rmdir refuses a folder another step of the
+            # same run is still writing into, where a recursive delete would not.
+            for parent in (Path(folder).parent, Path(folder).parent.parent):
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
 
     def recover(self) -> list[journal.Entry]:
         """Finish crashed publications, then delete staging no live run or pending entry owns.
