@@ -368,5 +368,5 @@ def test_values_that_do_not_type_are_rejected_not_nulled(
         "out of range: wind_speed": 1,  # the real EWR reading, 2013-02-12 08:00 UTC
     }
     cancelled = sum(r[4] for r in gold_rows(settings, "carrier_monthly_performance"))
-    expected = int(flights.drop(index=[5, 6, 7, 8])["dep_time"].isin(["", "NA"]).sum())
+    expected = sum(v in ("", "NA") for v in flights.drop(index=[5, 6, 7, 8])["dep_time"])
     assert cancelled == expected
