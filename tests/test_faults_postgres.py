@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,31 +32,13 @@ from airflow_bridge.errors import ChecksFailedError, RunFailedError
 from airflow_bridge.runs import verdict
 from onering_assets.resources import embedded_pg
 from onering_assets.resources.postgres import stop_embedded
-from onering_assets.settings import PROJECT_ROOT
 from tests.conftest import gold_rows, settings_for
-from tests.test_faults import cli_env, ok
+from tests.test_faults import ok, onering
 
 TABLE = "carrier_monthly_performance"
 BUILD = ("--select", f'+key:"gold/{TABLE}"', "--partition", "2013-01")
 GOLD = ("--select", f'key:"gold/{TABLE}"', "--partition", "2013-01")
 FAULTS = {mode: f"gold.publish.{mode}_postgres" for mode in ("stop", "kill")}
-
-
-def onering(
-    state: Path, source: Path | None, *args: str, fault: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = cli_env(state, source or state / "no-source", fault)
-    if source is None:
-        env.pop("ONERING_SOURCE_DIR")
-    env["COLUMNS"] = "1000"  # a one-line error must not be wrapped by the terminal width
-    return subprocess.run(
-        [sys.executable, "-m", "onering_assets.cli", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture
