@@ -52,6 +52,14 @@ class PostgresDownError(OneRingError):
     """
 
 
+class UpstreamChangedError(OneRingError):
+    """What a check reconciles against is mid-change: another run is rebuilding it.
+
+    E.g. a month landed in Bronze whose Silver build has not published yet (or failed).
+    Nothing was published; a re-run after that run finishes succeeds, so it is retryable.
+    """
+
+
 class CorruptLakeFileError(OneRingError):
     """A published lake file cannot be read (truncated or overwritten); re-ingest its partition.
 

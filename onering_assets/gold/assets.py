@@ -26,7 +26,7 @@ from onering_assets.factory import build_table_asset, materialize_result, table_
 from onering_assets.gold import publish
 from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
-from onering_assets.gold.reconcile import Reconciliation
+from onering_assets.gold.reconcile import Reconciliation, silver_read
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.resources.postgres import stop_embedded
@@ -95,7 +95,7 @@ def _postgres_fault(pg: PostgresResource, point: str) -> None:
 def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     """One Gold mart: compute in ClickHouse, then stage, audit, publish in one transaction."""
     decls = gold_checks(table)
-    Reconciliation.of(table)  # a bad declaration fails at definitions load, not mid-run
+    recon = Reconciliation.of(table)  # a bad declaration fails at definitions load
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
@@ -109,6 +109,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         client = ch.get_client()
         migrate(pg)
         started = time.perf_counter()
+        read = silver_read(client, lake, recon, partitions) if recon else None
         result = publish.compute(client, table, partitions)
         _postgres_fault(pg, "gold.compute")
         context.log.info(
@@ -117,7 +118,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         )
         with pg.connect() as conn:
             publish.stage(conn, table, result)
-            yield MartAudit.staged(conn, table, client, lake, partitions, result).all()
+            yield MartAudit.staged(conn, table, client, lake, partitions, result, read).all()
             total = publish.publish(conn, table, partitions)
             _postgres_fault(pg, "gold.publish")
         yield materialize_result(

@@ -8,6 +8,13 @@ the Bronze Parquet files in the lake (ClickHouse ``file()``/``s3()``) and
 rejected, so landed minus rejected is what Silver holds, per group. A mart whose SQL drops
 or duplicates rows, or a Silver table that lost rows after it was published, fails.
 
+The count is only independent evidence if Bronze and Silver hold the same ingestion: while
+another run has landed a month in Bronze and not yet published its Silver build (or that
+build failed its checks), the two differ for reasons that say nothing about the mart. So
+every ``_batch_id`` is compared first (Bronze's file, Silver's rows and rejects, and the
+Silver batches the mart was computed from), before and after counting; a difference is
+``UpstreamChangedError`` (retryable, nothing published), never a failed reconciliation.
+
 Declared in the mart's ``.yml`` under ``checks:``::
 
     reconcile_sum: flights          # the Gold column that counts landed rows
@@ -27,7 +34,7 @@ from psycopg import sql
 from onering_assets.catalog import SqlTable, identifier
 from onering_assets.checks import names as checks
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, UpstreamChangedError
 from onering_assets.partitions import MONTHLY
 
 if TYPE_CHECKING:
@@ -115,6 +122,100 @@ def landed_months(lake: LakeResource, table: str, partitions: list[str] | None) 
     if partitions:
         return partitions
     return [p for p in MONTHLY.get_partition_keys() if lake.exists("bronze", table, p)]
+
+
+Batches = dict[str, frozenset[str]]
+
+
+def silver_batches(client: Client, table: str, months: list[str]) -> Batches:
+    """Per month: the ``_batch_id`` values of ``silver.<table>`` and its rejects."""
+    if not months:
+        return {}
+    name = identifier(table, where="reconciliation")
+    rows = client.query(
+        "SELECT _partition, groupUniqArray(_batch_id) FROM ("
+        f" SELECT _partition, _batch_id FROM silver.`{name}`"
+        " WHERE _partition IN {m:Array(String)}"
+        f" UNION ALL SELECT _partition, _batch_id FROM silver.`{name}_rejects`"
+        " WHERE _partition IN {m:Array(String)}) GROUP BY _partition",
+        parameters={"m": months},
+        settings={"readonly": 2},
+    ).result_rows
+    return {str(month): frozenset(batches) for month, batches in rows}
+
+
+def bronze_batches(client: Client, lake: LakeResource, table: str, months: list[str]) -> Batches:
+    """Per month: the ``_batch_id`` values of the Bronze file landed in the lake."""
+    if not months:
+        return {}
+    source, params = lake.clickhouse_source("bronze", table, months)
+    rows = client.query(
+        f"SELECT _partition, groupUniqArray(_batch_id) FROM {source} GROUP BY _partition",
+        parameters=params,
+        settings={"readonly": 2},
+    ).result_rows
+    return {str(month): frozenset(batches) for month, batches in rows}
+
+
+def silver_read(
+    client: Client, lake: LakeResource, recon: Reconciliation, partitions: list[str] | None
+) -> Batches:
+    """What the mart is about to be computed from: taken before the compute, compared after."""
+    return silver_batches(client, recon.rows_of, landed_months(lake, recon.rows_of, partitions))
+
+
+def _versions(client: Client, lake: LakeResource, table: str, months: list[str]) -> tuple:
+    return bronze_batches(client, lake, table, months), silver_batches(client, table, months)
+
+
+def _changing(
+    table: str, months: list[str], before: tuple, after: tuple, read: Batches | None
+) -> str | None:
+    """Why Bronze and Silver cannot be reconciled right now, or ``None``."""
+    bronze, silver = after
+    if before != after:
+        return f"bronze/silver {table} changed while they were counted (another run publishing)"
+    differ = [m for m in months if bronze.get(m, frozenset()) != silver.get(m, frozenset())]
+    if differ:
+        m = differ[0]
+        which = "those months" if len(differ) > 1 else m
+        return (
+            f"silver.{table} {', '.join(differ)} is not built from what Bronze holds (e.g. "
+            f"{m}: Silver batch {sorted(silver.get(m, []))}, Bronze batch "
+            f"{sorted(bronze.get(m, []))}): another run is re-ingesting it, or its Silver "
+            f"build failed; materialize silver/{table} for {which}"
+            " or wait for that run"
+        )
+    if read is not None:
+        moved = [m for m in sorted(set(read) | set(silver)) if read.get(m) != silver.get(m)]
+        if moved:
+            return (
+                f"silver.{table} {', '.join(moved)} was republished while the mart was "
+                "computed (another run); run it again"
+            )
+    return None
+
+
+def independent_count(
+    client: Client,
+    lake: LakeResource,
+    recon: Reconciliation,
+    months: list[str],
+    read: Batches | None,
+) -> dict[tuple, int]:
+    """``landed_minus_rejected``, refused with UpstreamChangedError while Bronze and Silver differ.
+
+    ``read``: the Silver batches the staged mart was computed from (``None`` when auditing
+    what is published).
+    """
+    with lake.reading():
+        before = _versions(client, lake, recon.rows_of, months)
+        landed = landed_minus_rejected(client, lake, recon, months)
+        after = _versions(client, lake, recon.rows_of, months)
+    why = _changing(recon.rows_of, months, before, after, read)
+    if why:
+        raise UpstreamChangedError(f"cannot reconcile now: {why}. Nothing was published.")
+    return landed
 
 
 def landed_minus_rejected(

@@ -17,11 +17,18 @@ import pytest
 
 from onering_assets.catalog import load_catalog
 from onering_assets.checks import names
-from onering_assets.definitions import resources_for
-from onering_assets.errors import ConfigError
+from onering_assets.definitions import build_definitions, resources_for
+from onering_assets.errors import ConfigError, UpstreamChangedError
 from onering_assets.gold.assets import build_gold_asset
-from onering_assets.gold.reconcile import Reconciliation, compare
-from onering_assets.resources import ClickHouseResource
+from onering_assets.gold.reconcile import (
+    Reconciliation,
+    compare,
+    independent_count,
+    landed_months,
+    silver_read,
+)
+from onering_assets.resources import ClickHouseResource, LakeResource
+from onering_assets.runner import check_keys, execute
 from onering_assets.settings import PLATFORM_DIR
 from tests.conftest import gold_rows, run, settings_for
 
@@ -199,3 +206,60 @@ def test_a_group_missing_on_either_side_is_a_difference() -> None:
     assert missing.sample[0] == {"month": "2013-02", "gold_flights": 0, "landed_minus_rejected": 3}
     extra = compare(recon, {("2013-01",): 5, (None,): 1}, {("2013-01",): 5})
     assert not extra.passed
+
+
+ROUTES = dg.AssetKey(["gold", "route_performance"])
+BRONZE_FLIGHTS = dg.AssetKey(["bronze", "flights"])
+SILVER_FLIGHTS = dg.AssetKey(["silver", "flights"])
+CHANGING = "cannot reconcile now: silver.flights 2013-02 is not built from what Bronze holds"
+
+
+def test_a_month_landed_but_not_yet_built_is_retryable_not_a_failed_reconciliation(
+    published, instance: dg.DagsterInstance
+) -> None:
+    """Another run landed February in Bronze and has not published Silver (or failed it)."""
+    before = all_gold(published)
+    relanded = run(published, instance=instance, select={BRONZE_FLIGHTS}, first="2013-02")
+    assert relanded.success, relanded.failures
+    try:
+        summary = run(published, instance=instance, select={ROUTES})
+        assert not summary.success
+        assert not summary.failed_checks()
+        assert summary.to_dict()["retryable"] is True
+        (error,) = summary.errors()
+        assert CHANGING in error and "UpstreamChangedError" not in error, error
+        assert all_gold(published) == before
+
+        defs = build_definitions(published)
+        alone = execute(defs, instance, checks=check_keys(defs, {ROUTES}), progress=False)
+        recon = [d for a, c, ok, d in alone.checks if c == names.RECONCILIATION and not ok]
+        assert len(recon) == 1 and CHANGING in recon[0], alone.checks
+    finally:
+        rebuilt = run(published, instance=instance, select={SILVER_FLIGHTS}, first="2013-02")
+        assert rebuilt.success, rebuilt.failures
+    converged = run(published, instance=instance, select={ROUTES})
+    assert converged.success, converged.failures
+    assert all_gold(published) == before
+
+
+def test_silver_republished_while_the_mart_computes_is_refused(
+    published, instance: dg.DagsterInstance
+) -> None:
+    """The batches the mart was computed from are compared with Silver's at audit time."""
+    lake = resources_for(published)["lake"]
+    assert isinstance(lake, LakeResource)
+    recon = Reconciliation.of(load_catalog().sql_table("gold", ROUTES.path[1]))
+    assert recon is not None
+    with ClickHouseResource(dsn=f"chdb://{published.clickhouse_dir}").session() as client:
+        read = silver_read(client, lake, recon, None)
+    assert set(read) == {"2013-01", "2013-02"}
+    keys = {BRONZE_FLIGHTS, SILVER_FLIGHTS}
+    assert run(published, instance=instance, select=keys, first="2013-02").success
+    with ClickHouseResource(dsn=f"chdb://{published.clickhouse_dir}").session() as client:
+        months = landed_months(lake, recon.rows_of, None)
+        with pytest.raises(UpstreamChangedError, match="2013-02 was republished while"):
+            independent_count(client, lake, recon, months, read)
+        now = silver_read(client, lake, recon, None)
+        landed = independent_count(client, lake, recon, months, now)
+        kept = client.query("SELECT count() FROM silver.flights").result_rows[0][0]
+        assert sum(landed.values()) == kept > 0
