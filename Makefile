@@ -6,15 +6,23 @@ export ONERING_STATE_DIR ?= $(CURDIR)/.onering
 
 .PHONY: setup demo test lint dev reset browser
 
-setup: ## Install uv if missing and create the main environment from uv.lock
+# The environment is synced (and its bytecode compiled) only when uv.lock or pyproject.toml
+# changed since the last sync, so a warm `make demo` does no set-up work.
+SYNCED := .venv/.onering-synced
+
+setup: $(SYNCED) ## Install uv if missing and create the main environment from uv.lock
+	@:
+
+$(SYNCED): uv.lock pyproject.toml
 	@bash ops/scripts/ensure-uv.sh
 	$(UV) sync --frozen --compile-bytecode
+	@touch $@
 
 browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
 	@bash ops/scripts/ensure-chromium.sh || true
 
 demo: setup ## Materialize Bronze, Silver and Gold for every month of 2013, then summarize
-	$(UV) run --frozen onering demo
+	@.venv/bin/onering demo
 
 test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"

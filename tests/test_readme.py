@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = re.compile(r"`(tests/[\w/]+\.py)?::(\w+)(?:\[[^\]]*\])?`")
@@ -37,3 +41,14 @@ def test_every_guarantee_row_names_a_test() -> None:
     ]
     untested = [row[:80] for row in rows[1:] if "tests/" not in row]
     assert untested == []
+
+
+def test_a_warm_make_demo_does_no_set_up_work(tmp_path: Path) -> None:
+    """After one sync, `make demo` runs the demo and nothing else (no uv sync, no bytecode)."""
+    if shutil.which("make") is None:
+        pytest.skip("GNU make is not installed")
+    subprocess.run(["make", "-s", "setup"], cwd=ROOT, check=True, capture_output=True)
+    dry = subprocess.run(
+        ["make", "-n", "demo"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    assert [line for line in dry if line.strip() not in {"", ":"}] == [".venv/bin/onering demo"]
