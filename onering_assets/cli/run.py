@@ -5,17 +5,16 @@ Exit codes of `materialize` and `check` (the Airflow bridge's subprocess mode re
 or a store error stopped it before it began; 2 invalid input (selection, partition range),
 which a retry cannot fix; 3 the selection is valid but picks no asset. SIGTERM during the
 run ends the Dagster run CANCELED, then the command exits 1 with its summary (retryable).
+`reset` exits 2, with one line and nothing deleted, while something live uses the state.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Annotated
 
 import typer
 
-from onering_assets.cli.airflow import local_airflow, say
 from onering_assets.cli.common import (
     From,
     Partition,
@@ -36,6 +35,7 @@ from onering_assets.settings import Settings
 
 EXIT_INVALID = 2
 EXIT_NOTHING_SELECTED = 3
+EXIT_IN_USE = 2
 
 
 def refuse(error: OneRingError) -> typer.Exit:
@@ -116,21 +116,31 @@ def check(
 
 @app.command()
 def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
-    """Delete all local state (lake, chDB, Postgres, Dagster history, local Airflow)."""
+    """Delete all local state (lake, chDB, Postgres, Dagster history, local Airflow).
+
+    Refuses (exit 2, one line, nothing deleted) while anything live uses the state folder:
+    a held store lock, a process using its embedded Postgres, the local Airflow, or a
+    OneRing, Dagster (`onering dev`) or Airflow process on it. An embedded Postgres left
+    running with no user is stopped first. What is and is not detected:
+    onering_assets/resources/state_lock.py.
+    """
+    from onering_assets.resources.state_lock import StateInUseError, delete_state, exclusive
+
     settings = Settings.from_env()
     if settings.profile != "local":
         raise fail("reset only deletes local state; drop compose data with its own tools.", 2)
     if not settings.state_dir.exists():
         out.print(f"nothing to reset: {settings.state_dir} does not exist")
         return
-    if not yes and not typer.confirm(f"Delete {settings.state_dir}?"):
-        raise typer.Exit(1)
-    from onering_assets.resources.postgres import stop_embedded
-
-    if (settings.state_dir / "airflow").exists():
-        local_airflow().down(say=say)
-    stop_embedded(settings.postgres_dir)
-    shutil.rmtree(settings.state_dir)
+    try:
+        if not yes:
+            with exclusive(settings, make_locks=False):  # refuse before asking (and again)
+                pass
+            if not typer.confirm(f"Delete {settings.state_dir}?"):
+                raise typer.Exit(1)
+        delete_state(settings)
+    except StateInUseError as e:
+        raise fail(str(e), EXIT_IN_USE) from None
     out.print(f"deleted {settings.state_dir}")
 
 
