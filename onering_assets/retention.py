@@ -1,9 +1,11 @@
 """Bounded growth: what `onering gc` (and every CLI run, past its limits) deletes.
 
-Three things grow with every run: Dagster's run history (runs and their events in the
-event log), the lake's quarantine (one folder per rejected batch) and, after crashes,
-leftover staging. Silver rejects do not grow: each publish replaces the rejects of the
-partitions it rebuilds, like the table itself.
+Four things grow with every run: Dagster's run history (runs and their events in the
+event log), the lake's quarantine (one folder per rejected batch), the rejected rows kept
+as evidence of failed Silver builds (``silver.<table>_rejects_failed``, one partition per
+run) and, after crashes, leftover staging. Published Silver rejects do not grow: each
+publish replaces the rejects of the partitions it rebuilds, like the table itself.
+Quarantine and failed-build evidence share one age limit (``quarantine_days``).
 
 Run history is pruned to the newest ``keep_runs`` finished runs, never deleting a run that
 holds the latest materialization of an asset partition or the latest evaluation of a check:
@@ -16,12 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pyarrow.fs as pafs
 from dagster._core.events import DagsterEventType
 
 from onering_assets.resources import LakeResource
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 # Runs that may still write: never deleted.
 _LIVE = {
@@ -48,6 +54,7 @@ class Collected:
     runs_deleted: list[str] = field(default_factory=list)
     runs_pinned: int = 0
     quarantine_deleted: list[str] = field(default_factory=list)
+    evidence_deleted: list[str] = field(default_factory=list)
 
 
 def pinned_runs(
@@ -118,12 +125,41 @@ def prune_quarantine(lake: LakeResource, days: float, now: float | None = None) 
     return deleted
 
 
+def prune_failed_rejects(client: Client, days: float) -> list[str]:
+    """Drop the evidence of failed Silver builds (``<table>_rejects_failed``) older than ``days``.
+
+    Returns ``silver.<table>:<run id>`` for each run dropped.
+    """
+    tables = client.query(
+        "SELECT name FROM system.tables"
+        " WHERE database = 'silver' AND endsWith(name, '_rejects_failed')"
+    ).result_rows
+    deleted = []
+    for (name,) in tables:
+        runs = client.query(
+            f"SELECT _run_id FROM silver.`{name}` GROUP BY _run_id "
+            "HAVING max(_failed_at) < now() - toIntervalSecond({age:Int64})",
+            parameters={"age": int(days * 86400)},
+        ).result_rows
+        for (run,) in runs:
+            client.command(
+                f"ALTER TABLE silver.`{name}` DROP PARTITION {{run:String}}",
+                parameters={"run": run},
+            )
+            deleted.append(f"silver.{name}:{run}")
+    return deleted
+
+
 def collect(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
     lake: LakeResource,
     retention: Retention,
+    client: Client | None = None,
 ) -> Collected:
-    """One pass over run history and quarantine."""
+    """One pass over run history, quarantine and (given a Silver client) failed-build evidence."""
     runs, pinned = prune_runs(instance, defs, retention.keep_runs)
-    return Collected(runs, pinned, prune_quarantine(lake, retention.quarantine_days))
+    done = Collected(runs, pinned, prune_quarantine(lake, retention.quarantine_days))
+    if client is not None:
+        done.evidence_deleted = prune_failed_rejects(client, retention.quarantine_days)
+    return done

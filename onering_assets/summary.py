@@ -34,6 +34,11 @@ class RunSummary:
     blocking: dict[tuple[str, str], bool] = field(default_factory=dict)
     check_steps: list[str] = field(default_factory=list)
     status: str = ""
+    # Per asset: rejected rows by reason, and the query that shows them.
+    reject_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    rejects_query: dict[str, str] = field(default_factory=dict)
+    # Assets the run was to materialize that were neither materialized nor failed.
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def checks_passed(self) -> int:
@@ -64,6 +69,9 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "rows": self.rows,
             "rejected": self.rejected,
+            "reject_reasons": self.reject_reasons,
+            "rejects_query": self.rejects_query,
+            "skipped": self.skipped,
             "checks": [
                 {
                     "asset": a,
@@ -100,17 +108,29 @@ def _step_failure(summary: RunSummary, event: Any) -> None:
         summary.check_steps.append(str(event.step_key))
 
 
+def _materialized(summary: RunSummary, mat: dg.AssetMaterialization) -> None:
+    key = mat.asset_key.to_user_string()
+    rows = mat.metadata.get("rows") or mat.metadata.get("dagster/row_count")
+    summary.rows[key] = rows.value if rows else None
+    for name, into in (("rejected_rows_total", summary.rejected), ("rejects_query", None)):
+        value = mat.metadata.get(name)
+        if value is not None and into is not None:
+            into[key] = value.value
+        elif value is not None:
+            summary.rejects_query[key] = str(value.value)
+    reasons = mat.metadata.get("rejects_by_reason")
+    if reasons is not None and isinstance(reasons.value, dict):
+        summary.reject_reasons[key] = {
+            str(k): v for k, v in reasons.value.items() if isinstance(v, int)
+        }
+
+
 def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
     summary = RunSummary(result.success, seconds, result.run_id)
     summary.status = result.dagster_run.status.value
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = event.materialization
-            rows = mat.metadata.get("rows") or mat.metadata.get("dagster/row_count")
-            rejected = mat.metadata.get("rejected_rows_total")
-            summary.rows[mat.asset_key.to_user_string()] = rows.value if rows else None
-            if rejected is not None:
-                summary.rejected[mat.asset_key.to_user_string()] = rejected.value
+            _materialized(summary, event.materialization)
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.asset_check_evaluation_data
             summary.checks.append(
@@ -123,6 +143,11 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
             )
         elif event.event_type_value == "STEP_FAILURE":
             _step_failure(summary, event)
+    failed = {f.split(":", 1)[0] for f in summary.failures}
+    selected = sorted(k.to_user_string() for k in result.job_def.asset_layer.selected_asset_keys)
+    summary.skipped = [
+        k for k in selected if k not in summary.rows and k.replace("/", "__") not in failed
+    ]
     return summary
 
 

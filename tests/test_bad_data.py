@@ -9,6 +9,7 @@ import pytest
 
 from onering_assets.checks import names
 from onering_assets.resources import ClickHouseResource
+from onering_assets.retention import prune_failed_rejects
 from tests.conftest import gold_rows, run, settings_for, silver_query, silver_rows
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,14 @@ def test_bad_rows_are_rejected_with_reasons_and_counts(
         in checks[("silver/flights", names.RECONCILIATION)]
     )
     assert sum(r[2] for r in gold_rows(settings, "route_performance")) == 51949
+    # The summary says why, and how to see them.
+    assert summary.reject_reasons["silver/flights"] == reasons
+    query = summary.rejects_query["silver/flights"]
+    assert query.endswith(
+        "FROM silver.flights_rejects WHERE _partition BETWEEN '2013-01' AND '2013-02'"
+    )
+    assert len(silver_query(settings, query)) == 8
+    assert summary.skipped == []
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +152,29 @@ def test_too_many_rejects_block_silver_publication(
         settings,
         "SELECT count() FROM system.tables WHERE database = 'silver' AND name LIKE '%stage%'",
     ) == [(0,)]
+    # The failed batch's rejects stay queryable as evidence, keyed by run, unpublished.
+    query = (
+        "SELECT _partition, _reject_reason, _raw FROM silver.flights_rejects_failed"
+        f" WHERE _run_id = '{summary.run_id}'"
+    )
+    assert query in checks[("silver/flights", names.REJECT_RATE)]
+    evidence = silver_query(settings, query)
+    assert len(evidence) == 5196
+    assert {r[1] for r in evidence} == {"invalid arr_delay"}
+    assert reject_reasons(settings, "flights") == {}  # nothing published into the rejects
+    assert set(summary.skipped) >= {f"gold/{t}" for t in GOLD}
+
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        assert prune_failed_rejects(client, days=30) == []
+        client.command(
+            "ALTER TABLE silver.flights_rejects_failed UPDATE _failed_at = now() - INTERVAL 31 DAY"
+            " WHERE 1",
+            settings={"mutations_sync": 2},
+        )
+        assert prune_failed_rejects(client, days=30) == [
+            f"silver.flights_rejects_failed:{summary.run_id}"
+        ]
+    assert silver_query(settings, "SELECT count() FROM silver.flights_rejects_failed") == [(0,)]
 
 
 # --------------------------------------------------------------- physical ranges

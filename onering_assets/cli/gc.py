@@ -17,25 +17,38 @@ def gc(
         int, typer.Option(help="Newest Dagster runs to keep (runs holding the latest state stay).")
     ] = Retention.keep_runs,
     quarantine_days: Annotated[
-        float, typer.Option(help="Delete quarantined batches older than this many days.")
+        float,
+        typer.Option(
+            help="Delete quarantined batches, and rejected rows kept from failed Silver builds, "
+            "older than this many days."
+        ),
     ] = Retention.quarantine_days,
 ) -> None:
-    """Delete old Dagster runs (and their events) and old quarantined batches."""
+    """Delete old Dagster runs (and their events), quarantined batches and failed-build rejects."""
+    import contextlib
+
     from onering_assets.definitions import resources_for
-    from onering_assets.resources import LakeResource
+    from onering_assets.resources import ClickHouseResource, LakeResource
     from onering_assets.retention import collect
 
     if keep_runs < 0 or quarantine_days < 0:
         raise fail("--keep-runs and --quarantine-days must not be negative.", 2)
     try:
         settings, defs, instance = load()
-        lake = resources_for(settings)["lake"]
-        assert isinstance(lake, LakeResource)
-        done = collect(instance, defs, lake, Retention(keep_runs, quarantine_days))
+        resources = resources_for(settings)
+        lake, ch = resources["lake"], resources["clickhouse"]
+        assert isinstance(lake, LakeResource) and isinstance(ch, ClickHouseResource)
+        retention = Retention(keep_runs, quarantine_days)
+        with contextlib.ExitStack() as stack:
+            # An embedded store that was never created is not opened (that would create it).
+            fresh = ch.data_dir is not None and not ch.data_dir.exists()
+            client = None if fresh else stack.enter_context(ch.session())
+            done = collect(instance, defs, lake, retention, client)
     except OneRingError as e:
         raise fail(str(e)) from None
     out.print(
         f"deleted {len(done.runs_deleted)} run(s) ({done.runs_pinned} kept for the latest "
-        f"state) and {len(done.quarantine_deleted)} quarantined batch(es)",
+        f"state), {len(done.quarantine_deleted)} quarantined batch(es) and the rejects of "
+        f"{len(done.evidence_deleted)} failed Silver build(s)",
         highlight=False,
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import dagster as dg
 
 from onering_assets.catalog import SqlTable
-from onering_assets.checks.outcome import not_published
-from onering_assets.checks.specs import silver_checks
+from onering_assets.checks.outcome import Outcome, not_published
+from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource
@@ -21,11 +22,16 @@ def _run(
     table: SqlTable,
     build: SilverBuild,
     materialize: bool,
-    check_names: list[str],
+    decls: list[CheckDecl],
 ) -> Iterator:
-    """Checks alone audit what is published and write nothing (no DDL, no rows)."""
+    """Checks alone audit what is published and write nothing (no DDL, no rows).
+
+    A build whose blocking checks fail publishes nothing; its rejects are kept as evidence
+    in ``silver.<table>_rejects_failed`` under the run id, and the failed checks say how to
+    query them.
+    """
     if not build.has_input() or (not materialize and not build.published()):
-        yield not_published(check_names, f"silver.{table.name}")
+        yield not_published([d.name for d in decls], f"silver.{table.name}")
         return
     if not materialize:
         yield build.audit(staged=False)
@@ -35,8 +41,12 @@ def _run(
     try:
         build.stage()
         context.log.info(f"staged silver.{table.name} in {time.perf_counter() - started:.2f} s")
-        yield build.audit(staged=True)
+        outcomes = build.audit(staged=True)
+        if blocking_failures(decls, outcomes):
+            outcomes = with_evidence(context, build, outcomes)
+        yield outcomes
         rows = build.rows_by_partition()
+        reasons = build.staged_reject_reasons()
         build.publish()
     finally:
         build.drop()
@@ -46,8 +56,28 @@ def _run(
         table.partitioned,
         table_rows=total,
         rejected_rows_total=rejected,
+        rejects_by_reason=reasons,
+        rejects_query=build.rejects_query(),
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def with_evidence(
+    context: dg.AssetExecutionContext, build: SilverBuild, outcomes: list[Outcome]
+) -> list[Outcome]:
+    """Keep the failed build's rejects; each failed check then names the query to see them."""
+    try:
+        query = build.keep_failed_rejects()
+    except Exception as err:  # evidence must never hide the failure it is evidence of
+        context.log.warning(f"could not keep the rejected rows as evidence: {err}")
+        return outcomes
+    note = f'; this run\'s rejected rows: onering sql "{query}"'
+    return [
+        o
+        if o.passed
+        else replace(o, summary=o.summary + note, metadata={**o.metadata, "rejects_query": query})
+        for o in outcomes
+    ]
 
 
 def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
@@ -72,7 +102,7 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
                 table,
                 SilverBuild(ch.get_client(), table, lake, partitions, context.run_id, locks),
                 materialize,
-                [d.name for d in decls],
+                decls,
             )
         finally:
             if locks is not None:

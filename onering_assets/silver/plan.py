@@ -55,6 +55,14 @@ class SilverNames:
         return f"{self.table}_rejects__stage__{self.run}"
 
     @property
+    def failed_rejects_name(self) -> str:
+        return f"{self.table}_rejects_failed"
+
+    @property
+    def failed_rejects(self) -> str:
+        return f"{DATABASE}.{quote(self.failed_rejects_name)}"
+
+    @property
     def candidates_name(self) -> str:
         return f"{self.table}__candidates__{self.run}"
 
@@ -106,6 +114,24 @@ def create_statements(table: SqlTable) -> list[str]:
         f"{_engine(table, ('_partition', '_reject_reason'))}",
         f"ALTER TABLE {names.target} ADD COLUMN IF NOT EXISTS `_row` UInt64",
         f"ALTER TABLE {names.rejects} ADD COLUMN IF NOT EXISTS `_row` UInt64 AFTER `_source`",
+    ]
+
+
+def keep_failed_rejects(names: SilverNames) -> list[str]:
+    """Copy a failed build's staged rejects into ``<table>_rejects_failed``, keyed by run.
+
+    Evidence only: never published into ``<table>_rejects`` (so reconciliation and
+    write–audit–publish are untouched); one partition per run, which ``onering gc`` drops
+    after the quarantine retention. The run id is a bound parameter ``{run_id:String}``.
+    """
+    columns = ", ".join(f"{quote(n)} {t}" for n, t in REJECT_COLUMNS)
+    names_list = ", ".join(quote(n) for n, _ in REJECT_COLUMNS)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {names.failed_rejects} (`_run_id` String, "
+        f"`_failed_at` DateTime('UTC'), {columns}) ENGINE = MergeTree "
+        "PARTITION BY _run_id ORDER BY (_partition, _reject_reason, _row)",
+        f"INSERT INTO {names.failed_rejects} (`_run_id`, `_failed_at`, {names_list}) "
+        f"SELECT {{run_id:String}}, now(), {names_list} FROM {names.rejects_stage}",
     ]
 
 

@@ -170,6 +170,37 @@ class SilverBuild:
         suite = self.suite(staged=staged)
         return [*self.checks(staged=staged), *([suite] if suite else [])]
 
+    def keep_failed_rejects(self) -> str:
+        """Keep this failed build's rejects as evidence; return the query that shows them."""
+        for statement in plan.keep_failed_rejects(self.names):
+            self.client.command(statement, parameters={"run_id": self.run_id})
+        return (
+            f"SELECT _partition, _reject_reason, _raw FROM silver.{self.names.failed_rejects_name}"
+            f" WHERE _run_id = '{self.run_id}'"
+        )
+
+    def rejects_query(self) -> str:
+        """The query that shows the rejects this build publishes."""
+        where = ""
+        if self.table.partitioned and self.partitions:
+            first, last = min(self.partitions), max(self.partitions)
+            where = (
+                f" WHERE _partition = '{first}'"
+                if first == last
+                else f" WHERE _partition BETWEEN '{first}' AND '{last}'"
+            )
+        return (
+            f"SELECT _partition, _reject_reason, _raw FROM silver.{self.names.rejects_name}{where}"
+        )
+
+    def staged_reject_reasons(self) -> dict[str, int]:
+        """Rejected rows of this build per reason, before publishing."""
+        result = self.client.query(
+            f"SELECT _reject_reason, count() FROM {self.names.rejects_stage} "
+            "GROUP BY _reject_reason ORDER BY count() DESC, _reject_reason"
+        )
+        return {str(r): int(n) for r, n in result.result_rows}
+
     def rows_by_partition(self) -> dict[str, int]:
         """Staged rows per month (``""`` for a whole table), before publishing."""
         result = self.client.query(
