@@ -5,19 +5,26 @@ ClickHouse ``readonly=1`` (no writes, no settings changes, no file/network table
 Measured on chDB 26.9: ``readonly=2`` and ``allow_ddl=0`` still allow ``file()``, and chDB's
 ``default`` user can neither create a restricted user nor revoke its FILE/URL grants, so
 ``readonly=1`` is the store's only lever. Gold runs as ``onering_reader`` (SELECT
-on schema ``gold`` only) in a read-only transaction, sent as a prepared statement, so the
+on schema ``gold`` only) in a read-only transaction, sent over the extended protocol, so the
 server accepts one statement only. A refusal by either layer raises ``ReadOnlyError``;
 anything else a store reports raises ``QueryError``. Messages are one line, without
 passwords.
+
+Every query runs under a time and a memory limit that the store enforces (ClickHouse
+``max_execution_time``/``max_memory_usage``; Postgres ``statement_timeout`` and
+``work_mem``). Rows are read in batches into a ``Spool`` (memory up to 16 MB, then a
+temporary file) and the store is closed before anything is written: a slow reader
+(``| less``) holds neither chDB's process lock nor a Gold snapshot.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import pickle
+import re
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -28,8 +35,11 @@ from onering_assets.resources import ClickHouseResource, PostgresResource
 from onering_assets.sqlcheck import check_statement
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
+Batch = list[tuple[Any, ...]]
 # ClickHouse error names that mean "read-only refused this", not "this went wrong".
 _CH_REFUSALS = ("(READONLY)", "(ACCESS_DENIED)")
+_CH_TIMEOUT = ("(TIMEOUT_EXCEEDED)", "(TOO_SLOW)")
+_CH_MEMORY = ("(MEMORY_LIMIT_EXCEEDED)",)
 # read_only_sql_transaction, insufficient_privilege, active_sql_transaction (read-only
 # cannot be switched off mid-transaction)
 _PG_REFUSALS = ("25006", "42501", "25001")
@@ -37,7 +47,24 @@ _PG_REFUSED_TEXT = (
     "cannot insert multiple commands into a prepared statement",
     "is not allowed in a non-volatile function",  # a write hidden in query_to_xml()
 )
+_PG_MEMORY = ("53200", "53400")  # out_of_memory, configuration_limit_exceeded (temp files)
 _MAX_MESSAGE = 400
+GOLD_BATCH = 8192  # rows per chunk from Postgres (Silver sends ClickHouse's blocks)
+SPOOL_MEMORY = 16 * 1024**2
+COUNT_BUDGET_S = 10.0  # counting a result past the limit; longer and it says "more than"
+_COUNTABLE = {"SELECT", "WITH", "VALUES", "TABLE"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one query may use; the store stops it past either (0: no limit)."""
+
+    timeout_s: float = 60.0
+    max_memory: int = 2 * 1024**3
+
+    def budget(self, seconds: float) -> Limits:
+        """The same limits with the time cut to ``seconds``."""
+        return Limits(min(self.timeout_s or seconds, seconds), self.max_memory)
 
 
 def one_line(message: str, secrets: Iterable[str] = ()) -> str:
@@ -46,6 +73,76 @@ def one_line(message: str, secrets: Iterable[str] = ()) -> str:
         message = message.replace(secret, "***")
     text = " ".join(message.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def size_text(size: int) -> str:
+    """``2147483648`` as ``2G`` (binary units, as ONERING_SQL_MAX_MEMORY reads them)."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= factor:
+            return f"{size / factor:g}{unit}"
+    return f"{size} bytes"
+
+
+def _time_limit_message(store: str, limits: Limits) -> str:
+    return (
+        f"{store}: the query hit the time limit ({limits.timeout_s:g} s) and was stopped; "
+        "raise ONERING_SQL_TIMEOUT to give it longer (0: no limit)."
+    )
+
+
+def _memory_limit_message(store: str, limits: Limits) -> str:
+    return (
+        f"{store}: the query hit the memory limit ({size_text(limits.max_memory)}) and was "
+        "stopped; raise ONERING_SQL_MAX_MEMORY (e.g. 4G; 0: no limit)."
+    )
+
+
+class Spool:
+    """The rows of one result, kept aside (bounded memory, then a temporary file).
+
+    ``add`` keeps at most ``limit`` rows (0: all) and notes when there were more; ``total``
+    is the number of rows in the whole result when known.
+    """
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self.columns: list[str] = []
+        self.rows = 0
+        self.more = False
+        self.total: int | None = None
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+
+    def add(self, batch: Batch) -> bool:
+        """Keep ``batch`` (or the part within the limit); False once past the limit."""
+        if self.limit and self.rows + len(batch) > self.limit:
+            batch, self.more = batch[: self.limit - self.rows], True
+        if batch:
+            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self.rows += len(batch)
+        if not self.more:
+            self.total = self.rows
+        return not self.more
+
+    def batches(self) -> Iterator[Batch]:
+        """The kept rows, batch by batch, from the start."""
+        self._file.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._file)  # written by this process
+            except EOFError:
+                return
+
+    def all_rows(self) -> list[tuple[Any, ...]]:
+        return [row for batch in self.batches() for row in batch]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _countable(statement: str) -> bool:
+    """Whether ``statement`` can be the subquery of a ``count()`` (not SHOW, EXPLAIN…)."""
+    first = re.match(r"[(\s]*(\w+)", statement)
+    return bool(first and first.group(1).upper() in _COUNTABLE)
 
 
 @contextmanager
@@ -63,19 +160,71 @@ def _resolved(resource: Any) -> Iterator[Any]:
         manager.__exit__(None, None, None)
 
 
-def run_silver(ch: ClickHouseResource, statement: str) -> Rows:
-    """Run an already checked statement on Silver with ``readonly=1``."""
+def _silver_settings(limits: Limits) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    if limits.timeout_s:
+        settings["max_execution_time"] = limits.timeout_s
+    if limits.max_memory:
+        settings["max_memory_usage"] = limits.max_memory
+    settings["readonly"] = 1  # last: the limits above are set with it, in the same query
+    return settings
+
+
+def spool_silver(ch: ClickHouseResource, statement: str, spool: Spool, limits: Limits) -> None:
+    """Run an already checked statement on Silver with ``readonly=1`` into ``spool``.
+
+    Unqualified names are Silver's (the session's database is ``silver``). Past the
+    spool's limit the query is stopped and, when cheap, the whole result counted.
+    """
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     try:
         with ch.session() as client:
-            result = client.query(statement, settings={"readonly": 1})
-            return list(result.column_names), [tuple(r) for r in result.result_rows]
+            if _has_silver(client):
+                client.database = "silver"
+            if not _countable(statement):  # chDB streams queries only; SHOW etc. are short
+                result = client.query(statement, settings=_silver_settings(limits))
+                spool.columns = list(result.column_names)
+                spool.add([tuple(row) for row in result.result_rows])
+                return
+            with client.query_row_block_stream(
+                statement, settings=_silver_settings(limits)
+            ) as stream:
+                spool.columns = list(getattr(stream.source, "column_names", ()))
+                for block in stream:
+                    if not spool.add(block):
+                        break
+            if spool.more:
+                spool.total = _count_silver(client, statement, limits)
     except ClickHouseError as err:
-        message = one_line(str(err), _dsn_secrets(ch.dsn))
-        if any(name in message for name in _CH_REFUSALS):
-            raise ReadOnlyError(f"Silver refused the statement (read-only): {message}") from None
-        raise QueryError(f"Silver: {message}") from None
+        raise _silver_error(err, ch, limits) from None
+
+
+def _has_silver(client: Any) -> bool:
+    rows = client.query("SELECT count() FROM system.databases WHERE name = 'silver'").result_rows
+    return bool(rows and rows[0][0])
+
+
+def _count_silver(client: Any, statement: str, limits: Limits) -> int | None:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    settings = _silver_settings(limits.budget(COUNT_BUDGET_S))
+    try:
+        result = client.query(f"SELECT count() FROM (\n{statement}\n)", settings=settings)
+    except ClickHouseError:
+        return None  # too slow to count, or not a query that can be counted
+    return int(result.result_rows[0][0])
+
+
+def _silver_error(err: Exception, ch: ClickHouseResource, limits: Limits) -> Exception:
+    message = one_line(str(err), _dsn_secrets(ch.dsn))
+    if any(name in message for name in _CH_REFUSALS):
+        return ReadOnlyError(f"Silver refused the statement (read-only): {message}")
+    if any(name in message for name in _CH_TIMEOUT):
+        return QueryError(_time_limit_message("Silver", limits))
+    if any(name in message for name in _CH_MEMORY):
+        return QueryError(_memory_limit_message("Silver", limits))
+    return QueryError(f"Silver: {message}")
 
 
 def _dsn_secrets(dsn: str) -> tuple[str, ...]:
@@ -85,45 +234,133 @@ def _dsn_secrets(dsn: str) -> tuple[str, ...]:
     return (dsn, password) if password else (dsn,)
 
 
-def run_gold(pg: PostgresResource, statement: str) -> Rows:
-    """Run a statement on Gold as the reader, read-only, as one prepared statement.
+def run_silver(ch: ClickHouseResource, statement: str, limits: Limits | None = None) -> Rows:
+    """Run a statement on Silver with ``readonly=1``; every row (for tests and scripts)."""
+    spool = Spool()
+    try:
+        spool_silver(ch, statement, spool, limits or Limits())
+        return spool.columns, spool.all_rows()
+    finally:
+        spool.close()
+
+
+def _gold_limits(conn: psycopg.Connection, limits: Limits) -> None:
+    """Limits and ``search_path`` for this transaction only (``set_config(…, true)``).
+
+    ``work_mem`` bounds each sort and hash before Postgres spills to disk; a plan has a
+    handful of them, each up to twice ``work_mem``, so it gets a sixteenth of the limit.
+    """
+    timeout_ms = round(limits.timeout_s * 1000)
+    work_mem_kb = max(64, limits.max_memory // 16 // 1024) if limits.max_memory else None
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('search_path', 'gold', true)"
+        + (", set_config('work_mem', %s, true)" if work_mem_kb else ""),
+        (f"{timeout_ms}ms", *([f"{work_mem_kb}kB"] if work_mem_kb else [])),
+    )
+
+
+def spool_gold(pg: PostgresResource, statement: str, spool: Spool, limits: Limits) -> None:
+    """Run a statement on Gold as the reader, read-only, into ``spool``.
 
     The statement is sent as written, even if the gate was bypassed: Postgres then refuses
-    a second statement (prepared), a write (read-only transaction, reader role) and the
-    superuser's functions (reader role).
+    a second statement (extended protocol), a write (read-only transaction, reader role)
+    and the superuser's functions (reader role).
     """
     try:
         with pg.connect() as conn:
             if not conn.read_only:
                 raise ConfigError("Gold queries need the postgres resource's reader role.")
-            cur = conn.cursor()
-            cur.execute(statement, prepare=True)  # type: ignore[arg-type]  # user SQL, checked
-            columns = [d.name for d in cur.description or []]
-            return columns, [tuple(r) for r in cur.fetchall()]
+            _gold_limits(conn, limits)
+            _stream_gold(conn, statement, spool)
+            conn.rollback()  # a read; and a result stopped at the limit leaves it aborted
+            if spool.more and _countable(statement):
+                spool.total = _count_gold(conn, statement, limits)
     except psycopg.Error as err:
-        message = one_line(str(err).strip() or type(err).__name__, pg.secrets())
-        if err.sqlstate in _PG_REFUSALS or any(t in message for t in _PG_REFUSED_TEXT):
-            raise ReadOnlyError(f"Gold refused the statement: {message}") from None
-        raise QueryError(f"Gold: {message}") from None
+        raise _gold_error(err, pg, limits) from None
 
 
-def run_query(resources: Mapping[str, Any], target: str, statement: str) -> Rows:
-    """Check one read-only statement, then run it on ``silver`` or ``gold``."""
-    if target == "silver":
-        checked = check_statement(statement, "clickhouse")
-        with _resolved(resources["clickhouse"]) as ch:
-            return run_silver(ch, checked)
-    checked = check_statement(statement, "postgres")
-    with _resolved(resources["gold_reader"]) as pg:
-        return run_gold(pg, checked)
+def _stream_gold(conn: psycopg.Connection, statement: str, spool: Spool) -> None:
+    cur = conn.cursor()
+    batch: Batch = []
+    # Closing the stream early cancels the rest of the query.
+    with closing(cur.stream(statement, size=GOLD_BATCH)) as rows:  # type: ignore[arg-type]
+        for row in rows:
+            batch.append(row)
+            if len(batch) == GOLD_BATCH:
+                if not spool.add(batch):
+                    break
+                batch = []
+        else:
+            spool.add(batch)
+    spool.columns = (
+        [d.name for d in cur.description] if cur.description else _gold_columns(conn, statement)
+    )
 
 
-def render(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
-    """Rows as CSV or JSON text (the table format is drawn by the CLI)."""
-    if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        return out.getvalue()
-    return json.dumps([dict(zip(columns, r, strict=True)) for r in rows], default=str, indent=2)
+def _gold_columns(conn: psycopg.Connection, statement: str) -> list[str]:
+    """The columns of a statement that returned no rows (parsed and described, not run)."""
+    pgconn, encoding = conn.pgconn, conn.info.encoding
+    if pgconn.prepare(b"", statement.encode(encoding)).status != psycopg.pq.ExecStatus.COMMAND_OK:
+        return []
+    described = pgconn.describe_prepared(b"")
+    return [(described.fname(i) or b"").decode(encoding) for i in range(described.nfields)]
+
+
+def _count_gold(conn: psycopg.Connection, statement: str, limits: Limits) -> int | None:
+    try:
+        _gold_limits(conn, limits.budget(COUNT_BUDGET_S))
+        row = conn.execute(f"SELECT count(*) FROM (\n{statement}\n) AS counted").fetchone()  # type: ignore[arg-type]
+    except psycopg.Error:
+        conn.rollback()
+        return None  # too slow to count
+    return int(row[0]) if row else None
+
+
+def _gold_error(err: psycopg.Error, pg: PostgresResource, limits: Limits) -> Exception:
+    message = one_line(str(err).strip() or type(err).__name__, pg.secrets())
+    if err.sqlstate in _PG_REFUSALS or any(t in message for t in _PG_REFUSED_TEXT):
+        return ReadOnlyError(f"Gold refused the statement: {message}")
+    if err.sqlstate == "57014" and "statement timeout" in message:
+        return QueryError(_time_limit_message("Gold", limits))
+    if err.sqlstate in _PG_MEMORY:
+        return QueryError(f"{_memory_limit_message('Gold', limits)} ({message})")
+    return QueryError(f"Gold: {message}")
+
+
+def run_gold(pg: PostgresResource, statement: str, limits: Limits | None = None) -> Rows:
+    """Run a statement on Gold as the reader; every row (for tests and scripts)."""
+    spool = Spool()
+    try:
+        spool_gold(pg, statement, spool, limits or Limits())
+        return spool.columns, spool.all_rows()
+    finally:
+        spool.close()
+
+
+def run_query(
+    resources: Mapping[str, Any],
+    target: str,
+    statement: str,
+    *,
+    limit: int = 0,
+    limits: Limits | None = None,
+) -> Spool:
+    """Check one read-only statement, run it on ``silver`` or ``gold``, return its rows.
+
+    The store is closed when this returns; the caller writes the spool and closes it.
+    """
+    limits = limits or Limits()
+    dialect = "clickhouse" if target == "silver" else "postgres"
+    checked = check_statement(statement, dialect)
+    spool = Spool(limit)
+    try:
+        if target == "silver":
+            with _resolved(resources["clickhouse"]) as ch:
+                spool_silver(ch, checked, spool, limits)
+        else:
+            with _resolved(resources["gold_reader"]) as pg:
+                spool_gold(pg, checked, spool, limits)
+    except BaseException:
+        spool.close()
+        raise
+    return spool

