@@ -2,49 +2,62 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from onering_assets.cli.common import Select, app, assets_app, err, fail, load, out
+from onering_assets.cli.common import Select, app, assets_app, err, load, out, refuse
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
 
 @assets_app.command("list")
-def assets_list(select: Select = None) -> None:
-    """Every asset with its group, partitions, checks and latest materialization."""
-    from onering_assets.browse import asset_rows
+def assets_list(
+    select: Select = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON array of the assets instead.")
+    ] = False,
+) -> None:
+    """Every asset with its partitions materialized, rows, checks and latest materialization.
+
+    Read from the Dagster instance's event log, never from the stores. Exit 2 for an
+    invalid selection, 3 when it picks no asset.
+    """
+    from onering_assets.browse import asset_infos, list_lines
     from onering_assets.runner import resolve_selection
 
     try:
         _, defs, instance = load()
         keys = resolve_selection(defs, select)
+        infos = asset_infos(defs, instance, keys)
     except OneRingError as e:
-        raise fail(str(e)) from None
-    table = Table()
-    for column in ("asset", "group", "partitions", "checks", "last materialized", "description"):
-        table.add_column(column, overflow="fold")
-    for row in asset_rows(defs, instance, keys):
-        table.add_row(*row)
-    out.print(table)
+        raise refuse(e) from None
+    if as_json:
+        sys.stdout.write(json.dumps([i.to_json() for i in infos]) + "\n")
+        return
+    for line in list_lines(infos, out.width):
+        out.print(line, highlight=False, no_wrap=True, crop=False, soft_wrap=True)
 
 
 @assets_app.command("show")
 def assets_show(
     key: Annotated[str, typer.Argument(help="Asset key, e.g. gold/route_performance.")],
 ) -> None:
-    """Description, owners, columns, lineage, checks and the latest run of one asset."""
+    """Description, owners, columns, lineage, latest materialization and each check's result.
+
+    Exit 3, with close matches, when no asset has that key.
+    """
     from onering_assets.browse import show_asset
 
     try:
         _, defs, instance = load()
         show_asset(out, defs, instance, key)
     except OneRingError as e:
-        raise fail(str(e)) from None
+        raise refuse(e) from None
 
 
 @app.command()

