@@ -7,7 +7,8 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -173,13 +174,14 @@ def execute(
     # caller (the CLI, an Airflow task) its own handler back.
     term = signal.getsignal(signal.SIGTERM) if _main_thread() else None
     try:
-        result = job.execute_in_process(
-            instance=instance,
-            tags=run_tags,
-            run_config=run_config,
-            raise_on_error=False,
-            run_id=run_id,
-        )
+        with _recording_target(instance, job):
+            result = job.execute_in_process(
+                instance=instance,
+                tags=run_tags,
+                run_config=run_config,
+                raise_on_error=False,
+                run_id=run_id,
+            )
     finally:
         if term is not None:
             signal.signal(signal.SIGTERM, term)
@@ -187,6 +189,34 @@ def execute(
     if record_cancel(instance, result):
         summary.status = "CANCELED"
     return summary
+
+
+@contextmanager
+def _recording_target(instance: dg.DagsterInstance, job: dg.JobDefinition) -> Iterator[None]:
+    """Store the run with what it targets: the Runs page's Target column, and re-execution.
+
+    ``execute_in_process`` of a subset job stores an empty asset selection and no check
+    selection (Dagster 1.13), so the UI showed CLI runs with no target. The run is stored
+    as the UI would launch it: the job's assets, and its checks (``None``: all of theirs).
+    """
+    storage = instance.run_storage
+    add_run = storage.add_run
+    assets = frozenset(job.asset_selection or ())
+    checks = job.asset_check_selection
+    check_selection = None if checks is None else frozenset(checks)
+
+    def add_with_target(dagster_run: dg.DagsterRun) -> dg.DagsterRun:
+        if dagster_run.job_name == job.name:
+            dagster_run = dagster_run._replace(
+                asset_selection=assets, asset_check_selection=check_selection
+            )
+        return add_run(dagster_run)
+
+    storage.add_run = add_with_target  # this instance's storage only, for this one run
+    try:
+        yield
+    finally:
+        del storage.add_run
 
 
 def _main_thread() -> bool:
