@@ -13,20 +13,48 @@ KINDS = {"bronze": {"parquet"}, "silver": {"clickhouse"}, "gold": {"postgres"}}
 DATABASES = {"bronze": "lake", "silver": "clickhouse", "gold": "onering"}
 
 
-def column_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
+def _sources(table: SqlTable) -> dict[str, list[tuple[str, str, str]]]:
+    """Per output column, the ``(layer, table, column)`` it is computed from (quotes off)."""
+    return {
+        column: [(layer, name, source.strip('"')) for layer, name, source in sources]
+        for column, sources in table.parsed.column_lineage.items()
+        if sources
+    }
+
+
+def computed_from(sources: list[tuple[str, str, str]]) -> str:
+    """``← silver.flights.dep_delay, …``: what a column's description ends with."""
+    return "← " + ", ".join(".".join(source) for source in sources)
+
+
+def column_schema(
+    columns: tuple[Column, ...], lineage: dict[str, list[tuple[str, str, str]]] | None = None
+) -> dg.TableSchema:
+    """The columns; a computed column's description ends with what it is computed from.
+
+    The open-source Dagster UI does not render ``dagster/column_lineage`` (only Dagster+
+    does); every column's description is shown on the asset's page.
+    """
+    lineage = lineage or {}
+
+    def description(column: Column) -> str | None:
+        parts = [column.description.strip()] if column.description else []
+        if lineage.get(column.name):
+            parts.append(computed_from(lineage[column.name]))
+        return " ".join(parts) or None
+
     return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.type, description=c.description or None) for c in columns]
+        columns=[dg.TableColumn(c.name, c.type, description=description(c)) for c in columns]
     )
 
 
 def column_lineage(table: SqlTable) -> dg.TableColumnLineage:
     deps = {
         column: [
-            dg.TableColumnDep(asset_key=dg.AssetKey([layer, name]), column_name=source.strip('"'))
+            dg.TableColumnDep(asset_key=dg.AssetKey([layer, name]), column_name=source)
             for layer, name, source in sources
         ]
-        for column, sources in table.parsed.column_lineage.items()
-        if sources
+        for column, sources in _sources(table).items()
     }
     return dg.TableColumnLineage(deps_by_column=deps)
 
@@ -34,7 +62,9 @@ def column_lineage(table: SqlTable) -> dg.TableColumnLineage:
 def spec_metadata(table: BronzeTable | SqlTable) -> dict[str, Any]:
     schema = "gold" if table.layer == "gold" else table.layer
     metadata: dict[str, Any] = {
-        "dagster/column_schema": column_schema(table.columns),
+        "dagster/column_schema": column_schema(
+            table.columns, _sources(table) if isinstance(table, SqlTable) else None
+        ),
         "dagster/table_name": f"{schema}.{table.name}",
         "database": DATABASES[table.layer],
         "schema": schema,

@@ -28,6 +28,8 @@ def spec_snapshot(defs: dg.Definitions) -> list[dict]:
             if ck.asset_key == spec.key
         )
         schema = spec.metadata["dagster/column_schema"]
+        lineage = spec.metadata.get("dagster/column_lineage")
+        deps = lineage.deps_by_column if lineage else {}
         rows.append(
             {
                 "key": spec.key.to_user_string(),
@@ -38,7 +40,15 @@ def spec_snapshot(defs: dg.Definitions) -> list[dict]:
                 "tags": dict(sorted(spec.tags.items())),
                 "kinds": sorted(spec.kinds),
                 "table": spec.metadata["dagster/table_name"],
-                "columns": [f"{c.name} {c.type}" for c in schema.columns],
+                # Each column with what it is computed from (dagster/column_lineage).
+                "columns": [
+                    f"{c.name} {c.type}"
+                    + "".join(
+                        f" <- {d.asset_key.to_user_string()}.{d.column_name}"
+                        for d in deps.get(c.name, [])
+                    )
+                    for c in schema.columns
+                ],
                 "checks": [
                     f"{name}{' (blocking)' if blocking else ''}" for name, blocking in checks
                 ],
@@ -71,6 +81,35 @@ def test_every_asset_has_checks_metadata_and_a_description(tmp_path: Path) -> No
         if spec.group_name != "bronze":
             lineage = spec.metadata["dagster/column_lineage"]
             assert lineage.deps_by_column, spec.key
+
+
+def test_column_descriptions_say_what_each_column_is_computed_from(tmp_path: Path) -> None:
+    """The open-source UI shows column descriptions, not dagster/column_lineage: both agree."""
+    specs = {s.key: s for s in _defs(tmp_path).resolve_all_asset_specs()}
+    for spec in specs.values():
+        lineage = spec.metadata.get("dagster/column_lineage")
+        deps = lineage.deps_by_column if lineage else {}
+        for column in spec.metadata["dagster/column_schema"].columns:
+            sources = [
+                f"{'.'.join(d.asset_key.path)}.{d.column_name}" for d in deps.get(column.name, [])
+            ]
+            suffix = f"← {', '.join(sources)}"
+            if sources:
+                assert (column.description or "").endswith(suffix), (spec.key, column)
+            else:
+                assert "←" not in (column.description or ""), (spec.key, column)
+    cmp = specs[dg.AssetKey(["gold", "carrier_monthly_performance"])]
+    described = {c.name: c.description for c in cmp.metadata["dagster/column_schema"].columns}
+    assert described["avg_dep_delay"] == (
+        "Mean departure delay in minutes over non-null delays. ← silver.flights.dep_delay"
+    )
+    assert described["flights"] == "Scheduled flights."  # count(*): computed from no column
+    flights = specs[dg.AssetKey(["silver", "flights"])]
+    described = {c.name: c.description for c in flights.metadata["dagster/column_schema"].columns}
+    assert described["flight_date"] == (
+        "Scheduled departure date (local)."
+        " ← bronze.flights.day, bronze.flights.month, bronze.flights.year"
+    )
 
 
 def test_gold_depends_on_silver_and_silver_on_bronze(tmp_path: Path) -> None:
