@@ -3,12 +3,14 @@
 - table: aligned columns (numbers right-aligned), one line per row, cells cut at
   ``MAX_CELL`` characters, NULL as ``NULL``, floats with at most ``FLOAT_DECIMALS``
   decimals; then ``(N rows)`` or ``showing 1,000 of 336,776 rows; --limit 0 for all``.
-- csv: a header row, then the rows; NULL as an empty field, floats in full.
+- csv: a header row, then the rows; NULL as an empty field, floats in full, booleans as
+  true/false, bytes as hex, arrays and maps as JSON.
 - json: one array, one object per line; NaN and ±Infinity as null, bytes as hex strings,
-  dates, times, decimals and UUIDs as strings, arrays and maps as JSON arrays and objects;
-  a repeated column name gets ``_2``, ``_3``….
+  dates and times (ISO 8601), decimals and UUIDs as strings, arrays and maps as JSON
+  arrays and objects; a repeated column name gets ``_2``, ``_3``….
 
 Every format writes one batch at a time, so memory holds one batch, not the result.
+Values are converted a column at a time: a column of one type takes one fast path.
 """
 
 from __future__ import annotations
@@ -16,18 +18,20 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, TextIO
+from uuid import UUID
 
 from rich.cells import cell_len
 
-from onering_assets.query import Spool
+from onering_assets.query import Batch, Spool
 
 MAX_CELL = 40
 FLOAT_DECIMALS = 4
-_PLAIN = (str, int, float, type(None))  # written as they are (bool is not among them)
+NoneType = type(None)
+Column = Sequence[Any]
 
 
 def write(spool: Spool, fmt: str, out: TextIO) -> None:
@@ -35,43 +39,71 @@ def write(spool: Spool, fmt: str, out: TextIO) -> None:
     {"table": write_table, "csv": write_csv, "json": write_json}[fmt](spool, out)
 
 
+def _convert(column: Column, keep: set[type], convert: Callable[[Any], Any]) -> Column:
+    """``column`` with every value of a type outside ``keep`` passed through ``convert``."""
+    kinds = set(map(type, column))
+    if kinds <= keep:
+        return column
+    if NoneType in kinds:
+        return [None if v is None else convert(v) for v in column]
+    return list(map(convert, column))
+
+
+def _converted(batch: Batch, convert: Callable[[Column], Column]) -> Iterator[tuple[Any, ...]]:
+    return zip(*(convert(column) for column in zip(*batch, strict=True)), strict=True)
+
+
+def _bytes_hex(value: Any) -> str:
+    return bytes(value).hex()
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
 # --- csv ---------------------------------------------------------------------------------
+
+_CSV_PLAIN = {str, int, float, NoneType}
+_CSV_FAST: dict[type, Callable[[Any], Any]] = {
+    datetime: str, date: str, time: str, UUID: str, Decimal: str, bool: _bool_text,
+    bytes: _bytes_hex,
+}  # fmt: skip
 
 
 def _csv_value(value: Any) -> Any:
-    if type(value) in _PLAIN:
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes | bytearray | memoryview):
+    fast = _CSV_FAST.get(type(value))
+    if fast is not None:
+        return fast(value)
+    if isinstance(value, bytearray | memoryview):
         return bytes(value).hex()
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, list | tuple | dict | set | frozenset):
+        return json.dumps(_jsonable(value), default=str, ensure_ascii=False, separators=(",", ":"))
     return str(value)
+
+
+def _csv_column(column: Column) -> Column:
+    kinds = set(map(type, column)) - {NoneType}
+    fast = _CSV_FAST.get(kinds.pop()) if len(kinds) == 1 else None
+    return _convert(column, _CSV_PLAIN, fast or _csv_value)
 
 
 def write_csv(spool: Spool, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(spool.columns)
     for batch in spool.batches():
-        writer.writerows([[_csv_value(v) for v in row] for row in batch])
+        writer.writerows(_converted(batch, _csv_column))
 
 
 # --- json --------------------------------------------------------------------------------
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return list(value)
-    return str(value)  # Decimal, UUID, IP addresses, intervals…
+_JSON_FAST: dict[type, Callable[[Any], Any]] = {
+    datetime: datetime.isoformat, date: date.isoformat, time: time.isoformat, UUID: str,
+    bytes: _bytes_hex,
+}  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:
-    """``value`` with NaN and infinities as None and map keys as strings, recursively."""
+    """``value`` as JSON takes it: no NaN or infinity (null), string keys, recursively."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Decimal):
@@ -80,13 +112,27 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {_json_key(k): _jsonable(v) for k, v in value.items()}
-    return value
+    if isinstance(value, str | int | NoneType):
+        return value
+    fast = _JSON_FAST.get(type(value))
+    if fast is not None:
+        return fast(value)
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)  # IP addresses, intervals…
 
 
 def _json_key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    return json.dumps(_jsonable(key), default=_json_default, separators=(",", ":"))
+    text = _jsonable(key)
+    return text if isinstance(text, str) else json.dumps(text, separators=(",", ":"))
+
+
+def _json_column(column: Column) -> Column:
+    kinds = set(map(type, column)) - {NoneType}
+    if kinds == {float} and all(math.isfinite(v) for v in column if v is not None):
+        return column
+    fast = _JSON_FAST.get(kinds.pop()) if len(kinds) == 1 else None
+    return _convert(column, {str, int, bool, NoneType}, fast or _jsonable)
 
 
 def unique_names(columns: list[str]) -> list[str]:
@@ -104,24 +150,19 @@ def unique_names(columns: list[str]) -> list[str]:
 
 
 def write_json(spool: Spool, out: TextIO) -> None:
-    strict = json.JSONEncoder(
-        default=_json_default, allow_nan=False, ensure_ascii=False, separators=(",", ":")
-    )
+    encode = json.JSONEncoder(
+        default=str, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+    ).encode
     names = unique_names(spool.columns)
     out.write("[")
     first = True
     for batch in spool.batches():
-        lines = []
-        for row in batch:
-            record = dict(zip(names, row, strict=True))
-            try:
-                lines.append(strict.encode(record))
-            except (ValueError, TypeError):  # NaN/Infinity, or a map with odd keys
-                lines.append(strict.encode(_jsonable(record)))
+        rows = _converted(batch, _json_column)
+        lines = [encode(dict(zip(names, row, strict=True))) for row in rows]
         if lines:
             out.write(("\n" if first else ",\n") + ",\n".join(lines))
             first = False
-    out.write("\n]\n" if not first else "]\n")
+    out.write("]\n" if first else "\n]\n")
 
 
 # --- table -------------------------------------------------------------------------------
@@ -136,63 +177,72 @@ def _float_text(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        text = "NULL"
-    elif isinstance(value, float):
-        text = _float_text(value)
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, bytes | bytearray | memoryview):
-        text = "\\x" + bytes(value).hex()
-    elif isinstance(value, str):
-        text = value
-    else:
-        text = str(_csv_value(value))
+_TEXT_FAST: dict[type, Callable[[Any], str]] = {
+    str: str, int: str, float: _float_text, bool: _bool_text, datetime: str, date: str,
+    Decimal: str, UUID: str, bytes: lambda v: "\\x" + v.hex(),
+}  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    fast = _TEXT_FAST.get(type(value))
+    return fast(value) if fast is not None else str(_csv_value(value))
+
+
+def _fit(text: str) -> str:
+    """One line, at most ``MAX_CELL`` characters."""
     if not text.isprintable():
         text = "".join(c if c.isprintable() else "↵" if c == "\n" else " " for c in text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _cells(column: Column) -> list[str]:
+    """The column's values as table cells."""
+    kinds = set(map(type, column)) - {NoneType}
+    text = _TEXT_FAST.get(kinds.pop(), _text) if len(kinds) == 1 else _text
+    texts = ["NULL" if v is None else text(v) for v in column]
+    if all(len(t) <= MAX_CELL and t.isprintable() for t in texts):
+        return texts
+    return list(map(_fit, texts))
 
 
 def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+def _is_number(column: Column) -> bool:
+    kinds = set(map(type, column)) - {NoneType}
+    return bool(kinds) and kinds <= {int, float, Decimal}
 
 
 def _layout(spool: Spool) -> tuple[list[int], list[bool]]:
     """Each column's width and whether it is right-aligned (every value a number)."""
-    widths = [_width(_cell(c)) for c in spool.columns]
+    widths = [_width(_fit(c)) for c in spool.columns]
     numeric = [True] * len(widths)
+    seen = [False] * len(widths)
     for batch in spool.batches():
-        for row in batch:
-            for i, value in enumerate(row):
-                widths[i] = max(widths[i], _width(_cell(value)))
-                if value is not None and numeric[i] and not _is_number(value):
-                    numeric[i] = False
-    return widths, numeric
+        for i, column in enumerate(zip(*batch, strict=True)):
+            widths[i] = max(widths[i], *map(_width, _cells(column)))
+            if any(v is not None for v in column):
+                numeric[i] = numeric[i] and _is_number(column)
+                seen[i] = True
+    return widths, [n and s for n, s in zip(numeric, seen, strict=True)]
 
 
-def _padder(width: int, right: bool) -> Callable[[str], str]:
-    def pad(text: str) -> str:
-        gap = " " * (width - _width(text))
-        return gap + text if right else text + gap
-
-    return pad
+def _line(cells: Iterator[str] | list[str], widths: list[int], right: list[bool]) -> str:
+    padded = (
+        " " * (w - _width(c)) + c if r else c + " " * (w - _width(c))
+        for c, w, r in zip(cells, widths, right, strict=True)
+    )
+    return " " + " | ".join(padded)
 
 
 def _lines(spool: Spool) -> Iterator[str]:
-    widths, numeric = _layout(spool)
-    header = [_padder(w, False) for w in widths]
-    yield " " + " | ".join(p(_cell(c)) for p, c in zip(header, spool.columns, strict=True))
+    widths, right = _layout(spool)
+    yield _line([_fit(c) for c in spool.columns], widths, [False] * len(widths))
     yield "-" + "-+-".join("-" * w for w in widths) + "-"
-    pads = [_padder(w, right) for w, right in zip(widths, numeric, strict=True)]
     for batch in spool.batches():
-        yield "\n".join(
-            " " + " | ".join(p(_cell(v)) for p, v in zip(pads, row, strict=True)) for row in batch
-        )
+        columns = [_cells(column) for column in zip(*batch, strict=True)]
+        yield "\n".join(_line(list(cells), widths, right) for cells in zip(*columns, strict=True))
 
 
 def footer(spool: Spool) -> str:

@@ -123,9 +123,9 @@ def _nothing_built(settings: Settings, target: str) -> str | None:
         store, other = other, store
     if store.exists():
         return None
-    what = target.capitalize() if other.exists() else "Nothing"
+    what = f"{target.capitalize()} has not" if other.exists() else "Nothing has"
     return (
-        f"{what} has not been materialized in {settings.state_dir} yet: run `make demo` "
+        f"{what} been materialized in {settings.state_dir} yet: run `make demo` "
         "(everything) or `onering materialize` first."
     )
 
