@@ -124,7 +124,7 @@ def test_assets_list_and_show(materialized) -> None:
     assert "gold/route_performance" in listing.stdout and "never" in listing.stdout
     shown = invoke("assets", "show", "gold/carrier_monthly_performance")
     assert shown.exit_code == 0
-    for text in ("silver/airlines.name", "pct_arr_delayed_15", "reconciliation", "succeeded"):
+    for text in ("silver/airlines.name", "pct_arr_delayed_15", "reconciliation", "passed"):
         assert text in shown.stdout
 
 
