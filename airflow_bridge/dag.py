@@ -71,14 +71,26 @@ def schedule_of(plan: dict[str, Any]) -> Any:
 def build_dag(
     plan: dict[str, Any], render: dict[str, Any], manifest_path: str | None = None
 ) -> DAG:
-    """The DAG of one exported plan, with the render settings it was exported with."""
-    spec = plan["partitions"]
+    """The DAG of one exported plan, with the render settings it was exported with.
+
+    A partitioned cron DAG starts with the run of its first partition and ends with the
+    run of its last (the plan's ``schedule_window``): Airflow never schedules a partition
+    the assets do not have. ``catchup=False`` inside that window: a DAG unpaused late runs
+    the partition that closed last, not every one before it (``onering airflow up`` keeps
+    a DAG with a run due paused locally).
+    """
+    spec, window = plan["partitions"], plan["schedule_window"]
     start = datetime.strptime(spec["start"], spec["fmt"]).replace(tzinfo=UTC) if spec else START
+    end = None
+    if window:
+        start = datetime.fromisoformat(window["first_run"])
+        end = datetime.fromisoformat(window["last_run"])
     dag = DAG(
         dag_id=plan["dag_id"],
         description=plan["description"],
         schedule=schedule_of(plan),
         start_date=start,
+        end_date=end,
         catchup=False,
         max_active_runs=1,
         tags=["onering"],

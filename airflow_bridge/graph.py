@@ -9,6 +9,7 @@ from airflow_bridge.config import RenderConfig
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.formats import MONTHLY, PLAN_VERSION
 from airflow_bridge.manifest import AssetNode, CheckNode, Manifest
+from airflow_bridge.partitions import cron_window
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class DagPlan:
     description: str
     partitions: dict[str, str] | None = None
     schedule_fmts: tuple[str | None, ...] = ()
+    # A partitioned cron DAG's first and last run (``cron_window``): its start/end dates.
+    schedule_window: dict[str, str] | None = None
 
 
 def dag_partitions(dag_id: str, assets: list[AssetNode]) -> dict[str, str] | None:
@@ -196,6 +199,9 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
             schedule = None
         if schedule == "assets" and not external:
             raise BridgeError(f"{dag_id}: schedule 'assets' needs upstream assets in other DAGs.")
+        spec = parts[dag_id]
+        cron = schedule not in (None, "assets")
+        window = cron_window(dag_id, str(schedule), spec) if cron and spec else None
         plans.append(
             DagPlan(
                 dag_id=dag_id,
@@ -205,6 +211,7 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
                 description=f"OneRing assets: {', '.join(sorted(keys))}",
                 partitions=parts[dag_id],
                 schedule_fmts=tuple(_fmt(parts[dag_of[d]]) for d in external),
+                schedule_window=window,
             )
         )
     unknown = sorted(set(config.schedules) - {p.dag_id for p in plans})

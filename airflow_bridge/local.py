@@ -5,24 +5,27 @@ dag-processor, triggerer) as background processes bound to 127.0.0.1, with ``AIR
 (SQLite metadata DB, logs, generated admin password) under the OneRing state folder and the
 DAGs folder on the export. The REST API (``/api/v2``) is how ``trigger`` and ``status``
 talk to it, exactly as any other client would.
+
+Starting it runs nothing by itself: DAGs are created paused, and ``up`` unpauses those that
+Airflow sees for the first time and whose schedule has no run due (asset-triggered DAGs,
+and cron DAGs whose partitions' window has no run left or none yet); any other stays paused
+and ``up`` says why. ``up`` also prints every run that does start because Airflow started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_bridge.client import AirflowClient, request_json
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.partitions import keys
 from airflow_bridge.processes import alive, port_in_use, stop_groups
@@ -34,9 +37,8 @@ DEFAULT_PORT = 8080
 # its LocalExecutor workers, and the task processes they fork, inherit it, so an in_process
 # task does not pay for importing Dagster, building the definitions or importing GX.
 PRELOAD = ("onering_assets.runner:prepare_worker",)
-FINISHED = {"success", "failed"}
-# Task states worth a line when following a run (not none/scheduled/queued).
-NOTEWORTHY = {"running", "success", "failed", "upstream_failed", "skipped", "up_for_retry"}
+# Runs Airflow queues by itself (not triggered by anyone): what starting it may cause.
+SELF_STARTED = {"scheduled", "asset_triggered"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class LocalAirflow:
         return self.home / "onering-pids.json"
 
     @property
+    def known_file(self) -> Path:
+        """The DAG ids an ``up`` has already reviewed (their paused state is then the user's)."""
+        return self.home / "onering-dags.json"
+
+    @property
     def passwords_file(self) -> Path:
         return self.home / "simple_auth_manager_passwords.json.generated"
 
@@ -74,8 +81,9 @@ class LocalAirflow:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # chDB has one owner at a time: more parallel tasks would only queue on its lock.
             "AIRFLOW__CORE__PARALLELISM": "2",
-            # Runs start when triggered; exported DAGs with a partition end schedule nothing.
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # Nothing may run just because Airflow started: `up` unpauses a new DAG only
+            # when its schedule has no run due (see `review`).
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -110,11 +118,16 @@ class LocalAirflow:
         return [self.python, "-m", "airflow", *args]
 
     def up(self, *, timeout_s: float = 180, say: Callable[[str], None] = print) -> dict[str, Any]:
-        """Migrate the metadata DB, start the components, wait until the DAGs are loaded."""
+        """Migrate the metadata DB, start the components, wait until the DAGs are loaded.
+
+        Then unpause the new DAGs whose schedule has no run due; the state it returns lists
+        under ``started`` what runs because Airflow started (nothing, normally).
+        """
+        since = datetime.now(UTC)
         started = self.running()
         if len(started) == len(COMPONENTS):
             say(f"Airflow is already running at {self.url} (pids {sorted(started.values())}).")
-            return self.wait_ready(timeout_s=timeout_s, say=say)
+            return self.settle(self.wait_ready(timeout_s=timeout_s, say=say), since, say)
         if started:
             self.down(say=say)
         if port_in_use(self.port):
@@ -148,10 +161,30 @@ class LocalAirflow:
             say(f"started {component} (pid {proc.pid}), log {self.log_file(component)}")
         self.pids_file.write_text(json.dumps(pids, indent=1) + "\n")
         try:
-            return self.wait_ready(timeout_s=timeout_s, say=say)
+            return self.settle(self.wait_ready(timeout_s=timeout_s, say=say), since, say)
         except BridgeError:
             self.down(say=say)
             raise
+
+    def settle(
+        self, state: dict[str, Any], since: datetime, say: Callable[[str], None]
+    ) -> dict[str, Any]:
+        """Unpause what :func:`review` allows; ``state["started"]``: what starting ran."""
+        client = self.client()
+        dags = client.dags()
+        known = set(json.loads(self.known_file.read_text())) if self.known_file.exists() else set()
+        now = datetime.now(UTC)
+        unpause, kept = review(dags, known, now)
+        for dag_id in unpause:
+            client.unpause(dag_id)
+        if unpause:
+            say(f"unpaused {', '.join(unpause)}: no schedule of theirs has a run due")
+        for dag_id, why in kept.items():
+            say(f"kept {dag_id} paused: {why}")
+        seen = sorted(known | {d["dag_id"] for d in dags})
+        self.known_file.write_text(json.dumps(seen, indent=1) + "\n")
+        state["started"] = started_by_start(dags, client.runs_since(since), now)
+        return state
 
     def down(self, *, timeout_s: float = 30, say: Callable[[str], None] = print) -> list[str]:
         """Stop every component ``up`` started (their whole process groups)."""
@@ -189,14 +222,14 @@ class LocalAirflow:
 
     def _readiness(self, expected: list[str]) -> dict[str, Any]:
         try:
-            health = _request("GET", f"{self.url}/api/v2/monitor/health")
+            health = request_json("GET", f"{self.url}/api/v2/monitor/health")
         except BridgeError:
             return {"ready": False, "summary": "api-server not answering yet"}
         unhealthy = sorted(k for k, v in health.items() if v.get("status") != "healthy")
         if unhealthy:
             return {"ready": False, "summary": f"{', '.join(unhealthy)} not healthy yet"}
         client = self.client()
-        dags = client.get("/dags", limit=1000)["dags"]
+        dags = client.dags()
         loaded = sorted(d["dag_id"] for d in dags)
         errors = client.get("/importErrors")["import_errors"]
         if errors:
@@ -214,89 +247,60 @@ class LocalAirflow:
         return AirflowClient.login(self.url, USER, password)
 
 
-class AirflowClient:
-    """The few Airflow REST API v2 calls the CLI needs, with a JWT from the auth manager."""
+def _due(dag: dict[str, Any], now: datetime) -> str | None:
+    """When the DAG's next scheduled run became due, if it is due by ``now``."""
+    after = dag.get("next_dagrun_run_after")
+    return after if after and datetime.fromisoformat(after) <= now else None
 
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.headers = {"Authorization": f"Bearer {token}"}
 
-    @classmethod
-    def login(cls, url: str, username: str, password: str) -> AirflowClient:
-        body = {"username": username, "password": password}
-        return cls(url, _request("POST", f"{url}/auth/token", body)["access_token"])
+def review(
+    dags: list[dict[str, Any]], known: set[str], now: datetime
+) -> tuple[list[str], dict[str, str]]:
+    """The new paused DAGs to unpause, and those kept paused with the reason.
 
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        return _request(
-            "GET", f"{self.url}/api/v2{path}{'?' + query if query else ''}", None, self.headers
-        )
+    A DAG no ``up`` has reviewed yet (not in ``known``) was created paused. It is unpaused
+    unless its schedule has a run due by ``now``: unpausing it would run that at once.
+    Asset-triggered DAGs have none (they run on the events of triggered runs), nor has a
+    cron DAG whose partitions' runs are all in the past or the future. A DAG an earlier
+    ``up`` reviewed keeps its state: whoever paused or unpaused it since meant it.
+    """
+    unpause, kept = [], {}
+    for dag in sorted(dags, key=lambda d: d["dag_id"]):
+        if dag["dag_id"] in known or not dag["is_paused"]:
+            continue
+        due = _due(dag, now)
+        if due is None:
+            unpause.append(dag["dag_id"])
+        else:
+            kept[dag["dag_id"]] = (
+                f"its schedule ({dag.get('timetable_summary')}) has had a run due since "
+                f"{due}; unpausing it (in the Airflow UI) starts that run"
+            )
+    return unpause, kept
 
-    def trigger(
-        self, dag_id: str, *, partition_key: str | None, conf: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Queue a run now; a partitioned DAG run carries ``partition_key`` downstream."""
-        # A run id of our own: if a retried POST finds its first attempt did commit (409),
-        # the run is fetched instead of a second one being queued.
-        run_id = f"manual__onering__{time.strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(3)}"
-        body: dict[str, Any] = {"logical_date": None, "conf": conf, "dag_run_id": run_id}
-        if partition_key:
-            body["partition_key"] = partition_key
-        try:
-            return _request("POST", f"{self.url}/api/v2/dags/{dag_id}/dagRuns", body, self.headers)
-        except BridgeError as err:
-            if "HTTP 409" not in str(err):
-                raise
-            return self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
-    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
-        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {t["task_id"]: t["state"] for t in tis}
+def started_by_start(
+    dags: list[dict[str, Any]], runs: list[dict[str, Any]], now: datetime
+) -> list[str]:
+    """What runs because Airflow started, one line each.
 
-    def follow(
-        self,
-        dag_id: str,
-        run_id: str,
-        *,
-        timeout_s: float,
-        say: Callable[[str], None],
-        poll_s: float = 2,
-    ) -> dict[str, Any]:
-        """Wait for a run to finish, saying each task state change; the final run."""
-        seen: dict[str, str | None] = {}
-        deadline = time.monotonic() + timeout_s
-        while True:
-            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
-            for task, state in sorted(self.task_states(dag_id, run_id).items()):
-                if state in NOTEWORTHY and seen.get(task) != state:
-                    say(f"  {dag_id}.{task}: {state}")
-                    seen[task] = state
-            if run["state"] in FINISHED:
-                run["tasks"] = seen
-                return run
-            if time.monotonic() > deadline:
-                raise BridgeError(
-                    f"{dag_id} run {run_id} still {run['state']} after {timeout_s:g} s."
-                )
-            time.sleep(poll_s)
-
-    def wait_for_keyed_run(
-        self, dag_id: str, partition_key: str, *, after: str, timeout_s: float, poll_s: float = 2
-    ) -> dict[str, Any]:
-        """The run of ``dag_id`` for ``partition_key`` queued at or after ``after``.
-
-        ``after`` is an ISO time; an asset-triggered run appears a little after its trigger.
-        """
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            runs = self.get(f"/dags/{dag_id}/dagRuns", order_by="-id", limit=20)["dag_runs"]
-            for run in runs:
-                if run["partition_key"] == partition_key and run["queued_at"] >= after:
-                    return run
-            time.sleep(poll_s)
-        raise BridgeError(
-            f"{dag_id} was not triggered for partition {partition_key} in {timeout_s:g} s."
-        )
+    ``runs``: the runs queued since it started; those Airflow queued by itself count
+    (scheduled, asset-triggered), triggered ones do not. Plus each unpaused DAG whose
+    schedule has a run due that is not queued yet.
+    """
+    lines = [
+        f"{r['dag_id']} run {r['dag_run_id']} ({r['run_type']}"
+        + (f", partition {r['partition_key']}" if r.get("partition_key") else "")
+        + ")"
+        for r in runs
+        if r["run_type"] in SELF_STARTED
+    ]
+    queued = {r["dag_id"] for r in runs if r["run_type"] in SELF_STARTED}
+    for dag in sorted(dags, key=lambda d: d["dag_id"]):
+        due = _due(dag, now)
+        if due and not dag["is_paused"] and dag["dag_id"] not in queued:
+            lines.append(f"{dag['dag_id']}: its scheduled run due since {due}")
+    return lines
 
 
 def exported_plans(dags_folder: Path) -> dict[str, dict[str, Any]]:
@@ -339,43 +343,6 @@ def downstream_dags(dags_folder: Path, dag_id: str) -> list[str]:
         ]
         order += frontier
     return order
-
-
-# Airflow on SQLite answers HTTP 500 "Database error" while another component holds the
-# database lock (seen under load on 2 cores); the request is safe to repeat.
-_BUSY_RETRIES = 5
-
-
-def _request(
-    method: str, url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
-) -> Any:
-    for attempt in range(_BUSY_RETRIES - 1):
-        try:
-            return _request_once(method, url, body, headers)
-        except BridgeError as err:
-            if not ("HTTP 500" in str(err) and "Database error" in str(err)):
-                raise
-            time.sleep(1.0 + attempt)
-    return _request_once(method, url, body, headers)
-
-
-def _request_once(
-    method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str] | None
-) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as err:
-        detail = err.read().decode(errors="replace")
-        with contextlib.suppress(ValueError, AttributeError):
-            detail = json.loads(detail).get("detail", detail)
-        raise BridgeError(f"Airflow API {method} {url}: HTTP {err.code}: {detail}") from err
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-        raise BridgeError(f"Airflow API at {url} is not reachable ({err}).") from err
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -1,7 +1,8 @@
 """Airflow run -> Dagster partition range (pure): monthly ``%Y-%m`` and daily ``%Y-%m-%d``.
 
 A partition spec in the manifest is ``{"start": KEY, "end": KEY, "fmt": FMT}`` with the
-first and last keys of a Dagster time-window partitions definition.
+first and last keys of a Dagster time-window partitions definition. :func:`cron_window`
+bounds a partitioned cron schedule to exactly those partitions.
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ from typing import Any
 
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.formats import DAILY, MONTHLY, PARTITION_FORMATS
+
+# Airflow's cron presets (``airflow.utils.dates.cron_presets``); croniter lacks @quarterly.
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
 
 
 class PartitionRangeError(BridgeError):
@@ -81,3 +92,38 @@ def partition_range(
     if first > last:
         raise BridgeError(f"partition range {first}..{last} is reversed.")
     return first, last
+
+
+def cron_window(dag_id: str, cron: str, spec: dict[str, str]) -> dict[str, str]:
+    """The first and last run of a partitioned cron DAG: one per declared partition.
+
+    Airflow's ``CronPartitionTimetable(run_offset=-1)`` (UTC) keys the run at each cron
+    tick by the tick before it: the partition that just closed. So the first run is the
+    tick after the first tick at or after the first partition's start, and the last is the
+    first tick at or after the end of the last partition. As the DAG's ``start_date`` and
+    ``end_date`` they bound the timetable: it never queues a run for a partition the assets
+    do not have, whatever the clock says (catching up or not). Exported into the plan, so
+    DAG parsing computes nothing.
+    """
+    from croniter import croniter
+
+    fmt = _fmt(spec)
+    expression = CRON_PRESETS.get(cron, cron)
+
+    def first_tick_from(at: datetime) -> datetime:
+        naive = at.replace(tzinfo=None) - timedelta(seconds=1)
+        try:
+            tick = croniter(expression, naive).get_next(datetime)
+        except (ValueError, KeyError) as err:
+            raise BridgeError(f"{dag_id}: schedule {cron!r} is not a cron expression.") from err
+        return tick.replace(tzinfo=UTC)
+
+    opens = first_tick_from(_parse(spec["start"], fmt))
+    first = first_tick_from(opens + timedelta(seconds=1))
+    last = first_tick_from(next_start(_parse(spec["end"], fmt), fmt))
+    if first > last:
+        raise BridgeError(
+            f"{dag_id}: schedule {cron!r} closes none of the partitions "
+            f"{spec['start']}..{spec['end']}; give it a more frequent cron."
+        )
+    return {"first_run": first.isoformat(), "last_run": last.isoformat()}

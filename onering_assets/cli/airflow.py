@@ -15,7 +15,7 @@ from onering_assets.errors import ConfigError, NothingSelectedError, OneRingErro
 from onering_assets.settings import PLATFORM_DIR, Settings
 
 if TYPE_CHECKING:
-    from airflow_bridge.local import AirflowClient
+    from airflow_bridge.client import AirflowClient
 
 airflow_app = typer.Typer(
     help="Export the asset graph as Airflow DAGs and run them on a local Airflow 3.",
@@ -107,6 +107,10 @@ def airflow_up(port: Port = 8080) -> None:
     except BridgeError as e:
         raise fail(str(e)) from None
     password = json.loads(local.passwords_file.read_text())["admin"]
+    if state["started"]:
+        say("started by starting Airflow:\n" + "\n".join(f"  {s}" for s in state["started"]))
+    else:
+        say("nothing ran because Airflow started: DAGs run when triggered (or by their schedule)")
     say(
         f"Airflow is up at {local.url} (user admin, password {password}) with DAGs "
         f"{', '.join(state['dags'])}.\nTrigger: onering airflow trigger onering_bronze "
@@ -117,18 +121,53 @@ def airflow_up(port: Port = 8080) -> None:
 def check_selection(dag_id: str, select: str) -> None:
     """Refuse a --select that picks none of the DAG's assets (every task would just skip).
 
+    The one-line refusal names the DAG's assets and the exported DAGs whose assets the
+    selection does pick, if any.
+
     Raises:
+        ConfigError: not a valid selection (exit 2).
         NothingSelectedError: exit 3, as `onering materialize` does.
     """
-    import dagster as dg
-
     from airflow_bridge.local import exported_plans
     from onering_assets.definitions import build_definitions
     from onering_assets.runner import resolve_selection
 
-    tasks = exported_plans(DAGS_DIR)[dag_id]["tasks"]
-    within = {dg.AssetKey(k.split("/")) for t in tasks for k in t["asset_keys"]}
-    resolve_selection(build_definitions(Settings.from_env()), select, within=within)
+    try:
+        picked = resolve_selection(build_definitions(Settings.from_env()), select)
+    except NothingSelectedError:
+        picked = set()
+    names = {k.to_user_string() for k in picked}
+    owned = {
+        dag: sorted(k for t in plan["tasks"] for k in t["asset_keys"])
+        for dag, plan in exported_plans(DAGS_DIR).items()
+    }
+    if names & set(owned[dag_id]):
+        return
+    elsewhere = [
+        f"{d} ({', '.join(sorted(names & set(k)))})" for d, k in owned.items() if names & set(k)
+    ]
+    where = (
+        f"it picks assets of {'; '.join(elsewhere)}: trigger "
+        + ("that DAG instead." if len(elsewhere) == 1 else "those DAGs instead.")
+        if elsewhere
+        else f"it picks no exported asset (DAGs: {', '.join(owned)}; see `onering assets list`)."
+    )
+    raise NothingSelectedError(
+        f"--select {select!r} picks none of {dag_id}'s assets ({', '.join(owned[dag_id])}); {where}"
+    )
+
+
+def check_unpaused(client: AirflowClient, dag_ids: list[str]) -> None:
+    """Refuse to queue a run that would wait on a paused DAG (`up` keeps some paused)."""
+    from airflow_bridge.errors import BridgeError
+
+    paused = client.paused(dag_ids)
+    if paused:
+        raise BridgeError(
+            f"{', '.join(paused)} {'is' if len(paused) == 1 else 'are'} paused in the local "
+            "Airflow, so the run would wait; unpause in the Airflow UI (`onering airflow up` "
+            "said why it kept a DAG paused)."
+        )
 
 
 def follow_cascade(
@@ -179,7 +218,7 @@ def airflow_trigger(
     downstream DAGs inherit; --from/--to and --select go in dag_run.conf (this DAG only).
     """
     from airflow_bridge.errors import BridgeError
-    from airflow_bridge.local import check_trigger
+    from airflow_bridge.local import check_trigger, downstream_dags
 
     if partition and (start or end):
         raise fail("Use --partition or --from/--to, not both.", 2)
@@ -192,6 +231,8 @@ def airflow_trigger(
         if not local.running():
             raise BridgeError("Airflow is not running; start it with `onering airflow up`.")
         client = local.client()
+        cascade = downstream_dags(DAGS_DIR, dag_id) if wait and partition else []
+        check_unpaused(client, [dag_id, *cascade])
         run = client.trigger(dag_id, partition_key=partition, conf=conf)
         say(
             f"triggered {dag_id} run {run['dag_run_id']}"

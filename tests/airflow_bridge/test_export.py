@@ -14,6 +14,7 @@ from onering_assets.definitions import build_definitions
 from onering_assets.settings import PLATFORM_DIR, Settings
 
 AIRFLOW_DIR = PLATFORM_DIR / "orchestration" / "airflow"
+HERE = Path(__file__).parent
 
 
 def exported(tmp_path: Path, config: RenderConfig | None = None) -> dict[str, str]:
@@ -167,3 +168,36 @@ def test_bridge_yml_selections_are_resolved_by_dagster_into_the_plan(tmp_path: P
 
     with pytest.raises(BridgeError, match="cannot resolve selection 'group:silver and'"):
         exported(tmp_path, replace(RenderConfig(), select="group:silver and"))
+
+
+def test_the_exported_bronze_schedule_runs_only_declared_months(
+    airflow_env: dict[str, str],
+) -> None:
+    """What Airflow's scheduler makes of the committed DAGs (serialized, as it reads them):
+    Bronze's @monthly runs build 2013-01..2013-12 and nothing else, so unpausing it today
+    runs nothing; Silver and Gold run only on their upstream DAGs' asset events."""
+    today, june, before = (
+        "2026-11-30T12:00:00+00:00",
+        "2013-06-15T12:00:00+00:00",
+        "2012-06-01T00:00:00+00:00",
+    )
+    probe = [sys.executable, str(HERE / "schedule_probe.py"), str(AIRFLOW_DIR / "dags")]
+    proc = subprocess.run(
+        [*probe, today, june, before],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    bronze = result["dags"]["onering_bronze"]
+    assert bronze["caught_up"] == [f"2013-{month:02d}" for month in range(1, 13)]
+    assert bronze["first_run"] == {
+        today: None,  # past the last month: unpausing it runs nothing
+        june: ["2013-06-01T00:00:00+00:00", "2013-05"],  # catchup=False: the month that closed
+        before: ["2013-02-01T00:00:00+00:00", "2013-01"],  # when January closes
+    }
+    assert result["dags"]["onering_silver"] is None
+    assert result["dags"]["onering_gold"] is None

@@ -267,8 +267,63 @@ def test_stale_or_foreign_plan_files_fail_with_what_to_run(tmp_path: Path) -> No
     with pytest.raises(BridgeError, match="missing; run `onering airflow export`"):
         load_dag(plan)
     plan.write_text(json.dumps({"version": 1, "plan": {}, "render": {}}))
-    with pytest.raises(BridgeError, match="plan version 1, this bridge reads 2"):
+    with pytest.raises(BridgeError, match="plan version 1, this bridge reads 3"):
         load_dag(plan)
-    plan.write_text(json.dumps({"version": 2, "plan": {"dag_id": "x"}, "render": {}}))
+    plan.write_text(json.dumps({"version": 3, "plan": {"dag_id": "x"}, "render": {}}))
     with pytest.raises(BridgeError, match="not a OneRing DAG plan"):
         load_dag(plan)
+
+
+@pytest.mark.parametrize(
+    ("cron", "spec", "every_partition"),
+    [
+        ("@monthly", MONTHLY, True),
+        ("0 6 1 * *", MONTHLY, True),
+        ("@daily", MONTHLY, True),
+        ("@yearly", MONTHLY, False),
+        ("@daily", DAILY, True),
+        ("30 3 * * *", DAILY, True),
+        ("@hourly", DAILY, True),
+    ],
+)
+def test_a_cron_window_holds_the_runs_of_the_declared_partitions_and_no_other(
+    cron: str, spec: dict[str, str], every_partition: bool
+) -> None:
+    """Checked against Airflow's own timetable: every run between the window's first and
+    last run builds a declared partition, every run outside it one that is not declared."""
+    from datetime import timedelta
+
+    import pendulum
+    from airflow.timetables.base import TimeRestriction
+    from airflow.timetables.trigger import CronPartitionTimetable
+
+    from airflow_bridge.partitions import cron_window, keys
+
+    window = cron_window("d", cron, spec)
+    first = datetime.fromisoformat(window["first_run"])
+    last = datetime.fromisoformat(window["last_run"])
+    timetable = CronPartitionTimetable(  # pyright: ignore[reportAbstractUsage]
+        cron, timezone="UTC", run_offset=-1, key_format=spec["fmt"]
+    )
+    # Airflow passes pendulum times (its hourly crons need them).
+    earliest, latest = (
+        pendulum.instance(t) for t in (first - timedelta(days=40), last + timedelta(days=40))
+    )
+    around = TimeRestriction(earliest, latest, catchup=True)
+    inside, outside, info = set(), set(), None
+    while info := timetable.next_dagrun_info_v2(last_dagrun_info=info, restriction=around):
+        (inside if first <= info.run_after <= last else outside).add(info.partition_key)
+    declared = set(keys(spec))
+    assert inside <= declared and not outside & declared
+    assert (inside == declared) is every_partition
+
+
+def test_a_cron_that_closes_no_partition_is_refused_at_export() -> None:
+    from airflow_bridge.partitions import cron_window
+
+    with pytest.raises(
+        BridgeError, match=r"closes none of the partitions 2013-01-30\.\.2013-02-02"
+    ):
+        cron_window("d", "@yearly", DAILY)
+    with pytest.raises(BridgeError, match="'every day' is not a cron expression"):
+        cron_window("d", "every day", MONTHLY)
