@@ -22,8 +22,13 @@ class ProgressHandler(logging.Handler):
         event = meta.get("dagster_event")
         step = meta.get("step_key") or ""
         line = self._line(event, step) if event is not None else None
-        if line is None and event is None and record.levelno >= logging.WARNING:
-            line = f"  ! {step}: {meta.get('orig_message', record.getMessage())}"
+        message = str(meta.get("orig_message", record.getMessage()))
+        if event is None and message.startswith("Dependencies for step"):
+            line = f"  skipped {step} (upstream failed)"  # Dagster logs this, no event
+        elif message.startswith("check ") and " failed: " in message:
+            line = None  # checks.specs.emit's log line; the evaluation event prints it
+        elif line is None and event is None and record.levelno >= logging.WARNING:
+            line = f"  ! {step}: {message}"
         if line:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

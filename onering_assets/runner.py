@@ -161,11 +161,10 @@ def execute(
         asset_check_selection=set(checks) if checks is not None else None,
     )
     run_tags = dict(tags or {})
-    if (
-        first
-        and last
-        and any(defs.resolve_asset_graph().get(k).partitions_def is not None for k in asset_keys)
-    ):
+    # Checks alone run over the months given too (their asset's partitions).
+    targeted = asset_keys | {c.asset_key for c in checks or ()}
+    graph = defs.resolve_asset_graph()
+    if first and last and any(graph.get(k).partitions_def is not None for k in targeted):
         run_tags.update({RANGE_START: first, RANGE_END: last})
     quiet = {"console": {"config": {"log_level": "ERROR"}}}
     run_config = {"loggers": {"onering_progress": {}} if progress else quiet}

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
-from onering_assets.settings import LAYER_ORDER, Settings
+from onering_assets.settings import Settings
 
 app = typer.Typer(
     help="OneRing: a medallion data platform as code.",
@@ -88,33 +85,6 @@ def load():
     return settings, defs, instance_for(settings)
 
 
-def print_summary(summary, title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    table.add_column("asset")
-    table.add_column("rows", justify="right")
-    table.add_column("rejected", justify="right")
-    for key in sorted(summary.rows, key=lambda k: (LAYER_ORDER.get(k.split("/")[0], 9), k)):
-        rows, rejected = summary.rows[key], summary.rejected.get(key)
-        table.add_row(
-            key,
-            f"{rows:,}" if isinstance(rows, int) else "-",
-            f"{rejected:,}" if isinstance(rejected, int) else "",
-        )
-    if summary.rows:
-        out.print(table)
-    failed = [c for c in summary.checks if not c[2]]
-    out.print(
-        f"checks: {summary.checks_passed} passed, {len(failed)} failed; "
-        f"time {summary.seconds:.1f} s; run {summary.run_id}"
-    )
-    for asset, check, _, description in failed:
-        out.print(f"  [red]failed[/red] {asset}:{check} — {description}", highlight=False)
-    for failure in summary.failures:
-        out.print(
-            f"  [red]step failed[/red] {failure.splitlines()[0]}", highlight=False, soft_wrap=True
-        )
-
-
 Tags = Annotated[list[str] | None, typer.Option("--tag", help="Run tag KEY=VALUE (repeatable).")]
 
 
@@ -126,13 +96,3 @@ def parse_tags(values: list[str] | None) -> dict[str, str]:
             raise OneRingError(f"--tag {value!r}: use KEY=VALUE.")
         tags[key] = val
     return tags
-
-
-def report(summary, defs, title: str, as_json: bool) -> None:
-    """The run summary as a table, or as one line of JSON for scripts and Airflow."""
-    from onering_assets.runner import blocking_by_check
-
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(blocking_by_check(defs)), default=str) + "\n")
-    else:
-        print_summary(summary, title)

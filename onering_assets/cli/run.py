@@ -21,15 +21,15 @@ from onering_assets.cli.common import (
     Select,
     Tags,
     To,
+    announce_source,
     app,
     err,
     fail,
     load,
     out,
     parse_tags,
-    print_summary,
-    report,
 )
+from onering_assets.cli.report import print_summary, report
 from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.settings import Settings
 
@@ -63,13 +63,17 @@ def materialize(
 
     try:
         first, last = partition_range(partition, start, end)
-        _, defs, instance = load()
+        settings, defs, instance = load()
         keys = resolve_selection(defs, select)
+        explicit = bool(partition or start or end)
         extra = missing_upstream(defs, instance, keys, first, last) if upstream else set()
         if extra:
             names = ", ".join(sorted(k.to_user_string() for k in extra))
             err.print(f"also materializing upstream never built for {first}..{last}: {names}")
-        err.print(f"materializing {len(keys | extra)} assets for {first}..{last}")
+        line = scope(defs, keys | extra, first, last, explicit)
+        if any(k.path[0] == "bronze" for k in keys | extra):
+            announce_source(settings, defs)
+        err.print(line, highlight=False, soft_wrap=True)
         summary = execute(
             defs,
             instance,
@@ -87,23 +91,57 @@ def materialize(
         raise typer.Exit(1)
 
 
+def scope(defs, keys: set, first: str, last: str, explicit: bool) -> str:
+    """What a run covers, in one line; months given for only unpartitioned assets: refused.
+
+    An unpartitioned asset (a whole table) is always built whole, whatever the months.
+    """
+    graph = defs.resolve_asset_graph()
+    whole = sorted(k.to_user_string() for k in keys if graph.get(k).partitions_def is None)
+    monthly = len(keys) - len(whole)
+    months = first if first == last else f"{first}..{last}"
+    if explicit and not monthly:
+        raise ConfigError(
+            f"{', '.join(whole)} {'is' if len(whole) == 1 else 'are'} not partitioned (built "
+            "whole every time): drop --partition/--from/--to."
+        )
+    parts = [f"{monthly} monthly for {months}"] if monthly else []
+    if whole:
+        named = f" ({', '.join(whole)}: not partitioned)" if explicit else ""
+        parts.append(f"{len(whole)} built whole{named}")
+    return f"materializing {len(keys)} assets: {', '.join(parts)}"
+
+
 @app.command()
 def check(
     select: Select = None,
+    partition: Partition = None,
+    start: From = None,
+    end: To = None,
     tag: Tags = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run asset checks alone, against what is published."""
-    from onering_assets.runner import check_keys, execute, resolve_selection
+    """Run asset checks alone, against what is published (every published month by default).
+
+    Prints one row per check: asset, check, result (passed, FAILED for a blocking check,
+    warn for a non-blocking one) and its summary.
+    """
+    from onering_assets.runner import check_keys, execute, partition_range, resolve_selection
 
     try:
+        explicit = bool(partition or start or end)
+        first, last = partition_range(partition, start, end) if explicit else (None, None)
         _, defs, instance = load()
         keys = resolve_selection(defs, select)
+        if first and last:
+            scope(defs, keys, first, last, explicit)
         summary = execute(
             defs,
             instance,
             assets=set(),
             checks=check_keys(defs, keys),
+            first=first,
+            last=last,
             tags=parse_tags(tag),
             progress=not as_json,
         )

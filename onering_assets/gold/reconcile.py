@@ -118,10 +118,9 @@ class Reconciliation:
 
 
 def landed_months(lake: LakeResource, table: str, partitions: list[str] | None) -> list[str]:
-    """The months to count: the run's, or every month landed in the lake."""
-    if partitions:
-        return partitions
-    return [p for p in MONTHLY.get_partition_keys() if lake.exists("bronze", table, p)]
+    """The months to count: the run's, or every month, that have landed in the lake."""
+    months = partitions or MONTHLY.get_partition_keys()
+    return [p for p in months if lake.exists("bronze", table, p)]
 
 
 Batches = dict[str, frozenset[str]]

@@ -1,0 +1,134 @@
+"""What a run prints when it ends: the summary of `materialize`/`demo`, the table of `check`.
+
+A run that failed says FAILED (or CANCELED) in its first line, lists what it did not get
+to, and names each blocking check once; rejected rows come with their reasons and the
+query that shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.table import Table
+
+from onering_assets.cli.common import out
+from onering_assets.settings import LAYER_ORDER
+from onering_assets.summary import RunSummary
+
+
+def _layered(keys) -> list[str]:
+    return sorted(keys, key=lambda k: (LAYER_ORDER.get(k.split("/")[0], 9), k))
+
+
+def verdict(summary: RunSummary) -> str:
+    if summary.status == "CANCELED":
+        return "[yellow]CANCELED[/yellow]"
+    return "done" if summary.success else "[red]FAILED[/red]"
+
+
+def print_rejects(summary: RunSummary) -> None:
+    """Per asset with rejected rows: how many, why, and the query that shows them."""
+    for key in _layered(k for k, n in summary.rejected.items() if n):
+        reasons = summary.reject_reasons.get(key, {})
+        why = ", ".join(f"{reason} {n:,}" for reason, n in reasons.items())
+        out.print(
+            f"  {key}: {summary.rejected[key]:,} rejected in all"
+            + (f"; this run: {why}" if why else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+        query = summary.rejects_query.get(key)
+        if query and reasons:
+            out.print(f'    onering sql "{query}"', highlight=False, soft_wrap=True, markup=False)
+
+
+def print_errors(summary: RunSummary) -> None:
+    """Steps that failed for another reason than their checks: one line each."""
+    for error in summary.errors():
+        out.print(f"  [red]error[/red] {error.splitlines()[0]}", highlight=False, soft_wrap=True)
+
+
+def print_summary(summary: RunSummary, title: str) -> None:
+    """The run's outcome: verdict, rows per asset, rejects, failed checks, what was skipped."""
+    out.print(
+        f"{title}: {verdict(summary)} in {summary.seconds:.1f} s (run {summary.run_id})",
+        highlight=False,
+    )
+    if summary.rows:
+        table = Table(title_justify="left")
+        table.add_column("asset", no_wrap=True)
+        table.add_column("rows", justify="right")
+        table.add_column("rejected", justify="right")
+        for key in _layered(summary.rows):
+            rows, rejected = summary.rows[key], summary.rejected.get(key)
+            table.add_row(
+                key,
+                f"{rows:,}" if isinstance(rows, int) else "-",
+                f"{rejected:,}" if isinstance(rejected, int) else "",
+            )
+        out.print(table)
+    if any(summary.rejected.values()):
+        out.print("rejected rows (kept in silver.<table>_rejects):")
+        print_rejects(summary)
+    failed = [c for c in summary.checks if not c[2]]
+    out.print(f"checks: {summary.checks_passed} passed, {len(failed)} failed", highlight=False)
+    for asset, check, _, description in failed:
+        out.print(
+            f"  [red]failed[/red] {asset}:{check} — {description}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if summary.status == "CANCELED":
+        out.print("  stopped by a signal; what was not published keeps its previous version")
+    else:
+        print_errors(summary)
+    if summary.skipped:
+        skipped = ", ".join(_layered(summary.skipped))
+        out.print(
+            f"not materialized (upstream failed or stopped): {skipped}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_checks(summary: RunSummary, blocking: dict[tuple[str, str], bool]) -> None:
+    """`onering check`: one row per check (asset, check, result, summary), then a total."""
+    table = Table(title_justify="left")
+    table.add_column("asset", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("summary", overflow="fold")
+    for asset, check, passed, description in sorted(
+        summary.checks, key=lambda c: (LAYER_ORDER.get(c[0].split("/")[0], 9), c[0], c[1])
+    ):
+        if passed:
+            result = "passed"
+        elif blocking.get((asset, check), True):
+            result = "[red]FAILED[/red]"
+        else:
+            result = "[yellow]warn[/yellow]"
+        table.add_row(asset, check, result, description)
+    if summary.checks:
+        out.print(table)
+    failed = sum(1 for c in summary.checks if not c[2])
+    out.print(
+        f"checks: {'' if summary.success else verdict(summary) + ' '}"
+        f"{summary.checks_passed} passed, {failed} failed in {summary.seconds:.1f} s "
+        f"(run {summary.run_id})",
+        highlight=False,
+    )
+    print_errors(summary)
+
+
+def report(summary: RunSummary, defs, title: str, as_json: bool) -> None:
+    """The run summary as a table, or as one line of JSON for scripts and Airflow."""
+    from onering_assets.runner import blocking_by_check
+
+    blocking = blocking_by_check(defs)
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(blocking), default=str) + "\n")
+    elif title == "checks":
+        print_checks(summary, blocking)
+    else:
+        print_summary(summary, title)
