@@ -77,7 +77,9 @@ def build_dag(
     run of its last (the plan's ``schedule_window``): Airflow never schedules a partition
     the assets do not have. ``catchup=False`` inside that window: a DAG unpaused late runs
     the partition that closed last, not every one before it (``onering airflow up`` keeps
-    a DAG with a run due paused locally).
+    a DAG with a run due paused locally). Airflow also drops the tasks of a run whose
+    explicit logical date is outside the window: such DAGs are triggered by partition key
+    or conf, with no logical date.
     """
     spec, window = plan["partitions"], plan["schedule_window"]
     start = datetime.strptime(spec["start"], spec["fmt"]).replace(tzinfo=UTC) if spec else START
