@@ -299,9 +299,8 @@ def test_a_run_while_up_publishes_and_reset_refuses(
     reset = onering(gold.state, None, "reset", "--yes")
     assert reset.returncode == 2
     line = one_line(reset)
-    # The keeper is one of the server's listed users (today's words: "the embedded Postgres
-    # in … is in use by pid <keeper> (python -m onering_assets.stores keep …); stop it first").
-    assert f"pid {keeper.pid}" in line and "stop it first" in line, line
+    # The keeper is one of the server's listed users, named as what `stores up` started.
+    assert f"pid {keeper.pid}" in line and "stop it first with `onering stores down`" in line, line
     assert (gold.state / "postgres" / "PG_VERSION").exists()
 
 

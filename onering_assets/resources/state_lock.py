@@ -170,7 +170,7 @@ def _postgres_users(data_dir: Path) -> list[str]:
     where = f"the embedded Postgres in {show(data_dir)}"
     users = _listed_pids(data_dir / ".handle_pids.json")
     if users:
-        return [f"{where} is in use by pid {pid} ({_command(pid)}); stop it first" for pid in users]
+        return [_user(where, pid) for pid in users]
     server = _postmaster(data_dir)
     if server is None:
         return []
@@ -185,6 +185,16 @@ def _postgres_users(data_dir: Path) -> list[str]:
             "close them first"
         ]
     return []
+
+
+def _user(where: str, pid: int) -> str:
+    command = _command(pid)
+    if "onering_assets.stores keep" in command:  # the keeper of `onering stores up`
+        return (
+            f"Gold is kept up for your own tools by `onering stores up` (pid {pid}); "
+            "stop it first with `onering stores down`"
+        )
+    return f"{where} is in use by pid {pid} ({command}); stop it first"
 
 
 def _airflow(settings: Settings) -> list[str]:
