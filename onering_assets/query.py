@@ -194,6 +194,11 @@ def spool_silver(ch: ClickHouseResource, statement: str, spool: Spool, limits: L
                 for block in stream:
                     if not spool.add(block):
                         break
+            if not spool.columns:  # chDB sends no header with no rows
+                described = client.query(
+                    f"DESCRIBE (\n{statement}\n)", settings=_silver_settings(limits)
+                )
+                spool.columns = [str(row[0]) for row in described.result_rows]
             if spool.more:
                 spool.total = _count_silver(client, statement, limits)
     except ClickHouseError as err:

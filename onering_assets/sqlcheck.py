@@ -53,6 +53,14 @@ POSTGRES_FUNCTIONS_DENIED = frozenset(
      "query_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema", "txid_current"}
 )  # fmt: skip
 POSTGRES_DENIED_PREFIXES = ("lo_", "dblink")
+# Settings the reader may read (Postgres 18 hides only the superuser-only ones) whose value
+# is a shell command or a connection string, where an operator may have put a password.
+# ``SHOW ALL`` and the views of every setting are refused for the same reason.
+POSTGRES_SETTINGS_DENIED = frozenset(
+    {"archive_command", "archive_cleanup_command", "recovery_end_command", "restore_command",
+     "ssl_passphrase_command", "primary_conninfo", "archive_library"}
+)  # fmt: skip
+POSTGRES_TABLES_DENIED = frozenset({"pg_settings", "pg_file_settings", "pg_db_role_setting"})
 POSTGRES_PG_ALLOWED = frozenset(
     {"pg_typeof", "pg_size_pretty", "pg_column_size", "pg_relation_size", "pg_table_size",
      "pg_indexes_size", "pg_total_relation_size", "pg_get_viewdef", "pg_get_indexdef",
@@ -146,10 +154,29 @@ def check_statement(statement: str, dialect: Dialect) -> str:
     if not isinstance(tree, _READS) or any(isinstance(n, _WRITES) for n in tree.walk()):
         raise ReadOnlyError(f"Only SELECT, SHOW, DESCRIBE and EXPLAIN run here. {HINT}")
     _check_clauses(tree)
+    _check_nodes(tree, dialect)
+    return text
+
+
+def _check_nodes(tree: Expr, dialect: Dialect) -> None:
     for node in tree.walk():
         if isinstance(node, exp.Func):
             _check_function(node, dialect)
-    return text
+        elif dialect == "postgres" and _is_denied_table(node):
+            raise ReadOnlyError(f"{node.name} is refused: it lists every server setting.")
+
+
+def _is_denied_table(node: Expr) -> bool:
+    return isinstance(node, exp.Table) and node.name.lower() in POSTGRES_TABLES_DENIED
+
+
+def _check_setting(name: str) -> None:
+    if name.lower() == "all":
+        raise ReadOnlyError("SHOW ALL is refused: it lists every server setting.")
+    if name.lower() in POSTGRES_SETTINGS_DENIED:
+        raise ReadOnlyError(
+            f"Reading the setting {name!r} is refused: it may hold a command or a password."
+        )
 
 
 def detect_target(statement: str) -> Literal["silver", "gold"]:
@@ -184,6 +211,7 @@ def detect_target(statement: str) -> Literal["silver", "gold"]:
     reads = any(t.token_type in (TokenType.FROM, TokenType.TABLE) for t in tokens)
     if first in ("SELECT", "VALUES", "(") and not reads:
         return "gold"
+    check_statement(statement, "postgres")  # refused by the gate: say so rather than this
     raise ReadOnlyError(
         "Say which store to query: name its tables silver.… or gold.…, or give "
         "--target silver or --target gold."
@@ -196,8 +224,8 @@ _NAME_TOKENS = (TokenType.VAR, TokenType.IDENTIFIER)
 def _statement_tokens(statement: str) -> list[Token]:
     """The tokens of the one statement, in whichever store's dialect reads it.
 
-    After a command keyword (SHOW, EXPLAIN) sqlglot folds the rest into one string token,
-    so the rest is read on its own.
+    After a command keyword (SHOW, EXPLAIN, OPTIMIZE…) sqlglot folds the rest into one
+    string token, so the rest is read on its own.
     """
     try:
         dialect: Dialect = "postgres"
@@ -207,14 +235,14 @@ def _statement_tokens(statement: str) -> list[Token]:
             raise
         dialect = "clickhouse"
         text, first = _single(statement, _tokens(statement, dialect))
-    tokens = _tokens(text, dialect)
-    if first.text.upper() in (*_UNPARSED, "EXPLAIN", "DESCRIBE", "DESC"):
-        tokens = [tokens[0], *_tokens(text[first.end + 1 - first.start :], dialect)]
-    return tokens
+    return [first, *_tokens(text[first.end + 1 - first.start :], dialect)]
 
 
 def _check_names_only(kind: str, rest: str, dialect: Dialect) -> None:
-    for token in _tokens(rest, dialect):
+    tokens = _tokens(rest, dialect)
+    if kind == "SHOW" and dialect == "postgres" and tokens:
+        _check_setting(tokens[0].text)
+    for token in tokens:
         if token.token_type in (TokenType.L_PAREN, TokenType.R_PAREN) or token.text.upper() in (
             "FORMAT",
             "SETTINGS",
@@ -277,6 +305,11 @@ def _check_function(node: exp.Func, dialect: Dialect) -> None:
         }
     if denied:
         raise ReadOnlyError(f"{name}() is refused: it reaches outside the tables. {HINT}")
+    if dialect == "postgres" and name.lower() == "current_setting":
+        setting = node.expressions[0] if node.expressions else None
+        if not (isinstance(setting, exp.Literal) and setting.is_string):
+            raise ReadOnlyError("current_setting() takes the setting's name as a literal here.")
+        _check_setting(setting.name)
 
 
 def _is_series(node: exp.Func) -> bool:

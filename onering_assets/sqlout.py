@@ -233,7 +233,7 @@ def _line(cells: Iterator[str] | list[str], widths: list[int], right: list[bool]
         " " * (w - _width(c)) + c if r else c + " " * (w - _width(c))
         for c, w, r in zip(cells, widths, right, strict=True)
     )
-    return " " + " | ".join(padded)
+    return (" " + " | ".join(padded)).rstrip()
 
 
 def _lines(spool: Spool) -> Iterator[str]:

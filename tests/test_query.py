@@ -43,7 +43,7 @@ def state(tmp_path_factory: pytest.TempPathFactory, make_source):
     built = invoke("materialize", "--select", f'key:"{GOLD.replace(".", "/")}"', "-p", "2013-01")
     assert built.exit_code == 0, built.output
     # The first Gold read gives onering_reader its LOGIN; later fingerprints start from there.
-    assert invoke("sql", "SELECT 1").exit_code == 0
+    assert invoke("sql", "--target", "gold", "SELECT 1").exit_code == 0
     return invoke, folder
 
 
@@ -306,3 +306,49 @@ def test_psycopg_errors_never_carry_the_password(state) -> None:
     with pytest.raises(psycopg.Error) as caught:
         psycopg.connect(conninfo + " dbname=no_such_database")
     assert secret not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SHOW ALL",
+        "SHOW restore_command",
+        "SELECT current_setting('archive_command')",
+        "SELECT pg_catalog.current_setting('Restore_Command', true)",
+        "SELECT current_setting(name) FROM pg_settings",
+        "SELECT name, setting FROM pg_catalog.pg_settings",
+    ],
+)
+def test_settings_that_may_hold_a_secret_are_refused(state, statement: str) -> None:
+    """Commands (archive/restore) and connection strings are settings an operator may fill
+    with a password; the reader may read them in Postgres 18, so the gate refuses."""
+    invoke, folder = state
+    result = invoke("sql", "--target", "gold", statement)
+    assert_one_line_error(result, 2, secrets_of(folder))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["data_directory", "config_file", "hba_file", "ident_file", "primary_conninfo",
+     "ssl_passphrase_command", "log_directory", "krb_server_keyfile"],
+)  # fmt: skip
+def test_gold_itself_hides_superuser_only_settings_from_the_reader(state, setting: str) -> None:
+    """With the gate bypassed, Postgres refuses the reader what only pg_read_all_settings sees."""
+    _, folder = state
+    with pytest.raises(ReadOnlyError, match="permission denied to examine"):
+        run_gold(reader(folder), f"SELECT current_setting('{setting}')")
+    with owner(folder).connect() as conn:
+        row = conn.execute(
+            "SELECT pg_has_role('onering_reader', 'pg_read_all_settings', 'member')"
+        ).fetchone()
+    assert row == (False,)
+
+
+def test_no_setting_the_reader_can_list_holds_a_password(state) -> None:
+    """Every setting visible to the reader (read through pg_settings as the reader)."""
+    _, folder = state
+    _, rows = run_gold(reader(folder), "SELECT name, setting FROM pg_settings")
+    assert len(rows) > 300
+    text = repr(rows)
+    for secret in secrets_of(folder):
+        assert secret not in text

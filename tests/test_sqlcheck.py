@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from onering_assets.errors import ReadOnlyError
-from onering_assets.sqlcheck import Dialect, check_statement
+from onering_assets.sqlcheck import Dialect, check_statement, detect_target
 
 READS: list[tuple[Dialect, str]] = [
     ("clickhouse", "-- c\nSELECT 1"),
@@ -58,6 +58,13 @@ REFUSED: list[tuple[Dialect, str, str]] = [
     ("postgres", "SELECT 1 /* ; */ ; DELETE FROM gold.x", "one statement"),
     ("postgres", "SHOW search_path; DELETE FROM gold.x", "one statement"),
     ("postgres", "MERGE INTO gold.x USING gold.y ON true WHEN MATCHED THEN DELETE", "Only SELECT"),
+    ("postgres", "SHOW ALL", "SHOW ALL"),
+    ("postgres", "SHOW /* c */ restore_command", "restore_command"),
+    ("postgres", "SELECT current_setting('archive_command')", "archive_command"),
+    ("postgres", "SELECT current_setting(name) FROM gold.x", "literal"),
+    ("postgres", "SELECT * FROM pg_catalog.pg_settings", "pg_settings"),
+    ("postgres", "", "Give a SELECT"),
+    ("postgres", "-- only a comment", "Give a SELECT"),
 ]
 
 
@@ -75,3 +82,47 @@ def test_reads_pass_without_sqlglot_warnings(
 def test_refused_with_a_reason(dialect: Dialect, statement: str, message: str) -> None:
     with pytest.raises(ReadOnlyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_statement(statement, dialect)
+
+
+@pytest.mark.parametrize(
+    ("statement", "target"),
+    [
+        ("SELECT * FROM silver.flights", "silver"),
+        ('select * from "gold".carrier_monthly_performance', "gold"),
+        ("WITH f AS (SELECT * FROM silver.flights) SELECT count() FROM f", "silver"),
+        ("SHOW TABLES FROM silver", "silver"),
+        ("DESCRIBE TABLE silver.airlines", "silver"),
+        ("EXPLAIN ANALYZE SELECT * FROM gold.x", "gold"),
+        ("-- a comment\nTABLE gold.x;", "gold"),
+        ("OPTIMIZE TABLE silver.flights FINAL", "silver"),  # the gate refuses it next
+        ("SELECT 1", "gold"),
+        ("SELECT current_user", "gold"),
+        ("SELECT 'silver.flights'", "gold"),
+    ],
+)
+def test_the_target_is_the_schema_the_statement_names(statement: str, target: str) -> None:
+    assert detect_target(statement) == target
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("SELECT * FROM silver.flights JOIN gold.x ON true", "both silver and gold"),
+        ("SHOW TABLES", "--target"),
+        ("SELECT * FROM information_schema.tables", "--target"),
+        ("SELECT * FROM numbers(3)", "--target"),
+        ("OPTIMIZE TABLE flights", "Only SELECT"),
+        ("", "Give a SELECT"),
+        ("/* nothing */", "Give a SELECT"),
+        ("SELECT 1; SELECT 2", "one statement"),
+    ],
+)
+def test_no_target_without_one_store_named(
+    statement: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.DEBUG, logger="sqlglot"),
+        pytest.raises(ReadOnlyError, match=message),
+    ):
+        detect_target(statement)
+    assert "Falling back" not in caplog.text
