@@ -199,7 +199,9 @@ def _columns_table(schema: dg.TableSchema, lineage: dg.TableColumnLineage | None
         sources = ", ".join(
             f"{d.asset_key.to_user_string()}.{d.column_name}" for d in deps.get(column.name, [])
         )
-        table.add_row(column.name, column.type, column.description or "", sources)
+        # The UI-facing description ends with "← sources" (metadata.py); shown once here.
+        described = (column.description or "").split(" ← ")[0]
+        table.add_row(column.name, column.type, described, sources)
     return table
 
 
