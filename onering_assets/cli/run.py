@@ -201,7 +201,9 @@ def demo() -> None:
     out.print(
         "Browse the asset graph: [bold]make dev[/bold] (Dagster UI on http://127.0.0.1:3000), "
         'or `onering assets list`; query Gold: onering sql "SELECT * FROM '
-        'gold.carrier_monthly_performance LIMIT 5"'
+        'gold.carrier_monthly_performance LIMIT 5"; reach it from psql or a BI tool: '
+        "onering stores up",
+        highlight=False,
     )
     if not summary.success:
         raise typer.Exit(1)
