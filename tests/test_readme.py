@@ -52,3 +52,13 @@ def test_a_warm_make_demo_does_no_set_up_work(tmp_path: Path) -> None:
         ["make", "-n", "demo"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout.splitlines()
     assert [line for line in dry if line.strip() not in {"", ":"}] == [".venv/bin/onering demo"]
+
+
+def test_every_relative_link_in_readme_and_docs_exists() -> None:
+    """README links the docs and the screenshots the browser tests write; none may dangle."""
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert broken == []
