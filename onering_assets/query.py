@@ -19,9 +19,7 @@ temporary file) and the store is closed before anything is written: a slow reade
 
 from __future__ import annotations
 
-import pickle
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -33,9 +31,9 @@ import psycopg
 from onering_assets.errors import ConfigError, QueryError, ReadOnlyError
 from onering_assets.resources import ClickHouseResource, PostgresResource
 from onering_assets.sqlcheck import check_statement
+from onering_assets.sqlout import Batch, Spool, TextFormat
 
 Rows = tuple[list[str], list[tuple[Any, ...]]]
-Batch = list[tuple[Any, ...]]
 # ClickHouse error names that mean "read-only refused this", not "this went wrong".
 _CH_REFUSALS = ("(READONLY)", "(ACCESS_DENIED)")
 _CH_TIMEOUT = ("(TIMEOUT_EXCEEDED)", "(TOO_SLOW)")
@@ -50,7 +48,6 @@ _PG_REFUSED_TEXT = (
 _PG_MEMORY = ("53200", "53400")  # out_of_memory, configuration_limit_exceeded (temp files)
 _MAX_MESSAGE = 400
 GOLD_BATCH = 8192  # rows per chunk from Postgres (Silver sends ClickHouse's blocks)
-SPOOL_MEMORY = 16 * 1024**2
 COUNT_BUDGET_S = 10.0  # counting a result past the limit; longer and it says "more than"
 _COUNTABLE = {"SELECT", "WITH", "VALUES", "TABLE"}
 
@@ -95,48 +92,6 @@ def _memory_limit_message(store: str, limits: Limits) -> str:
         f"{store}: the query hit the memory limit ({size_text(limits.max_memory)}) and was "
         "stopped; raise ONERING_SQL_MAX_MEMORY (e.g. 4G; 0: no limit)."
     )
-
-
-class Spool:
-    """The rows of one result, kept aside (bounded memory, then a temporary file).
-
-    ``add`` keeps at most ``limit`` rows (0: all) and notes when there were more; ``total``
-    is the number of rows in the whole result when known.
-    """
-
-    def __init__(self, limit: int = 0) -> None:
-        self.limit = limit
-        self.columns: list[str] = []
-        self.rows = 0
-        self.more = False
-        self.total: int | None = None
-        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-
-    def add(self, batch: Batch) -> bool:
-        """Keep ``batch`` (or the part within the limit); False once past the limit."""
-        if self.limit and self.rows + len(batch) > self.limit:
-            batch, self.more = batch[: self.limit - self.rows], True
-        if batch:
-            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
-            self.rows += len(batch)
-        if not self.more:
-            self.total = self.rows
-        return not self.more
-
-    def batches(self) -> Iterator[Batch]:
-        """The kept rows, batch by batch, from the start."""
-        self._file.seek(0)
-        while True:
-            try:
-                yield pickle.load(self._file)  # written by this process
-            except EOFError:
-                return
-
-    def all_rows(self) -> list[tuple[Any, ...]]:
-        return [row for batch in self.batches() for row in batch]
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _countable(statement: str) -> bool:
@@ -290,6 +245,8 @@ def _stream_gold(conn: psycopg.Connection, statement: str, spool: Spool) -> None
     # Closing the stream early cancels the rest of the query.
     with closing(cur.stream(statement, size=GOLD_BATCH)) as rows:  # type: ignore[arg-type]
         for row in rows:
+            if not batch and not spool.columns:
+                spool.columns = [d.name for d in cur.description or []]
             batch.append(row)
             if len(batch) == GOLD_BATCH:
                 if not spool.add(batch):
@@ -297,9 +254,8 @@ def _stream_gold(conn: psycopg.Connection, statement: str, spool: Spool) -> None
                 batch = []
         else:
             spool.add(batch)
-    spool.columns = (
-        [d.name for d in cur.description] if cur.description else _gold_columns(conn, statement)
-    )
+    if not spool.columns:
+        spool.columns = _gold_columns(conn, statement)
 
 
 def _gold_columns(conn: psycopg.Connection, statement: str) -> list[str]:
@@ -349,15 +305,18 @@ def run_query(
     *,
     limit: int = 0,
     limits: Limits | None = None,
+    text: TextFormat | None = None,
 ) -> Spool:
     """Check one read-only statement, run it on ``silver`` or ``gold``, return its rows.
 
-    The store is closed when this returns; the caller writes the spool and closes it.
+    With ``text`` (csv, json) each batch is rendered as it arrives; without, rows are kept
+    (the table needs them all to size its columns). The store is closed when this returns;
+    the caller writes the spool out and closes it.
     """
     limits = limits or Limits()
     dialect = "clickhouse" if target == "silver" else "postgres"
     checked = check_statement(statement, dialect)
-    spool = Spool(limit)
+    spool = Spool(limit, text)
     try:
         if target == "silver":
             with _resolved(resources["clickhouse"]) as ch:
@@ -365,6 +324,7 @@ def run_query(
         else:
             with _resolved(resources["gold_reader"]) as pg:
                 spool_gold(pg, checked, spool, limits)
+        spool.finish()
     except BaseException:
         spool.close()
         raise

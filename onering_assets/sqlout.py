@@ -15,28 +15,115 @@ Values are converted a column at a time: a column of one type takes one fast pat
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import math
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from uuid import UUID
 
 from rich.cells import cell_len
 
-from onering_assets.query import Batch, Spool
-
 MAX_CELL = 40
 FLOAT_DECIMALS = 4
+SPOOL_MEMORY = 16 * 1024**2
 NoneType = type(None)
 Column = Sequence[Any]
+Batch = list[tuple[Any, ...]]
 
 
-def write(spool: Spool, fmt: str, out: TextIO) -> None:
-    """Write ``spool`` to ``out`` as ``table``, ``csv`` or ``json``."""
-    {"table": write_table, "csv": write_csv, "json": write_json}[fmt](spool, out)
+class TextFormat(Protocol):
+    """Renders rows as text batch by batch: ``start``, ``rows`` per batch, ``end``."""
+
+    def start(self, columns: list[str]) -> str: ...
+    def rows(self, batch: Batch) -> str: ...
+    def end(self) -> str: ...
+
+
+class Spool:
+    """One result kept aside (up to ``SPOOL_MEMORY`` in memory, then a temporary file).
+
+    ``add`` keeps at most ``limit`` rows (0: all) and notes when there were more; ``total``
+    is the number of rows in the whole result when known. With a ``text`` format each batch
+    is rendered on arrival and kept as text; without, the rows are kept (pickled).
+    """
+
+    def __init__(self, limit: int = 0, text: TextFormat | None = None) -> None:
+        self.limit, self.text = limit, text
+        self.columns: list[str] = []
+        self.rows = 0
+        self.more = False
+        self.total: int | None = None
+        self._started = False
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+
+    def add(self, batch: Batch) -> bool:
+        """Keep ``batch`` (or the part within the limit); False once past the limit."""
+        if self.limit and self.rows + len(batch) > self.limit:
+            batch, self.more = batch[: self.limit - self.rows], True
+        if batch and self.text is not None:
+            self._start()
+            self._file.write(self.text.rows(batch).encode())
+        elif batch:
+            pickle.dump(batch, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.rows += len(batch)
+        if not self.more:
+            self.total = self.rows
+        return not self.more
+
+    def _start(self) -> None:
+        if not self._started and self.text is not None:
+            self._started = True
+            self._file.write(self.text.start(self.columns).encode())
+
+    def finish(self) -> None:
+        """End the text (its head too if no row came)."""
+        if self.text is not None:
+            self._start()
+            self._file.write(self.text.end().encode())
+
+    def batches(self) -> Iterator[Batch]:
+        """The kept rows, batch by batch, from the start (without a text format)."""
+        self._file.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._file)  # written by this process
+            except EOFError:
+                return
+
+    def all_rows(self) -> list[tuple[Any, ...]]:
+        return [row for batch in self.batches() for row in batch]
+
+    def copy_to(self, out: TextIO, chunk: int = 1024**2) -> None:
+        """The kept text, a chunk at a time (as bytes where ``out`` has a buffer)."""
+        self._file.seek(0)
+        out.flush()
+        binary = getattr(out, "buffer", None)
+        decode = codecs.getincrementaldecoder("utf-8")().decode
+        while piece := self._file.read(chunk):
+            if binary is not None:
+                binary.write(piece)
+            else:
+                out.write(decode(piece))
+        if binary is not None:
+            binary.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write(spool: Spool, out: TextIO) -> None:
+    """Write ``spool`` to ``out``: its text (csv, json), or its rows as a table."""
+    if spool.text is not None:
+        spool.copy_to(out)
+    else:
+        write_table(spool, out)
 
 
 def _convert(column: Column, keep: set[type], convert: Callable[[Any], Any]) -> Column:
@@ -87,11 +174,29 @@ def _csv_column(column: Column) -> Column:
     return _convert(column, _CSV_PLAIN, fast or _csv_value)
 
 
-def write_csv(spool: Spool, out: TextIO) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(spool.columns)
-    for batch in spool.batches():
-        writer.writerows(_converted(batch, _csv_column))
+class CsvText:
+    """A header line, then one line per row."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def _taken(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def start(self, columns: list[str]) -> str:
+        self._writer.writerow(columns)
+        return self._taken()
+
+    def rows(self, batch: Batch) -> str:
+        self._writer.writerows(_converted(batch, _csv_column))
+        return self._taken()
+
+    def end(self) -> str:
+        return ""
 
 
 # --- json --------------------------------------------------------------------------------
@@ -149,20 +254,32 @@ def unique_names(columns: list[str]) -> list[str]:
     return names
 
 
-def write_json(spool: Spool, out: TextIO) -> None:
-    encode = json.JSONEncoder(
-        default=str, allow_nan=False, ensure_ascii=False, separators=(",", ":")
-    ).encode
-    names = unique_names(spool.columns)
-    out.write("[")
-    first = True
-    for batch in spool.batches():
-        rows = _converted(batch, _json_column)
-        lines = [encode(dict(zip(names, row, strict=True))) for row in rows]
-        if lines:
-            out.write(("\n" if first else ",\n") + ",\n".join(lines))
-            first = False
-    out.write("]\n" if first else "\n]\n")
+class JsonText:
+    """One array, one object per row per line."""
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(
+            default=str, allow_nan=False, ensure_ascii=False, separators=(",", ":")
+        ).encode
+        self._names: list[str] = []
+        self._first = True
+
+    def start(self, columns: list[str]) -> str:
+        self._names = unique_names(columns)
+        return "["
+
+    def rows(self, batch: Batch) -> str:
+        names, encode = self._names, self._encode
+        lines = [encode(dict(zip(names, r, strict=True))) for r in _converted(batch, _json_column)]
+        text = ("\n" if self._first else ",\n") + ",\n".join(lines)
+        self._first = False
+        return text
+
+    def end(self) -> str:
+        return "]\n" if self._first else "\n]\n"
+
+
+TEXT_FORMATS: dict[str, Callable[[], TextFormat]] = {"csv": CsvText, "json": JsonText}
 
 
 # --- table -------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ Formats (stdout):
 
 \b
 Limits: each query may run ONERING_SQL_TIMEOUT seconds (default 60) and use
-ONERING_SQL_MAX_MEMORY (default 2G); 0 lifts a limit. The result is read in full
-before it is printed, so a slow reader (| less) does not hold the store.
+ONERING_SQL_MAX_MEMORY (default 2G); 0 lifts a limit. Rows are spooled (16 MB in
+memory, then a temporary file) and the store released before anything is printed, so a
+slow reader (| less) holds no store; | head ends quietly.
 
 \b
 Exit codes: 0 printed; 2 refused (a write, several statements, a file or network
@@ -72,11 +73,11 @@ def sql(
         raise fail("--limit is a number of rows, 0 for all.", 2)
     if not statement or not statement.strip():
         raise fail('Give a statement to run, e.g. onering sql "SELECT 1".', 2)
-    spool = _run(statement, target, TABLE_ROWS if limit is None and fmt == "table" else limit)
+    spool = _run(statement, target, fmt, TABLE_ROWS if limit is None and fmt == "table" else limit)
     from onering_assets.sqlout import write
 
     try:
-        write(spool, fmt, sys.stdout)
+        write(spool, sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         _silence_stdout()
@@ -84,10 +85,11 @@ def sql(
         spool.close()
 
 
-def _run(statement: str, target: str | None, limit: int | None):
+def _run(statement: str, target: str | None, fmt: str, limit: int | None):
     """The statement's rows, spooled; the store is closed again when this returns."""
     from onering_assets.query import Limits, one_line, run_query
     from onering_assets.sqlcheck import detect_target
+    from onering_assets.sqlout import TEXT_FORMATS
 
     try:
         settings = Settings.from_env()
@@ -103,6 +105,7 @@ def _run(statement: str, target: str | None, limit: int | None):
             statement,
             limit=limit or 0,
             limits=Limits(settings.sql_timeout_s, settings.sql_max_memory),
+            text=TEXT_FORMATS[fmt]() if fmt in TEXT_FORMATS else None,
         )
     except ReadOnlyError as e:
         raise fail(one_line(str(e)), 2) from None
