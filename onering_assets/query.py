@@ -150,11 +150,8 @@ def spool_silver(ch: ClickHouseResource, statement: str, spool: Spool, limits: L
                     if not spool.add(block):
                         break
             if not spool.columns:  # chDB sends no header with no rows
-                described = client.query(
-                    f"DESCRIBE (\n{statement}\n)", settings=_silver_settings(limits)
-                )
-                spool.columns = [str(row[0]) for row in described.result_rows]
-            if spool.more:
+                spool.columns = _silver_columns(client, statement, limits)
+            if spool.more and spool.text is None:  # only the table says how many
                 spool.total = _count_silver(client, statement, limits)
     except ClickHouseError as err:
         raise _silver_error(err, ch, limits) from None
@@ -163,6 +160,16 @@ def spool_silver(ch: ClickHouseResource, statement: str, spool: Spool, limits: L
 def _has_silver(client: Any) -> bool:
     rows = client.query("SELECT count() FROM system.databases WHERE name = 'silver'").result_rows
     return bool(rows and rows[0][0])
+
+
+def _silver_columns(client: Any, statement: str, limits: Limits) -> list[str]:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    try:
+        described = client.query(f"DESCRIBE (\n{statement}\n)", settings=_silver_settings(limits))
+    except ClickHouseError:
+        return []
+    return [str(row[0]) for row in described.result_rows]
 
 
 def _count_silver(client: Any, statement: str, limits: Limits) -> int | None:
@@ -233,7 +240,7 @@ def spool_gold(pg: PostgresResource, statement: str, spool: Spool, limits: Limit
             _gold_limits(conn, limits)
             _stream_gold(conn, statement, spool)
             conn.rollback()  # a read; and a result stopped at the limit leaves it aborted
-            if spool.more and _countable(statement):
+            if spool.more and spool.text is None and _countable(statement):
                 spool.total = _count_gold(conn, statement, limits)
     except psycopg.Error as err:
         raise _gold_error(err, pg, limits) from None
