@@ -81,6 +81,8 @@ def sql(
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         _silence_stdout()
+    except OSError as e:  # a full disk behind `> file`
+        raise fail(f"Cannot write the output: {e.strerror or e}", 1) from None
     finally:
         spool.close()
 
