@@ -15,6 +15,7 @@ from pathlib import Path
 
 import clickhouse_connect
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from onering_assets.errors import CorruptLakeFileError
@@ -40,6 +41,21 @@ def flip_inside(path: Path) -> None:
     for i in range(len(data) // 4, len(data) // 2, 997):
         data[i] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+def flip_silently(path: Path) -> None:
+    """Flip one byte inside a page that still decodes: only the page checksum shows it."""
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, len(data) // 2):
+        data[i] ^= 0xFF
+        path.write_bytes(bytes(data))
+        try:
+            pq.read_table(path)  # no checksum verification: is the damage silent?
+        except (pa.ArrowException, OSError):
+            data[i] ^= 0xFF
+            continue
+        return
+    raise AssertionError(f"no byte of {path} decodes when flipped")
 
 
 def small_lake(tmp_path: Path) -> tuple[LakeResource, Path]:
@@ -103,6 +119,24 @@ def test_a_corrupt_file_being_replaced_is_moved_to_quarantine_not_deleted(
     assert lake.read("bronze", "flights", "2013-02").num_rows == 1
     # A readable file being replaced is not set aside.
     assert not (kept.parent.parent / "month=2013-01").exists()
+
+
+@pytest.mark.parametrize("damage", [flip_inside, flip_silently])
+def test_damage_behind_a_valid_footer_is_quarantined_on_reingest(tmp_path: Path, damage) -> None:
+    """Pages that no longer decode, or decode to other values (the page checksum says so)."""
+    lake, path = small_lake(tmp_path)
+    damage(path)
+    damaged = path.read_bytes()
+    lake.check_readable("bronze", "flights", ["2013-02"])  # the footer still reads
+    with pytest.raises(CorruptLakeFileError):
+        lake.read("bronze", "flights", "2013-02")
+    good = pa.table({"flight": ["1"], "origin": ["EWR"]})
+    lake.publish("bronze", "flights", "run-1", {"2013-01": good, "2013-02": good})
+    kept = tmp_path / "lake/quarantine/bronze/flights/run-1/corrupt/month=2013-02/data.parquet"
+    assert kept.read_bytes() == damaged
+    assert lake.read("bronze", "flights", "2013-02").num_rows == 1
+    assert not (kept.parent.parent / "month=2013-01").exists()
+    assert lake.staging_paths() == []
 
 
 def fails_naming(proc: subprocess.CompletedProcess[str], path: Path) -> None:

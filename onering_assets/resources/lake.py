@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,34 +14,19 @@ import pyarrow.parquet as pq
 
 from onering_assets import journal
 from onering_assets.errors import ConfigError, CorruptLakeFileError
+from onering_assets.resources.lake_files import (
+    DATA_FILE,
+    ENGINE_FILE,
+    LAKE_FILE,
+    data_error,
+    footer_error,
+    read_parquet,
+    reason,
+    write_parquet,
+)
 from onering_assets.resources.locks import FileLocks, Locks, PgLocks
 
-DATA_FILE = "data.parquet"
 STAGING = "_staging"
-# Where ClickHouse names the file it failed to read, and a lake file's layer/table/month.
-ENGINE_FILE = re.compile(r"\(in file/uri\s+([^)]+)\)")
-LAKE_FILE = re.compile(r"([a-z_]+)/([a-z0-9_]+)/(?:month=([0-9-]+)/)?" + re.escape(DATA_FILE) + "$")
-
-
-def _footer_error(fs: pafs.FileSystem, path: str) -> str | None:
-    """Why the Parquet footer of ``path`` cannot be read; None if it can or there is no file."""
-    try:
-        pq.read_metadata(path, filesystem=fs)
-    except FileNotFoundError:
-        return None
-    except (pa.ArrowException, OSError) as err:
-        return _reason(err)
-    return None
-
-
-def _reason(err: BaseException) -> str:
-    """The engine's first line, without the file name it repeats (the message names it)."""
-    text = ENGINE_FILE.sub("", str(err))
-    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text.strip())
-    text = re.sub(r"^Code: \d+\. DB::Exception: ", "", text)
-    text = text.split(": While executing")[0].split(": read stage:")[0]
-    first = text.splitlines()[0] if text else type(err).__name__
-    return first.split(". Either the file")[0].rstrip(": .")[:200]
 
 
 def stage_lock(layer: str, table: str, run: str) -> str:
@@ -103,7 +87,7 @@ class LakeResource(dg.ConfigurableResource):
         final = f"{base}/{self.relative_path(layer, table, partition)}"
         fs.create_dir(final.rsplit("/", 1)[0], recursive=True)
         tmp = f"{final}.tmp"
-        pq.write_table(data, tmp, filesystem=fs, compression="zstd")
+        write_parquet(data, tmp, fs)
         fs.move(tmp, final)
         return final
 
@@ -141,7 +125,7 @@ class LakeResource(dg.ConfigurableResource):
                     final = self.relative_path(layer, table, key)
                     staged = f"{STAGING}/{run}/{final}"
                     fs.create_dir(f"{base}/{staged}".rsplit("/", 1)[0], recursive=True)
-                    pq.write_table(data, f"{base}/{staged}", filesystem=fs, compression="zstd")
+                    write_parquet(data, f"{base}/{staged}", fs)
                     moves.append([staged, final])
                 entry = journal.Entry(run, layer, table, {"moves": moves})
                 jr = journal.LakeJournal(fs, base)
@@ -245,7 +229,7 @@ class LakeResource(dg.ConfigurableResource):
         folder = f"{base}/quarantine/{layer}/{table}/{batch_id}"
         fs.create_dir(folder, recursive=True)
         path = f"{folder}/{label}.parquet"
-        pq.write_table(data, path, filesystem=fs, compression="zstd")
+        write_parquet(data, path, fs)
         return path
 
     def read_quarantined(
@@ -263,11 +247,11 @@ class LakeResource(dg.ConfigurableResource):
         fs, base = self._filesystem()
         path = f"{base}/{self.relative_path(layer, table, partition)}"
         try:
-            return pq.read_table(path, filesystem=fs)
+            return read_parquet(path, fs)
         except FileNotFoundError:
             raise
         except (pa.ArrowException, OSError) as err:
-            raise self.unreadable(layer, table, partition, _reason(err)) from None
+            raise self.unreadable(layer, table, partition, reason(err)) from None
 
     def unreadable(
         self, layer: str, table: str, partition: str | None, reason: str
@@ -293,24 +277,26 @@ class LakeResource(dg.ConfigurableResource):
         """
         fs, base = self._filesystem()
         for part in partitions or [None]:
-            reason = _footer_error(fs, f"{base}/{self.relative_path(layer, table, part)}")
-            if reason:
-                raise self.unreadable(layer, table, part, reason)
+            why = footer_error(fs, f"{base}/{self.relative_path(layer, table, part)}")
+            if why:
+                raise self.unreadable(layer, table, part, why)
 
     def set_aside_unreadable(
         self, layer: str, table: str, partitions: list[str | None], batch_id: str
     ) -> list[str]:
-        """Move each published file of these partitions whose footer is unreadable to quarantine.
+        """Move each published file of these partitions that cannot be read whole to quarantine.
 
         A re-ingest calls this before replacing the partitions, so a corrupt file is kept
         (``quarantine/<layer>/<table>/<batch>/corrupt/month=…/data.parquet``), never
-        overwritten; ``onering gc`` ages it out with the batch's other quarantine.
+        overwritten; ``onering gc`` ages it out with the batch's other quarantine. Every page
+        is read (``data_error``), so damage behind a valid footer is kept too, not only a
+        truncated or overwritten file.
         """
         fs, base = self._filesystem()
         moved = []
         for part in partitions:
             rel = self.relative_path(layer, table, part)
-            if not _footer_error(fs, f"{base}/{rel}"):
+            if not data_error(fs, f"{base}/{rel}"):
                 continue
             kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{rel.split('/', 2)[2]}"
             fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
@@ -328,7 +314,7 @@ class LakeResource(dg.ConfigurableResource):
         if where is None:
             return None
         layer, table, partition = where.groups()
-        return self.unreadable(layer, table, partition, _reason(err))
+        return self.unreadable(layer, table, partition, reason(err))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
