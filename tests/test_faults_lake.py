@@ -147,7 +147,9 @@ def fails_naming(proc: subprocess.CompletedProcess[str], path: Path) -> None:
     named = [line for line in output.splitlines() if str(path) in line]
     assert named, output
     for line in named:
-        assert "step failed" in line and f"re-ingest it with `{REINGEST}`" in line, line
+        assert line.lstrip().startswith("error ") and f"re-ingest it with `{REINGEST}`" in line, (
+            line
+        )
 
 
 def published(state: Path) -> tuple[list[tuple], list[tuple]]:

@@ -44,8 +44,14 @@ def print_rejects(summary: RunSummary) -> None:
 
 
 def print_errors(summary: RunSummary) -> None:
-    """Steps that failed for another reason than their checks: one line each."""
-    for error in summary.errors():
+    """Steps that failed for another reason than their checks (listed already): one line each.
+
+    That includes errors a retry cannot fix (a corrupt lake file), which the summary counts
+    as data problems with the failed checks.
+    """
+    for error in summary.failures:
+        if "blocking check(s) failed" in error:
+            continue
         out.print(f"  [red]error[/red] {error.splitlines()[0]}", highlight=False, soft_wrap=True)
 
 
