@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, Viewport
 from airflow_bridge.local import USER, LocalAirflow, exported_plans
 from airflow_bridge.processes import free_port
 from onering_assets.cli.airflow import DAGS_DIR
+from tests.airflow_bridge.test_local import onering
 
 # Fixtures shared with the Dagster UI test: Debian's chromium (or a skip naming what is
 # missing), the launched browser, and where screenshots go.
@@ -48,14 +48,7 @@ pytestmark = pytest.mark.browser
 
 
 def _onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onering_assets.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=UP_TIMEOUT_S,
-    )
+    return onering(env, *args, timeout=UP_TIMEOUT_S)
 
 
 def _group_members(groups: set[int]) -> list[str]:

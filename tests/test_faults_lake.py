@@ -111,7 +111,11 @@ def test_a_corrupt_file_being_replaced_is_moved_to_quarantine_not_deleted(
 ) -> None:
     lake, path = small_lake(tmp_path)
     garbage(path)
-    damaged = path.read_bytes()
+    republish_quarantines(tmp_path, lake, path.read_bytes())
+
+
+def republish_quarantines(tmp_path: Path, lake, damaged: bytes) -> None:
+    """Re-ingesting both months sets the damaged February aside whole, and only it."""
     good = pa.table({"flight": ["1"], "origin": ["EWR"]})
     lake.publish("bronze", "flights", "run-1", {"2013-01": good, "2013-02": good})
     kept = tmp_path / "lake/quarantine/bronze/flights/run-1/corrupt/month=2013-02/data.parquet"
@@ -126,16 +130,10 @@ def test_damage_behind_a_valid_footer_is_quarantined_on_reingest(tmp_path: Path,
     """Pages that no longer decode, or decode to other values (the page checksum says so)."""
     lake, path = small_lake(tmp_path)
     damage(path)
-    damaged = path.read_bytes()
     lake.check_readable("bronze", "flights", ["2013-02"])  # the footer still reads
     with pytest.raises(CorruptLakeFileError):
         lake.read("bronze", "flights", "2013-02")
-    good = pa.table({"flight": ["1"], "origin": ["EWR"]})
-    lake.publish("bronze", "flights", "run-1", {"2013-01": good, "2013-02": good})
-    kept = tmp_path / "lake/quarantine/bronze/flights/run-1/corrupt/month=2013-02/data.parquet"
-    assert kept.read_bytes() == damaged
-    assert lake.read("bronze", "flights", "2013-02").num_rows == 1
-    assert not (kept.parent.parent / "month=2013-01").exists()
+    republish_quarantines(tmp_path, lake, path.read_bytes())
     assert lake.staging_paths() == []
 
 
