@@ -20,7 +20,7 @@ temporary file) and the store is closed before anything is written: a slow reade
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -201,14 +201,18 @@ def _dsn_secrets(dsn: str) -> tuple[str, ...]:
     return (dsn, password) if password else (dsn,)
 
 
-def run_silver(ch: ClickHouseResource, statement: str, limits: Limits | None = None) -> Rows:
-    """Run a statement on Silver with ``readonly=1``; every row (for tests and scripts)."""
+def _all_rows(spool_into: Callable[[Spool], None]) -> Rows:
     spool = Spool()
     try:
-        spool_silver(ch, statement, spool, limits or Limits())
+        spool_into(spool)
         return spool.columns, spool.all_rows()
     finally:
         spool.close()
+
+
+def run_silver(ch: ClickHouseResource, statement: str, limits: Limits | None = None) -> Rows:
+    """Run a statement on Silver with ``readonly=1``; every row (for tests and scripts)."""
+    return _all_rows(lambda spool: spool_silver(ch, statement, spool, limits or Limits()))
 
 
 def _gold_limits(conn: psycopg.Connection, limits: Limits) -> None:
@@ -297,12 +301,7 @@ def _gold_error(err: psycopg.Error, pg: PostgresResource, limits: Limits) -> Exc
 
 def run_gold(pg: PostgresResource, statement: str, limits: Limits | None = None) -> Rows:
     """Run a statement on Gold as the reader; every row (for tests and scripts)."""
-    spool = Spool()
-    try:
-        spool_gold(pg, statement, spool, limits or Limits())
-        return spool.columns, spool.all_rows()
-    finally:
-        spool.close()
+    return _all_rows(lambda spool: spool_gold(pg, statement, spool, limits or Limits()))
 
 
 def run_query(
