@@ -1,1 +1,1 @@
-"""Benchmarks for OneRing (run with ``python bench/pipeline.py``)."""
+"""Benchmarks for OneRing (run from the repo root as modules: ``python -m bench.pipeline``)."""

@@ -1,6 +1,6 @@
 """What a new user waits for: `make demo` on a fresh state folder, then again on the same one.
 
-    .venv/bin/python bench/demo.py [--repeat N]
+    .venv/bin/python -m bench.demo [--repeat N]
 
 Runs `make demo` from the repo root with ONERING_STATE_DIR set to a new temporary folder:
 once cold (the run creates the lake, chDB, the embedded Postgres, Dagster's storage), then

