@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any
 
 import dagster as dg
@@ -143,7 +144,9 @@ def spool_silver(ch: ClickHouseResource, statement: str, spool: Spool, limits: L
                 spool.add([tuple(row) for row in result.result_rows])
                 return
             with client.query_row_block_stream(
-                statement, settings=_silver_settings(limits)
+                statement,
+                settings=_silver_settings(limits),
+                column_tzs=_column_tzs(client, statement, limits) or None,
             ) as stream:
                 spool.columns = list(getattr(stream.source, "column_names", ()))
                 for block in stream:
@@ -162,14 +165,36 @@ def _has_silver(client: Any) -> bool:
     return bool(rows and rows[0][0])
 
 
-def _silver_columns(client: Any, statement: str, limits: Limits) -> list[str]:
+def _describe_silver(client: Any, statement: str, limits: Limits) -> list[tuple[str, str]]:
+    """(name, type) of each result column, without running the statement; [] if unknown."""
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
     try:
         described = client.query(f"DESCRIBE (\n{statement}\n)", settings=_silver_settings(limits))
     except ClickHouseError:
         return []
-    return [str(row[0]) for row in described.result_rows]
+    return [(str(row[0]), str(row[1])) for row in described.result_rows]
+
+
+def _silver_columns(client: Any, statement: str, limits: Limits) -> list[str]:
+    return [name for name, _ in _describe_silver(client, statement, limits)]
+
+
+_ZONED = re.compile(r"^DateTime(?:64)?\((?:\d+,\s*)?'([^']+)'\)$")
+
+
+def _column_tzs(client: Any, statement: str, limits: Limits) -> dict[str, str | tzinfo]:
+    """Time zones of the result's non-nullable zoned DateTime columns.
+
+    clickhouse-connect's chDB client (1.12) drops the zone of a non-nullable
+    ``DateTime('America/New_York')`` and returns the UTC wall time as a naive datetime
+    (Nullable ones keep it), so 13:28 EDT printed as 17:28; naming the zone fixes that.
+    """
+    return {
+        name: str(zone.group(1))
+        for name, kind in _describe_silver(client, statement, limits)
+        if (zone := _ZONED.match(kind))
+    }
 
 
 def _count_silver(client: Any, statement: str, limits: Limits) -> int | None:

@@ -352,3 +352,22 @@ def test_no_setting_the_reader_can_list_holds_a_password(state) -> None:
     text = repr(rows)
     for secret in secrets_of(folder):
         assert secret not in text
+
+
+def test_silver_times_keep_their_zone_in_every_format(state) -> None:
+    """A non-nullable ``DateTime('America/New_York')`` prints as local time with its offset.
+
+    clickhouse-connect's chDB client returns such a column as a naive UTC datetime, which
+    printed 13:28 EDT departures as 17:28.
+    """
+    invoke, folder = state
+    zoned = (
+        "SELECT toDateTime('2013-01-02 13:28:00', 'America/New_York') AS dep, "
+        "toNullable(dep) AS maybe"
+    )
+    _, rows = run_silver(silver(folder), zoned)
+    assert [d.isoformat() for d in rows[0]] == ["2013-01-02T13:28:00-05:00"] * 2
+    flights = "SELECT sched_dep_at, sched_dep_time FROM silver.flights ORDER BY _row LIMIT 20"
+    for line in invoke("sql", flights, "--format", "csv").stdout.strip().splitlines()[1:]:
+        at, hhmm = line.split(",")
+        assert at[11:16].replace(":", "") == hhmm.zfill(4) and at.endswith("-05:00"), line
