@@ -191,12 +191,14 @@ def parse_key(defs: dg.Definitions, text: str) -> dg.AssetKey:
 
 
 def _columns_table(schema: dg.TableSchema, lineage: dg.TableColumnLineage | None) -> Table:
-    table = Table(
-        "column", "type", "description", "computed from", title="columns", title_justify="left"
-    )
+    table = Table(title="columns", title_justify="left")
+    table.add_column("column", no_wrap=True)
+    table.add_column("type", overflow="fold")
+    table.add_column("description", overflow="fold")
+    table.add_column("computed from", overflow="fold")  # wrapped, never cut
     deps = lineage.deps_by_column if lineage else {}
     for column in schema.columns:
-        sources = ", ".join(
+        sources = "\n".join(  # one source per line: wrapped, never cut
             f"{d.asset_key.to_user_string()}.{d.column_name}" for d in deps.get(column.name, [])
         )
         # The UI-facing description ends with "← sources" (metadata.py); shown once here.

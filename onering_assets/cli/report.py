@@ -60,6 +60,7 @@ def print_summary(summary: RunSummary, title: str) -> None:
     out.print(
         f"{title}: {verdict(summary)} in {summary.seconds:.1f} s (run {summary.run_id})",
         highlight=False,
+        soft_wrap=True,
     )
     if summary.rows:
         table = Table(title_justify="left")
@@ -99,30 +100,38 @@ def print_summary(summary: RunSummary, title: str) -> None:
 
 
 def print_checks(summary: RunSummary, blocking: dict[tuple[str, str], bool]) -> None:
-    """`onering check`: one row per check (asset, check, result, summary), then a total."""
-    table = Table(title_justify="left")
-    table.add_column("asset", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("result", no_wrap=True)
-    table.add_column("summary", overflow="fold")
+    """`onering check`: one line per check (asset, check, result, then its summary), a total.
+
+    Plain aligned text, not a boxed table: at 80 columns or piped, a table squeezed the
+    summaries into six-line cells; here only a long summary runs past the edge.
+    """
+    rows = []
     for asset, check, passed, description in sorted(
         summary.checks, key=lambda c: (LAYER_ORDER.get(c[0].split("/")[0], 9), c[0], c[1])
     ):
         if passed:
             result = "passed"
         elif blocking.get((asset, check), True):
-            result = "[red]FAILED[/red]"
+            result = "FAILED"
         else:
-            result = "[yellow]warn[/yellow]"
-        table.add_row(asset, check, result, description)
-    if summary.checks:
-        out.print(table)
+            result = "warn"
+        rows.append((asset, check, result, description))
+    if rows:
+        widths = [
+            max(len(r[i]) for r in [("asset", "check", "result", ""), *rows]) for i in range(3)
+        ]
+        for row in [("asset", "check", "result", "summary"), *rows]:
+            cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+            line = "  ".join([*cells, row[3]])
+            style = {"FAILED": "red", "warn": "yellow"}.get(row[2])
+            out.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
     failed = sum(1 for c in summary.checks if not c[2])
     out.print(
         f"checks: {'' if summary.success else verdict(summary) + ' '}"
         f"{summary.checks_passed} passed, {failed} failed in {summary.seconds:.1f} s "
         f"(run {summary.run_id})",
         highlight=False,
+        soft_wrap=True,
     )
     print_errors(summary)
 

@@ -109,7 +109,8 @@ def scope(defs, keys: set, first: str, last: str, explicit: bool) -> str:
     if whole:
         named = f" ({', '.join(whole)}: not partitioned)" if explicit else ""
         parts.append(f"{len(whole)} built whole{named}")
-    return f"materializing {len(keys)} assets: {', '.join(parts)}"
+    noun = "asset" if len(keys) == 1 else "assets"
+    return f"materializing {len(keys)} {noun}: {', '.join(parts)}"
 
 
 @app.command()
@@ -204,6 +205,7 @@ def demo() -> None:
         'gold.carrier_monthly_performance LIMIT 5"; reach it from psql or a BI tool: '
         "onering stores up",
         highlight=False,
+        soft_wrap=True,
     )
     if not summary.success:
         raise typer.Exit(1)

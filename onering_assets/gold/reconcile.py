@@ -289,6 +289,6 @@ def compare(recon: Reconciliation, gold: dict[tuple, int], landed: dict[tuple, i
     return Outcome(
         checks.RECONCILIATION,
         True,
-        f"{recon.describe()}: {got} in each of {len(landed)} group(s)",
+        f"{recon.describe()}: {got:,} in all, equal in each of {len(landed)} group(s)",
         metadata=meta,
     )

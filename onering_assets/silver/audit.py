@@ -193,7 +193,7 @@ def accepted_values(client: Client, audited: Audited) -> Outcome:
         not failing,
         "; ".join(f"{n} rows where {label}" for label, n in failing.items())
         if failing
-        else f"{len(parts)} value rules hold",
+        else ("1 value rule holds" if len(parts) == 1 else f"{len(parts)} value rules hold"),
         failing=sum(failing.values()),
         sample=list(failing)[:SAMPLE_ROWS],
     )
