@@ -263,3 +263,16 @@ def test_silver_republished_while_the_mart_computes_is_refused(
         landed = independent_count(client, lake, recon, months, now)
         kept = client.query("SELECT count() FROM silver.flights").result_rows[0][0]
         assert sum(landed.values()) == kept > 0
+
+
+def test_checks_alone_for_one_month_count_only_that_month(
+    published, instance: dg.DagsterInstance, flights_jan_feb: pd.DataFrame
+) -> None:
+    """`onering check --partition 2013-02` on Silver reports February's rows, not the table's."""
+    defs = build_definitions(published)
+    keys = check_keys(defs, {SILVER_FLIGHTS})
+    alone = execute(defs, instance, checks=keys, first="2013-02", last="2013-02", progress=False)
+    feb = int((flights_jan_feb["month"] == "2").sum())
+    said = {c: d for a, c, ok, d in alone.checks if a == "silver/flights"}
+    assert said[names.NOT_EMPTY] == f"{feb} rows"
+    assert said[names.RECONCILIATION] == f"bronze {feb} = silver {feb} + rejects 0"
