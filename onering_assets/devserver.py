@@ -48,7 +48,11 @@ def command(port: int) -> list[str]:
 def dagster_command(port: int, *, daemon: bool = True) -> list[str]:
     """``dagster dev`` (webserver and daemon), or the webserver alone, on 127.0.0.1."""
     program = ["dagster", "dev"] if daemon else ["dagster_webserver"]
-    return [sys.executable, "-m", *program, "-m", CODE_LOCATION, "-h", "127.0.0.1", "-p", str(port)]
+    # `dagster dev` warns that `dg dev` supersedes it (a FutureWarning, in this launcher
+    # process only; its webserver and daemon children warn as before).
+    quiet = ["-W", "ignore::FutureWarning"] if daemon else []
+    where = ["-m", CODE_LOCATION, "-h", "127.0.0.1", "-p", str(port)]
+    return [sys.executable, *quiet, "-m", *program, *where]
 
 
 def answers(url: str) -> str | None:
