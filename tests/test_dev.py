@@ -166,4 +166,5 @@ def test_onering_dev_stops_every_process_it_started(dev: Dev, sig: signal.Signal
     assert not dev.survivors(), f"still running {took:.1f} s after {sig.name}: {dev.survivors()}"
     assert not port_in_use(dev.port)
     assert "stopping the Dagster UI" in dev.log.read_text()
+    assert "superseded" not in dev.log.read_text()  # no "use dg dev" warning for the user
     print(f"{sig.name}: {len(dev.tree)} processes gone in {took:.1f} s")
