@@ -106,6 +106,8 @@ def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | N
     where, bounds = window_filter(table, partitions)
     # Two runs publishing the same mart at once (a Postgres server, nothing else serializes
     # them) would each DELETE then INSERT under READ COMMITTED: duplicates. One at a time.
+    # Bounded: a holder that never lets go (a stuck session) is a retryable error, not a hang.
+    conn.execute("SET LOCAL lock_timeout = '120s'")
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"publish:gold.{table.name}",)
     )

@@ -13,6 +13,7 @@ password) is upgraded the first time it is started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -180,8 +181,23 @@ def harden(server: EmbeddedPostgres) -> None:
     _await_passwords(server)
 
 
+# Granted to PUBLIC by default, so the reader could write (temporary tables) or hold the
+# publication locks every OneRing process takes; the owner, a superuser here, keeps both.
+_PUBLIC_GRANTS = (
+    "SELECT format('REVOKE TEMPORARY ON DATABASE %%I FROM PUBLIC', current_database())"
+    " WHERE has_database_privilege(%(r)s, current_database(), 'TEMPORARY')",
+    "SELECT format('REVOKE EXECUTE ON FUNCTION %%s FROM PUBLIC', p.oid::regprocedure)"
+    " FROM pg_proc p WHERE p.proname ~ '^pg_(try_)?advisory_'"
+    " AND has_function_privilege(%(r)s, p.oid, 'EXECUTE')",
+)
+
+
 def ensure_reader(server: EmbeddedPostgres) -> bool:
-    """Give ``onering_reader`` LOGIN and its password once it exists; return whether it does."""
+    """Give ``onering_reader`` LOGIN, its password and no more than reads; whether it exists.
+
+    Checked on first use in each process: a role can change its own password, so a login
+    with the stored one that fails gets it set again.
+    """
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         row = conn.execute(
             "SELECT rolcanlogin AND rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s",
@@ -189,9 +205,21 @@ def ensure_reader(server: EmbeddedPostgres) -> bool:
         ).fetchone()
         if row is None:
             return False
-        if not row[0]:
+        if not row[0] or not _can_login(server):
             _set_password(conn, READER, server.secrets.reader)
+        for query in _PUBLIC_GRANTS:
+            for (statement,) in conn.execute(query, {"r": READER}).fetchall():
+                with contextlib.suppress(psycopg.errors.InternalError):  # a concurrent revoke
+                    conn.execute(statement)
     return True
+
+
+def _can_login(server: EmbeddedPostgres) -> bool:
+    try:
+        with psycopg.connect(server.conninfo(READER), connect_timeout=10):
+            return True
+    except psycopg.OperationalError:
+        return False
 
 
 def postmaster_pid(data_dir: Path) -> int | None:

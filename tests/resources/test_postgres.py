@@ -83,6 +83,11 @@ def test_the_embedded_server_does_not_listen_on_tcp(server) -> None:
         "SELECT pg_read_file('/etc/hostname')",
         "COPY gold.route_performance TO PROGRAM 'id'",
         "SELECT * INTO public.stolen FROM gold.route_performance",
+        "CREATE TEMP TABLE planted (a int)",
+        # Publication locks: a reader holding one would stall every Gold publish.
+        "SELECT pg_advisory_lock(hashtextextended('publish:gold.route_performance', 0))",
+        "SELECT pg_try_advisory_xact_lock(1)",
+        "SELECT pg_advisory_lock_shared(1, 2)",
     ],
 )
 def test_reader_cannot_write_even_connecting_directly(server, statement: str) -> None:
@@ -238,3 +243,15 @@ def test_another_process_logs_in_with_the_kept_passwords(server) -> None:
     assert done.stdout.strip() == "('onering_reader', 1)"
     for secret in server.secrets.all():
         assert secret not in done.stdout + done.stderr
+
+
+def test_a_reader_that_changes_its_own_password_gets_it_back(server) -> None:
+    """Any role may set its own password; the next process's first use restores the stored one."""
+    with psycopg.connect(server.conninfo(embedded_pg.READER), autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        conn.execute("ALTER ROLE onering_reader PASSWORD 'hijacked'")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(server.conninfo(embedded_pg.READER)).close()
+    assert embedded_pg.ensure_reader(server)
+    with psycopg.connect(server.conninfo(embedded_pg.READER)) as conn:
+        assert conn.execute("SELECT count(*) FROM gold.route_performance").fetchone() == (1,)
