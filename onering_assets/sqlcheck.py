@@ -16,6 +16,7 @@ in. The allowed ones compute rows in memory and touch nothing outside.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -49,10 +50,15 @@ CLICKHOUSE_FUNCTIONS_DENIED = frozenset(
 # settings, sequences, advisory locks, SQL run from a string. Other ``pg_*`` functions are
 # refused too unless listed in POSTGRES_PG_ALLOWED.
 POSTGRES_FUNCTIONS_DENIED = frozenset(
-    {"set_config", "nextval", "setval", "query_to_xml", "query_to_xmlschema",
-     "query_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema", "txid_current"}
+    {"set_config", "nextval", "setval", "txid_current", "ts_stat", "ts_rewrite"}
 )  # fmt: skip
-POSTGRES_DENIED_PREFIXES = ("lo_", "dblink")
+# ``*_to_xml*`` run SQL from a string or dump whole schemas (``query_to_xml``,
+# ``table_to_xml``, ``schema_to_xml``, ``database_to_xml``, ``cursor_to_xml``…).
+POSTGRES_DENIED_PREFIXES = ("lo_", "dblink", "query_to_xml", "table_to_xml", "schema_to_xml",
+                            "database_to_xml", "cursor_to_xml")  # fmt: skip
+# Postgres ``U&"…"`` / ``U&'…'`` escapes spell a name the parser does not decode
+# (``U&"pg\005fsleep"``), so no statement may use them.
+UNICODE_ESCAPE = re.compile(r"\bU&[\"']", re.IGNORECASE)
 # Settings the reader may read (Postgres 18 hides only the superuser-only ones) whose value
 # is a shell command or a connection string, where an operator may have put a password.
 # ``SHOW ALL`` and the views of every setting are refused for the same reason.
@@ -131,6 +137,8 @@ def check_statement(statement: str, dialect: Dialect) -> str:
         ReadOnlyError: the statement writes, holds more than one statement, reaches outside
             the store, or cannot be read.
     """
+    if dialect == "postgres" and UNICODE_ESCAPE.search(statement):
+        raise ReadOnlyError(f'U&"…" escapes are refused: spell names plainly. {HINT}')
     text, first = _single(statement, _tokens(statement, dialect))
     rest = text[first.end + 1 - first.start :]
     kind = first.text.upper()

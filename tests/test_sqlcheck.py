@@ -65,6 +65,14 @@ REFUSED: list[tuple[Dialect, str, str]] = [
     ("postgres", "SELECT * FROM pg_catalog.pg_settings", "pg_settings"),
     ("postgres", "", "Give a SELECT"),
     ("postgres", "-- only a comment", "Give a SELECT"),
+    # Found by review: names spelled with U& escapes, and SQL run from a string.
+    ("postgres", "SELECT U&\"current\\005fsetting\"('archive_command')", "U&"),
+    ("postgres", 'SHOW U&"archive\\005fcommand"', "U&"),
+    ("postgres", 'SELECT u&"pg\\005fsleep"(2)', "U&"),
+    ("postgres", "SELECT * FROM ts_stat('SELECT to_tsvector(setting) FROM pg_settings')", "ts_"),
+    ("postgres", "SELECT table_to_xml('pg_settings', true, false, '')", "table_to_xml"),
+    ("postgres", "SELECT schema_to_xml('pg_catalog', true, false, '')", "schema_to_xml"),
+    ("postgres", "SELECT database_to_xml(true, false, '')", "database_to_xml"),
 ]
 
 
