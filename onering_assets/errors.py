@@ -78,3 +78,13 @@ def not_retryable() -> frozenset[str]:
         if not cls.retryable:
             found.add(cls.__name__)
     return frozenset(found)
+
+
+def onering_errors() -> frozenset[str]:
+    """Class names of every OneRing error (as Dagster records them)."""
+    found, todo = {OneRingError.__name__}, [OneRingError]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        found.update(c.__name__ for c in cls.__subclasses__())
+    return frozenset(found)

@@ -11,7 +11,7 @@ from typing import Any
 
 import dagster as dg
 
-from onering_assets.errors import not_retryable
+from onering_assets.errors import not_retryable, onering_errors
 
 
 @dataclass
@@ -89,11 +89,22 @@ class RunSummary:
         }
 
 
+def _cause(error: Any) -> Any:
+    """The OneRing error nearest the top of the chain (it says what to do), else the root.
+
+    A ``ConfigError(…) from JSONDecodeError`` must be reported as the ConfigError: its
+    message names the file and the fix, and its class says a retry cannot help.
+    """
+    ours, chain = onering_errors(), []
+    while error is not None:
+        chain.append(error)
+        error = error.cause
+    return next((e for e in chain if e.cls_name in ours), chain[-1] if chain else None)
+
+
 def _step_failure(summary: RunSummary, event: Any) -> None:
     data = event.step_failure_data
-    error = data.error
-    while error is not None and error.cause is not None:
-        error = error.cause
+    error = _cause(data.error)
     message = error.message.strip() if error else "failed"
     if error is not None:
         # A OneRing error is its own sentence; Dagster prefixes the class path.
