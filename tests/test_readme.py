@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -47,9 +48,12 @@ def test_a_warm_make_demo_does_no_set_up_work(tmp_path: Path) -> None:
     """After one sync, `make demo` runs the demo and nothing else (no uv sync, no bytecode)."""
     if shutil.which("make") is None:
         pytest.skip("GNU make is not installed")
-    subprocess.run(["make", "-s", "setup"], cwd=ROOT, check=True, capture_output=True)
+    # Run as a fresh make even when the suite itself runs under `make test`.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    make = ["make", "--no-print-directory"]
+    subprocess.run([*make, "-s", "setup"], cwd=ROOT, env=env, check=True, capture_output=True)
     dry = subprocess.run(
-        ["make", "-n", "demo"], cwd=ROOT, check=True, capture_output=True, text=True
+        [*make, "-n", "demo"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout.splitlines()
     assert [line for line in dry if line.strip() not in {"", ":"}] == [".venv/bin/onering demo"]
 
