@@ -195,11 +195,14 @@ def test_up_serves_gold_read_only_over_tcp_and_is_idempotent(gold: Gold) -> None
     assert "permission denied for function pg_read_file" in refused(
         dsn, f"SELECT pg_read_file('{secrets_file}')"
     )
+    # No temporary table to COPY into (the reader may not create one), nor the COPY itself.
+    assert "permission denied to create temporary tables" in refused(
+        dsn, "SET default_transaction_read_only = off", "CREATE TEMP TABLE lines (line text)"
+    )
     assert "permission denied to COPY from a file" in refused(
         dsn,
         "SET default_transaction_read_only = off",
-        "CREATE TEMP TABLE lines (line text)",
-        f"COPY lines FROM '{secrets_file}'",
+        f"COPY gold.route_performance FROM '{secrets_file}'",
     )
     assert "permission denied for table databasechangelog" in refused(
         dsn, "SELECT * FROM public.databasechangelog"
