@@ -69,22 +69,21 @@ class CorruptLakeFileError(OneRingError):
     retryable = False
 
 
-def not_retryable() -> frozenset[str]:
-    """Class names of the errors a retry cannot fix (as Dagster records them)."""
-    found, todo = set(), [OneRingError]
+def _all() -> list[type[OneRingError]]:
+    """OneRingError and every subclass of it, at any depth."""
+    found, todo = [], [OneRingError]
     while todo:
         cls = todo.pop()
+        found.append(cls)
         todo.extend(cls.__subclasses__())
-        if not cls.retryable:
-            found.add(cls.__name__)
-    return frozenset(found)
+    return found
+
+
+def not_retryable() -> frozenset[str]:
+    """Class names of the errors a retry cannot fix (as Dagster records them)."""
+    return frozenset(cls.__name__ for cls in _all() if not cls.retryable)
 
 
 def onering_errors() -> frozenset[str]:
     """Class names of every OneRing error (as Dagster records them)."""
-    found, todo = {OneRingError.__name__}, [OneRingError]
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        found.update(c.__name__ for c in cls.__subclasses__())
-    return frozenset(found)
+    return frozenset(cls.__name__ for cls in _all())

@@ -123,12 +123,11 @@ def _materialized(summary: RunSummary, mat: dg.AssetMaterialization) -> None:
     key = mat.asset_key.to_user_string()
     rows = mat.metadata.get("rows") or mat.metadata.get("dagster/row_count")
     summary.rows[key] = rows.value if rows else None
-    for name, into in (("rejected_rows_total", summary.rejected), ("rejects_query", None)):
-        value = mat.metadata.get(name)
-        if value is not None and into is not None:
-            into[key] = value.value
-        elif value is not None:
-            summary.rejects_query[key] = str(value.value)
+    rejected, query = mat.metadata.get("rejected_rows_total"), mat.metadata.get("rejects_query")
+    if rejected is not None:
+        summary.rejected[key] = rejected.value
+    if query is not None:
+        summary.rejects_query[key] = str(query.value)
     reasons = mat.metadata.get("rejects_by_reason")
     if reasons is not None and isinstance(reasons.value, dict):
         summary.reject_reasons[key] = {

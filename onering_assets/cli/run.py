@@ -28,21 +28,13 @@ from onering_assets.cli.common import (
     load,
     out,
     parse_tags,
+    refuse,
 )
 from onering_assets.cli.report import print_summary, report
-from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
+from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.settings import Settings
 
-EXIT_INVALID = 2
-EXIT_NOTHING_SELECTED = 3
 EXIT_IN_USE = 2
-
-
-def refuse(error: OneRingError) -> typer.Exit:
-    """One line on stderr, and the exit code that says whether to retry."""
-    if isinstance(error, NothingSelectedError):
-        return fail(str(error), EXIT_NOTHING_SELECTED)
-    return fail(str(error), EXIT_INVALID if isinstance(error, ConfigError) else 1)
 
 
 @app.command()

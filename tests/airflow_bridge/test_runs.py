@@ -31,7 +31,7 @@ from airflow_bridge.runs import (
     run_in_process,
     verdict,
 )
-from onering_assets.cli import run as cli_run
+from onering_assets.cli import common as cli_run
 from onering_assets.errors import StoreBusyError
 from onering_assets.runner import execute
 
