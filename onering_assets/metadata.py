@@ -22,9 +22,12 @@ def _sources(table: SqlTable) -> dict[str, list[tuple[str, str, str]]]:
     }
 
 
+COMPUTED_FROM = "← "
+
+
 def computed_from(sources: list[tuple[str, str, str]]) -> str:
     """``← silver.flights.dep_delay, …``: what a column's description ends with."""
-    return "← " + ", ".join(".".join(source) for source in sources)
+    return COMPUTED_FROM + ", ".join(".".join(source) for source in sources)
 
 
 def column_schema(
