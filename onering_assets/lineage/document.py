@@ -97,6 +97,11 @@ def _entity(graph: Any, key: dg.AssetKey) -> dict[str, Any]:
         key=lambda c: c["name"],
     )
     partitions = node.partitions_def
+    window = (
+        list(partitions.get_partition_keys())
+        if isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+        else None
+    )
     return {
         "key": key.to_user_string(),
         "entity": "container" if layer == "bronze" else "table",
@@ -112,9 +117,7 @@ def _entity(graph: Any, key: dg.AssetKey) -> dict[str, Any]:
         "kinds": sorted(node.kinds),
         "group": node.group_name or "default",
         "columns": _columns(node, layer),
-        "partitions": partitions.get_partition_keys()[:1] + partitions.get_partition_keys()[-1:]
-        if isinstance(partitions, dg.TimeWindowPartitionsDefinition)
-        else None,
+        "partitions": [window[0], window[-1]] if window else None,
         "checks": checks,
     }
 

@@ -35,7 +35,7 @@ def _checks(instance: dg.DagsterInstance, run_id: str) -> list[dict[str, Any]]:
     """Each check evaluation of the run (a check evaluated per month appears per month)."""
     checks = []
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
-        event = entry.get_dagster_event().event_specific_data
+        event: Any = entry.get_dagster_event().event_specific_data
         meta = event.metadata
         checks.append(
             {
@@ -56,7 +56,8 @@ def _materializations(instance: dg.DagsterInstance, run_id: str) -> list[dict[st
     """Per asset: the partitions materialized and the rows they hold."""
     by_asset: dict[str, dict[str, Any]] = {}
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
-        mat = entry.get_dagster_event().event_specific_data.materialization
+        data: Any = entry.get_dagster_event().event_specific_data
+        mat = data.materialization
         item = by_asset.setdefault(
             mat.asset_key.to_user_string(),
             {"asset": mat.asset_key.to_user_string(), "partitions": [], "rows": 0},
