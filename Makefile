@@ -9,13 +9,22 @@ export ONERING_STATE_DIR ?= $(CURDIR)/.onering
 # The environment is synced (and its bytecode compiled) only when uv.lock or pyproject.toml
 # changed since the last sync, so a warm `make demo` does no set-up work.
 SYNCED := .venv/.onering-synced
+# The openmetadata environment (openmetadata-ingestion pins an antlr4 that breaks Dagster's
+# selection parser, so it cannot share the main one): same rule, its own lock.
+OM_ENV := envs/openmetadata
+OM_SYNCED := $(OM_ENV)/.venv/.onering-synced
 
-setup: $(SYNCED) ## Install uv if missing and create the main environment from uv.lock
+setup: $(SYNCED) $(OM_SYNCED) ## Install uv if missing; create the main and openmetadata environments from their locks
 	@:
 
 $(SYNCED): uv.lock pyproject.toml
 	@bash ops/scripts/ensure-uv.sh
 	$(UV) sync --frozen --compile-bytecode
+	@touch $@
+
+$(OM_SYNCED): $(OM_ENV)/uv.lock $(OM_ENV)/pyproject.toml
+	@bash ops/scripts/ensure-uv.sh
+	$(UV) sync --project $(OM_ENV) --frozen --compile-bytecode
 	@touch $@
 
 browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
