@@ -86,3 +86,17 @@ def spec_metadata(table: BronzeTable | SqlTable) -> dict[str, Any]:
 
 def spec_tags(layer: str) -> dict[str, str]:
     return {"layer": layer, "store": STORES[layer]}
+
+
+def catalog_labels(table: BronzeTable | SqlTable) -> dict[str, str]:
+    """The ``database``/``schema``/``table`` labels every materialization carries, as text.
+
+    OpenMetadata's Dagster connector reads these from an asset's latest materialization
+    (``assetMaterializations(limit: 1) { metadataEntries }``), not from its definition, when
+    the asset key does not name the database and schema itself. Same values as the spec's.
+    """
+    return {
+        "database": DATABASES[table.layer],
+        "schema": table.layer,
+        "table": table.name,
+    }

@@ -15,6 +15,7 @@ from onering_assets.checks.ge import run_suite
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import blocking_failures, bronze_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
+from onering_assets.metadata import catalog_labels
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources import LakeResource, SourceResource
 
@@ -116,6 +117,7 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             uri=lake.uri("bronze", table.name),
             source=label,
             batch_id=context.run_id,
+            **catalog_labels(table),
         )
 
     return build_table_asset(table_spec(table, []), decls, {"lake", "source"}, body)

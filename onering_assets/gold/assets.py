@@ -27,6 +27,7 @@ from onering_assets.gold import publish
 from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.gold.reconcile import Reconciliation, silver_read
+from onering_assets.metadata import catalog_labels
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.resources.postgres import stop_embedded
@@ -126,6 +127,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             table.partitioned,
             table_rows=total,
             seconds=round(time.perf_counter() - started, 3),
+            **catalog_labels(table),
         )
 
     return build_table_asset(

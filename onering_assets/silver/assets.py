@@ -12,6 +12,7 @@ from onering_assets.catalog import SqlTable
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
+from onering_assets.metadata import catalog_labels
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.silver.steps import SilverBuild, published_partitions
@@ -60,6 +61,7 @@ def _run(
         rejects_by_reason=reasons,
         rejects_query=build.rejects_query(),
         seconds=round(time.perf_counter() - started, 3),
+        **catalog_labels(table),
     )
 
 
