@@ -1,4 +1,4 @@
-"""OpenMetadata's request JSON schemas (vendored in ``om_spec/``), resolved and checked with jsonschema."""
+"""OpenMetadata's request JSON schemas, vendored in ``om_spec/``, resolved and checked."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def schema_errors(relative: str, body: Any, pointer: str = "") -> list[str]:
     """
     if pointer:
         schema = {"$ref": BASE + relative + pointer}
-        check = Draft7Validator(schema, registry=_registry(), format_checker=FormatChecker(["uuid"]))
+        check = Draft7Validator(
+            schema, registry=_registry(), format_checker=FormatChecker(["uuid"])
+        )
     else:
         check = validator(relative)
     return sorted(f"{err.json_path}: {err.message}" for err in check.iter_errors(body))
