@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from onering_assets import bronze, gold, silver
+from onering_assets.lineage.sensor import catalog_sensors
 from onering_assets.progress import progress_logger
 from onering_assets.resources import (
     ClickHouseResource,
@@ -70,6 +71,7 @@ def build_definitions(
         dg.Definitions(
             resources={**resources_for(settings), **(resources or {})},
             executor=executor,
+            sensors=catalog_sensors(settings),  # runs launched elsewhere reach the catalog
             loggers={"console": dg.colored_console_logger, "onering_progress": progress_logger},
         ),
     )

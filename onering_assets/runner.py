@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,8 +45,21 @@ def write_instance_config(home: Path) -> None:
         config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
 
 
+# Instances of a OneRing state folder: their runs are recorded in its catalog outbox.
+_STATE_OF: weakref.WeakKeyDictionary[dg.DagsterInstance, Path] = weakref.WeakKeyDictionary()
+
+
 def instance_for(settings: Settings) -> dg.DagsterInstance:
-    """The persistent Dagster instance under the state folder (shared with `onering dev`)."""
+    """The persistent Dagster instance under the state folder (shared with `onering dev`).
+
+    Runs :func:`execute` starts on it are recorded for the catalog (``lineage/publish.py``).
+    """
+    instance = _instance_for(settings)
+    _STATE_OF[instance] = settings.state_dir
+    return instance
+
+
+def _instance_for(settings: Settings) -> dg.DagsterInstance:
     home = settings.dagster_home
     write_instance_config(home)
     os.environ["DAGSTER_HOME"] = str(home)
@@ -187,6 +201,11 @@ def execute(
     summary = summarize(result, time.perf_counter() - started)
     if record_cancel(instance, result):
         summary.status = "CANCELED"
+    state = _STATE_OF.get(instance)
+    if state is not None:  # pending for the catalog; published now if one is configured
+        from onering_assets.lineage.publish import after_run
+
+        after_run(defs, instance, summary.run_id, state, publish=summary.status != "CANCELED")
     return summary
 
 

@@ -87,6 +87,82 @@ class Settings:
     def dagster_home(self) -> Path:
         return self.state_dir / "dagster"
 
+    @property
+    def catalog_dir(self) -> Path:
+        """The catalog outbox: pending runs, the ledger of published ones, the last result."""
+        return self.state_dir / "catalog"
+
+
+OPENMETADATA_PYTHON = PROJECT_ROOT / "envs" / "openmetadata" / ".venv" / "bin" / "python"
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where runs are published when they end, and how long that may take.
+
+    Attributes:
+        url: OpenMetadata's API (``ONERING_OPENMETADATA_URL``); ``None``: not configured.
+        openlineage: the OpenLineage target (``ONERING_OPENLINEAGE_URL`` or
+            ``ONERING_OPENLINEAGE_FILE``); ``None``: not configured.
+        python: the publisher's interpreter (``ONERING_CATALOG_PYTHON``, default the
+            ``envs/openmetadata`` environment's).
+        timeout_s: one publisher call's limit (``ONERING_CATALOG_TIMEOUT``).
+        budget_s: the whole delivery after a run, retries and waits included
+            (``ONERING_CATALOG_BUDGET``): how long a catalog outage may delay a run's end.
+        attempts: publisher calls when it exits 3 (retryable) or times out
+            (``ONERING_CATALOG_ATTEMPTS``), ``backoff_s`` apart, doubling.
+        batch: the most runs one publish carries (``ONERING_CATALOG_BATCH``).
+    """
+
+    url: str | None = None
+    openlineage: str | None = None
+    python: Path = OPENMETADATA_PYTHON
+    timeout_s: float = 120.0
+    budget_s: float = 60.0
+    attempts: int = 3
+    backoff_s: float = 2.0
+    batch: int = 100
+
+    @property
+    def configured(self) -> bool:
+        """Whether a run's end publishes (else it only records the run as pending)."""
+        return self.url is not None or self.openlineage is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CatalogSettings:
+        """Read the catalog's variables now (see the attributes).
+
+        Raises:
+            ConfigError: a limit is not a positive number.
+        """
+        env = os.environ if env is None else env
+        python = env.get("ONERING_CATALOG_PYTHON")
+        return cls(
+            url=env.get("ONERING_OPENMETADATA_URL") or None,
+            openlineage=env.get("ONERING_OPENLINEAGE_URL")
+            or env.get("ONERING_OPENLINEAGE_FILE")
+            or None,
+            python=Path(python).expanduser() if python else OPENMETADATA_PYTHON,
+            timeout_s=_positive(env, "ONERING_CATALOG_TIMEOUT", cls.timeout_s),
+            budget_s=_positive(env, "ONERING_CATALOG_BUDGET", cls.budget_s),
+            attempts=int(_positive(env, "ONERING_CATALOG_ATTEMPTS", cls.attempts)),
+            backoff_s=_positive(env, "ONERING_CATALOG_BACKOFF", cls.backoff_s, zero=True),
+            batch=int(_positive(env, "ONERING_CATALOG_BATCH", cls.batch)),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, zero: bool = False) -> float:
+    value = env.get(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not (0 <= number < float("inf")) or (number == 0 and not zero):
+        raise ConfigError(f"{name}={value!r} must be a positive number.")
+    return number
+
 
 def _sql_timeout(value: str) -> float:
     try:

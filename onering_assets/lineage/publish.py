@@ -1,0 +1,357 @@
+"""Deliver runs to the catalog: build the lineage document, call the publisher, keep the ledger.
+
+The OpenMetadata publisher runs in its own environment (``envs/openmetadata``, which the
+main one cannot import), as ``python -m onering_catalog publish --document DOC.json``; it
+exits 0 (published), 2 (not retryable) or 3 (retryable), its last stdout line a JSON
+summary. Here each call is bounded (``timeout_s``), exit 3 and time-outs are retried with
+backoff, and the whole delivery fits a time budget, so a catalog outage delays a run by at
+most ``budget_s`` and never changes its outcome: the runs stay pending (see ``outbox.py``)
+and the next publish catches up. Nothing here imports OpenMetadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from onering_assets.errors import ConfigError
+from onering_assets.lineage.outbox import MISSING, Outbox, PublishBusyError, outbox_for
+from onering_assets.settings import PROJECT_ROOT, CatalogSettings
+
+EXIT_OK, EXIT_NOT_RETRYABLE, EXIT_RETRYABLE = 0, 2, 3
+FINISHED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
+# Main-env variables that would leak its packages into the publisher's interpreter.
+_NOT_INHERITED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+
+
+@dataclass
+class PublishResult:
+    """What one delivery did.
+
+    Attributes:
+        ok: every target it sent to (or the dry run) succeeded.
+        message: one line, for stderr, the task log and `onering catalog status`.
+        runs: the runs delivered (and now in the ledger); empty on failure or a dry run.
+        pending: runs still pending afterwards.
+        retryable: a failure the next publish may get past (catalog down, busy, timed out).
+        code: the publisher's exit code; ``None`` when it was not run or did not finish.
+        summary: the publisher's JSON summary (requests, writes, errors...).
+        counts: entities, edges and runs in the document sent.
+        dry_run: where the requests were written instead of sent.
+    """
+
+    ok: bool
+    message: str
+    runs: list[str] = field(default_factory=list)
+    pending: int = 0
+    retryable: bool = False
+    code: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    dry_run: str | None = None
+    attempts: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (what ``last_publish.json`` keeps)."""
+        return asdict(self)
+
+
+def _scrub(text: str) -> str:
+    """One line, without the token's value (the publisher never prints it; belt and braces)."""
+    token = os.environ.get("ONERING_OPENMETADATA_JWT")
+    if token:
+        text = text.replace(token, "***")
+    return " ".join(text.split())
+
+
+def _child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _last_json(stdout: str) -> dict[str, Any]:
+    import json
+
+    for line in reversed(stdout.strip().splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                return json.loads(line)
+            break
+    return {}
+
+
+def run_publisher(
+    config: CatalogSettings, args: list[str], timeout_s: float
+) -> tuple[int | None, dict[str, Any], str]:
+    """One publisher call: exit code (``None``: timed out), JSON summary, one-line reason.
+
+    The publisher gets its own process group, killed whole at the time-out.
+
+    Raises:
+        ConfigError: the publisher's interpreter does not exist.
+    """
+    python = config.python
+    if not python.exists():
+        raise ConfigError(
+            f"the catalog publisher's environment is missing ({python}): run `make setup`, "
+            "or point ONERING_CATALOG_PYTHON at its interpreter"
+        )
+    proc = subprocess.Popen(
+        [str(python), "-m", "onering_catalog", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env=_child_env(),
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        return None, {}, f"the publisher did not finish within {timeout_s:.0f} s (killed)"
+    except BaseException:  # interrupted (SIGTERM, Ctrl-C): leave no publisher behind
+        _kill_group(proc)
+        raise
+    summary = _last_json(stdout)
+    errors = summary.get("errors") or []
+    reason = str(errors[0]) if errors else (stderr.strip().splitlines() or [""])[-1]
+    return proc.returncode, summary, _scrub(reason)
+
+
+def call_publisher(
+    config: CatalogSettings, args: list[str], deadline: float
+) -> tuple[int | None, dict[str, Any], str, int]:
+    """The publisher with bounded retries: exit 3 and time-outs again, with backoff.
+
+    Returns the last attempt's code, summary and reason, and the number of attempts.
+    """
+    code, summary, reason, calls = None, {}, "no time left in the budget", 0
+    for attempt in range(1, config.attempts + 1):
+        remaining = deadline - time.monotonic()
+        if remaining < 1.0:
+            break
+        calls = attempt
+        code, summary, reason = run_publisher(config, args, min(config.timeout_s, remaining))
+        if code not in (EXIT_RETRYABLE, None):
+            break
+        pause = config.backoff_s * 2 ** (attempt - 1)
+        if attempt == config.attempts or time.monotonic() + pause >= deadline - 1.0:
+            break
+        time.sleep(pause)
+    return code, summary, reason, calls
+
+
+def emit_openlineage_events(document: Mapping[str, Any]) -> str | None:
+    """OpenLineage call site: emit the document's run events; an error message or ``None``.
+
+    The emitter (``onering_assets.lineage.openlineage``) is written separately; until it is
+    there, a configured OpenLineage target is reported as not delivered.
+    """
+    try:
+        from onering_assets.lineage import openlineage  # type: ignore[attr-defined]
+    except ImportError:
+        return "OpenLineage is configured but onering_assets.lineage.openlineage is missing"
+    emit = getattr(openlineage, "emit_document", None)
+    if emit is None:
+        return "onering_assets.lineage.openlineage has no emit_document(document)"
+    try:
+        emit(document)
+    except Exception as err:  # any emitter failure keeps the runs pending
+        return _scrub(f"OpenLineage: {err}")
+    return None
+
+
+def publish_pending(
+    defs: Any,
+    instance: Any,
+    outbox: Outbox,
+    config: CatalogSettings,
+    *,
+    dry_run: Path | None = None,
+    openlineage: bool = True,
+    budget_s: float | None = None,
+    limit: int | None = None,
+) -> PublishResult:
+    """Publish the graph and the oldest pending runs, within ``budget_s`` in all.
+
+    Args:
+        defs: the definitions (the graph part of the document).
+        instance: the Dagster instance holding the runs.
+        outbox: the pending runs and the ledger.
+        config: the catalog settings.
+        dry_run: write OpenMetadata's requests here and send nothing to it; no run is
+            marked published by OpenMetadata's dry run.
+        openlineage: emit OpenLineage events too, when a target is configured.
+        budget_s: the whole delivery's time limit (default ``config.budget_s``),
+            waiting for another publisher included.
+        limit: at most this many runs (default ``config.batch``; all for a dry run).
+    """
+    started = time.monotonic()
+    deadline = started + (config.budget_s if budget_s is None else budget_s)
+    try:
+        with outbox.publishing(timeout_s=deadline - time.monotonic()):
+            result = _publish_locked(
+                defs, instance, outbox, config, dry_run, openlineage, deadline, limit
+            )
+            result.seconds = round(time.monotonic() - started, 3)
+            outbox.write_last(result.to_dict())
+    except PublishBusyError:
+        result = PublishResult(
+            ok=False,
+            retryable=True,
+            message="another publish held the catalog lock for the whole time budget",
+            pending=len(outbox.pending()),
+            seconds=round(time.monotonic() - started, 3),
+        )
+    return result
+
+
+def _document(defs: Any, instance: Any, run_ids: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The lineage document with the finished runs among ``run_ids``; the ids not found."""
+    from onering_assets.lineage.airflow import airflow_dags
+    from onering_assets.lineage.document import build_document
+    from onering_assets.lineage.runs import run_records
+
+    records = run_records(instance, run_ids) if run_ids else []
+    found = {r["run_id"] for r in records}
+    finished = [r for r in records if r["status"] in FINISHED]
+    document = build_document(defs, dags=airflow_dags(defs), runs=finished)
+    return document, [r for r in run_ids if r not in found]
+
+
+def _publish_locked(
+    defs: Any,
+    instance: Any,
+    outbox: Outbox,
+    config: CatalogSettings,
+    dry_run: Path | None,
+    openlineage: bool,
+    deadline: float,
+    limit: int | None,
+) -> PublishResult:
+    from onering_assets.lineage.document import dumps
+
+    pending = outbox.pending()
+    batch = pending if dry_run is not None and limit is None else pending[: limit or config.batch]
+    document, missing = _document(defs, instance, batch)
+    runs = [r["run_id"] for r in document["runs"]]
+    counts = {k: len(document[k]) for k in ("entities", "edges", "runs")}
+    send_om = dry_run is None and config.url is not None
+    send_ol = openlineage and config.openlineage is not None
+    code, summary, attempts, failures = None, {}, 0, []
+    if send_om or dry_run is not None:
+        args = ["publish", "--document", str(outbox.folder / f"document-{os.getpid()}.json")]
+        if dry_run is not None:
+            dry_run.parent.mkdir(parents=True, exist_ok=True)
+            args += ["--dry-run", str(dry_run.resolve())]
+        try:
+            Path(args[2]).write_text(dumps(document))
+            code, summary, reason, attempts = call_publisher(config, args, deadline)
+        except ConfigError as err:
+            code, reason = EXIT_NOT_RETRYABLE, str(err)
+        finally:
+            Path(args[2]).unlink(missing_ok=True)
+        if code != EXIT_OK:
+            failures.append(_om_failure(code, reason, attempts))
+    if send_ol and not failures:
+        problem = emit_openlineage_events(document)
+        if problem:
+            failures.append(problem)
+    delivered = (send_om or send_ol) and not failures
+    if delivered:
+        outbox.mark(runs)
+        outbox.mark(missing, MISSING)
+    return PublishResult(
+        ok=not failures,
+        message=failures[0] if failures else _done(runs, summary, dry_run, send_om, send_ol),
+        runs=runs if delivered else [],
+        pending=len(outbox.pending()),
+        retryable=bool(failures) and code != EXIT_NOT_RETRYABLE,
+        code=code,
+        summary=summary,
+        counts=counts,
+        dry_run=str(dry_run) if dry_run is not None else None,
+        attempts=attempts,
+    )
+
+
+def _om_failure(code: int | None, reason: str, attempts: int) -> str:
+    if code is None:
+        return f"OpenMetadata publish failed after {attempts} attempt(s): {reason}"
+    kind = {EXIT_RETRYABLE: "retryable", EXIT_NOT_RETRYABLE: "not retryable"}.get(code, "failed")
+    return f"OpenMetadata publish failed (exit {code}, {kind}): {reason or 'no reason given'}"
+
+
+def _done(
+    runs: list[str], summary: Mapping[str, Any], dry_run: Path | None, om: bool, ol: bool
+) -> str:
+    where = [t for t, on in (("OpenMetadata", om), ("OpenLineage", ol)) if on]
+    sent = f"published {len(runs)} run(s) to {' and '.join(where)}" if where else ""
+    if dry_run is not None:
+        wrote = f"dry run: OpenMetadata's requests written to {dry_run}"
+        return f"{wrote}; {sent}" if sent else wrote
+    return sent
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def after_run(
+    defs: Any,
+    instance: Any,
+    run_id: str,
+    state_dir: Path,
+    *,
+    publish: bool = True,
+    budget_s: float | None = None,
+    report: Callable[[str], None] = _stderr,
+) -> PublishResult | None:
+    """Record a run that ended; publish the pending runs if a catalog is configured.
+
+    Never raises and never changes the run's outcome: a failure is ``report``ed on one
+    line and the runs stay pending. With no catalog configured it only appends the id.
+
+    Args:
+        defs: the definitions the run used.
+        instance: the Dagster instance holding the run.
+        run_id: the run that ended.
+        state_dir: the state folder (its ``catalog/`` holds the outbox).
+        publish: ``False`` records only (a canceled run: it is being stopped).
+        budget_s: time limit of the publish (default ``ONERING_CATALOG_BUDGET``).
+        report: where the one-line warning goes (default stderr).
+
+    Returns:
+        The publish's result, or ``None`` when nothing was published.
+    """
+    try:
+        outbox = outbox_for(state_dir)
+        outbox.record(run_id)
+        config = CatalogSettings.from_env()
+        if not (publish and config.configured):
+            return None
+        result = publish_pending(defs, instance, outbox, config, budget_s=budget_s)
+    except Exception as err:  # the catalog never fails a data run
+        result = PublishResult(ok=False, message=_scrub(f"{type(err).__name__}: {err}"))
+    if not result.ok:
+        report(
+            f"catalog: {result.message}; run {run_id} stays pending (the next publish, or "
+            "`onering catalog publish`, catches up)"
+        )
+    return result
