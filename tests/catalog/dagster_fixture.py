@@ -29,16 +29,17 @@ def om_python() -> Path:
     return OM_PYTHON
 
 
-def run_in_om_env(script: Path, *args: str, timeout: float = 300) -> dict:
-    """Run ``script`` in the openmetadata environment; the JSON object it prints last."""
+def run_in_om_env(*args: str, timeout: float = 300, env: dict[str, str] | None = None) -> dict:
+    """``python *args`` in the openmetadata environment; the JSON object it prints last."""
     proc = subprocess.run(
-        [str(om_python()), str(script), *args],
+        [str(om_python()), *args],
         cwd=PROJECT_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -71,7 +71,7 @@ def connector(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     catalog.write_text(json.dumps(entities))
     env = {**os.environ, "ONERING_PROFILE": "local"}
     with serving(built.state, free_port(), work / "webserver.log", daemon=False, env=env) as url:
-        yield run_in_om_env(PROBE, str(OM_WORKFLOW), url, str(catalog))
+        yield run_in_om_env(str(PROBE), str(OM_WORKFLOW), url, str(catalog))
 
 
 def _entities(built: Built, layer: str) -> dict[str, dict[str, Any]]:
