@@ -42,6 +42,10 @@ class RenderConfig:
         dagster_token_env: name of the environment variable (read by the worker at run
             time, never exported) holding a bearer token for that webserver.
         retries, retry_delay_s, owner: task default_args.
+        publish_lineage: give each DAG a ``publish_lineage`` teardown task that carries the
+            Airflow run's status (and its tasks') to the catalog's pipeline
+            ``onering_airflow.<dag_id>``, in the openmetadata environment; it never changes
+            the run's outcome (``airflow_bridge/lineage_task.py``).
     """
 
     dag_prefix: str = "onering"
@@ -59,6 +63,7 @@ class RenderConfig:
     retries: int = 1
     retry_delay_s: int = 60
     owner: str = "data-platform"
+    publish_lineage: bool = True
 
     def validate(self) -> RenderConfig:
         if self.grouping not in GROUPINGS:
@@ -76,6 +81,8 @@ class RenderConfig:
             raise BridgeError(f"mode {self.mode!r}: use one of {', '.join(MODES)}.")
         if not self.dag_prefix.replace("_", "").isalnum():
             raise BridgeError(f"dag_prefix {self.dag_prefix!r}: letters, digits and _ only.")
+        if not isinstance(self.publish_lineage, bool):
+            raise BridgeError(f"publish_lineage {self.publish_lineage!r}: use true or false.")
         if self.retries < 0 or self.retry_delay_s < 0:
             raise BridgeError("retries and retry_delay_s must be >= 0.")
         return self

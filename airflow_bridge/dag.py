@@ -1,8 +1,8 @@
 """Build an Airflow DAG from its exported plan at parse time: JSON in, DAG out.
 
 This is the DAG-parse path, so it stays small: it reads the plan JSON as plain dicts
-(validated at export time by ``graph.plan_dags``) and imports only ``airflow.sdk``, the
-operator and two tiny modules; no Dagster, no YAML, no dataclass-heavy modules.
+(validated at export time by ``graph.plan_dags``) and imports only ``airflow.sdk``, the two
+operators and two tiny modules; no Dagster, no YAML, no dataclass-heavy modules.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, BaseOperator
 
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.formats import DAILY, MANIFEST_FILE, MONTHLY, PLAN_VERSION
+from airflow_bridge.lineage_task import PublishLineageOperator, catalog_python
 from airflow_bridge.operator import DagsterAssetsOperator
 
 START = datetime(2013, 1, 1, tzinfo=UTC)
@@ -80,6 +81,9 @@ def build_dag(
     a DAG with a run due paused locally). Airflow also drops the tasks of a run whose
     explicit logical date is outside the window: such DAGs are triggered by partition key
     or conf, with no logical date.
+
+    With ``publish_lineage`` on, a ``publish_lineage`` teardown runs after every task and
+    carries the run's status to the catalog without changing it (``lineage_task.py``).
     """
     spec, window = plan["partitions"], plan["schedule_window"]
     start = datetime.strptime(spec["start"], spec["fmt"]).replace(tzinfo=UTC) if spec else START
@@ -121,10 +125,27 @@ def build_dag(
     for task in plan["tasks"]:
         for upstream in task["upstream"]:
             _wire(tasks[task["task_id"]], tasks[upstream])
+    if render["publish_lineage"]:
+        _add_publish_lineage(dag, plan["tasks"], tasks)
     return dag
 
 
-def _wire(downstream: DagsterAssetsOperator, upstream: DagsterAssetsOperator) -> None:
+def _add_publish_lineage(
+    dag: DAG, planned: list[dict[str, Any]], tasks: dict[str, DagsterAssetsOperator]
+) -> None:
+    """The ``publish_lineage`` teardown, downstream of every task (all done, any state)."""
+    upstreams = {u for task in planned for u in task["upstream"]}
+    publish = PublishLineageOperator(
+        dag=dag,
+        dag_tasks=list(tasks),
+        leaf_tasks=[t for t in tasks if t not in upstreams],
+        python=catalog_python(),
+    )
+    for task in tasks.values():
+        _wire(publish, task)
+
+
+def _wire(downstream: BaseOperator, upstream: BaseOperator) -> None:
     """``upstream >> downstream`` without Airflow's per-edge cost.
 
     Airflow 3.3's ``set_upstream`` checks both tasks share a DAG by hashing the DAG (every

@@ -4,7 +4,8 @@ MANIFEST_FILE = "onering_manifest.json"
 MANIFEST_VERSION = 1
 # 2: DAG-level partitions and schedule_fmts (partitioned Airflow timetables).
 # 3: schedule_window (a partitioned cron DAG runs for its declared partitions only).
-PLAN_VERSION = 3
+# 4: render.publish_lineage (the publish_lineage teardown task).
+PLAN_VERSION = 4
 
 # Partition key formats the bridge maps between Dagster and Airflow.
 MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"

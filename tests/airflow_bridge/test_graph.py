@@ -262,14 +262,15 @@ def test_stale_or_foreign_plan_files_fail_with_what_to_run(tmp_path: Path) -> No
     import json
 
     from airflow_bridge.dag import load_dag
+    from airflow_bridge.formats import PLAN_VERSION
 
     plan = tmp_path / "onering_x.plan.json"
     with pytest.raises(BridgeError, match="missing; run `onering airflow export`"):
         load_dag(plan)
     plan.write_text(json.dumps({"version": 1, "plan": {}, "render": {}}))
-    with pytest.raises(BridgeError, match="plan version 1, this bridge reads 3"):
+    with pytest.raises(BridgeError, match=f"plan version 1, this bridge reads {PLAN_VERSION}"):
         load_dag(plan)
-    plan.write_text(json.dumps({"version": 3, "plan": {"dag_id": "x"}, "render": {}}))
+    plan.write_text(json.dumps({"version": PLAN_VERSION, "plan": {"dag_id": "x"}, "render": {}}))
     with pytest.raises(BridgeError, match="not a OneRing DAG plan"):
         load_dag(plan)
 
