@@ -102,8 +102,9 @@ class CatalogSettings:
 
     Attributes:
         url: OpenMetadata's API (``ONERING_OPENMETADATA_URL``); ``None``: not configured.
-        openlineage: the OpenLineage target (``ONERING_OPENLINEAGE_URL`` or
-            ``ONERING_OPENLINEAGE_FILE``); ``None``: not configured.
+        openlineage: the OpenLineage targets (``ONERING_OPENLINEAGE_URL``,
+            ``ONERING_OPENLINEAGE_FILE``, or ``ONERING_OPENLINEAGE_TARGET=openmetadata``);
+            ``None``: not configured.
         python: the publisher's interpreter (``ONERING_CATALOG_PYTHON``, default the
             ``envs/openmetadata`` environment's).
         timeout_s: one publisher call's limit (``ONERING_CATALOG_TIMEOUT``).
@@ -139,9 +140,7 @@ class CatalogSettings:
         python = env.get("ONERING_CATALOG_PYTHON")
         return cls(
             url=env.get("ONERING_OPENMETADATA_URL") or None,
-            openlineage=env.get("ONERING_OPENLINEAGE_URL")
-            or env.get("ONERING_OPENLINEAGE_FILE")
-            or None,
+            openlineage=_openlineage(env),
             python=Path(python).expanduser() if python else OPENMETADATA_PYTHON,
             timeout_s=_positive(env, "ONERING_CATALOG_TIMEOUT", cls.timeout_s),
             budget_s=_positive(env, "ONERING_CATALOG_BUDGET", cls.budget_s),
@@ -149,6 +148,14 @@ class CatalogSettings:
             backoff_s=_positive(env, "ONERING_CATALOG_BACKOFF", cls.backoff_s, zero=True),
             batch=int(_positive(env, "ONERING_CATALOG_BATCH", cls.batch)),
         )
+
+
+def _openlineage(env: Mapping[str, str]) -> str | None:
+    """The OpenLineage targets set (``lineage/openlineage.py`` reads them in full)."""
+    targets = [env.get("ONERING_OPENLINEAGE_URL"), env.get("ONERING_OPENLINEAGE_FILE")]
+    if env.get("ONERING_OPENLINEAGE_TARGET", "").strip().lower() == "openmetadata":
+        targets.append(env.get("ONERING_OPENMETADATA_URL") and "OpenMetadata's endpoint")
+    return ", ".join(t for t in targets if t) or None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float, zero: bool = False) -> float:

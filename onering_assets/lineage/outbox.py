@@ -121,7 +121,8 @@ class Outbox:
             with self.ledger_path.open("a") as ledger:
                 ledger.write(lines)
             done = self.delivered()
-            keep = [r for r in self._lines(self.pending_path) if r and r not in done]
+            lines = self._lines(self.pending_path)
+            keep = [r for r in dict.fromkeys(lines) if r and r not in done]
             temp = self.pending_path.with_suffix(".tmp")
             temp.write_text("".join(f"{r}\n" for r in keep))
             temp.replace(self.pending_path)

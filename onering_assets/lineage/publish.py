@@ -156,24 +156,31 @@ def call_publisher(
     return code, summary, reason, calls
 
 
-def emit_openlineage_events(document: Mapping[str, Any]) -> str | None:
-    """OpenLineage call site: emit the document's run events; an error message or ``None``.
+def emit_openlineage_events(
+    document: Mapping[str, Any], deadline: float
+) -> tuple[list[str], str | None, bool]:
+    """Emit each run's OpenLineage events (``openlineage.emit_run``), oldest first.
 
-    The emitter (``onering_assets.lineage.openlineage``) is written separately; until it is
-    there, a configured OpenLineage target is reported as not delivered.
+    Stops at the first failure or when the budget is spent: returns the runs whose events
+    all went out, why it stopped (``None`` when every run went out) and whether a later
+    attempt may get further.
     """
-    try:
-        from onering_assets.lineage import openlineage  # type: ignore[attr-defined]
-    except ImportError:
-        return "OpenLineage is configured but onering_assets.lineage.openlineage is missing"
-    emit = getattr(openlineage, "emit_document", None)
-    if emit is None:
-        return "onering_assets.lineage.openlineage has no emit_document(document)"
-    try:
-        emit(document)
-    except Exception as err:  # any emitter failure keeps the runs pending
-        return _scrub(f"OpenLineage: {err}")
-    return None
+    from onering_assets.lineage.openlineage import OpenLineageError, emit_run
+
+    emitted: list[str] = []
+    for run in document["runs"]:
+        remaining = deadline - time.monotonic()
+        if remaining < 1.0:
+            return emitted, "OpenLineage: no time left in the budget", True
+        # Each event's request may not outlast the budget (the emitter retries 3 times).
+        timeout = min(float(os.environ.get("ONERING_OPENLINEAGE_TIMEOUT") or 10), remaining / 4)
+        env = {**os.environ, "ONERING_OPENLINEAGE_TIMEOUT": f"{max(timeout, 0.5):.1f}"}
+        try:
+            emit_run(document, run, env=env)
+        except OpenLineageError as err:
+            return emitted, _scrub(f"OpenLineage: {err}"), err.retryable
+        emitted.append(run["run_id"])
+    return emitted, None, True
 
 
 def publish_pending(
@@ -253,7 +260,7 @@ def _publish_locked(
     counts = {k: len(document[k]) for k in ("entities", "edges", "runs")}
     send_om = dry_run is None and config.url is not None
     send_ol = openlineage and config.openlineage is not None
-    code, summary, attempts, failures = None, {}, 0, []
+    code, summary, attempts, failures, retryable = None, {}, 0, [], True
     if send_om or dry_run is not None:
         args = ["publish", "--document", str(outbox.folder / f"document-{os.getpid()}.json")]
         if dry_run is not None:
@@ -268,20 +275,22 @@ def _publish_locked(
             Path(args[2]).unlink(missing_ok=True)
         if code != EXIT_OK:
             failures.append(_om_failure(code, reason, attempts))
+            retryable = code != EXIT_NOT_RETRYABLE
+    delivered = runs if send_om and not failures else []
     if send_ol and not failures:
-        problem = emit_openlineage_events(document)
+        delivered, problem, retryable = emit_openlineage_events(document, deadline)
         if problem:
             failures.append(problem)
-    delivered = (send_om or send_ol) and not failures
     if delivered:
-        outbox.mark(runs)
+        outbox.mark(delivered)
+    if (send_om or send_ol) and not failures:
         outbox.mark(missing, MISSING)
     return PublishResult(
         ok=not failures,
         message=failures[0] if failures else _done(runs, summary, dry_run, send_om, send_ol),
-        runs=runs if delivered else [],
+        runs=delivered,
         pending=len(outbox.pending()),
-        retryable=bool(failures) and code != EXIT_NOT_RETRYABLE,
+        retryable=bool(failures) and retryable,
         code=code,
         summary=summary,
         counts=counts,
