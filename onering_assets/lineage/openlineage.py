@@ -9,8 +9,9 @@ Configuration, read from the environment when a run is emitted (never at import)
   (``POST {api}/v1/openlineage/lineage``, one RunEvent per request, bearer JWT). The base
   URL is the API URL (``http://openmetadata:8585/api``): ``ONERING_OPENLINEAGE_URL``, else
   ``ONERING_OPENMETADATA_URL``; the token is ``ONERING_OPENMETADATA_JWT`` (a bot with
-  EditLineage). OpenMetadata keeps COMPLETE events with inputs and outputs by default and
-  finds Silver and Gold tables from the ``datasource`` facet (the catalog service name).
+  EditLineage). OpenMetadata keeps COMPLETE events with inputs and outputs by default (an
+  edge per input x output, with column lineage and the SQL); set its namespace mapping as
+  ``openlineage_datasets`` says.
 - ``ONERING_OPENLINEAGE_FILE``: a file that gets one JSON event per line (appended).
 - ``ONERING_OPENLINEAGE_TIMEOUT`` (seconds per request, default 10),
   ``ONERING_OPENLINEAGE_RETRIES`` (default 3, with backoff), ``ONERING_OPENLINEAGE_NAMESPACE``
@@ -211,12 +212,11 @@ def emit_run(
             whether a later attempt may succeed. Targets are tried in turn (HTTP, then file).
     """
     env = _env(env)
-    events = run_events(
-        document, run_record, namespace=env.get("ONERING_OPENLINEAGE_NAMESPACE") or JOB_NAMESPACE
-    )
     transports = _transports(env)
-    if not events or not transports:
+    if not transports:
         return 0
+    namespace = env.get("ONERING_OPENLINEAGE_NAMESPACE") or JOB_NAMESPACE
+    events = run_events(document, run_record, namespace=namespace)
     for kind, where, transport in transports:
         client = OpenLineageClient(transport=transport, config=CLIENT_CONFIG)
         sent = 0

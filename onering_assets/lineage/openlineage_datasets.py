@@ -5,8 +5,12 @@ never a host, port or path of the machine that ran: Bronze is ``s3://onering-lak
 the path ``bronze/<table>`` (the lake's layout), Silver is ``clickhouse://onering_clickhouse``
 with ``<database>.<table>`` (``silver.flights``), Gold is ``postgres://onering_postgres``
 with ``<database>.<schema>.<table>`` (``onering.gold.carrier_monthly_performance``). The
-``datasource`` facet names the catalog service, which OpenMetadata's OpenLineage endpoint
-uses to find the table (``<service>.%.<schema>.<table>``) without a namespace mapping.
+``dataSource`` facet names the catalog service. OpenMetadata's OpenLineage endpoint finds a
+table from the last two name parts (``<schema>.<table>``) under the service its
+``namespaceToServiceMapping`` gives the namespace (map ``clickhouse://onering_clickhouse`` to
+``onering_clickhouse`` and ``postgres://onering_postgres`` to ``onering_postgres``), else by
+FQN suffix; Bronze containers are not tables there, so Bronze-to-Silver edges come from the
+OpenMetadata publisher only.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ def _datasource(entity: Mapping[str, Any]) -> datasource_dataset.DatasourceDatas
 
 def dataset_facets(entity: Mapping[str, Any], *, full: bool) -> dict[str, DatasetFacet]:
     """Schema and datasource always; documentation, ownership and tags when ``full``."""
-    facets: dict[str, DatasetFacet] = {"schema": _schema(entity), "datasource": _datasource(entity)}
+    facets: dict[str, DatasetFacet] = {"schema": _schema(entity), "dataSource": _datasource(entity)}
     if not full:
         return facets
     if entity["description"]:
