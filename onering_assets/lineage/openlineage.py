@@ -219,6 +219,9 @@ def emit_run(
     events = run_events(document, run_record, namespace=namespace)
     for kind, where, transport in transports:
         client = OpenLineageClient(transport=transport, config=CLIENT_CONFIG)
+        if client.transport is not transport:  # OPENLINEAGE_DISABLED=true wins
+            log.info("OpenLineage: disabled by OPENLINEAGE_DISABLED; nothing sent")
+            return 0
         sent = 0
         try:
             for event in events:
