@@ -1,0 +1,407 @@
+"""The lineage document as OpenMetadata create requests (``openmetadata-ingestion``'s models).
+
+Pure functions: no HTTP here. Names follow the shared conventions (services
+``onering_lake``/``onering_clickhouse``/``onering_postgres``/``onering_dagster``/
+``onering_airflow``; Bronze as containers under ``onering_lake.bronze``). Every entity
+OneRing manages carries the tag ``OneRing.managed``; tables, containers, databases,
+schemas and pipelines carry ``sourceHash`` = ``fingerprint`` of their part of the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from onering_catalog.datatypes import CLICKHOUSE, POSTGRES, to_column
+
+CLASSIFICATION = "OneRing"
+MANAGED_TAG = f"{CLASSIFICATION}.managed"
+LAYERS = ("bronze", "silver", "gold")
+TEST_DEFINITION = "oneringAssetCheck"
+LAKE_ROOT = "bronze"
+DIALECT = {"Clickhouse": CLICKHOUSE, "Postgres": POSTGRES, "S3": CLICKHOUSE}
+
+# Where each store and orchestrator lives in compose. No credentials: the catalog only
+# displays these (OneRing pushes metadata; OpenMetadata never connects with them).
+HOSTS = {
+    "S3": "http://minio:9000",
+    "Clickhouse": "clickhouse:8123",
+    "Postgres": "postgres:5432",
+    "Dagster": "http://dagster-webserver:3000",
+    "Airflow": "http://airflow-apiserver:8080",
+}
+SERVICE_PATH = {
+    "storage": "services/storageServices",
+    "database": "services/databaseServices",
+    "pipeline": "services/pipelineServices",
+}
+
+
+def fingerprint(part: Any) -> str:
+    """``onering_assets.lineage.document.fingerprint``: 32 hex of the canonical JSON's sha256."""
+    text = json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def tag_label(fqn: str) -> Any:
+    """A classification tag label (``OneRing.managed``, ``OneRing.silver``)."""
+    from metadata.generated.schema.type.tagLabel import (
+        LabelType,
+        State,
+        TagLabel,
+        TagSource,
+    )
+
+    return TagLabel(
+        tagFQN=fqn,
+        source=TagSource.Classification,
+        labelType=LabelType.Automated,
+        state=State.Confirmed,
+    )
+
+
+def tags_of(layer: str | None) -> list[Any]:
+    """``OneRing.managed`` plus the layer tag."""
+    names = [MANAGED_TAG] + ([f"{CLASSIFICATION}.{layer}"] if layer in LAYERS else [])
+    return [tag_label(n) for n in names]
+
+
+def quote_name(name: str) -> str:
+    """OpenMetadata's ``FullyQualifiedName.quoteName``: quote a part holding a dot."""
+    return f'"{name}"' if "." in name else name
+
+
+def column_fqn(entity_fqn: str, column: str) -> str:
+    """A column's FQN: the entity's FQN plus the quoted column name."""
+    return f"{entity_fqn}.{quote_name(column)}"
+
+
+def classification_requests() -> list[tuple[str, str, Any]]:
+    """``(path, fqn, request)`` for the classification and its tags, parents first."""
+    from metadata.generated.schema.api.classification.createClassification import (
+        CreateClassificationRequest,
+    )
+    from metadata.generated.schema.api.classification.createTag import CreateTagRequest
+
+    out: list[tuple[str, str, Any]] = [
+        (
+            "/classifications",
+            CLASSIFICATION,
+            CreateClassificationRequest(
+                name=CLASSIFICATION,
+                description="Tags OneRing sets on the catalog entities it publishes.",
+                mutuallyExclusive=False,
+            ),
+        )
+    ]
+    descriptions = {
+        "managed": "Published by OneRing from its asset graph: OneRing updates and removes it.",
+        **{layer: f"OneRing's {layer.title()} layer." for layer in LAYERS},
+    }
+    for name, text in descriptions.items():
+        out.append(
+            (
+                "/tags",
+                f"{CLASSIFICATION}.{name}",
+                CreateTagRequest(classification=CLASSIFICATION, name=name, description=text),
+            )
+        )
+    return out
+
+
+def test_definition_request() -> Any:
+    """The custom test definition every OneRing check is a case of."""
+    from metadata.generated.schema.api.tests.createTestDefinition import (
+        CreateTestDefinitionRequest,
+    )
+    from metadata.generated.schema.tests.testDefinition import (
+        EntityType,
+        TestCaseParameterDefinition,
+        TestDataType,
+        TestPlatform,
+    )
+
+    return CreateTestDefinitionRequest(
+        name=TEST_DEFINITION,
+        displayName="OneRing asset check",
+        description=(
+            "A Dagster asset check OneRing runs with the asset (Great Expectations suites, "
+            "schema, reconciliation and reject-rate checks). Results come from OneRing's runs."
+        ),
+        entityType=EntityType.TABLE,
+        testPlatforms=[TestPlatform.Other],
+        parameterDefinition=[
+            TestCaseParameterDefinition(
+                name="blocking",
+                displayName="Blocking",
+                dataType=TestDataType.BOOLEAN,
+                description="A failed blocking check stops the asset from being published.",
+                required=True,
+            )
+        ],
+    )
+
+
+def _connection(kind: str, stype: str) -> Any:
+    """A minimal valid connection config without secrets (Airflow: the backend connection)."""
+    from metadata.generated.schema.entity.services.connections.database import (
+        clickhouseConnection,
+        postgresConnection,
+    )
+    from metadata.generated.schema.entity.services.connections.pipeline import (
+        airflowConnection,
+        backendConnection,
+        dagsterConnection,
+    )
+    from metadata.generated.schema.entity.services.connections.storage import s3Connection
+    from metadata.generated.schema.entity.services.databaseService import DatabaseConnection
+    from metadata.generated.schema.entity.services.pipelineService import PipelineConnection
+    from metadata.generated.schema.entity.services.storageService import StorageConnection
+    from metadata.generated.schema.security.credentials.awsCredentials import AWSCredentials
+
+    host = HOSTS[stype]
+    configs: dict[str, Any] = {
+        "S3": lambda: s3Connection.S3Connection(
+            awsConfig=AWSCredentials(awsRegion="us-east-1", endPointURL=host)
+        ),
+        "Clickhouse": lambda: clickhouseConnection.ClickhouseConnection(
+            hostPort=host, username="onering"
+        ),
+        "Postgres": lambda: postgresConnection.PostgresConnection(
+            hostPort=host, username="onering", database="onering"
+        ),
+        "Dagster": lambda: dagsterConnection.DagsterConnection(host=host),
+        "Airflow": lambda: airflowConnection.AirflowConnection(
+            hostPort=host, connection=backendConnection.BackendConnection()
+        ),
+    }
+    wrapper = {"storage": StorageConnection, "database": DatabaseConnection}.get(
+        kind, PipelineConnection
+    )
+    return wrapper(config=configs[stype]())
+
+
+def service_request(service: dict[str, Any]) -> tuple[str, Any]:
+    """``(path, request)`` of one document service."""
+    from metadata.generated.schema.api.services.createDatabaseService import (
+        CreateDatabaseServiceRequest,
+    )
+    from metadata.generated.schema.api.services.createPipelineService import (
+        CreatePipelineServiceRequest,
+    )
+    from metadata.generated.schema.api.services.createStorageService import (
+        CreateStorageServiceRequest,
+    )
+
+    kind, stype = service["kind"], service["type"]
+    create = {
+        "storage": CreateStorageServiceRequest,
+        "database": CreateDatabaseServiceRequest,
+        "pipeline": CreatePipelineServiceRequest,
+    }[kind]
+    layer = service.get("layer")
+    description = f"OneRing's {layer.title()} layer." if layer else f"OneRing's {stype} runs."
+    request = create(
+        name=service["name"],
+        serviceType=stype,
+        description=description,
+        connection=_connection(kind, stype),
+        tags=tags_of(layer),
+    )
+    return f"/{SERVICE_PATH[kind]}", request
+
+
+def database_request(service: str, database: str) -> Any:
+    """A database of a database service."""
+    from metadata.generated.schema.api.data.createDatabase import CreateDatabaseRequest
+
+    part = {"service": service, "database": database}
+    return CreateDatabaseRequest(
+        name=database,
+        service=service,
+        description=f"OneRing's {database} database.",
+        tags=tags_of(None),
+        sourceHash=fingerprint(part),
+    )
+
+
+def schema_request(service: str, database: str, schema: str, layer: str) -> Any:
+    """A schema of a database."""
+    from metadata.generated.schema.api.data.createDatabaseSchema import (
+        CreateDatabaseSchemaRequest,
+    )
+
+    part = {"service": service, "database": database, "schema": schema, "layer": layer}
+    return CreateDatabaseSchemaRequest(
+        name=schema,
+        database=f"{service}.{database}",
+        description=f"OneRing's {layer.title()} tables.",
+        tags=tags_of(layer),
+        sourceHash=fingerprint(part),
+    )
+
+
+def lake_root_request() -> Any:
+    """The parent container ``onering_lake.bronze``."""
+    from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
+
+    part = {"service": "onering_lake", "name": LAKE_ROOT}
+    return CreateContainerRequest(
+        name=LAKE_ROOT,
+        service="onering_lake",
+        description="OneRing's Bronze layer: files as landed, one folder per table.",
+        tags=tags_of("bronze"),
+        sourceHash=fingerprint(part),
+    )
+
+
+def _columns(entity: dict[str, Any], dialect: str) -> list[Any]:
+    from metadata.generated.schema.entity.data.table import Column
+
+    return [
+        Column.model_validate(to_column(c["name"], c["type"], c.get("description", ""), dialect))
+        for c in entity["columns"]
+    ]
+
+
+def entity_request(entity: dict[str, Any], owners: list[Any], parent_id: str | None) -> Any:
+    """A table (Silver, Gold) or child container (Bronze) of one document entity."""
+    from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
+    from metadata.generated.schema.api.data.createTable import CreateTableRequest
+    from metadata.generated.schema.entity.data.container import (
+        ContainerDataModel,
+        FileFormat,
+    )
+    from metadata.generated.schema.type.entityReference import EntityReference
+
+    common: dict[str, Any] = {
+        "name": entity["name"],
+        "description": entity.get("description") or None,
+        "owners": owners or None,
+        "tags": tags_of(entity.get("layer")),
+        "sourceHash": fingerprint(entity),
+    }
+    if entity["entity"] == "container":
+        formats = [
+            FileFormat(k) for k in entity.get("kinds", []) if k in FileFormat._value2member_map_
+        ]
+        return CreateContainerRequest(
+            service=entity["service"],
+            parent=EntityReference(id=parent_id, type="container") if parent_id else None,
+            dataModel=ContainerDataModel(
+                isPartitioned=entity.get("partitions") is not None,
+                columns=_columns(entity, CLICKHOUSE),
+            ),
+            fileFormats=formats or None,
+            **common,
+        )
+    service_type = "Postgres" if entity["layer"] == "gold" else "Clickhouse"
+    return CreateTableRequest(
+        databaseSchema=f"{entity['service']}.{entity['database']}.{entity['schema']}",
+        columns=_columns(entity, DIALECT[service_type]),
+        **common,
+    )
+
+
+def pipeline_request(pipeline: dict[str, Any]) -> Any:
+    """A pipeline (the Dagster code location or one Airflow DAG) with its tasks."""
+    from metadata.generated.schema.api.data.createPipeline import CreatePipelineRequest
+    from metadata.generated.schema.entity.data.pipeline import Task
+
+    tasks = [
+        Task(
+            name=t["name"],
+            description="Materializes " + ", ".join(t["assets"]) if t["assets"] else None,
+            downstreamTasks=sorted(t["downstream"]) or None,
+        )
+        for t in pipeline["tasks"]
+    ]
+    schedule = pipeline.get("schedule")
+    cron_like = isinstance(schedule, str) and (schedule.startswith("@") or schedule.count(" ") == 4)
+    return CreatePipelineRequest(
+        name=pipeline["name"],
+        service=pipeline["service"],
+        description=pipeline.get("description") or None,
+        tasks=tasks,
+        scheduleInterval=schedule if cron_like else None,
+        tags=tags_of(None),
+        sourceHash=fingerprint(pipeline),
+    )
+
+
+def entity_link(table_fqn: str) -> str:
+    """The ``<#E::table::fqn>`` link a table's test cases name."""
+    return f"<#E::table::{table_fqn}>"
+
+
+def suite_request(table_fqn: str) -> Any:
+    """The table's basic ("executable") test suite."""
+    from metadata.generated.schema.api.tests.createTestSuite import CreateTestSuiteRequest
+
+    return CreateTestSuiteRequest(
+        name=f"{table_fqn}.testSuite",
+        description="OneRing's checks of this table.",
+        basicEntityReference=table_fqn,
+    )
+
+
+def test_case_request(table_fqn: str, check: dict[str, Any]) -> Any:
+    """One check of a table as a test case of ``oneringAssetCheck``."""
+    from metadata.generated.schema.api.tests.createTestCase import CreateTestCaseRequest
+    from metadata.generated.schema.tests.testCase import TestCaseParameterValue
+
+    return CreateTestCaseRequest(
+        name=check["name"],
+        description=check.get("description") or None,
+        testDefinition=TEST_DEFINITION,
+        entityLink=entity_link(table_fqn),
+        parameterValues=[
+            TestCaseParameterValue(name="blocking", value=str(bool(check["blocking"])).lower())
+        ],
+        tags=tags_of(None),
+    )
+
+
+def edge_request(
+    edge: dict[str, Any],
+    source: tuple[str, str, str],
+    target: tuple[str, str, str],
+    pipeline_id: str | None,
+) -> Any:
+    """``AddLineageRequest`` of one document edge; ``source``/``target`` are (type, id, fqn).
+
+    OpenMetadata keeps one pipeline per edge: the Dagster code location's (every edge has
+    one); the edge's description names every pipeline task that produces it.
+    """
+    from metadata.generated.schema.api.lineage.addLineage import AddLineageRequest
+    from metadata.generated.schema.type.entityLineage import (
+        ColumnLineage,
+        EntitiesEdge,
+        LineageDetails,
+        Source,
+    )
+    from metadata.generated.schema.type.entityReference import EntityReference
+
+    columns = [
+        ColumnLineage(
+            fromColumns=[column_fqn(source[2], c) for c in pair["from"]],
+            toColumn=column_fqn(target[2], pair["to"]),
+        )
+        for pair in edge["columns"]
+    ]
+    producers = ", ".join(f"{p['pipeline']}/{p['task']}" for p in edge.get("pipelines", []))
+    details = LineageDetails(
+        sqlQuery=edge.get("sql") or None,
+        columnsLineage=columns or None,
+        pipeline=EntityReference(id=pipeline_id, type="pipeline") if pipeline_id else None,
+        description=f"Produced by {producers}." if producers else None,
+        source=Source.PipelineLineage if pipeline_id else Source.Manual,
+    )
+    return AddLineageRequest(
+        edge=EntitiesEdge(
+            fromEntity=EntityReference(id=source[1], type=source[0]),
+            toEntity=EntityReference(id=target[1], type=target[0]),
+            lineageDetails=details,
+        )
+    )

@@ -1,0 +1,84 @@
+"""Checks as OpenMetadata's data-quality view: a test suite per table, a test case per check.
+
+Every check is a case of one custom test definition, ``oneringAssetCheck`` (entity type
+TABLE, platform ``Other``), with its ``blocking`` flag as a parameter. Each table gets its
+basic ("executable") test suite, ``<table fqn>.testSuite``.
+
+Bronze checks are not published as test cases: OpenMetadata attaches test cases to tables
+(and their columns) only — ``TestDefinition.entityType`` is TABLE or COLUMN and a test
+case's ``entityLink`` must name a table — while Bronze is a storage container. Their
+outcome still reaches the catalog: a failed blocking Bronze check fails its step, which
+is the task status in the run's pipeline status. The summary says how many were left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onering_catalog import build
+from onering_catalog.state import is_managed, list_all
+from onering_catalog.sync import Publisher
+
+TEST_CASES = "dataQuality/testCases"
+
+
+def bronze_note(entities: list[dict[str, Any]]) -> str | None:
+    """The warning naming the Bronze checks that cannot be test cases, if any."""
+    containers = [e for e in entities if e["entity"] == "container" and e.get("checks")]
+    if not containers:
+        return None
+    count = sum(len(e["checks"]) for e in containers)
+    return (
+        f"{count} checks of {len(containers)} Bronze containers are not test cases "
+        "(OpenMetadata attaches test cases to tables only); their outcome is in each run's "
+        "pipeline status"
+    )
+
+
+def _table_of(link: str) -> str | None:
+    """The table FQN of an entity link ``<#E::table::fqn>`` (or ``…::columns::c>``)."""
+    if not link.startswith("<#E::table::"):
+        return None
+    return link[len("<#E::table::") :].rstrip(">").split("::")[0]
+
+
+def sync_checks(publisher: Publisher) -> None:
+    """Test suites and test cases of the document's tables; stale managed cases deleted."""
+    tables = [e for e in publisher.doc["entities"] if e["entity"] == "table"]
+    note = bronze_note(publisher.doc["entities"])
+    if note:
+        publisher.summary.warn(note)
+    existed = any(t["fqn"] not in publisher.created for t in tables)
+    fields = {"fields": "testDefinition,testSuite,tags"}
+    cases = list_all(publisher.api, TEST_CASES, fields) if existed else []
+    ours = {t["fqn"] for t in tables}
+    on_server = {
+        str(c.get("fullyQualifiedName")): c
+        for c in cases
+        if is_managed(c) and _table_of(str(c.get("entityLink", ""))) in ours
+    }
+    # A table's suite shows on the table (``fields=testSuite``) and on each of its cases.
+    suites = {
+        _table_of(str(c.get("entityLink", ""))) for c in on_server.values() if c.get("testSuite")
+    }
+    for table in tables:
+        if not table.get("checks"):
+            continue
+        label = f"testSuite {table['fqn']}.testSuite"
+        if (publisher.current.get(table["fqn"]) or {}).get("testSuite") or table["fqn"] in suites:
+            publisher.summary.done("unchanged", label)
+            continue
+        request = build.suite_request(table["fqn"])
+        publisher.api.write("PUT", "/dataQuality/testSuites/executable", request)
+        publisher.summary.done("created", label)
+    wanted = set()
+    for table in tables:
+        for check in table.get("checks") or []:
+            fqn = f"{table['fqn']}.{build.quote_name(check['name'])}"
+            wanted.add(fqn)
+            request = build.test_case_request(table["fqn"], check)
+            publisher.upsert(TEST_CASES, fqn, request, on_server.get(fqn), "testCase")
+    for fqn in sorted(set(on_server) - wanted):
+        path = f"/{TEST_CASES}/{on_server[fqn]['id']}?hardDelete=true&recursive=true"
+        publisher.api.write("DELETE", path)
+        publisher.summary.done("deleted", f"testCase {fqn}")

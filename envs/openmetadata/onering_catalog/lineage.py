@@ -1,0 +1,124 @@
+"""Lineage edges: add missing or changed ones, delete the ones the document no longer has.
+
+The server's edges are read per managed entity that existed before this publish
+(``GET /v1/lineage/{type}/name/{fqn}?upstreamDepth=1&downstreamDepth=0``: every edge into
+it), on the thread pool. Entities created by this publish have no edges yet, so a first
+publish reads none. Only edges whose both ends carry ``OneRing.managed`` are compared or
+deleted; an edge from or to any other entity is never touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from onering_catalog import build
+from onering_catalog.sync import Publisher
+
+DAGSTER_PIPELINE = "onering_dagster.onering"
+
+
+def _id(value: Any) -> str:
+    return str(value.get("id") if isinstance(value, dict) else value)
+
+
+def _details_key(details: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What OneRing manages on an edge: SQL, column pairs, pipeline, source, description."""
+    details = details or {}
+    pipeline = details.get("pipeline")
+    columns = sorted(
+        (tuple(c.get("fromColumns") or []), c.get("toColumn"))
+        for c in details.get("columnsLineage") or []
+    )
+    return (
+        details.get("sqlQuery") or None,
+        tuple(columns),
+        _id(pipeline) if pipeline else None,
+        details.get("source") or "Manual",
+        details.get("description") or None,
+    )
+
+
+def upstream_edges(publisher: Publisher, fqn: str) -> dict[str, dict[str, Any]]:
+    """``from id -> lineageDetails`` of every edge into ``fqn`` from a managed entity."""
+    entity_type = publisher.refs[fqn][0]
+    path = f"/lineage/{entity_type}/name/{quote(fqn, safe='')}?upstreamDepth=1&downstreamDepth=0"
+    answer = publisher.api.get(path) or {}
+    own = publisher.refs[fqn][1]
+    edges = {}
+    for edge in answer.get("upstreamEdges") or []:
+        source, target = _id(edge.get("fromEntity")), _id(edge.get("toEntity"))
+        if target == own and source in publisher.managed_ids:
+            edges[source] = edge.get("lineageDetails") or {}
+    return edges
+
+
+def _node_types(answer: dict[str, Any]) -> dict[str, str]:
+    nodes = [*list(answer.get("nodes") or []), answer.get("entity") or {}]
+    return {str(n.get("id")): str(n.get("type")) for n in nodes if n.get("id")}
+
+
+def sync_edges(publisher: Publisher) -> None:
+    """Make the managed edges on the server equal the document's edges."""
+    keys = {e["key"]: e for e in publisher.doc["entities"]}
+    pipeline = publisher.refs.get(DAGSTER_PIPELINE)
+    desired: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {}
+    for edge in publisher.doc["edges"]:
+        source, target = keys.get(edge["from"]), keys.get(edge["to"])
+        if not source or not target:
+            publisher.summary.warn(f"edge {edge['from']} -> {edge['to']}: an end is not an entity")
+            continue
+        src, dst = publisher.refs[source["fqn"]], publisher.refs[target["fqn"]]
+        request = build.edge_request(
+            edge, (*src, source["fqn"]), (*dst, target["fqn"]), pipeline[1] if pipeline else None
+        )
+        details = request.edge.lineageDetails.model_dump(mode="json", exclude_none=True)
+        desired.setdefault(target["fqn"], {})[src[1]] = (request, details)
+
+    targets = [e["fqn"] for e in publisher.doc["entities"] if e["fqn"] not in publisher.created]
+    current = dict(
+        zip(
+            targets,
+            publisher.parallel(lambda f: upstream_edges(publisher, f), targets),
+            strict=True,
+        )
+    )
+    by_id = {ref[1]: (ref[0], fqn) for fqn, ref in publisher.refs.items()}
+    for entity in publisher.doc["entities"]:
+        fqn = entity["fqn"]
+        have = current.get(fqn, {})
+        for source_id, (request, details) in sorted(desired.get(fqn, {}).items()):
+            label = f"edge {by_id.get(source_id, ('', source_id))[1]} -> {fqn}"
+            if source_id in have and _details_key(have[source_id]) == _details_key(details):
+                publisher.summary.done("unchanged", label)
+                continue
+            publisher.api.add_lineage(request, label)
+            publisher.summary.done("updated" if source_id in have else "created", label)
+        for source_id in sorted(set(have) - set(desired.get(fqn, {}))):
+            source_type = by_id.get(source_id, ("table", source_id))[0]
+            own_type, own_id = publisher.refs[fqn]
+            path = f"/lineage/{source_type}/{source_id}/{own_type}/{own_id}"
+            publisher.api.write("DELETE", path)
+            publisher.summary.done("deleted", f"edge {source_id} -> {fqn}")
+
+
+def delete_edges_of(publisher: Publisher, fqn: str, entity: dict[str, Any], kind: str) -> None:
+    """Delete every edge between a stale managed entity and another managed entity."""
+    path = f"/lineage/{kind}/name/{quote(fqn, safe='')}?upstreamDepth=1&downstreamDepth=1"
+    answer = publisher.api.get(path) or {}
+    types = _node_types(answer)
+    own = str(entity.get("id"))
+    edges = list(answer.get("upstreamEdges") or []) + list(answer.get("downstreamEdges") or [])
+    seen = set()
+    for edge in edges:
+        source, target = _id(edge.get("fromEntity")), _id(edge.get("toEntity"))
+        other = target if source == own else source
+        if own not in (source, target) or other not in publisher.managed_ids:
+            continue
+        if (source, target) in seen:
+            continue
+        seen.add((source, target))
+        source_type = kind if source == own else types.get(source, "table")
+        target_type = kind if target == own else types.get(target, "table")
+        publisher.api.write("DELETE", f"/lineage/{source_type}/{source}/{target_type}/{target}")
+        publisher.summary.done("deleted", f"edge {source} -> {target} (of {fqn})")

@@ -1,0 +1,199 @@
+"""Runs: one pipeline status per execution, and each check result of a table, sent once.
+
+A pipeline status is keyed by ``executionId`` (the Airflow run id when Airflow triggered
+the run, else the Dagster run id). Before writing, the statuses of the pipeline around the
+run's time are read: when one with the same ``executionId`` exists, its timestamp is kept
+and its task statuses are merged with this run's (several Dagster runs of one Airflow run
+become one status); when it already holds every task as this run reports it, nothing is
+sent. A check result is sent unless the test case already has a result at its timestamp.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from onering_catalog.build import quote_name
+from onering_catalog.sync import Publisher
+
+DAY_MS = 86_400_000
+EXECUTION = {  # Dagster run and step statuses -> OpenMetadata's StatusType
+    "SUCCESS": "Successful",
+    "FAILURE": "Failed",
+    "CANCELED": "Failed",
+    "SKIPPED": "Skipped",
+}
+RANK = {"Failed": 3, "Pending": 2, "Successful": 1, "Skipped": 0}
+
+
+def ms(iso: str | None) -> int | None:
+    """Milliseconds since the epoch of an ISO time (``None`` stays ``None``)."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000) if iso else None
+
+
+def status_of(dagster: str | None) -> str:
+    """OpenMetadata's status for a Dagster status (anything unfinished is ``Pending``)."""
+    return EXECUTION.get(str(dagster), "Pending")
+
+
+def overall(tasks: list[dict[str, Any]]) -> str:
+    """The execution status of a set of task statuses: the worst one wins."""
+    statuses = [t["executionStatus"] for t in tasks] or ["Pending"]
+    if all(s == "Skipped" for s in statuses):
+        return "Skipped"
+    return max(statuses, key=lambda s: RANK[s])
+
+
+def _status_path(fqn: str) -> str:
+    return f"/pipelines/{quote(fqn, safe='')}/status"
+
+
+def existing_status(publisher: Publisher, fqn: str, execution: str, around: tuple[int, int]):
+    """The server's status of ``execution`` within a day of ``around``, or ``None``."""
+    query = urlencode({"startTs": around[0] - DAY_MS, "endTs": around[1] + DAY_MS})
+    answer = publisher.api.get(f"{_status_path(fqn)}?{query}") or {}
+    for status in answer.get("data") or []:
+        if status.get("executionId") == execution:
+            return status
+    return None
+
+
+def put_status(
+    publisher: Publisher,
+    fqn: str,
+    execution: str,
+    tasks: list[dict[str, Any]],
+    times: tuple[int, int],
+    final: str | None = None,
+) -> None:
+    """Merge ``tasks`` into the execution's status on the server, writing only a change.
+
+    Args:
+        publisher: the publish in progress.
+        fqn: the pipeline.
+        execution: the execution id.
+        tasks: task statuses (``name``, ``executionStatus``, ``startTime``, ``endTime``).
+        times: (start, end) of the execution in ms.
+        final: an execution status that overrides the one derived from the tasks (the
+            Airflow DAG run's own outcome).
+    """
+    from metadata.generated.schema.entity.data.pipeline import PipelineStatus
+
+    label = f"pipelineStatus {fqn} {execution}"
+    current = existing_status(publisher, fqn, execution, times)
+    merged = {t["name"]: t for t in (current or {}).get("taskStatus") or []}
+    before = {k: dict(v) for k, v in merged.items()}
+    merged.update({t["name"]: t for t in tasks})
+    task_list = [merged[k] for k in sorted(merged)]
+    status = final or overall(task_list)
+    keep = ("name", "executionStatus", "startTime", "endTime")
+    if current is not None and current.get("executionStatus") == status:
+        same = all({k: before.get(t["name"], {}).get(k) for k in keep} == t for t in tasks)
+        if same:
+            publisher.summary.done("unchanged", label)
+            return
+    timestamp = int(current["timestamp"]) if current else times[0]
+    body = PipelineStatus(
+        timestamp=timestamp,
+        executionStatus=status,
+        taskStatus=[{k: t[k] for k in keep if t.get(k) is not None} for t in task_list],
+        executionId=execution,
+        endTime=max(times[1], int((current or {}).get("endTime") or 0)),
+    )
+    publisher.api.write("PUT", _status_path(fqn), body)
+    publisher.summary.done("updated" if current else "created", label)
+
+
+def _tasks(run: dict[str, Any], known: set[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": t["name"],
+            "executionStatus": status_of(t.get("status")),
+            "startTime": ms(t.get("start")),
+            "endTime": ms(t.get("end")),
+        }
+        for t in run.get("tasks") or []
+        if t["name"] in known
+    ]
+
+
+def publish_statuses(publisher: Publisher) -> None:
+    """One pipeline status per (pipeline, execution id) of the document's runs."""
+    pipelines = {p["fqn"]: {t["name"] for t in p["tasks"]} for p in publisher.doc["pipelines"]}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in publisher.doc.get("runs") or []:
+        groups[(run["pipeline"], run["execution_id"])].append(run)
+    for (fqn, execution), runs in sorted(groups.items()):
+        if fqn not in pipelines or fqn not in publisher.refs:
+            publisher.summary.warn(f"run {execution}: pipeline {fqn} is not in the document")
+            continue
+        tasks = [
+            t
+            for run in sorted(runs, key=lambda r: r.get("start") or "")
+            for t in _tasks(run, pipelines[fqn])
+        ]
+        unknown = {t["name"] for r in runs for t in r.get("tasks") or []} - pipelines[fqn]
+        if unknown:
+            publisher.summary.warn(f"run {execution}: tasks {sorted(unknown)} are not in {fqn}")
+        starts = [ms(r.get("start")) for r in runs if r.get("start")]
+        ends = [ms(r.get("end")) or ms(r.get("start")) for r in runs if r.get("start")]
+        if not starts:
+            continue
+        put_status(publisher, fqn, execution, tasks, (min(starts), max(ends)))  # type: ignore[arg-type]
+
+
+def publish_results(publisher: Publisher) -> None:
+    """Each table check result of the document's runs, unless already on the server."""
+    from metadata.generated.schema.tests.basic import (
+        TestCaseResult,
+        TestCaseStatus,
+        TestResultValue,
+    )
+
+    checks = {
+        (e["key"], c["name"]): e
+        for e in publisher.doc["entities"]
+        if e["entity"] == "table"
+        for c in e.get("checks") or []
+    }
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in publisher.doc.get("runs") or []:
+        for result in run.get("checks") or []:
+            entity = checks.get((result["asset"], result["name"]))
+            if entity is not None and result.get("at"):
+                results[f"{entity['fqn']}.{quote_name(result['name'])}"].append(result)
+    names = sorted(results)
+
+    def have(fqn: str) -> set[int]:
+        stamps = [ms(r["at"]) for r in results[fqn]]
+        query = urlencode({"startTs": min(stamps), "endTs": max(stamps)})  # type: ignore[type-var]
+        path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}?{query}"
+        answer = publisher.api.get(path) or {}
+        return {int(r["timestamp"]) for r in answer.get("data") or [] if r.get("timestamp")}
+
+    for fqn, present in zip(names, publisher.parallel(have, names), strict=True):
+        for result in sorted(results[fqn], key=lambda r: r["at"]):
+            stamp, label = ms(result["at"]), f"testCaseResult {fqn} {result['at']}"
+            if stamp in present:
+                publisher.summary.done("unchanged", label)
+                continue
+            text = result.get("summary") or ""
+            if result.get("partition"):
+                text = f"{text} (partition {result['partition']})"
+            body = TestCaseResult(
+                timestamp=stamp,
+                testCaseStatus=TestCaseStatus.Success
+                if result["passed"]
+                else TestCaseStatus.Failed,
+                result=text or None,
+                testResultValue=[
+                    TestResultValue(name="failing", value=str(result.get("failing") or 0)),
+                    TestResultValue(name="severity", value=str(result.get("severity") or "")),
+                ],
+            )
+            path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}"
+            answer = publisher.api.write("POST", path, body, exists_ok=True)
+            present.add(stamp)  # type: ignore[arg-type]
+            publisher.summary.done("unchanged" if answer.get("conflict") else "created", label)

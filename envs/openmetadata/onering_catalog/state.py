@@ -1,0 +1,141 @@
+"""Reading the server's current state, and the fields OneRing compares.
+
+Idempotence is decided against the server, never a local cache: each managed entity is
+read (the list endpoints with ``fields=`` and paging for tables, containers, pipelines and
+test cases; by name for the few services, databases and schemas) and compared with the
+request OneRing would send — ``sourceHash`` first, then the fields OneRing manages, since a
+hand edit on the server (a description typed in the UI) leaves ``sourceHash`` as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from onering_catalog.api import Api
+from onering_catalog.build import MANAGED_TAG
+
+PAGE = 1000
+FIELDS = {
+    "tables": "columns,tags,owners,sourceHash,testSuite",
+    "containers": "parent,dataModel,tags,owners,sourceHash",
+    "pipelines": "tasks,tags,owners,sourceHash,scheduleInterval",
+    "databases": "tags,owners,sourceHash",
+    "databaseSchemas": "tags,owners,sourceHash",
+    "services": "tags,owners",
+    "dataQuality/testCases": "testDefinition,testSuite,tags",
+}
+ENTITY_TYPE = {
+    "tables": "table",
+    "containers": "container",
+    "pipelines": "pipeline",
+    "databases": "database",
+    "databaseSchemas": "databaseSchema",
+    "dataQuality/testCases": "testCase",
+}
+
+
+def by_name(
+    api: Api, collection: str, fqn: str, fields: str | None = None
+) -> dict[str, Any] | None:
+    """GET ``/{collection}/name/{fqn}`` with ``fields``; ``None`` when it does not exist."""
+    query = f"?{urlencode({'fields': fields})}" if fields else ""
+    return api.get(f"/{collection}/name/{quote(fqn, safe='')}{query}")
+
+
+def list_all(api: Api, collection: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every entity of a list endpoint (``fields`` from ``FIELDS``), following ``paging.after``."""
+    items: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        query = {"fields": FIELDS[collection], **params, "limit": str(PAGE)}
+        if after:
+            query["after"] = after
+        page = api.get(f"/{collection}?{urlencode(query)}")
+        if not page:
+            return items
+        items.extend(page.get("data") or [])
+        after = (page.get("paging") or {}).get("after")
+        if not after:
+            return items
+
+
+def tag_fqns(entity: dict[str, Any]) -> set[str]:
+    """The tag FQNs on an entity (server JSON or a request dumped to JSON)."""
+    return {t.get("tagFQN") for t in entity.get("tags") or [] if t.get("tagFQN")}
+
+
+def is_managed(entity: dict[str, Any]) -> bool:
+    """Whether the entity carries OneRing's ownership tag."""
+    return MANAGED_TAG in tag_fqns(entity)
+
+
+def _ids(refs: Iterable[dict[str, Any]] | None) -> list[str]:
+    return sorted(str(r.get("id")) for r in refs or [] if r.get("id"))
+
+
+def _columns(columns: Iterable[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.get("name"),
+            c.get("dataType"),
+            c.get("dataTypeDisplay"),
+            c.get("description") or None,
+            c.get("dataLength"),
+            c.get("precision"),
+            c.get("scale"),
+        )
+        for c in columns or []
+    ]
+
+
+def view(collection: str, entity: dict[str, Any]) -> dict[str, Any]:
+    """The fields OneRing manages on an entity, comparable between request and server JSON.
+
+    Tags are compared apart (``missing_tags``): a PUT adds tags but OpenMetadata keeps the
+    ones a user added, so only OneRing's own tags must be present.
+    """
+    out: dict[str, Any] = {"description": entity.get("description") or None}
+    if collection == "tables":
+        out["columns"] = _columns(entity.get("columns"))
+    elif collection == "containers":
+        out["columns"] = _columns((entity.get("dataModel") or {}).get("columns"))
+    elif collection == "pipelines":
+        out["tasks"] = [
+            (t.get("name"), sorted(t.get("downstreamTasks") or []), t.get("description") or None)
+            for t in entity.get("tasks") or []
+        ]
+        out["schedule"] = entity.get("scheduleInterval")
+    elif collection == "services":
+        out["serviceType"] = entity.get("serviceType")
+    elif collection == "dataQuality/testCases":
+        definition = entity.get("testDefinition")
+        out["testDefinition"] = (
+            definition.get("fullyQualifiedName") or definition.get("name")
+            if isinstance(definition, dict)
+            else definition
+        )
+        out["parameters"] = sorted(
+            (p.get("name"), str(p.get("value"))) for p in entity.get("parameterValues") or []
+        )
+    if collection in ("tables", "containers", "pipelines"):
+        out["owners"] = _ids(entity.get("owners"))
+    return out
+
+
+def missing_tags(desired: dict[str, Any], current: dict[str, Any]) -> set[str]:
+    """OneRing's tags the server entity lacks."""
+    return tag_fqns(desired) - tag_fqns(current)
+
+
+def differs(collection: str, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The managed fields in which ``current`` (server) differs from ``desired`` (request)."""
+    changed = []
+    if desired.get("sourceHash") and desired.get("sourceHash") != current.get("sourceHash"):
+        changed.append("sourceHash")
+    mine, theirs = view(collection, desired), view(collection, current)
+    changed += [k for k in mine if mine[k] != theirs.get(k)]
+    if missing_tags(desired, current):
+        changed.append("tags")
+    return changed
