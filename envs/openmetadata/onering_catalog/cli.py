@@ -83,16 +83,23 @@ def _finish(api: Any, summary: Any, dry_run: Path | None, code: int) -> int:
             )
             + "\n"
         )
-    summary.as_json(
+    out = summary.as_json(
         requests=api.counters.requests,
         writes=api.counters.writes,
         dry_run=str(dry_run) if dry_run is not None else None,
     )
+    _say(api.scrub(json.dumps(out, ensure_ascii=False)))
     return code
 
 
+def _say(line: str) -> None:
+    """The summary line, on stdout (the CLI's output, not a log)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def _fail(message: str, code: int, dry_run: Path | None = None) -> int:
-    {
+    out = {
         "ok": False,
         "requests": 0,
         "writes": 0,
@@ -104,6 +111,7 @@ def _fail(message: str, code: int, dry_run: Path | None = None) -> int:
         "warnings": [],
         "dry_run": str(dry_run) if dry_run else None,
     }
+    _say(json.dumps(out, ensure_ascii=False))
     return code
 
 
