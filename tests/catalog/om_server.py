@@ -83,7 +83,9 @@ class OMServer:
         self.state = Store(self.url, BOT)
         self.entities = EntityApi(self.state)
         self.graph = Graph(self.state)
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         for name in users:
             self.add_principal("user", name)
         for name in teams:
