@@ -119,8 +119,8 @@ class CatalogSettings:
     openlineage: str | None = None
     python: Path = OPENMETADATA_PYTHON
     timeout_s: float = 120.0
-    budget_s: float = 60.0
-    attempts: int = 3
+    budget_s: float = 30.0
+    attempts: int = 2
     backoff_s: float = 2.0
     batch: int = 100
 

@@ -55,7 +55,7 @@ def catalog_publish(
     succeed (the runs stay pending), 2 a failure a retry cannot fix.
     """
     from onering_assets.lineage.outbox import outbox_for
-    from onering_assets.lineage.publish import publish_pending
+    from onering_assets.lineage.publish import plural, publish_pending
 
     config = _catalog_settings()
     try:
@@ -71,18 +71,32 @@ def catalog_publish(
         err.print("ONERING_OPENMETADATA_URL is not set: a dry run", highlight=False)
     while True:
         result = publish_pending(
-            defs, instance, outbox, config, dry_run=dry_run, openlineage=not explicit
+            defs,
+            instance,
+            outbox,
+            config,
+            dry_run=dry_run,
+            openlineage=not explicit,
+            # Asked for: every attempt may take its full time-out (a run's end has a budget).
+            budget_s=max(config.budget_s, config.timeout_s * config.attempts + 30),
         )
-        what = ", ".join(f"{result.counts.get(k, 0)} {k}" for k in ("entities", "edges", "runs"))
+        counts = result.counts
+        what = ", ".join(
+            [f"{counts.get(k, 0)} {k}" for k in ("entities", "edges")]
+            + [plural(counts.get("runs", 0), "run")]
+        )
         if not result.ok:
             code = EXIT_RETRYABLE if result.retryable else EXIT_INVALID
-            raise fail(f"catalog: {result.message} ({what}; {result.pending} runs pending)", code)
+            pending = plural(result.pending, "run")
+            raise fail(f"catalog: {result.message} ({what}; {pending} pending)", code)
         out.print(_done_line(result, what), highlight=False, soft_wrap=True)
         if dry_run is not None or not result.runs or not result.pending:
             break
 
 
 def _done_line(result: Any, what: str) -> str:
+    from onering_assets.lineage.publish import plural
+
     summary = result.summary
     line = f"{result.message}: {what}, {summary.get('requests', 0)} requests"
     if "writes" in summary and not result.dry_run:
@@ -91,7 +105,7 @@ def _done_line(result: Any, what: str) -> str:
             f"{summary.get('updated', 0)} updated, {summary.get('deleted', 0)} deleted; "
             f"{summary.get('unchanged', 0)} unchanged)"
         )
-    return f"{line} in {result.seconds:.1f} s; {result.pending} runs pending"
+    return f"{line} in {result.seconds:.1f} s; {plural(result.pending, 'run')} pending"
 
 
 @catalog_app.command("status")

@@ -65,12 +65,13 @@ class PublishResult:
         return asdict(self)
 
 
-def _scrub(text: str) -> str:
-    """One line, without the token's value (the publisher never prints it; belt and braces)."""
+def _scrub(text: str, limit: int = 300) -> str:
+    """One short line without the token's value (``last_publish.json`` keeps it all)."""
     token = os.environ.get("ONERING_OPENMETADATA_JWT")
     if token:
         text = text.replace(token, "***")
-    return " ".join(text.split())
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _child_env() -> dict[str, str]:
@@ -310,11 +311,16 @@ def _done(
     runs: list[str], summary: Mapping[str, Any], dry_run: Path | None, om: bool, ol: bool
 ) -> str:
     where = [t for t, on in (("OpenMetadata", om), ("OpenLineage", ol)) if on]
-    sent = f"published {len(runs)} run(s) to {' and '.join(where)}" if where else ""
+    sent = f"published {plural(len(runs), 'run')} to {' and '.join(where)}" if where else ""
     if dry_run is not None:
         wrote = f"dry run: OpenMetadata's requests written to {dry_run}"
         return f"{wrote}; {sent}" if sent else wrote
     return sent
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _stderr(line: str) -> None:
