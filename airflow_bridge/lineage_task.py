@@ -16,7 +16,9 @@ A task cannot read the metadata DB in Airflow 3 (Task SDK); it asks the executio
 the run's task instances (``RuntimeTaskInstance.get_task_breadcrumbs``: each terminal task's
 state and duration, no start and end times). A catalog outage (publisher exit 3) is logged
 as a warning and the task succeeds; a refusal (exit 2: bad token, unknown pipeline) fails
-this task only. Nothing here imports more than ``airflow.sdk`` at DAG parse time.
+this task only; with no catalog configured (``ONERING_OPENMETADATA_URL`` unset) it logs the
+run's status and publishes nothing. Nothing here imports more than ``airflow.sdk`` at DAG
+parse time.
 """
 
 from __future__ import annotations
@@ -152,16 +154,15 @@ class PublishLineageOperator(BaseOperator):
         self.as_teardown(on_failure_fail_dagrun=False)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from airflow.sdk.exceptions import AirflowFailException
 
         ti, run = context["ti"], context["dag_run"]
         crumbs = ti.get_task_breadcrumbs(run.dag_id, run.run_id)
         report = run_report(crumbs, self.dag_tasks, self.leaf_tasks)
         self.log.info("%s", describe(run.dag_id, run.run_id, report))
         if not os.environ.get(URL_ENV):
-            raise AirflowSkipException(
-                f"{URL_ENV} is not set: no catalog to publish this run's status to."
-            )
+            self.log.info("%s is not set: no catalog configured, nothing published.", URL_ENV)
+            return {"status": report["status"], "exit_code": None, "summary": {}}
         if not Path(self.python).is_file():
             raise AirflowFailException(
                 f"the openmetadata environment's python {self.python} is missing: run "
