@@ -316,6 +316,22 @@ def test_without_a_catalog_the_sensor_only_records(state: Path, no_catalog: None
     assert outbox_for(state).pending()[-1] == result.run_id
 
 
+def test_openlineage_events_go_out_where_runs_are_published(
+    state: Path, no_catalog: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only an OpenLineage file configured: the run's events are written, the run delivered."""
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ONERING_OPENLINEAGE_FILE", str(events))
+    waiting = outbox_for(state).pending()
+    run_id = airlines_run(state)
+    emitted = [json.loads(line) for line in events.read_text().splitlines()]
+    run_ids = {e["run"]["runId"] for e in emitted if e["job"]["name"] == "onering"}
+    assert {*waiting, run_id} <= run_ids  # the run and every run pending before it
+    mine = [e["eventType"] for e in emitted if e["run"]["runId"] == run_id]
+    assert mine[0] == "START" and mine[-1] == "COMPLETE"
+    assert outbox_for(state).pending() == [] and run_id in outbox_for(state).delivered()
+
+
 REAL_PUBLISHER = PROJECT_ROOT / "envs" / "openmetadata" / "onering_catalog" / "__main__.py"
 
 
@@ -341,3 +357,47 @@ def test_with_the_real_publisher_an_unreachable_catalog_leaves_the_run_pending(
     last = outbox_for(state).last()
     assert last is not None and last["code"] == 3
     assert "secret-token-value" not in outbox_for(state).last_path.read_text()
+
+
+def _sensor_ticked(state: Path, name: str) -> bool:
+    """Whether the daemon evaluated the sensor once (its first tick sets its cursor)."""
+    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
+        return any(
+            s.name == name and getattr(s.instigator_data, "cursor", None)
+            for s in instance.all_instigator_state()
+        )
+
+
+@pytest.mark.slow
+def test_the_daemon_publishes_a_run_launched_on_the_webserver(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """`dagster dev` (webserver, daemon, code server), a run launched over GraphQL as the
+    bridge's ``dagster_graphql`` mode launches it: the sensor records and publishes it.
+    """
+    from airflow_bridge.graphql import run_graphql
+    from airflow_bridge.processes import free_port
+    from onering_assets.devserver import serving
+
+    state = tmp_path_factory.mktemp("dev-state")
+    log = tmp_path / "publisher.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in (*CATALOG_VARS, "ONERING_SOURCE_DIR")},
+        "ONERING_PROFILE": "local",
+        "ONERING_OPENMETADATA_URL": CLOSED_PORT_URL,
+        "ONERING_CATALOG_PYTHON": str(write_fake_publisher(tmp_path)),
+        "FAKE_PUBLISHER_LOG": str(log),
+    }
+    with serving(state, free_port(), state / "dagster-dev.log", env=env) as url:
+        deadline = time.monotonic() + 120
+        while not _sensor_ticked(state, "catalog_on_success"):
+            assert time.monotonic() < deadline, "the daemon never evaluated the sensor"
+            time.sleep(1)
+        summary = run_graphql(url, ["bronze/airlines"], None, None, {}, timeout_s=300)
+        assert summary["success"], summary
+        run_id = summary["run_id"]
+        while not any(run_id in call["runs"] for call in calls(log)):
+            assert time.monotonic() < deadline + 180, "the sensor never published the run"
+            time.sleep(1)
+    assert run_id in outbox_for(state).delivered()
+    assert outbox_for(state).pending() == []
