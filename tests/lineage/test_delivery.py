@@ -236,6 +236,23 @@ def test_a_failed_run_keeps_its_exit_code_when_the_catalog_is_down(
     assert invoke(state, "catalog", "publish").exit_code == 0
 
 
+def test_the_airflow_in_process_mode_reports_an_outage_in_the_task_log(
+    state: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The bridge's ``in_process`` mode runs through the runner: recorded, one stderr line."""
+    from airflow_bridge.runs import run_in_process
+
+    monkeypatch.delenv("ONERING_SOURCE_DIR", raising=False)
+    monkeypatch.setenv("FAKE_PUBLISHER_MODE", "down")
+    monkeypatch.setenv("ONERING_CATALOG_ATTEMPTS", "1")
+    tags = {"airflow/dag_id": "onering_bronze", "airflow/run_id": "manual__1"}
+    summary = run_in_process(["bronze/airlines"], None, None, tags, "assets")
+    assert summary["success"] is True
+    [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("catalog:")]
+    assert f"run {summary['run_id']} stays pending" in line
+    assert summary["run_id"] in outbox_for(state).pending()
+
+
 def test_a_hanging_publisher_is_cut_off_within_the_budget(
     state: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
