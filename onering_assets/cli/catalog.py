@@ -70,16 +70,19 @@ def catalog_publish(
         dry_run = outbox.requests_path
         err.print("ONERING_OPENMETADATA_URL is not set: a dry run", highlight=False)
     while True:
-        result = publish_pending(
-            defs,
-            instance,
-            outbox,
-            config,
-            dry_run=dry_run,
-            openlineage=not explicit,
-            # Asked for: every attempt may take its full time-out (a run's end has a budget).
-            budget_s=max(config.budget_s, config.timeout_s * config.attempts + 30),
-        )
+        try:
+            result = publish_pending(
+                defs,
+                instance,
+                outbox,
+                config,
+                dry_run=dry_run,
+                openlineage=not explicit,
+                # Asked for: every attempt may take its full time-out (a run's end has a budget).
+                budget_s=max(config.budget_s, config.timeout_s * config.attempts + 30),
+            )
+        except OneRingError as e:  # the document cannot be built (the bridge's configuration)
+            raise refuse(e) from None
         counts = result.counts
         what = ", ".join(
             [f"{counts.get(k, 0)} {k}" for k in ("entities", "edges")]
