@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         summary, retryable = publish(api, checked, workers=workers)
     else:
         summary, retryable = _one_status(api, args, Summary(), Publisher)
-    logging.getLogger("onering_catalog").info("published in %.2f s", time.perf_counter() - started)
+    summary.seconds = time.perf_counter() - started
     code = OK if not summary.errors else (RETRYABLE if retryable else NOT_RETRYABLE)
     return _finish(api, summary, dry_run, code)
 

@@ -12,7 +12,8 @@ class Summary:
     """What one publish did; ``as_json`` is the last line the command prints.
 
     ``written`` lists each write that the server accepted (``"created table x.y"``);
-    ``not_written`` the phases a failed publish did not finish.
+    ``not_written`` the phases a failed publish did not finish; ``seconds`` the publish's
+    own time (after the 5 s import of ``openmetadata-ingestion``).
     """
 
     created: int = 0
@@ -23,6 +24,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     not_written: list[str] = field(default_factory=list)
+    seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def done(self, action: str, what: str) -> None:
@@ -52,6 +54,7 @@ class Summary:
             "errors": self.errors,
             "warnings": self.warnings,
             "dry_run": dry_run,
+            "seconds": round(self.seconds, 3),
         }
         if not ok:
             out["written"] = self.written
