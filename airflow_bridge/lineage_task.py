@@ -186,7 +186,8 @@ class PublishLineageOperator(BaseOperator):
         elif code == EXIT_RETRYABLE:
             self.log.warning(
                 "catalog unavailable, status of run %s not published (the DAG run's outcome "
-                "is unchanged; the next `onering catalog publish` catches up): %s",
+                "is unchanged; the next `onering catalog publish` sends it from the run's "
+                "Dagster runs): %s",
                 run.run_id,
                 errors,
             )
