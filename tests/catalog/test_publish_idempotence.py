@@ -1,0 +1,174 @@
+"""Idempotence against the server's state: hand edits are repaired, a removed asset's edges
+and entity are deleted, unmanaged entities are left alone, and the Airflow teardown's
+``pipeline-status`` merges into the execution's status.
+
+No OpenMetadata server can run on these machines; the loopback server of ``om_server.py``
+stands in for it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.catalog.om_fixture import call
+from tests.catalog.om_server import OMServer
+from tests.catalog.test_publish_support import (
+    AIRFLOW_EXECUTION,
+    assert_no_secret,
+    demo_document,
+    need_om_env,
+    publish,
+    task_pipeline,
+)
+
+FLIGHTS = "onering_clickhouse.clickhouse.silver.flights"
+ROUTES = "onering_postgres.onering.gold.route_performance"
+HAND_MADE = "onering_clickhouse.clickhouse.silver.hand_made"
+
+
+@dataclass
+class Setup:
+    work: Path
+    document: dict[str, Any]
+    server: OMServer
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """The demo document published once to a fresh server."""
+    need_om_env()
+    work = tmp_path_factory.mktemp("idempotence")
+    document = demo_document(work)
+    (work / "document.json").write_text(json.dumps(document))
+    server = OMServer(users=("onering-owner",), teams=("data-platform",)).start()
+    try:
+        first = publish(work / "document.json", server)
+        assert first.code == 0, first.stderr
+        yield Setup(work, document, server)
+    finally:
+        server.stop()
+
+
+def _id(server: OMServer, entity_type: str, fqn: str) -> str:
+    found = server.entity(entity_type, fqn)
+    assert found is not None, fqn
+    return found["id"]
+
+
+def _without(document: dict[str, Any], key: str) -> dict[str, Any]:
+    """The document as if asset ``key`` were removed from the code."""
+    doc = json.loads(json.dumps(document))
+    doc["entities"] = [e for e in doc["entities"] if e["key"] != key]
+    doc["edges"] = [e for e in doc["edges"] if key not in (e["from"], e["to"])]
+    doc["runs"] = [r for r in doc["runs"] if all(c["asset"] != key for c in r["checks"])]
+    return doc
+
+
+def test_server_changes_are_repaired_removed_asset_deleted_unmanaged_left(setup: Setup) -> None:
+    server = setup.server
+    flights, routes = _id(server, "table", FLIGHTS), _id(server, "table", ROUTES)
+    # A hand edit in the UI: the description changes, sourceHash does not.
+    patch = [{"op": "replace", "path": "/description", "value": "typed in the UI"}]
+    code, _ = call(
+        server, "PATCH", f"/v1/tables/{flights}", patch, content_type="application/json-patch+json"
+    )
+    assert code == 200
+    # A managed edge deleted by hand.
+    weather = _id(server, "table", "onering_clickhouse.clickhouse.silver.weather")
+    adw = _id(server, "table", "onering_postgres.onering.gold.airport_daily_weather")
+    code, _ = call(server, "DELETE", f"/v1/lineage/table/{weather}/table/{adw}")
+    assert code == 200
+    # Someone else's table, with an edge from a managed one: never touched.
+    columns = [{"name": "carrier", "dataType": "STRING"}]
+    body = {
+        "name": "hand_made",
+        "databaseSchema": "onering_clickhouse.clickhouse.silver",
+        "columns": columns,
+    }
+    code, made = call(server, "PUT", "/v1/tables", body)
+    assert code == 201
+    edge = {
+        "edge": {
+            "fromEntity": {"id": flights, "type": "table"},
+            "toEntity": {"id": made["id"], "type": "table"},
+        }
+    }
+    assert call(server, "PUT", "/v1/lineage", edge)[0] == 200
+    before_unmanaged = server.entity("table", HAND_MADE)
+
+    smaller = _without(setup.document, "gold/route_performance")
+    path = setup.work / "smaller.json"
+    path.write_text(json.dumps(smaller))
+    server.reset_log()
+    result = publish(path, server)
+    assert result.code == 0, result.stderr
+    log = [(r.method, r.path) for r in server.requests if r.method != "GET"]
+
+    repaired = server.entity("table", FLIGHTS)
+    assert repaired is not None
+    assert (
+        repaired["description"]
+        == next(e for e in smaller["entities"] if e["fqn"] == FLIGHTS)["description"]
+    )
+    edges = server.edges()
+    assert (
+        "onering_clickhouse.clickhouse.silver.weather",
+        "onering_postgres.onering.gold.airport_daily_weather",
+    ) in edges
+    # The removed asset: its edges, then the entity itself.
+    assert server.entity("table", ROUTES) is None
+    assert not [k for k in edges if ROUTES in k]
+    deletes = [p for m, p in log if m == "DELETE"]
+    assert f"/v1/lineage/table/{flights}/table/{routes}" in deletes
+    assert deletes[-1].startswith(f"/v1/tables/{routes}")
+    # The unmanaged table and its edge from a managed table are as they were.
+    assert server.entity("table", HAND_MADE) == before_unmanaged
+    assert (FLIGHTS, HAND_MADE) in edges
+    assert not [p for p in deletes if made["id"] in p]
+    assert result.summary["deleted"] >= 2 and result.summary["ok"] is True
+
+    server.reset_log()
+    again = publish(path, server)
+    assert again.code == 0, again.stderr
+    assert server.writes() == []
+    assert again.summary["writes"] == 0
+
+
+def test_pipeline_status_command_merges_into_the_execution(setup: Setup) -> None:
+    server, doc = setup.server, setup.document
+    fqn = task_pipeline(doc, "silver__airlines")
+    server.reset_log()
+    args = [
+        "pipeline-status",
+        "--pipeline",
+        fqn,
+        "--execution-id",
+        AIRFLOW_EXECUTION,
+        "--status",
+        "Successful",
+        "--start-ms",
+        "1796094000000",
+        "--end-ms",
+        "1796094300000",
+        "--task",
+        "silver__flights=Successful",
+    ]
+    result = publish(setup.work / "document.json", server, args=args)
+    assert result.code == 0, result.stderr
+    assert [(r.method, r.path) for r in server.writes()] == [("PUT", f"/v1/pipelines/{fqn}/status")]
+    code, body = call(server, "GET", f"/v1/pipelines/{fqn}/status?startTs=0&endTs=9999999999999")
+    assert code == 200
+    statuses = [s for s in body["data"] if s["executionId"] == AIRFLOW_EXECUTION]
+    assert len(statuses) == 1  # merged into the status the publish wrote, not a second one
+    assert statuses[0]["executionStatus"] == "Successful"
+    assert {t["name"]: t["executionStatus"] for t in statuses[0]["taskStatus"]} == {
+        "silver__airlines": "Successful",
+        "silver__flights": "Successful",
+    }
+    assert_no_secret(server.token, result.stdout, result.stderr)
