@@ -9,6 +9,7 @@ The document is built from the real definitions and exported DAGs, with construc
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -269,3 +270,58 @@ def test_no_secret_in_any_request_log_or_dry_run(published: Published) -> None:
         assert_no_secret(token, result.stdout, result.stderr, bodies)
     dry_text = json.dumps(published.dry_requests)
     assert_no_secret(SECRET, published.dry.stdout, published.dry.stderr, dry_text)
+
+
+NATIVE = {
+    "clickhouse": {
+        "Nullable(String)": ("STRING", "NULL"),
+        "DateTime64(3, 'UTC')": ("DATETIME", "NOT_NULL"),
+        "Nullable(DateTime('America/New_York'))": ("DATETIME", "NULL"),
+        "LowCardinality(Nullable(String))": ("STRING", "NULL"),
+        "Decimal(10, 2)": ("DECIMAL", "NOT_NULL"),
+        "Int8": ("TINYINT", "NOT_NULL"),
+        "UInt64": ("UINT", "NOT_NULL"),
+        "Float64": ("DOUBLE", "NOT_NULL"),
+        "Array(Nullable(Int32))": ("ARRAY", "NOT_NULL"),
+        "Bool": ("BOOLEAN", "NOT_NULL"),
+        "Date": ("DATE", "NOT_NULL"),
+    },
+    "postgres": {
+        "double precision": ("DOUBLE", None),
+        "bigint": ("BIGINT", None),
+        "int8": ("BIGINT", None),  # a Postgres int8 is a bigint, a ClickHouse Int8 a byte
+        "text": ("TEXT", None),
+        "date": ("DATE", None),
+        "numeric(12,3)": ("NUMERIC", None),
+        "timestamp(3) with time zone": ("TIMESTAMPZ", None),
+        "character varying(20)": ("VARCHAR", None),
+    },
+}
+
+
+def test_native_types_map_per_dialect_and_keep_the_native_display() -> None:
+    python = need_om_env()
+    script = (
+        "import json, sys\n"
+        "from onering_catalog.datatypes import to_column\n"
+        "native = json.loads(sys.argv[1])\n"
+        "print(json.dumps({d: {t: to_column('c', t, '', d) for t in ts}"
+        " for d, ts in native.items()}))\n"
+    )
+    done = subprocess.run(
+        [str(python), "-c", script, json.dumps(NATIVE)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    mapped = json.loads(done.stdout)
+    for dialect, types in NATIVE.items():
+        for native, (data_type, constraint) in types.items():
+            column = mapped[dialect][native]
+            assert (column["dataType"], column.get("constraint")) == (data_type, constraint)
+            assert column["dataTypeDisplay"] == native
+    assert mapped["clickhouse"]["Decimal(10, 2)"]["precision"] == 10
+    assert mapped["clickhouse"]["Decimal(10, 2)"]["scale"] == 2
+    assert mapped["clickhouse"]["Array(Nullable(Int32))"]["arrayDataType"] == "INT"
+    assert mapped["postgres"]["character varying(20)"]["dataLength"] == 20

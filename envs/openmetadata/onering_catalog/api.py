@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -80,7 +80,7 @@ def _body_of(request: requests.PreparedRequest) -> Any:
     raw = request.body
     if raw is None:
         return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
         return json.loads(text)
     except ValueError:
@@ -141,6 +141,8 @@ def _status_of(exc: Exception) -> int | None:
     """The HTTP status of an exception the OpenMetadata client raised, if any."""
     from metadata.ingestion.ometa.client import APIError
 
+    if isinstance(exc, _LineageError):
+        return exc.status
     if isinstance(exc, APIError):
         return exc.status_code or (exc.code if isinstance(exc.code, int) else None)
     response = getattr(exc, "response", None)
@@ -189,7 +191,7 @@ class Api:
             hostPort=host,
             enableVersionValidation=False,
             authProvider=AuthProvider.openmetadata,
-            securityConfig=OpenMetadataJWTClientConfig(jwtToken=jwt),
+            securityConfig=OpenMetadataJWTClientConfig.model_validate({"jwtToken": jwt}),
         )
         # The client's own retry layers would multiply and hide attempts: one attempt each here.
         self.metadata = OpenMetadata(
@@ -197,7 +199,8 @@ class Api:
             additional_client_config_arguments={"retry": 0, "retry_codes": [], "limit_codes": []},
         )
         rest = self.metadata.client
-        rest._timeout = timeout
+        # ClientConfig takes whole seconds only; the REST client reads this per request.
+        cast(Any, rest)._timeout = timeout
         base_path = urlsplit(host).path
         adapter: BaseAdapter = (
             EmptyServerAdapter(self.counters, base_path)
@@ -262,11 +265,12 @@ class Api:
 
         def call() -> dict[str, Any] | None:
             try:
-                return self.metadata.client.get(path)
+                answer = self.metadata.client.get(path)
             except APIError as exc:
                 if _status_of(exc) == 404:
                     return None
                 raise
+            return answer if isinstance(answer, dict) else None
 
         return self._attempts(f"GET {path}", call) or None
 
@@ -315,7 +319,7 @@ class _LineageError(requests.RequestException):
 
     def __init__(self, message: str, status: int | None) -> None:
         super().__init__(message)
-        self.response = type("_Status", (), {"status_code": status})()
+        self.status = status
 
 
 def _serialize(body: Any) -> str | None:

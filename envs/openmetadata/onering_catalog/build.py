@@ -20,7 +20,7 @@ MANAGED_TAG = f"{CLASSIFICATION}.managed"
 LAYERS = ("bronze", "silver", "gold")
 TEST_DEFINITION = "oneringAssetCheck"
 LAKE_ROOT = "bronze"
-DIALECT = {"Clickhouse": CLICKHOUSE, "Postgres": POSTGRES, "S3": CLICKHOUSE}
+CONTAINER_FORMATS = {"zip", "gz", "zstd", "csv", "tsv", "json", "parquet", "avro"}
 
 # Where each store and orchestrator lives in compose. No credentials: the catalog only
 # displays these (OneRing pushes metadata; OpenMetadata never connects with them).
@@ -38,6 +38,14 @@ SERVICE_PATH = {
 }
 
 
+def make(model: Any, **fields: Any) -> Any:
+    """A generated model from plain values, validated by pydantic.
+
+    Strings become its ``FullyQualifiedEntityName``/``Uuid``/``Markdown`` roots.
+    """
+    return model.model_validate(fields)
+
+
 def fingerprint(part: Any) -> str:
     """``onering_assets.lineage.document.fingerprint``: 32 hex of the canonical JSON's sha256."""
     text = json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -53,7 +61,8 @@ def tag_label(fqn: str) -> Any:
         TagSource,
     )
 
-    return TagLabel(
+    return make(
+        TagLabel,
         tagFQN=fqn,
         source=TagSource.Classification,
         labelType=LabelType.Automated,
@@ -88,7 +97,8 @@ def classification_requests() -> list[tuple[str, str, Any]]:
         (
             "/classifications",
             CLASSIFICATION,
-            CreateClassificationRequest(
+            make(
+                CreateClassificationRequest,
                 name=CLASSIFICATION,
                 description="Tags OneRing sets on the catalog entities it publishes.",
                 mutuallyExclusive=False,
@@ -104,7 +114,7 @@ def classification_requests() -> list[tuple[str, str, Any]]:
             (
                 "/tags",
                 f"{CLASSIFICATION}.{name}",
-                CreateTagRequest(classification=CLASSIFICATION, name=name, description=text),
+                make(CreateTagRequest, classification=CLASSIFICATION, name=name, description=text),
             )
         )
     return out
@@ -122,7 +132,8 @@ def test_definition_request() -> Any:
         TestPlatform,
     )
 
-    return CreateTestDefinitionRequest(
+    return make(
+        CreateTestDefinitionRequest,
         name=TEST_DEFINITION,
         displayName="OneRing asset check",
         description=(
@@ -132,7 +143,8 @@ def test_definition_request() -> Any:
         entityType=EntityType.TABLE,
         testPlatforms=[TestPlatform.Other],
         parameterDefinition=[
-            TestCaseParameterDefinition(
+            make(
+                TestCaseParameterDefinition,
                 name="blocking",
                 displayName="Blocking",
                 dataType=TestDataType.BOOLEAN,
@@ -162,24 +174,30 @@ def _connection(kind: str, stype: str) -> Any:
 
     host = HOSTS[stype]
     configs: dict[str, Any] = {
-        "S3": lambda: s3Connection.S3Connection(
-            awsConfig=AWSCredentials(awsRegion="us-east-1", endPointURL=host)
+        "S3": lambda: make(
+            s3Connection.S3Connection,
+            awsConfig=make(AWSCredentials, awsRegion="us-east-1", endPointURL=host),
         ),
-        "Clickhouse": lambda: clickhouseConnection.ClickhouseConnection(
-            hostPort=host, username="onering"
+        "Clickhouse": lambda: make(
+            clickhouseConnection.ClickhouseConnection, hostPort=host, username="onering"
         ),
-        "Postgres": lambda: postgresConnection.PostgresConnection(
-            hostPort=host, username="onering", database="onering"
+        "Postgres": lambda: make(
+            postgresConnection.PostgresConnection,
+            hostPort=host,
+            username="onering",
+            database="onering",
         ),
-        "Dagster": lambda: dagsterConnection.DagsterConnection(host=host),
-        "Airflow": lambda: airflowConnection.AirflowConnection(
-            hostPort=host, connection=backendConnection.BackendConnection()
+        "Dagster": lambda: make(dagsterConnection.DagsterConnection, host=host),
+        "Airflow": lambda: make(
+            airflowConnection.AirflowConnection,
+            hostPort=host,
+            connection=backendConnection.BackendConnection(),
         ),
     }
     wrapper = {"storage": StorageConnection, "database": DatabaseConnection}.get(
         kind, PipelineConnection
     )
-    return wrapper(config=configs[stype]())
+    return make(wrapper, config=configs[stype]())
 
 
 def service_request(service: dict[str, Any]) -> tuple[str, Any]:
@@ -202,7 +220,8 @@ def service_request(service: dict[str, Any]) -> tuple[str, Any]:
     }[kind]
     layer = service.get("layer")
     description = f"OneRing's {layer.title()} layer." if layer else f"OneRing's {stype} runs."
-    request = create(
+    request = make(
+        create,
         name=service["name"],
         serviceType=stype,
         description=description,
@@ -217,7 +236,8 @@ def database_request(service: str, database: str) -> Any:
     from metadata.generated.schema.api.data.createDatabase import CreateDatabaseRequest
 
     part = {"service": service, "database": database}
-    return CreateDatabaseRequest(
+    return make(
+        CreateDatabaseRequest,
         name=database,
         service=service,
         description=f"OneRing's {database} database.",
@@ -233,7 +253,8 @@ def schema_request(service: str, database: str, schema: str, layer: str) -> Any:
     )
 
     part = {"service": service, "database": database, "schema": schema, "layer": layer}
-    return CreateDatabaseSchemaRequest(
+    return make(
+        CreateDatabaseSchemaRequest,
         name=schema,
         database=f"{service}.{database}",
         description=f"OneRing's {layer.title()} tables.",
@@ -247,7 +268,8 @@ def lake_root_request() -> Any:
     from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
 
     part = {"service": "onering_lake", "name": LAKE_ROOT}
-    return CreateContainerRequest(
+    return make(
+        CreateContainerRequest,
         name=LAKE_ROOT,
         service="onering_lake",
         description="OneRing's Bronze layer: files as landed, one folder per table.",
@@ -256,52 +278,68 @@ def lake_root_request() -> Any:
     )
 
 
-def _columns(entity: dict[str, Any], dialect: str) -> list[Any]:
-    from metadata.generated.schema.entity.data.table import Column
-
+def _column_dicts(entity: dict[str, Any], dialect: str) -> list[dict[str, Any]]:
     return [
-        Column.model_validate(to_column(c["name"], c["type"], c.get("description", ""), dialect))
+        {
+            k: v
+            for k, v in to_column(c["name"], c["type"], c.get("description", ""), dialect).items()
+            if v is not None
+        }
         for c in entity["columns"]
     ]
 
 
-def entity_request(entity: dict[str, Any], owners: list[Any], parent_id: str | None) -> Any:
-    """A table (Silver, Gold) or child container (Bronze) of one document entity."""
-    from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
-    from metadata.generated.schema.api.data.createTable import CreateTableRequest
-    from metadata.generated.schema.entity.data.container import (
-        ContainerDataModel,
-        FileFormat,
-    )
-    from metadata.generated.schema.type.entityReference import EntityReference
+def tag_dicts(layer: str | None) -> list[dict[str, str]]:
+    """``tags_of`` as plain JSON (what a request carries)."""
+    names = [MANAGED_TAG] + ([f"{CLASSIFICATION}.{layer}"] if layer in LAYERS else [])
+    return [
+        {"tagFQN": n, "source": "Classification", "labelType": "Automated", "state": "Confirmed"}
+        for n in names
+    ]
 
-    common: dict[str, Any] = {
+
+def entity_fields(
+    entity: dict[str, Any], owners: list[dict[str, str]], parent_id: str | None
+) -> dict[str, Any]:
+    """The create request of one document entity as plain JSON.
+
+    Compared with the server's JSON as it is (no model built: building 1,000 pydantic
+    requests costs seconds); ``entity_request`` validates it into the generated model.
+    """
+    fields: dict[str, Any] = {
         "name": entity["name"],
         "description": entity.get("description") or None,
         "owners": owners or None,
-        "tags": tags_of(entity.get("layer")),
+        "tags": tag_dicts(entity.get("layer")),
         "sourceHash": fingerprint(entity),
     }
     if entity["entity"] == "container":
-        formats = [
-            FileFormat(k) for k in entity.get("kinds", []) if k in FileFormat._value2member_map_
-        ]
-        return CreateContainerRequest(
-            service=entity["service"],
-            parent=EntityReference(id=parent_id, type="container") if parent_id else None,
-            dataModel=ContainerDataModel(
-                isPartitioned=entity.get("partitions") is not None,
-                columns=_columns(entity, CLICKHOUSE),
-            ),
-            fileFormats=formats or None,
-            **common,
-        )
-    service_type = "Postgres" if entity["layer"] == "gold" else "Clickhouse"
-    return CreateTableRequest(
-        databaseSchema=f"{entity['service']}.{entity['database']}.{entity['schema']}",
-        columns=_columns(entity, DIALECT[service_type]),
-        **common,
-    )
+        formats = [k for k in entity.get("kinds", []) if k in CONTAINER_FORMATS]
+        return {
+            **fields,
+            "service": entity["service"],
+            "parent": {"id": parent_id, "type": "container"} if parent_id else None,
+            "dataModel": {
+                "isPartitioned": entity.get("partitions") is not None,
+                "columns": _column_dicts(entity, CLICKHOUSE),
+            },
+            "fileFormats": formats or None,
+        }
+    dialect = POSTGRES if entity["layer"] == "gold" else CLICKHOUSE
+    return {
+        **fields,
+        "databaseSchema": f"{entity['service']}.{entity['database']}.{entity['schema']}",
+        "columns": _column_dicts(entity, dialect),
+    }
+
+
+def entity_request(fields: dict[str, Any]) -> Any:
+    """``entity_fields`` as a ``CreateContainerRequest`` or ``CreateTableRequest``."""
+    from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
+    from metadata.generated.schema.api.data.createTable import CreateTableRequest
+
+    model = CreateContainerRequest if "dataModel" in fields else CreateTableRequest
+    return model.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
 def pipeline_request(pipeline: dict[str, Any]) -> Any:
@@ -310,7 +348,8 @@ def pipeline_request(pipeline: dict[str, Any]) -> Any:
     from metadata.generated.schema.entity.data.pipeline import Task
 
     tasks = [
-        Task(
+        make(
+            Task,
             name=t["name"],
             description="Materializes " + ", ".join(t["assets"]) if t["assets"] else None,
             downstreamTasks=sorted(t["downstream"]) or None,
@@ -319,7 +358,8 @@ def pipeline_request(pipeline: dict[str, Any]) -> Any:
     ]
     schedule = pipeline.get("schedule")
     cron_like = isinstance(schedule, str) and (schedule.startswith("@") or schedule.count(" ") == 4)
-    return CreatePipelineRequest(
+    return make(
+        CreatePipelineRequest,
         name=pipeline["name"],
         service=pipeline["service"],
         description=pipeline.get("description") or None,
@@ -339,69 +379,69 @@ def suite_request(table_fqn: str) -> Any:
     """The table's basic ("executable") test suite."""
     from metadata.generated.schema.api.tests.createTestSuite import CreateTestSuiteRequest
 
-    return CreateTestSuiteRequest(
+    return make(
+        CreateTestSuiteRequest,
         name=f"{table_fqn}.testSuite",
         description="OneRing's checks of this table.",
         basicEntityReference=table_fqn,
     )
 
 
-def test_case_request(table_fqn: str, check: dict[str, Any]) -> Any:
-    """One check of a table as a test case of ``oneringAssetCheck``."""
+def test_case_fields(table_fqn: str, check: dict[str, Any]) -> dict[str, Any]:
+    """One check of a table as the plain JSON of a ``oneringAssetCheck`` test case."""
+    return {
+        "name": check["name"],
+        "description": check.get("description") or None,
+        "testDefinition": TEST_DEFINITION,
+        "entityLink": entity_link(table_fqn),
+        "parameterValues": [{"name": "blocking", "value": str(bool(check["blocking"])).lower()}],
+        "tags": tag_dicts(None),
+    }
+
+
+def test_case_request(fields: dict[str, Any]) -> Any:
+    """``test_case_fields`` as a ``CreateTestCaseRequest``."""
     from metadata.generated.schema.api.tests.createTestCase import CreateTestCaseRequest
-    from metadata.generated.schema.tests.testCase import TestCaseParameterValue
 
-    return CreateTestCaseRequest(
-        name=check["name"],
-        description=check.get("description") or None,
-        testDefinition=TEST_DEFINITION,
-        entityLink=entity_link(table_fqn),
-        parameterValues=[
-            TestCaseParameterValue(name="blocking", value=str(bool(check["blocking"])).lower())
-        ],
-        tags=tags_of(None),
-    )
+    return CreateTestCaseRequest.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
-def edge_request(
-    edge: dict[str, Any],
-    source: tuple[str, str, str],
-    target: tuple[str, str, str],
-    pipeline_id: str | None,
-) -> Any:
-    """``AddLineageRequest`` of one document edge; ``source``/``target`` are (type, id, fqn).
+def edge_details(
+    edge: dict[str, Any], source_fqn: str, target_fqn: str, pipeline_id: str | None
+) -> dict[str, Any]:
+    """The ``lineageDetails`` of one document edge as plain JSON.
 
     OpenMetadata keeps one pipeline per edge: the Dagster code location's (every edge has
-    one); the edge's description names every pipeline task that produces it.
+    one); the description names every pipeline task that produces the edge.
     """
-    from metadata.generated.schema.api.lineage.addLineage import AddLineageRequest
-    from metadata.generated.schema.type.entityLineage import (
-        ColumnLineage,
-        EntitiesEdge,
-        LineageDetails,
-        Source,
-    )
-    from metadata.generated.schema.type.entityReference import EntityReference
-
     columns = [
-        ColumnLineage(
-            fromColumns=[column_fqn(source[2], c) for c in pair["from"]],
-            toColumn=column_fqn(target[2], pair["to"]),
-        )
+        {
+            "fromColumns": [column_fqn(source_fqn, c) for c in pair["from"]],
+            "toColumn": column_fqn(target_fqn, pair["to"]),
+        }
         for pair in edge["columns"]
     ]
     producers = ", ".join(f"{p['pipeline']}/{p['task']}" for p in edge.get("pipelines", []))
-    details = LineageDetails(
-        sqlQuery=edge.get("sql") or None,
-        columnsLineage=columns or None,
-        pipeline=EntityReference(id=pipeline_id, type="pipeline") if pipeline_id else None,
-        description=f"Produced by {producers}." if producers else None,
-        source=Source.PipelineLineage if pipeline_id else Source.Manual,
-    )
-    return AddLineageRequest(
-        edge=EntitiesEdge(
-            fromEntity=EntityReference(id=source[1], type=source[0]),
-            toEntity=EntityReference(id=target[1], type=target[0]),
-            lineageDetails=details,
-        )
+    details = {
+        "sqlQuery": edge.get("sql") or None,
+        "columnsLineage": columns or None,
+        "pipeline": {"id": pipeline_id, "type": "pipeline"} if pipeline_id else None,
+        "description": f"Produced by {producers}." if producers else None,
+        "source": "PipelineLineage" if pipeline_id else "Manual",
+    }
+    return {k: v for k, v in details.items() if v is not None}
+
+
+def edge_request(details: dict[str, Any], source: tuple[str, str], target: tuple[str, str]) -> Any:
+    """``AddLineageRequest`` of ``edge_details``; ``source``/``target`` are (type, id)."""
+    from metadata.generated.schema.api.lineage.addLineage import AddLineageRequest
+
+    return AddLineageRequest.model_validate(
+        {
+            "edge": {
+                "fromEntity": {"id": source[1], "type": source[0]},
+                "toEntity": {"id": target[1], "type": target[0]},
+                "lineageDetails": details,
+            }
+        }
     )

@@ -76,8 +76,15 @@ def sync_checks(publisher: Publisher) -> None:
         for check in table.get("checks") or []:
             fqn = f"{table['fqn']}.{build.quote_name(check['name'])}"
             wanted.add(fqn)
-            request = build.test_case_request(table["fqn"], check)
-            publisher.upsert(TEST_CASES, fqn, request, on_server.get(fqn), "testCase")
+            fields = build.test_case_fields(table["fqn"], check)
+            publisher.upsert(
+                TEST_CASES,
+                fqn,
+                lambda fields=fields: build.test_case_request(fields),
+                on_server.get(fqn),
+                "testCase",
+                desired=fields,
+            )
     for fqn in sorted(set(on_server) - wanted):
         path = f"/{TEST_CASES}/{on_server[fqn]['id']}?hardDelete=true&recursive=true"
         publisher.api.write("DELETE", path)

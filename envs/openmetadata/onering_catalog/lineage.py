@@ -69,11 +69,10 @@ def sync_edges(publisher: Publisher) -> None:
             publisher.summary.warn(f"edge {edge['from']} -> {edge['to']}: an end is not an entity")
             continue
         src, dst = publisher.refs[source["fqn"]], publisher.refs[target["fqn"]]
-        request = build.edge_request(
-            edge, (*src, source["fqn"]), (*dst, target["fqn"]), pipeline[1] if pipeline else None
+        details = build.edge_details(
+            edge, source["fqn"], target["fqn"], pipeline[1] if pipeline else None
         )
-        details = request.edge.lineageDetails.model_dump(mode="json", exclude_none=True)
-        desired.setdefault(target["fqn"], {})[src[1]] = (request, details)
+        desired.setdefault(target["fqn"], {})[src[1]] = ((src, dst), details)
 
     targets = [e["fqn"] for e in publisher.doc["entities"] if e["fqn"] not in publisher.created]
     current = dict(
@@ -87,12 +86,12 @@ def sync_edges(publisher: Publisher) -> None:
     for entity in publisher.doc["entities"]:
         fqn = entity["fqn"]
         have = current.get(fqn, {})
-        for source_id, (request, details) in sorted(desired.get(fqn, {}).items()):
+        for source_id, (ends, details) in sorted(desired.get(fqn, {}).items()):
             label = f"edge {by_id.get(source_id, ('', source_id))[1]} -> {fqn}"
             if source_id in have and _details_key(have[source_id]) == _details_key(details):
                 publisher.summary.done("unchanged", label)
                 continue
-            publisher.api.add_lineage(request, label)
+            publisher.api.add_lineage(build.edge_request(details, *ends), label)
             publisher.summary.done("updated" if source_id in have else "created", label)
         for source_id in sorted(set(have) - set(desired.get(fqn, {}))):
             source_type = by_id.get(source_id, ("table", source_id))[0]

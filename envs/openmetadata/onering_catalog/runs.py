@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from onering_catalog.build import quote_name
+from onering_catalog.build import make, quote_name
 from onering_catalog.sync import Publisher
 
 DAY_MS = 86_400_000
@@ -95,7 +95,8 @@ def put_status(
             publisher.summary.done("unchanged", label)
             return
     timestamp = int(current["timestamp"]) if current else times[0]
-    body = PipelineStatus(
+    body = make(
+        PipelineStatus,
         timestamp=timestamp,
         executionStatus=status,
         taskStatus=[{k: t[k] for k in keep if t.get(k) is not None} for t in task_list],
@@ -182,15 +183,16 @@ def publish_results(publisher: Publisher) -> None:
             text = result.get("summary") or ""
             if result.get("partition"):
                 text = f"{text} (partition {result['partition']})"
-            body = TestCaseResult(
+            body = make(
+                TestCaseResult,
                 timestamp=stamp,
                 testCaseStatus=TestCaseStatus.Success
                 if result["passed"]
                 else TestCaseStatus.Failed,
                 result=text or None,
                 testResultValue=[
-                    TestResultValue(name="failing", value=str(result.get("failing") or 0)),
-                    TestResultValue(name="severity", value=str(result.get("severity") or "")),
+                    make(TestResultValue, name="failing", value=str(result.get("failing") or 0)),
+                    make(TestResultValue, name="severity", value=str(result.get("severity") or "")),
                 ],
             )
             path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}"

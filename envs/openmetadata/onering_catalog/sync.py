@@ -64,20 +64,33 @@ class Publisher:
     # -- writes -----------------------------------------------------------------------------
 
     def upsert(
-        self, collection: str, fqn: str, request: Any, current: dict[str, Any] | None, kind: str
+        self,
+        collection: str,
+        fqn: str,
+        request: Any,
+        current: dict[str, Any] | None,
+        kind: str,
+        desired: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """PUT ``request`` unless ``current`` (the server's entity) already matches it.
 
-        After an update, a description the server kept (OpenMetadata does not let a bot's
-        PUT overwrite a non-empty description) is repaired with a JSON Patch.
+        ``request`` is a generated model, or a callable building it from ``desired`` (the
+        request as plain JSON) only when a write is due. After an update, a description the
+        server kept (OpenMetadata does not let a bot's PUT overwrite a non-empty
+        description) is repaired with a JSON Patch.
         """
-        desired = dump(request)
+        if desired is None:
+            desired = dump(request)
+        if callable(request) and not hasattr(request, "model_dump"):
+            build_request = request
+        else:
+            build_request = lambda: request  # noqa: E731
         if current is not None:
             changed = differs(collection, desired, current)
             if not changed:
                 self.summary.done("unchanged", f"{kind} {fqn}")
                 return current
-        answer = self.api.write("PUT", f"/{collection}", request)
+        answer = self.api.write("PUT", f"/{collection}", build_request())
         action = "created" if current is None else "updated"
         self.summary.done(action, f"{kind} {fqn}")
         if current is None:
@@ -209,14 +222,18 @@ class Publisher:
         root = self.refs.get(f"onering_lake.{build.LAKE_ROOT}")
         for entity in self.doc["entities"]:
             owners = [r for o in entity.get("owners") or [] if (r := self.owners.get(o))]
-            from metadata.generated.schema.type.entityReference import EntityReference
-
-            refs = [EntityReference(id=r["id"], type=r["type"]) for r in owners]
             parent = root[1] if root and entity["entity"] == "container" else None
-            request = build.entity_request(entity, refs, parent)
+            fields = build.entity_fields(entity, owners, parent)
             collection = "containers" if entity["entity"] == "container" else "tables"
             current = self.current.get(entity["fqn"])
-            answer = self.upsert(collection, entity["fqn"], request, current, entity["entity"])
+            answer = self.upsert(
+                collection,
+                entity["fqn"],
+                lambda fields=fields: build.entity_request(fields),
+                current,
+                entity["entity"],
+                desired=fields,
+            )
             self.remember(entity["fqn"], entity["entity"], answer)
 
     def stale(self) -> list[tuple[str, dict[str, Any]]]:
