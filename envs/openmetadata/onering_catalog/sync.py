@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from onering_catalog import build
+from onering_catalog import build, services
 from onering_catalog.api import Api
 from onering_catalog.state import by_name, differs, list_all
 from onering_catalog.summary import Summary
@@ -112,20 +112,22 @@ class Publisher:
 
     def prerequisites(self) -> None:
         """The classification and its tags, then the custom test definition, if missing."""
-        for path, fqn, request in build.classification_requests():
+        for path, fqn, request in services.classification_requests():
             collection = path.strip("/")
             if by_name(self.api, collection, fqn) is None:
                 self.api.write("PUT", path, request)
                 self.summary.done("created", f"{collection[:-1]} {fqn}")
         definition = by_name(self.api, "dataQuality/testDefinitions", build.TEST_DEFINITION)
         if definition is None:
-            self.api.write("PUT", "/dataQuality/testDefinitions", build.test_definition_request())
+            self.api.write(
+                "PUT", "/dataQuality/testDefinitions", services.test_definition_request()
+            )
             self.summary.done("created", f"testDefinition {build.TEST_DEFINITION}")
 
     def services(self) -> None:
         """The storage, database and pipeline services of the document."""
         for service in self.doc["services"]:
-            path, request = build.service_request(service)
+            path, request = services.service_request(service)
             collection = path.strip("/")
             current = by_name(self.api, collection, service["name"], "tags,owners")
             compare = {**(current or {})}
