@@ -9,9 +9,9 @@ reject, checking each body against OpenMetadata's own JSON schemas (``om_spec/``
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
-import copy
 import json
 import secrets
 import threading
