@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from onering_assets.errors import ConfigError
 
@@ -150,9 +151,19 @@ class CatalogSettings:
         )
 
 
+def redact_url(url: str) -> str:
+    """``url`` without a user, password or query (which may carry credentials), for display."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _openlineage(env: Mapping[str, str]) -> str | None:
-    """The OpenLineage targets set (``lineage/openlineage.py`` reads them in full)."""
-    targets = [env.get("ONERING_OPENLINEAGE_URL"), env.get("ONERING_OPENLINEAGE_FILE")]
+    """The OpenLineage targets set, for display (``lineage/openlineage.py`` reads them in full)."""
+    url = env.get("ONERING_OPENLINEAGE_URL")
+    targets = [url and redact_url(url), env.get("ONERING_OPENLINEAGE_FILE")]
     if env.get("ONERING_OPENLINEAGE_TARGET", "").strip().lower() == "openmetadata":
         targets.append(env.get("ONERING_OPENMETADATA_URL") and "OpenMetadata's endpoint")
     return ", ".join(t for t in targets if t) or None

@@ -113,6 +113,21 @@ def test_status_lists_pending_runs_and_the_last_publish(env: dict[str, str], sta
     assert as_json["pending"] == [run_id] and as_json["last_publish"]["ok"] is True
 
 
+def test_status_never_shows_credentials_written_in_a_url(env: dict[str, str]) -> None:
+    urls = {
+        "ONERING_OPENMETADATA_URL": "http://bot:om-secret@127.0.0.1:1/api?token=om-query",
+        "ONERING_OPENLINEAGE_URL": "https://ol:ol-secret@lineage.example/api?key=ol-query",
+    }
+    result = invoke({**env, **urls}, "status")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "OpenMetadata: http://127.0.0.1:1/api"
+    assert lines[1] == "OpenLineage: https://lineage.example/api"
+    as_json = invoke({**env, **urls}, "status", "--json").stdout
+    for secret in ("om-secret", "om-query", "ol-secret", "ol-query", "bot:", "ol:"):
+        assert secret not in result.output + as_json
+
+
 def test_exit_codes_follow_the_cli(env: dict[str, str], state: Path) -> None:
     bad = invoke({**env, "ONERING_CATALOG_TIMEOUT": "soon"}, "publish")
     assert bad.exit_code == 2

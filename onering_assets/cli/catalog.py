@@ -16,7 +16,7 @@ import typer
 
 from onering_assets.cli.common import EXIT_INVALID, app, err, fail, load, out, refuse
 from onering_assets.errors import ConfigError, OneRingError
-from onering_assets.settings import CatalogSettings, Settings
+from onering_assets.settings import CatalogSettings, Settings, redact_url
 
 catalog_app = typer.Typer(
     help="Publish the asset graph, column lineage, runs and checks to the catalog "
@@ -126,7 +126,7 @@ def catalog_status(
     outbox = outbox_for(settings.state_dir)
     pending = outbox.pending()
     status = {
-        "openmetadata": config.url,
+        "openmetadata": config.url and redact_url(config.url),
         "openlineage": config.openlineage,
         "publisher": str(config.python) if config.python.exists() else None,
         "pending": pending,
