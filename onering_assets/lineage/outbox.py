@@ -17,15 +17,16 @@ Standard library only: recording a run must stay cheap (see :meth:`Outbox.record
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from onering_assets.resources.locks import exclusive_flock
 
 CATALOG_DIR = "catalog"
 PUBLISHED = "published"
@@ -40,29 +41,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@contextmanager
-def _flock(path: Path, timeout_s: float) -> Iterator[None]:
+def _flock(path: Path, timeout_s: float) -> contextlib.AbstractContextManager[int]:
     """Hold an exclusive ``flock`` on ``path``, waiting up to ``timeout_s`` seconds.
 
     Raises:
         PublishBusyError: still held by another process after ``timeout_s``.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise PublishBusyError(
-                        f"{path.name} is held by another publish after {timeout_s:g} s"
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+    return exclusive_flock(
+        path,
+        timeout_s,
+        lambda: PublishBusyError(f"{path.name} is held by another publish after {timeout_s:g} s"),
+        poll_s=0.05,
+    )
 
 
 class Outbox:

@@ -12,7 +12,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,14 +30,15 @@ def _holder(lock_path: Path) -> str:
 
 
 @contextmanager
-def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path``, waiting up to ``timeout_s`` seconds.
+def exclusive_flock(
+    path: Path, timeout_s: float, busy: Callable[[], Exception], *, poll_s: float = 0.2
+) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing); yields its descriptor.
 
     Raises:
-        StoreBusyError: the lock is still held by another process after ``timeout_s``.
+        Exception: ``busy()``, when another process still holds it after ``timeout_s``.
     """
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -46,17 +47,33 @@ def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StoreBusyError(
-                        f"{what} is in use by {_holder(lock_path)} (a running materialization "
-                        f"or `onering sql`). Wait for it to finish, or raise "
-                        f"ONERING_LOCK_TIMEOUT (now {timeout_s:g} s)."
-                    ) from None
-                time.sleep(0.2)
+                    raise busy() from None
+                time.sleep(poll_s)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path``, waiting up to ``timeout_s`` seconds.
+
+    Raises:
+        StoreBusyError: the lock is still held by another process after ``timeout_s``.
+    """
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def busy() -> StoreBusyError:
+        return StoreBusyError(
+            f"{what} is in use by {_holder(lock_path)} (a running materialization "
+            f"or `onering sql`). Wait for it to finish, or raise "
+            f"ONERING_LOCK_TIMEOUT (now {timeout_s:g} s)."
+        )
+
+    with exclusive_flock(lock_path, timeout_s, busy) as fd:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
-    finally:
-        os.close(fd)
 
 
 def _lock_file_name(name: str) -> str:

