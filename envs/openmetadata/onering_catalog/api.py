@@ -1,12 +1,19 @@
-"""The HTTP side: OpenMetadata's own client, bounded retries, and a recorded empty server.
+"""The HTTP side: plain reads, OpenMetadata's own client for writes, bounded retries, dry run.
 
-Every request goes through ``openmetadata-ingestion``'s ``OpenMetadata`` client (its JWT
-auth provider and REST layer). Two things are OneRing's own:
+Reads (every GET) go through a plain ``requests`` session that sends exactly what the
+``OpenMetadata`` client's REST layer (``metadata/ingestion/ometa/client.py``) sends: the URL
+``{host}/v1{path}``, the headers ``Content-type: application/json`` and ``Authorization:
+Bearer <jwt>`` on the session's defaults, no redirects, the same timeout. So a publish that
+only reads (an unchanged re-publish) never imports ``openmetadata-ingestion``, whose client
+and generated models take about 5 s to import. Writes and lineage edges go through the
+``OpenMetadata`` client (its JWT auth provider and REST layer), built on the first of them.
+
+Two more things are OneRing's own:
 
 - retries: the client's (30 s waits, 429 remembered as a "limit" for 60 s, urllib3 retrying
   reads underneath) are turned off, and each call is retried here a bounded number of times
   with exponential backoff on timeouts, connection errors, 408, 429 and 5xx;
-- the dry run: the same client, with a transport adapter that answers as an empty server
+- the dry run: both sessions carry a transport adapter that answers as an empty server
   (404 to every read, the body back with an id to every write) and records each request.
 
 The token is never logged: ``scrub`` removes it from any text that leaves this module.
@@ -16,23 +23,33 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.adapters import BaseAdapter
+
+from onering_catalog.transport import Counters, CountingAdapter, EmptyServerAdapter
+
+if TYPE_CHECKING:
+    from metadata.ingestion.ometa.ometa_api import OpenMetadata
 
 log = logging.getLogger("onering_catalog")
 T = TypeVar("T")
 
 DRY_RUN_URL = "http://openmetadata.invalid/api"
+API_VERSION = "v1"  # the REST client's default ``api_version``
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+NOT_THE_API = (
+    "OpenMetadata answered an HTML page, not its API: check that ONERING_OPENMETADATA_URL "
+    "is the API root (e.g. http://host:8585/api) and that no proxy or login page is in between"
+)
 
 
 class CatalogError(Exception):
@@ -52,105 +69,58 @@ class ConflictError(CatalogError):
     """The server answered 409 (the resource exists, or changed under the request)."""
 
 
-@dataclass
-class Counters:
-    """What was sent: every HTTP request, and the writes among them."""
+class _Failure(requests.RequestException):
+    """A failed request as OneRing classifies it: its HTTP status, or an HTML page."""
 
-    requests: int = 0
-    writes: int = 0
-    log: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self, method: str, path: str, body: Any, record: bool) -> None:
-        """Count one request (and keep it, for a dry run)."""
-        with self.lock:
-            self.requests += 1
-            self.writes += method != "GET"
-            if record:
-                self.log.append({"method": method, "path": path, "body": body})
-
-
-def _path_of(url: str, base_path: str) -> str:
-    parts = urlsplit(url)
-    path = parts.path.removeprefix(base_path)
-    return path + (f"?{parts.query}" if parts.query else "")
-
-
-def _body_of(request: requests.PreparedRequest) -> Any:
-    raw = request.body
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-class CountingAdapter(HTTPAdapter):
-    """The real transport (no urllib3 retries), counting requests."""
-
-    def __init__(self, counters: Counters, base_path: str, pool: int) -> None:
-        super().__init__(pool_connections=2, pool_maxsize=pool, max_retries=0)
-        self.counters, self.base_path = counters, base_path
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        """Count, then send."""
-        path = _path_of(request.url or "", self.base_path)
-        self.counters.count(request.method or "GET", path, None, record=False)
-        return super().send(request, *args, **kwargs)
-
-
-class EmptyServerAdapter(BaseAdapter):
-    """An OpenMetadata server with nothing in it, recording what a publish would send.
-
-    Reads answer 404; writes answer their body with an ``id`` derived from the path and the
-    body's name (stable across dry runs); deletes answer ``{}``.
-    """
-
-    def __init__(self, counters: Counters, base_path: str) -> None:
-        super().__init__()
-        self.counters, self.base_path = counters, base_path
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
-        """Record the request and answer it as an empty server would."""
-        method = request.method or "GET"
-        path = _path_of(request.url or "", self.base_path)
-        body = _body_of(request)
-        self.counters.count(method, path, body, record=True)
-        response = requests.Response()
-        response.request, response.url = request, request.url or ""
-        response.headers["Content-Type"] = "application/json"
-        if method == "GET":
-            response.status_code = 404
-            answer: Any = {"code": 404, "message": f"{path} not found (dry run: empty server)"}
-        elif isinstance(body, dict):
-            response.status_code = 201 if method in ("PUT", "POST") else 200
-            name = str(body.get("name") or body.get("fullyQualifiedName") or "")
-            answer = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{path}#{name}")), **body}
-        else:
-            response.status_code, answer = 200, {}
-        response._content = json.dumps(answer).encode()
-        return response
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def __init__(self, message: str, status: int | None, *, html: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.html = status, html
 
 
 def _status_of(exc: Exception) -> int | None:
-    """The HTTP status of an exception the OpenMetadata client raised, if any."""
-    from metadata.ingestion.ometa.client import APIError
+    """The HTTP status of a failed request (``APIError``, ``HTTPError``, ``_Failure``), if any.
 
-    if isinstance(exc, _LineageError):
+    Read by attribute so that the read path needs no import of the client's ``APIError``
+    (its ``status_code``, else its int ``code``).
+    """
+    if isinstance(exc, _Failure):
         return exc.status
-    if isinstance(exc, APIError):
-        return exc.status_code or (exc.code if isinstance(exc.code, int) else None)
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+    for value in (getattr(exc, "status_code", None), getattr(exc, "code", None)):
+        if isinstance(value, int):
+            return value
+    return getattr(getattr(exc, "response", None), "status_code", None)
+
+
+def _jwt_of(token: str) -> str:
+    """The JWT to send: the client's auth provider reads a token that names a file from it."""
+    # os.path.isfile, not Path.is_file: a JWT is longer than a file name may be, and only
+    # os.path.isfile answers False to that instead of raising.
+    if token and os.path.isfile(token):  # noqa: PTH113
+        return Path(token).read_text(encoding="utf-8").rstrip()
+    return token
+
+
+def _is_html(response: requests.Response) -> bool:
+    """The client's ``is_html_body``: an HTML content type, or a body that is a web page."""
+    if "html" in response.headers.get("Content-Type", "").lower():
+        return True
+    head = response.text[:2048].lstrip()
+    return head.startswith("<") and "<html" in head.lower()
+
+
+def _api_error(response: requests.Response) -> dict[str, Any] | None:
+    """The API's error body (``{"code": ..., "message": ...}``), as the client decodes it."""
+    if "code" not in response.text:
+        return None
+    try:
+        error = response.json()
+    except ValueError:
+        return None
+    return error if isinstance(error, dict) and "code" in error else None
 
 
 class Api:
-    """OpenMetadata's client with OneRing's retries, error classes, counters and dry run.
+    """OpenMetadata's API with OneRing's retries, error classes, counters and dry run.
 
     Args:
         url: the API root (``http://host:8585/api``), or ``None`` for a dry run.
@@ -159,6 +129,9 @@ class Api:
         retries: extra attempts after a retryable failure.
         backoff: the first wait in seconds; each next wait doubles (capped at 8 s).
         workers: the connection pool size (the thread pool of parallel reads).
+
+    Raises:
+        ValueError: ``url`` is not an ``http://`` or ``https://`` URL.
     """
 
     def __init__(
@@ -171,6 +144,48 @@ class Api:
         backoff: float = 0.5,
         workers: int = 8,
     ) -> None:
+        self.dry_run = url is None
+        self.token = token or ""
+        self.timeout = timeout
+        self.retries, self.backoff = max(0, retries), max(0.0, backoff)
+        self.counters = Counters()
+        self.host = (url or DRY_RUN_URL).rstrip("/")
+        if not self.host.startswith(("http://", "https://")):
+            raise ValueError("ONERING_OPENMETADATA_URL must start with http:// or https://")
+        # A dry run sends nothing, but the client's auth provider still wants some token.
+        self._token_sent = "dry-run" if self.dry_run else self.token
+        self._jwt = _jwt_of(self._token_sent)
+        base_path = urlsplit(self.host).path
+        self.adapter: BaseAdapter = (
+            EmptyServerAdapter(self.counters, base_path)
+            if self.dry_run
+            else CountingAdapter(self.counters, base_path, pool=max(workers, 1) + 2)
+        )
+        self.session = requests.Session()
+        self.session.mount("http://", self.adapter)
+        self.session.mount("https://", self.adapter)
+        self._client: OpenMetadata[Any, Any] | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def metadata(self) -> OpenMetadata[Any, Any]:
+        """``openmetadata-ingestion``'s client, imported and built on first use.
+
+        Raises:
+            CatalogError: the client cannot be set up (not retryable).
+        """
+        with self._client_lock:
+            if self._client is None:
+                try:
+                    self._client = self._build_client()
+                except Exception as exc:
+                    raise CatalogError(
+                        f"cannot set up the OpenMetadata client: {self.scrub(str(exc))[:300]}",
+                        retryable=False,
+                    ) from None
+            return self._client
+
+    def _build_client(self) -> OpenMetadata[Any, Any]:
         from metadata.generated.schema.entity.services.connections.metadata.openMetadataConnection import (  # noqa: E501
             AuthProvider,
             OpenMetadataConnection,
@@ -180,57 +195,40 @@ class Api:
         )
         from metadata.ingestion.ometa.ometa_api import OpenMetadata
 
-        self.dry_run = url is None
-        self.token = token or ""
-        self.retries, self.backoff = max(0, retries), max(0.0, backoff)
-        self.counters = Counters()
-        host = (url or DRY_RUN_URL).rstrip("/")
-        # A dry run sends nothing, but the client's auth provider still wants some token.
-        jwt = "dry-run" if self.dry_run else self.token
         connection = OpenMetadataConnection(
-            hostPort=host,
+            hostPort=self.host,
             enableVersionValidation=False,
             authProvider=AuthProvider.openmetadata,
-            securityConfig=OpenMetadataJWTClientConfig.model_validate({"jwtToken": jwt}),
+            securityConfig=OpenMetadataJWTClientConfig.model_validate(
+                {"jwtToken": self._token_sent}
+            ),
         )
         # The client's own retry layers would multiply and hide attempts: one attempt each here.
-        self.metadata = OpenMetadata(
+        client = OpenMetadata(
             connection,
             additional_client_config_arguments={"retry": 0, "retry_codes": [], "limit_codes": []},
         )
-        rest = self.metadata.client
+        rest = client.client
         # ClientConfig takes whole seconds only; the REST client reads this per request.
-        cast(Any, rest)._timeout = timeout
-        base_path = urlsplit(host).path
-        adapter: BaseAdapter = (
-            EmptyServerAdapter(self.counters, base_path)
-            if self.dry_run
-            else CountingAdapter(self.counters, base_path, pool=max(workers, 1) + 2)
-        )
-        session = rest._session
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        cast(Any, rest)._timeout = self.timeout
+        rest._session.mount("http://", self.adapter)
+        rest._session.mount("https://", self.adapter)
+        return client
 
     def scrub(self, text: str) -> str:
         """``text`` without the token (defence in depth: no message should hold it)."""
-        return text.replace(self.token, "***") if self.token else text
+        for secret in {self.token, self._jwt} - {"", "dry-run"}:
+            text = text.replace(secret, "***")
+        return text
 
-    def _attempts(self, what: str, call: Callable[[], T]) -> T:
-        """Run ``call``, retrying retryable failures with exponential backoff."""
-        from metadata.ingestion.ometa.client import APIError, RestTransportError
-
+    def _attempts(self, what: str, call: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+        """Run ``call``, retrying retryable failures (``errors``) with exponential backoff."""
         attempt = 0
         while True:
             try:
                 return call()
-            except (
-                APIError,
-                requests.HTTPError,
-                RestTransportError,
-                requests.RequestException,
-            ) as exc:
-                status = _status_of(exc)
-                error = self._classify(what, status, exc)
+            except errors as exc:
+                error = self._classify(what, _status_of(exc), exc)
             if not error.retryable or attempt >= self.retries:
                 raise error
             wait = min(self.backoff * 2**attempt, 8.0)
@@ -240,6 +238,8 @@ class Api:
 
     def _classify(self, what: str, status: int | None, exc: Exception) -> CatalogError:
         detail = self.scrub(str(exc))[:300]
+        if isinstance(exc, _Failure) and exc.html:
+            return CatalogError(f"{what}: {NOT_THE_API}", retryable=False, status=status)
         if status in (401, 403):
             return TokenRejectedError(
                 f"{what}: token rejected by OpenMetadata (HTTP {status}); set a valid bot JWT "
@@ -261,18 +261,61 @@ class Api:
 
     def get(self, path: str) -> dict[str, Any] | None:
         """GET ``path`` (under ``/v1``); ``None`` when the server answers 404."""
-        from metadata.ingestion.ometa.client import APIError
+        return self._attempts(f"GET {path}", lambda: self._read(path), (_Failure,)) or None
 
-        def call() -> dict[str, Any] | None:
+    def _read(self, path: str) -> dict[str, Any] | None:
+        """One GET as the REST client sends it; its answer as the client decodes it."""
+        url = f"{self.host}/{API_VERSION}{path}"
+        headers = {"Content-type": "application/json", "Authorization": f"Bearer {self._jwt}"}
+        try:
+            response = self.session.request(
+                "GET",
+                url,
+                headers=headers,
+                allow_redirects=False,
+                verify=None,
+                cookies=None,
+                params=None,
+                timeout=self.timeout or None,
+            )
+        except requests.RequestException as exc:
+            raise _Failure(f"Transport failure on GET {url}: {exc}", None) from exc
+        if response.status_code >= 400:
+            error = _api_error(response)
+            if response.status_code == 404 and error is not None:
+                return None
+            if error is not None:
+                raise _Failure(str(error.get("message")), response.status_code)
             try:
-                answer = self.metadata.client.get(path)
-            except APIError as exc:
-                if _status_of(exc) == 404:
-                    return None
-                raise
-            return answer if isinstance(answer, dict) else None
+                response.raise_for_status()
+            except requests.HTTPError as exc:
+                raise _Failure(str(exc), response.status_code) from exc
+        if not response.text:
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            if _is_html(response):
+                raise _Failure(NOT_THE_API, response.status_code, html=True) from None
+            return None
+        return answer if isinstance(answer, dict) else None
 
-        return self._attempts(f"GET {path}", call) or None
+    def _client_call(self, call: Callable[[], T]) -> Callable[[], T]:
+        """``call`` with the client's ``HtmlResponseError`` as a ``_Failure``."""
+        from metadata.ingestion.ometa.client import HtmlResponseError
+
+        def run() -> T:
+            try:
+                return call()
+            except HtmlResponseError as exc:
+                raise _Failure(NOT_THE_API, exc.status_code, html=True) from None
+
+        return run
+
+    def _client_errors(self) -> tuple[type[Exception], ...]:
+        from metadata.ingestion.ometa.client import APIError, RestTransportError
+
+        return (APIError, RestTransportError, requests.RequestException)
 
     def write(
         self, method: str, path: str, body: Any = None, *, exists_ok: bool = False
@@ -292,34 +335,28 @@ class Api:
             "PATCH": lambda: rest.patch(path, data=data),
             "DELETE": lambda: rest.delete(path),
         }
+        call, errors = self._client_call(calls[method]), self._client_errors()
         try:
-            answer = self._attempts(f"{method} {path}", calls[method])
+            answer = self._attempts(f"{method} {path}", call, errors)
         except ConflictError:
             if exists_ok:
                 return {"conflict": True}
             log.warning("%s %s: 409 conflict, sending it once more", method, path)
-            answer = self._attempts(f"{method} {path}", calls[method])
+            answer = self._attempts(f"{method} {path}", call, errors)
         return answer if isinstance(answer, dict) else {}
 
     def add_lineage(self, request: Any, what: str) -> None:
         """``OpenMetadata.add_lineage``; its errors come back as ``{"error": ...}``: raise them."""
+        metadata = self.metadata
 
         def call() -> None:
-            result = self.metadata.add_lineage(request, check_patch=False, return_lineage=False)
+            result = metadata.add_lineage(request, check_patch=False, return_lineage=False)
             if isinstance(result, dict) and result.get("error"):
                 match = re.match(r"Error (\d+)", str(result["error"]))
                 status = int(match.group(1)) if match else None
-                raise _LineageError(str(result["error"]), status)
+                raise _Failure(str(result["error"]), status)
 
-        self._attempts(f"PUT /v1/lineage {what}", call)
-
-
-class _LineageError(requests.RequestException):
-    """``add_lineage``'s error dict as an exception carrying its HTTP status."""
-
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
+        self._attempts(f"PUT /v1/lineage {what}", self._client_call(call), self._client_errors())
 
 
 def _serialize(body: Any) -> str | None:

@@ -71,51 +71,68 @@ def column_fqn(entity_fqn: str, column: str) -> str:
     return f"{entity_fqn}.{quote_name(column)}"
 
 
-def database_request(service: str, database: str) -> Any:
-    """A database of a database service."""
+def _compact(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without the ``None`` values (what a request dumped without nulls holds)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def database_fields(service: str, database: str) -> dict[str, Any]:
+    """A database of a database service, as the plain JSON of its create request."""
+    part = {"service": service, "database": database}
+    return {
+        "name": database,
+        "service": service,
+        "description": f"OneRing's {database} database.",
+        "tags": tag_dicts(None),
+        "sourceHash": fingerprint(part),
+    }
+
+
+def database_request(fields: dict[str, Any]) -> Any:
+    """``database_fields`` as a ``CreateDatabaseRequest``."""
     from metadata.generated.schema.api.data.createDatabase import CreateDatabaseRequest
 
-    part = {"service": service, "database": database}
-    return make(
-        CreateDatabaseRequest,
-        name=database,
-        service=service,
-        description=f"OneRing's {database} database.",
-        tags=tags_of(None),
-        sourceHash=fingerprint(part),
-    )
+    return CreateDatabaseRequest.model_validate(_compact(fields))
 
 
-def schema_request(service: str, database: str, schema: str, layer: str) -> Any:
-    """A schema of a database."""
+def schema_fields(service: str, database: str, schema: str, layer: str) -> dict[str, Any]:
+    """A schema of a database, as the plain JSON of its create request."""
+    part = {"service": service, "database": database, "schema": schema, "layer": layer}
+    return {
+        "name": schema,
+        "database": f"{service}.{database}",
+        "description": f"OneRing's {layer.title()} tables.",
+        "tags": tag_dicts(layer),
+        "sourceHash": fingerprint(part),
+    }
+
+
+def schema_request(fields: dict[str, Any]) -> Any:
+    """``schema_fields`` as a ``CreateDatabaseSchemaRequest``."""
     from metadata.generated.schema.api.data.createDatabaseSchema import (
         CreateDatabaseSchemaRequest,
     )
 
-    part = {"service": service, "database": database, "schema": schema, "layer": layer}
-    return make(
-        CreateDatabaseSchemaRequest,
-        name=schema,
-        database=f"{service}.{database}",
-        description=f"OneRing's {layer.title()} tables.",
-        tags=tags_of(layer),
-        sourceHash=fingerprint(part),
-    )
+    return CreateDatabaseSchemaRequest.model_validate(_compact(fields))
 
 
-def lake_root_request() -> Any:
-    """The parent container ``onering_lake.bronze``."""
+def lake_root_fields() -> dict[str, Any]:
+    """The parent container ``onering_lake.bronze``, as the plain JSON of its request."""
+    part = {"service": "onering_lake", "name": LAKE_ROOT}
+    return {
+        "name": LAKE_ROOT,
+        "service": "onering_lake",
+        "description": "OneRing's Bronze layer: files as landed, one folder per table.",
+        "tags": tag_dicts("bronze"),
+        "sourceHash": fingerprint(part),
+    }
+
+
+def lake_root_request(fields: dict[str, Any]) -> Any:
+    """``lake_root_fields`` as a ``CreateContainerRequest``."""
     from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
 
-    part = {"service": "onering_lake", "name": LAKE_ROOT}
-    return make(
-        CreateContainerRequest,
-        name=LAKE_ROOT,
-        service="onering_lake",
-        description="OneRing's Bronze layer: files as landed, one folder per table.",
-        tags=tags_of("bronze"),
-        sourceHash=fingerprint(part),
-    )
+    return CreateContainerRequest.model_validate(_compact(fields))
 
 
 def _column_dicts(entity: dict[str, Any], dialect: str) -> list[dict[str, Any]]:
@@ -182,32 +199,38 @@ def entity_request(fields: dict[str, Any]) -> Any:
     return model.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
-def pipeline_request(pipeline: dict[str, Any]) -> Any:
-    """A pipeline (the Dagster code location or one Airflow DAG) with its tasks."""
-    from metadata.generated.schema.api.data.createPipeline import CreatePipelineRequest
-    from metadata.generated.schema.entity.data.pipeline import Task
-
+def pipeline_fields(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline (the Dagster code location or one Airflow DAG) with its tasks, as JSON."""
     tasks = [
-        make(
-            Task,
-            name=t["name"],
-            description="Materializes " + ", ".join(t["assets"]) if t["assets"] else None,
-            downstreamTasks=sorted(t["downstream"]) or None,
+        _compact(
+            {
+                "name": t["name"],
+                "description": "Materializes " + ", ".join(t["assets"]) if t["assets"] else None,
+                "downstreamTasks": sorted(t["downstream"]) or None,
+            }
         )
         for t in pipeline["tasks"]
     ]
     schedule = pipeline.get("schedule")
     cron_like = isinstance(schedule, str) and (schedule.startswith("@") or schedule.count(" ") == 4)
-    return make(
-        CreatePipelineRequest,
-        name=pipeline["name"],
-        service=pipeline["service"],
-        description=pipeline.get("description") or None,
-        tasks=tasks,
-        scheduleInterval=schedule if cron_like else None,
-        tags=tags_of(None),
-        sourceHash=fingerprint(pipeline),
+    return _compact(
+        {
+            "name": pipeline["name"],
+            "service": pipeline["service"],
+            "description": pipeline.get("description") or None,
+            "tasks": tasks,
+            "scheduleInterval": schedule if cron_like else None,
+            "tags": tag_dicts(None),
+            "sourceHash": fingerprint(pipeline),
+        }
     )
+
+
+def pipeline_request(fields: dict[str, Any]) -> Any:
+    """``pipeline_fields`` as a ``CreatePipelineRequest``."""
+    from metadata.generated.schema.api.data.createPipeline import CreatePipelineRequest
+
+    return CreatePipelineRequest.model_validate(fields)
 
 
 def entity_link(table_fqn: str) -> str:

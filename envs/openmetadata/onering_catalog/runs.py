@@ -79,8 +79,6 @@ def put_status(
         final: an execution status that overrides the one derived from the tasks (the
             Airflow DAG run's own outcome).
     """
-    from metadata.generated.schema.entity.data.pipeline import PipelineStatus
-
     label = f"pipelineStatus {fqn} {execution}"
     current = existing_status(publisher, fqn, execution, times)
     merged = {t["name"]: t for t in (current or {}).get("taskStatus") or []}
@@ -94,6 +92,8 @@ def put_status(
         if same:
             publisher.summary.done("unchanged", label)
             return
+    from metadata.generated.schema.entity.data.pipeline import PipelineStatus
+
     timestamp = int(current["timestamp"]) if current else times[0]
     body = make(
         PipelineStatus,
@@ -147,12 +147,6 @@ def publish_statuses(publisher: Publisher) -> None:
 
 def publish_results(publisher: Publisher) -> None:
     """Each table check result of the document's runs, unless already on the server."""
-    from metadata.generated.schema.tests.basic import (
-        TestCaseResult,
-        TestCaseStatus,
-        TestResultValue,
-    )
-
     checks = {
         (e["key"], c["name"]): e
         for e in publisher.doc["entities"]
@@ -180,22 +174,31 @@ def publish_results(publisher: Publisher) -> None:
             if stamp in present:
                 publisher.summary.done("unchanged", label)
                 continue
-            text = result.get("summary") or ""
-            if result.get("partition"):
-                text = f"{text} (partition {result['partition']})"
-            body = make(
-                TestCaseResult,
-                timestamp=stamp,
-                testCaseStatus=TestCaseStatus.Success
-                if result["passed"]
-                else TestCaseStatus.Failed,
-                result=text or None,
-                testResultValue=[
-                    make(TestResultValue, name="failing", value=str(result.get("failing") or 0)),
-                    make(TestResultValue, name="severity", value=str(result.get("severity") or "")),
-                ],
-            )
+            body = _result_request(result, stamp)  # type: ignore[arg-type]
             path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}"
             answer = publisher.api.write("POST", path, body, exists_ok=True)
             present.add(stamp)  # type: ignore[arg-type]
             publisher.summary.done("unchanged" if answer.get("conflict") else "created", label)
+
+
+def _result_request(result: dict[str, Any], stamp: int) -> Any:
+    """One check result of the document as a ``TestCaseResult``."""
+    from metadata.generated.schema.tests.basic import (
+        TestCaseResult,
+        TestCaseStatus,
+        TestResultValue,
+    )
+
+    text = result.get("summary") or ""
+    if result.get("partition"):
+        text = f"{text} (partition {result['partition']})"
+    return make(
+        TestCaseResult,
+        timestamp=stamp,
+        testCaseStatus=TestCaseStatus.Success if result["passed"] else TestCaseStatus.Failed,
+        result=text or None,
+        testResultValue=[
+            make(TestResultValue, name="failing", value=str(result.get("failing") or 0)),
+            make(TestResultValue, name="severity", value=str(result.get("severity") or "")),
+        ],
+    )

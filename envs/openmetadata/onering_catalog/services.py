@@ -6,9 +6,17 @@ definition every OneRing check is a case of.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from onering_catalog.build import CLASSIFICATION, LAYERS, TEST_DEFINITION, make, tags_of
+from onering_catalog.build import (
+    CLASSIFICATION,
+    LAYERS,
+    TEST_DEFINITION,
+    make,
+    tag_dicts,
+    tags_of,
+)
 
 # Where each store and orchestrator lives in compose. No credentials: the catalog only
 # displays these (OneRing pushes metadata; OpenMetadata never connects with them).
@@ -26,38 +34,47 @@ SERVICE_PATH = {
 }
 
 
-def classification_requests() -> list[tuple[str, str, Any]]:
-    """``(path, fqn, request)`` for the classification and its tags, parents first."""
-    from metadata.generated.schema.api.classification.createClassification import (
-        CreateClassificationRequest,
-    )
-    from metadata.generated.schema.api.classification.createTag import CreateTagRequest
+def classification_requests() -> list[tuple[str, str, Callable[[], Any]]]:
+    """``(path, fqn, build the request)`` for the classification and its tags, parents first.
 
-    out: list[tuple[str, str, Any]] = [
-        (
-            "/classifications",
-            CLASSIFICATION,
-            make(
-                CreateClassificationRequest,
-                name=CLASSIFICATION,
-                description="Tags OneRing sets on the catalog entities it publishes.",
-                mutuallyExclusive=False,
-            ),
-        )
-    ]
+    The requests are built only when called: a publish that finds them all on the server
+    builds (and imports) no model.
+    """
     descriptions = {
         "managed": "Published by OneRing from its asset graph: OneRing updates and removes it.",
         **{layer: f"OneRing's {layer.title()} layer." for layer in LAYERS},
     }
+    out: list[tuple[str, str, Callable[[], Any]]] = [
+        ("/classifications", CLASSIFICATION, _classification_request)
+    ]
     for name, text in descriptions.items():
         out.append(
             (
                 "/tags",
                 f"{CLASSIFICATION}.{name}",
-                make(CreateTagRequest, classification=CLASSIFICATION, name=name, description=text),
+                lambda name=name, text=text: _tag_request(name, text),
             )
         )
     return out
+
+
+def _classification_request() -> Any:
+    from metadata.generated.schema.api.classification.createClassification import (
+        CreateClassificationRequest,
+    )
+
+    return make(
+        CreateClassificationRequest,
+        name=CLASSIFICATION,
+        description="Tags OneRing sets on the catalog entities it publishes.",
+        mutuallyExclusive=False,
+    )
+
+
+def _tag_request(name: str, text: str) -> Any:
+    from metadata.generated.schema.api.classification.createTag import CreateTagRequest
+
+    return make(CreateTagRequest, classification=CLASSIFICATION, name=name, description=text)
 
 
 def test_definition_request() -> Any:
@@ -140,8 +157,28 @@ def _connection(kind: str, stype: str) -> Any:
     return make(wrapper, config=configs[stype]())
 
 
-def service_request(service: dict[str, Any]) -> tuple[str, Any]:
-    """``(path, request)`` of one document service."""
+def _description(service: dict[str, Any]) -> str:
+    layer = service.get("layer")
+    return f"OneRing's {layer.title()} layer." if layer else f"OneRing's {service['type']} runs."
+
+
+def service_path(service: dict[str, Any]) -> str:
+    """The collection path of one document service (``/services/databaseServices``)."""
+    return f"/{SERVICE_PATH[service['kind']]}"
+
+
+def service_fields(service: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a service's request OneRing compares (not its connection), as JSON."""
+    return {
+        "name": service["name"],
+        "serviceType": service["type"],
+        "description": _description(service),
+        "tags": tag_dicts(service.get("layer")),
+    }
+
+
+def service_request(service: dict[str, Any]) -> Any:
+    """The create request of one document service, with its connection."""
     from metadata.generated.schema.api.services.createDatabaseService import (
         CreateDatabaseServiceRequest,
     )
@@ -158,14 +195,11 @@ def service_request(service: dict[str, Any]) -> tuple[str, Any]:
         "database": CreateDatabaseServiceRequest,
         "pipeline": CreatePipelineServiceRequest,
     }[kind]
-    layer = service.get("layer")
-    description = f"OneRing's {layer.title()} layer." if layer else f"OneRing's {stype} runs."
-    request = make(
+    return make(
         create,
         name=service["name"],
         serviceType=stype,
-        description=description,
+        description=_description(service),
         connection=_connection(kind, stype),
-        tags=tags_of(layer),
+        tags=tags_of(service.get("layer")),
     )
-    return f"/{SERVICE_PATH[kind]}", request

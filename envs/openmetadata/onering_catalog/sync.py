@@ -27,11 +27,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def dump(request: Any) -> dict[str, Any]:
-    """A request as the JSON the server receives (for comparing with server JSON)."""
-    return request.model_dump(mode="json", exclude_none=True, by_alias=True)
-
-
 class Publisher:
     """One publish of one document against one server (or the dry-run empty server).
 
@@ -67,30 +62,25 @@ class Publisher:
         self,
         collection: str,
         fqn: str,
-        request: Any,
+        request: Callable[[], Any],
         current: dict[str, Any] | None,
         kind: str,
-        desired: dict[str, Any] | None = None,
+        desired: dict[str, Any],
     ) -> dict[str, Any] | None:
-        """PUT ``request`` unless ``current`` (the server's entity) already matches it.
+        """PUT ``request()`` unless ``current`` (the server's entity) already matches ``desired``.
 
-        ``request`` is a generated model, or a callable building it from ``desired`` (the
-        request as plain JSON) only when a write is due. After an update, a description the
-        server kept (OpenMetadata does not let a bot's PUT overwrite a non-empty
-        description) is repaired with a JSON Patch.
+        ``desired`` is the request as plain JSON, compared with the server's JSON as it is;
+        ``request`` builds the generated model from it only when a write is due (building
+        1,000 pydantic requests costs seconds, importing the models about five more). After
+        an update, a description the server kept (OpenMetadata does not let a bot's PUT
+        overwrite a non-empty description) is repaired with a JSON Patch.
         """
-        if desired is None:
-            desired = dump(request)
-        if callable(request) and not hasattr(request, "model_dump"):
-            build_request = request
-        else:
-            build_request = lambda: request  # noqa: E731
         if current is not None:
             changed = differs(collection, desired, current)
             if not changed:
                 self.summary.done("unchanged", f"{kind} {fqn}")
                 return current
-        answer = self.api.write("PUT", f"/{collection}", build_request())
+        answer = self.api.write("PUT", f"/{collection}", request())
         action = "created" if current is None else "updated"
         self.summary.done(action, f"{kind} {fqn}")
         if current is None:
@@ -115,7 +105,7 @@ class Publisher:
         for path, fqn, request in services.classification_requests():
             collection = path.strip("/")
             if by_name(self.api, collection, fqn) is None:
-                self.api.write("PUT", path, request)
+                self.api.write("PUT", path, request())
                 self.summary.done("created", f"{collection[:-1]} {fqn}")
         definition = by_name(self.api, "dataQuality/testDefinitions", build.TEST_DEFINITION)
         if definition is None:
@@ -127,22 +117,22 @@ class Publisher:
     def services(self) -> None:
         """The storage, database and pipeline services of the document."""
         for service in self.doc["services"]:
-            path, request = services.service_request(service)
-            collection = path.strip("/")
+            collection = services.service_path(service).strip("/")
             current = by_name(self.api, collection, service["name"], "tags,owners")
-            compare = {**(current or {})}
-            answer = self.upsert_plain(collection, service["name"], request, compare, current)
+            answer = self.upsert_plain(collection, service, current)
             self.remember(service["name"], collection.split("/")[1][:-1], answer)
 
     def upsert_plain(
-        self, collection: str, fqn: str, request: Any, compare: dict[str, Any], current: Any
+        self, collection: str, service: dict[str, Any], current: dict[str, Any] | None
     ) -> dict[str, Any] | None:
         """``upsert`` for services (compared as ``services``: no ``sourceHash`` there)."""
-        desired = dump(request)
-        if current is not None and not differs("services", desired, compare):
+        fqn = service["name"]
+        if current is not None and not differs(
+            "services", services.service_fields(service), current
+        ):
             self.summary.done("unchanged", f"service {fqn}")
             return current
-        answer = self.api.write("PUT", f"/{collection}", request)
+        answer = self.api.write("PUT", f"/{collection}", services.service_request(service))
         self.summary.done("created" if current is None else "updated", f"service {fqn}")
         return answer
 
@@ -152,21 +142,24 @@ class Publisher:
         for service, database in sorted({(e["service"], e["database"]) for e in tables}):
             fqn = f"{service}.{database}"
             current = by_name(self.api, "databases", fqn, "tags,owners,sourceHash")
-            request = build.database_request(service, database)
-            self.remember(
-                fqn, "database", self.upsert("databases", fqn, request, current, "database")
-            )
+            fields = build.database_fields(service, database)
+            request = lambda fields=fields: build.database_request(fields)  # noqa: E731
+            answer = self.upsert("databases", fqn, request, current, "database", fields)
+            self.remember(fqn, "database", answer)
         schemas = {(e["service"], e["database"], e["schema"], e["layer"]) for e in tables}
         for service, database, schema, layer in sorted(schemas):
             fqn = f"{service}.{database}.{schema}"
             current = by_name(self.api, "databaseSchemas", fqn, "tags,owners,sourceHash")
-            request = build.schema_request(service, database, schema, layer)
-            answer = self.upsert("databaseSchemas", fqn, request, current, "databaseSchema")
+            fields = build.schema_fields(service, database, schema, layer)
+            request = lambda fields=fields: build.schema_request(fields)  # noqa: E731
+            answer = self.upsert("databaseSchemas", fqn, request, current, "databaseSchema", fields)
             self.remember(fqn, "databaseSchema", answer)
         if any(e["entity"] == "container" for e in self.doc["entities"]):
             fqn = f"onering_lake.{build.LAKE_ROOT}"
             current = by_name(self.api, "containers", fqn, "tags,owners,sourceHash")
-            answer = self.upsert("containers", fqn, build.lake_root_request(), current, "container")
+            fields = build.lake_root_fields()
+            request = lambda: build.lake_root_request(fields)  # noqa: E731
+            answer = self.upsert("containers", fqn, request, current, "container", fields)
             self.remember(fqn, "container", answer)
 
     def resolve_owners(self) -> None:
@@ -215,8 +208,15 @@ class Publisher:
         """The Dagster code location and each Airflow DAG."""
         for pipeline in self.doc["pipelines"]:
             fqn = pipeline["fqn"]
-            request = build.pipeline_request(pipeline)
-            answer = self.upsert("pipelines", fqn, request, self.current.get(fqn), "pipeline")
+            fields = build.pipeline_fields(pipeline)
+            answer = self.upsert(
+                "pipelines",
+                fqn,
+                lambda fields=fields: build.pipeline_request(fields),
+                self.current.get(fqn),
+                "pipeline",
+                desired=fields,
+            )
             self.remember(fqn, "pipeline", answer)
 
     def entities(self) -> None:
