@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,8 @@ def test_pipeline_status_command_merges_into_the_execution(setup: Setup) -> None
         "1796094300000",
         "--task",
         "silver__flights=Successful",
+        "--task",
+        "silver__airports=Skipped",
     ]
     result = publish(setup.work / "document.json", server, args=args)
     assert result.code == 0, result.stderr
@@ -167,8 +170,31 @@ def test_pipeline_status_command_merges_into_the_execution(setup: Setup) -> None
     statuses = [s for s in body["data"] if s["executionId"] == AIRFLOW_EXECUTION]
     assert len(statuses) == 1  # merged into the status the publish wrote, not a second one
     assert statuses[0]["executionStatus"] == "Successful"
-    assert {t["name"]: t["executionStatus"] for t in statuses[0]["taskStatus"]} == {
+    tasks = {t["name"]: t for t in statuses[0]["taskStatus"]}
+    assert {name: t["executionStatus"] for name, t in tasks.items()} == {
         "silver__airlines": "Successful",
+        "silver__airports": "Skipped",
         "silver__flights": "Successful",
     }
+    # The teardown knows no per-task times: the ones the runner's publish sent are kept
+    # (demo_runs: silver__airlines at 03:01, silver__flights at 03:02, 30 s each); a task
+    # the server had no status for takes the run's start and end.
+    assert _times(tasks["silver__airlines"]) == (_ms("03:01:00"), _ms("03:01:30"))
+    assert _times(tasks["silver__flights"]) == (_ms("03:02:00"), _ms("03:02:30"))
+    assert _times(tasks["silver__airports"]) == (1796094000000, 1796094300000)
+
+    # The same teardown again: the server already holds it, nothing is written.
+    server.reset_log()
+    again = publish(setup.work / "document.json", server, args=args)
+    assert again.code == 0, again.stderr
+    assert server.writes() == [] and again.summary["unchanged"] == 1
     assert_no_secret(server.token, result.stdout, result.stderr)
+
+
+def _ms(clock: str) -> int:
+    """Milliseconds of a time on the day of ``demo_runs`` (2026-12-01, UTC)."""
+    return round(datetime.fromisoformat(f"2026-12-01T{clock}+00:00").timestamp() * 1000)
+
+
+def _times(task: dict[str, Any]) -> tuple[int, int]:
+    return task["startTime"], task["endTime"]

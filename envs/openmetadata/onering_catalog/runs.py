@@ -74,7 +74,9 @@ def put_status(
         publisher: the publish in progress.
         fqn: the pipeline.
         execution: the execution id.
-        tasks: task statuses (``name``, ``executionStatus``, ``startTime``, ``endTime``).
+        tasks: task statuses (``name``, ``executionStatus``, ``startTime``, ``endTime``); a
+            task without ``startTime``/``endTime`` keys (its times are not known) keeps the
+            times the server holds for it in this execution, else takes ``times``.
         times: (start, end) of the execution in ms.
         final: an execution status that overrides the one derived from the tasks (the
             Airflow DAG run's own outcome).
@@ -83,6 +85,7 @@ def put_status(
     current = existing_status(publisher, fqn, execution, times)
     merged = {t["name"]: t for t in (current or {}).get("taskStatus") or []}
     before = {k: dict(v) for k, v in merged.items()}
+    tasks = [_with_times(t, before.get(t["name"]), times) for t in tasks]
     merged.update({t["name"]: t for t in tasks})
     task_list = [merged[k] for k in sorted(merged)]
     status = final or overall(task_list)
@@ -105,6 +108,25 @@ def put_status(
     )
     publisher.api.write("PUT", _status_path(fqn), body)
     publisher.summary.done("updated" if current else "created", label)
+
+
+def _with_times(
+    task: dict[str, Any], on_server: dict[str, Any] | None, times: tuple[int, int]
+) -> dict[str, Any]:
+    """``task`` with its start and end: its own, else the server's for it, else the run's.
+
+    The Airflow teardown (``pipeline-status``) knows each task's outcome but not its times,
+    while the runner's publish already sent the real per-task times for the same execution
+    id: replacing them with the whole run's start and end would show every task as running
+    from the first task's start to the last one's end. So a task without times keeps the
+    ones the server has for it, and only a task the server does not have takes the run's.
+    """
+    if "startTime" in task and "endTime" in task:
+        return task
+    known = on_server or {}
+    start = known.get("startTime") if known.get("startTime") is not None else times[0]
+    end = known.get("endTime") if known.get("endTime") is not None else times[1]
+    return {**task, "startTime": start, "endTime": end}
 
 
 def _tasks(run: dict[str, Any], known: set[str]) -> list[dict[str, Any]]:
