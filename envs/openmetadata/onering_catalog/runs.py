@@ -30,7 +30,12 @@ RANK = {"Failed": 3, "Pending": 2, "Successful": 1, "Skipped": 0}
 
 def ms(iso: str | None) -> int | None:
     """Milliseconds since the epoch of an ISO time (``None`` stays ``None``)."""
-    return round(datetime.fromisoformat(iso).timestamp() * 1000) if iso else None
+    return epoch_ms(iso) if iso else None
+
+
+def epoch_ms(iso: str) -> int:
+    """Milliseconds since the epoch of an ISO time."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def status_of(dagster: str | None) -> str:
@@ -160,11 +165,11 @@ def publish_statuses(publisher: Publisher) -> None:
         unknown = {t["name"] for r in runs for t in r.get("tasks") or []} - pipelines[fqn]
         if unknown:
             publisher.summary.warn(f"run {execution}: tasks {sorted(unknown)} are not in {fqn}")
-        starts = [ms(r.get("start")) for r in runs if r.get("start")]
-        ends = [ms(r.get("end")) or ms(r.get("start")) for r in runs if r.get("start")]
+        starts = [epoch_ms(r["start"]) for r in runs if r.get("start")]
+        ends = [epoch_ms(r.get("end") or r["start"]) for r in runs if r.get("start")]
         if not starts:
             continue
-        put_status(publisher, fqn, execution, tasks, (min(starts), max(ends)))  # type: ignore[arg-type]
+        put_status(publisher, fqn, execution, tasks, (min(starts), max(ends)))
 
 
 def publish_results(publisher: Publisher) -> None:
@@ -184,22 +189,22 @@ def publish_results(publisher: Publisher) -> None:
     names = sorted(results)
 
     def have(fqn: str) -> set[int]:
-        stamps = [ms(r["at"]) for r in results[fqn]]
-        query = urlencode({"startTs": min(stamps), "endTs": max(stamps)})  # type: ignore[type-var]
+        stamps = [epoch_ms(r["at"]) for r in results[fqn]]
+        query = urlencode({"startTs": min(stamps), "endTs": max(stamps)})
         path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}?{query}"
         answer = publisher.api.get(path) or {}
         return {int(r["timestamp"]) for r in answer.get("data") or [] if r.get("timestamp")}
 
     for fqn, present in zip(names, publisher.parallel(have, names), strict=True):
         for result in sorted(results[fqn], key=lambda r: r["at"]):
-            stamp, label = ms(result["at"]), f"testCaseResult {fqn} {result['at']}"
+            stamp, label = epoch_ms(result["at"]), f"testCaseResult {fqn} {result['at']}"
             if stamp in present:
                 publisher.summary.done("unchanged", label)
                 continue
-            body = _result_request(result, stamp)  # type: ignore[arg-type]
+            body = _result_request(result, stamp)
             path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}"
             answer = publisher.api.write("POST", path, body, exists_ok=True)
-            present.add(stamp)  # type: ignore[arg-type]
+            present.add(stamp)
             publisher.summary.done("unchanged" if answer.get("conflict") else "created", label)
 
 
