@@ -9,13 +9,16 @@ stands in for it and injects the failures (``fail_next``, ``delay_next``).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.catalog.om_server import OMServer
 from tests.catalog.test_publish_support import (
+    SECRET,
     assert_no_secret,
     demo_document,
     need_om_env,
@@ -110,3 +113,36 @@ def test_bad_document_is_not_retryable(tmp_path: Path, server: OMServer) -> None
     assert result.code == 2
     assert "version 2" in result.summary["errors"][0]
     assert server.requests == []
+
+
+class _WebPage(BaseHTTPRequestHandler):
+    """A web UI where the API was expected: every GET answers an HTML page."""
+
+    def do_GET(self) -> None:
+        body = b"<!DOCTYPE html><html><body>OpenMetadata</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+def test_an_html_page_instead_of_the_api_is_not_retryable(document: Path) -> None:
+    web = ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    thread = threading.Thread(target=web.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{web.server_address[1]}"
+        result = publish(document, None, env={"ONERING_OPENMETADATA_URL": url})
+    finally:
+        web.shutdown()
+        web.server_close()
+    assert result.code == 2
+    assert result.summary["ok"] is False
+    assert "HTML page" in result.summary["errors"][0]
+    assert "ONERING_OPENMETADATA_URL" in result.summary["errors"][0]
+    assert result.summary["requests"] == 1  # no retry
+    assert_no_secret(SECRET, result.stdout, result.stderr)

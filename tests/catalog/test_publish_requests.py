@@ -58,7 +58,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
         first = publish(path, server)
         first_log = list(server.requests)
         server.reset_log()
-        second = publish(path, server)
+        # PYTHONPROFILEIMPORTTIME (python -X importtime): stderr names every imported module.
+        second = publish(path, server, env={"PYTHONPROFILEIMPORTTIME": "1"})
         second_log = list(server.requests)
         yield Published(document, server, dry, dry_requests, first, first_log, second, second_log)
     finally:
@@ -261,6 +262,19 @@ def test_second_publish_of_an_unchanged_document_writes_nothing(published: Publi
         0,
     )
     assert summary["unchanged"] >= len(published.document["entities"])
+
+
+def test_a_publish_that_only_reads_imports_no_openmetadata_ingestion(
+    published: Published,
+) -> None:
+    """Reads go through a plain session; the client and models (~5 s) come with a write."""
+    imported = [
+        line.split("|")[-1].strip()
+        for line in published.second.stderr.splitlines()
+        if line.startswith("import time:")
+    ]
+    assert "onering_catalog.api" in imported  # the profile did record the publisher
+    assert [m for m in imported if m.split(".")[0] in ("metadata", "pydantic")] == []
 
 
 def test_no_secret_in_any_request_log_or_dry_run(published: Published) -> None:
