@@ -30,6 +30,7 @@ from onering_assets.resources.locks import exclusive_flock
 
 CATALOG_DIR = "catalog"
 PUBLISHED = "published"
+OPENLINEAGE = "openlineage"  # a target with its own ledger (see Outbox.mark_target)
 MISSING = "missing"  # pending, but the Dagster instance no longer has the run
 
 
@@ -102,6 +103,20 @@ class Outbox:
                 seen.add(run_id)
                 ids.append(run_id)
         return ids
+
+    def target_path(self, target: str) -> Path:
+        """The ledger of one target (e.g. ``openlineage``) for runs not yet fully published."""
+        return self.folder / f"{PUBLISHED}.{target}"
+
+    def delivered_to(self, target: str) -> set[str]:
+        """Run ids one target already took (a failure of another keeps them pending)."""
+        return {line.split("\t", 1)[0] for line in self._lines(self.target_path(target)) if line}
+
+    def mark_target(self, run_ids: Iterable[str], target: str) -> None:
+        """Record that ``target`` took these runs, so a retry does not send them to it again."""
+        stamp = _now()
+        with self._short_lock(), self.target_path(target).open("a") as ledger:
+            ledger.write("".join(f"{run_id}\t{stamp}\n" for run_id in run_ids))
 
     def mark(self, run_ids: Iterable[str], outcome: str = PUBLISHED) -> None:
         """Add runs to the ledger, then drop every delivered run from ``pending``."""

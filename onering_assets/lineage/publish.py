@@ -17,13 +17,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from onering_assets.errors import ConfigError
-from onering_assets.lineage.outbox import MISSING, Outbox, PublishBusyError, outbox_for
+from onering_assets.lineage.outbox import (
+    MISSING,
+    OPENLINEAGE,
+    Outbox,
+    PublishBusyError,
+    outbox_for,
+)
 from onering_assets.settings import PROJECT_ROOT, CatalogSettings
 
 EXIT_OK, EXIT_NOT_RETRYABLE, EXIT_RETRYABLE = 0, 2, 3
@@ -169,18 +175,19 @@ def call_publisher(
 
 
 def emit_openlineage_events(
-    document: Mapping[str, Any], deadline: float
+    document: Mapping[str, Any], deadline: float, skip: Iterable[str] = ()
 ) -> tuple[list[str], str | None, bool]:
     """Emit each run's OpenLineage events (``openlineage.emit_run``), oldest first.
 
-    Stops at the first failure or when the budget is spent: returns the runs whose events
-    all went out, why it stopped (``None`` when every run went out) and whether a later
-    attempt may get further.
+    Runs in ``skip`` (already emitted) are left out. Stops at the first failure or when the
+    budget is spent: returns the runs whose events all went out, why it stopped (``None``
+    when every run went out) and whether a later attempt may get further.
     """
     from onering_assets.lineage.openlineage import OpenLineageError, emit_run
 
     emitted: list[str] = []
-    for run in document["runs"]:
+    done = set(skip)
+    for run in (r for r in document["runs"] if r["run_id"] not in done):
         remaining = deadline - time.monotonic()
         if remaining < 1.0:
             return emitted, "OpenLineage: no time left in the budget", True
@@ -288,11 +295,21 @@ def _publish_locked(
         if code != EXIT_OK:
             failures.append(_om_failure(code, reason, attempts))
             retryable = code != EXIT_NOT_RETRYABLE
-    delivered = runs if send_om and not failures else []
-    if send_ol and not failures:
-        delivered, problem, retryable = emit_openlineage_events(document, deadline)
+    om_ok = send_om and not failures
+    delivered = runs if om_ok or not send_om else []
+    if send_ol:
+        # Each target keeps its own progress: OpenMetadata being down (or refusing the
+        # token) never holds OpenLineage back, and a retry never sends a run to it twice.
+        taken = outbox.delivered_to(OPENLINEAGE)
+        emitted, problem, ol_retryable = emit_openlineage_events(document, deadline, taken)
+        outbox.mark_target(emitted, OPENLINEAGE)
+        taken |= set(emitted)
+        delivered = [r for r in delivered if r in taken]
         if problem:
             failures.append(problem)
+            retryable = retryable and ol_retryable
+    elif not send_om:
+        delivered = []
     if delivered:
         outbox.mark(delivered)
     if (send_om or send_ol) and not failures:

@@ -342,11 +342,36 @@ def test_openlineage_events_go_out_where_runs_are_published(
     waiting = outbox_for(state).pending()
     run_id = airlines_run(state)
     emitted = [json.loads(line) for line in events.read_text().splitlines()]
-    run_ids = {e["run"]["runId"] for e in emitted if e["job"]["name"] == "onering"}
+    run_ids = {e["run"]["runId"] for e in emitted}  # per-asset jobs have their own ids
     assert {*waiting, run_id} <= run_ids  # the run and every run pending before it
     mine = [e["eventType"] for e in emitted if e["run"]["runId"] == run_id]
     assert mine[0] == "START" and mine[-1] == "COMPLETE"
     assert outbox_for(state).pending() == [] and run_id in outbox_for(state).delivered()
+
+
+def test_openmetadata_down_never_holds_openlineage_back_nor_sends_it_twice(
+    state: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """OpenMetadata down, an OpenLineage file configured: the events go out once, the run
+    stays pending for OpenMetadata alone, and the catch-up sends it there without
+    emitting its events again."""
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("ONERING_OPENLINEAGE_FILE", str(events))
+    monkeypatch.setenv("FAKE_PUBLISHER_MODE", "down")
+    run_id = airlines_run(state)
+    starts = [
+        json.loads(line)
+        for line in events.read_text().splitlines()
+        if json.loads(line)["run"]["runId"] == run_id
+    ]
+    assert [e["eventType"] for e in starts] == ["START", "COMPLETE"]
+    assert run_id in outbox_for(state).pending()
+    monkeypatch.setenv("FAKE_PUBLISHER_MODE", "ok")
+    assert invoke(state, "catalog", "publish").exit_code == 0
+    assert run_id not in outbox_for(state).pending()
+    assert run_id in calls(catalog)[-1]["runs"]
+    again = [line for line in events.read_text().splitlines() if run_id in line]
+    assert sum(1 for line in again if json.loads(line)["job"]["name"] == "onering") == 2
 
 
 REAL_PUBLISHER = PROJECT_ROOT / "envs" / "openmetadata" / "onering_catalog" / "__main__.py"
