@@ -12,7 +12,9 @@ and the next publish catches up. Nothing here imports OpenMetadata.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,12 +73,21 @@ class PublishResult:
         return asdict(self)
 
 
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def without_secrets(text: str) -> str:
+    """``text`` without the token's value or a URL's ``user:password@``."""
+    for name in ("ONERING_OPENMETADATA_JWT", "ONERING_OPENLINEAGE_API_KEY"):
+        token = os.environ.get(name)
+        if token:
+            text = text.replace(token, "***")
+    return _USERINFO.sub("", text)
+
+
 def _scrub(text: str, limit: int = 300) -> str:
-    """One short line without the token's value (``last_publish.json`` keeps it all)."""
-    token = os.environ.get("ONERING_OPENMETADATA_JWT")
-    if token:
-        text = text.replace(token, "***")
-    line = " ".join(text.split())
+    """One short line without secrets (``last_publish.json`` keeps it all, also scrubbed)."""
+    line = " ".join(without_secrets(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -235,7 +246,9 @@ def publish_pending(
                 defs, instance, outbox, config, dry_run, openlineage, deadline, limit
             )
             result.seconds = round(time.monotonic() - started, 3)
-            outbox.write_last(result.to_dict())
+            outbox.write_last(
+                json.loads(without_secrets(json.dumps(result.to_dict(), default=str)))
+            )
     except PublishBusyError:
         result = PublishResult(
             ok=False,

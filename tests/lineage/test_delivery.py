@@ -56,7 +56,7 @@ if mode == "hang":
 if mode == "slow":
     time.sleep(1.5)
 if mode == "down":
-    error = "GET http://127.0.0.1:9/api/v1/system/version: connection refused"
+    error = f"GET {{os.environ['ONERING_OPENMETADATA_URL']}}/v1/system/version: refused"
     print(json.dumps({{"ok": False, "requests": 1, "writes": 0, "errors": [error]}}))
     sys.exit(3)
 requests = [
@@ -193,7 +193,7 @@ def test_a_catalog_outage_never_fails_the_run_and_the_next_publish_catches_up(
     warnings = [line for line in result.stderr.splitlines() if line.startswith("catalog:")]
     assert warnings == [
         "catalog: OpenMetadata publish failed (exit 3, retryable): GET "
-        "http://127.0.0.1:9/api/v1/system/version: connection refused; run "
+        "http://127.0.0.1:9/api/v1/system/version: refused; run "
         f"{summary['run_id']} stays pending (the next publish, or `onering catalog publish`, "
         "catches up)"
     ]
@@ -372,6 +372,22 @@ def test_openmetadata_down_never_holds_openlineage_back_nor_sends_it_twice(
     assert run_id in calls(catalog)[-1]["runs"]
     again = [line for line in events.read_text().splitlines() if run_id in line]
     assert sum(1 for line in again if json.loads(line)["job"]["name"] == "onering") == 2
+
+
+def test_a_password_in_the_catalog_url_is_never_printed_or_kept(
+    state: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher's error names the URL; OneRing's line and last_publish.json drop its
+    ``user:password@`` (and the token), as `onering catalog status` does."""
+    monkeypatch.setenv("ONERING_OPENMETADATA_URL", "http://bot:pw-4417@127.0.0.1:9/api")
+    monkeypatch.setenv("ONERING_OPENMETADATA_JWT", "jwt-secret-8812")
+    monkeypatch.setenv("FAKE_PUBLISHER_MODE", "down")
+    result = invoke(state, "catalog", "publish")
+    assert result.exit_code == 1 and "127.0.0.1:9/api" in result.output
+    status = invoke(state, "catalog", "status")
+    kept = (state / "catalog" / "last_publish.json").read_text()
+    for text in (result.output, status.output, kept):
+        assert "pw-4417" not in text and "bot:" not in text and "jwt-secret-8812" not in text
 
 
 REAL_PUBLISHER = PROJECT_ROOT / "envs" / "openmetadata" / "onering_catalog" / "__main__.py"
