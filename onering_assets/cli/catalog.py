@@ -116,7 +116,7 @@ def catalog_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
     """Where runs are published, which runs are pending (oldest first), the last publish."""
-    from onering_assets.lineage.outbox import outbox_for
+    from onering_assets.lineage.outbox import OPENLINEAGE, OPENMETADATA, outbox_for
 
     config = _catalog_settings()
     try:
@@ -124,7 +124,8 @@ def catalog_status(
     except ConfigError as e:
         raise refuse(e) from None
     outbox = outbox_for(settings.state_dir)
-    pending = outbox.pending()
+    targets = [OPENMETADATA] * bool(config.url) + [OPENLINEAGE] * bool(config.openlineage)
+    pending = outbox.to_send(targets)
     status = {
         "openmetadata": config.url and redact_url(config.url),
         "openlineage": config.openlineage,

@@ -30,7 +30,7 @@ from onering_assets.resources.locks import exclusive_flock
 
 CATALOG_DIR = "catalog"
 PUBLISHED = "published"
-OPENLINEAGE = "openlineage"  # a target with its own ledger (see Outbox.mark_target)
+OPENMETADATA, OPENLINEAGE = "openmetadata", "openlineage"  # targets, each with its own ledger
 MISSING = "missing"  # pending, but the Dagster instance no longer has the run
 
 
@@ -117,6 +117,30 @@ class Outbox:
         stamp = _now()
         with self._short_lock(), self.target_path(target).open("a") as ledger:
             ledger.write("".join(f"{run_id}\t{stamp}\n" for run_id in run_ids))
+
+    def backlog(self, targets: Iterable[str]) -> list[str]:
+        """Runs published before one of ``targets`` was configured, which it never took.
+
+        In the ledger as published (not missing), oldest first: a target configured later
+        receives every run recorded before it.
+        """
+        published: dict[str, None] = {}
+        missing = set()
+        for line in self._lines(self.ledger_path):
+            run_id, *rest = line.split("\t")
+            if rest[-1:] == [MISSING]:
+                missing.add(run_id)
+            elif run_id:
+                published[run_id] = None
+        taken = [self.delivered_to(t) for t in targets]
+        return [r for r in published if r not in missing and any(r not in t for t in taken)]
+
+    def to_send(self, targets: Iterable[str]) -> list[str]:
+        """What a publish to ``targets`` sends, oldest first, once each.
+
+        The backlog of a newly configured target, then the pending runs.
+        """
+        return list(dict.fromkeys([*self.backlog(tuple(targets)), *self.pending()]))
 
     def mark(self, run_ids: Iterable[str], outcome: str = PUBLISHED) -> None:
         """Add runs to the ledger, then drop every delivered run from ``pending``."""

@@ -28,6 +28,7 @@ from onering_assets.errors import ConfigError
 from onering_assets.lineage.outbox import (
     MISSING,
     OPENLINEAGE,
+    OPENMETADATA,
     Outbox,
     PublishBusyError,
     outbox_for,
@@ -285,13 +286,14 @@ def _publish_locked(
 ) -> PublishResult:
     from onering_assets.lineage.document import dumps
 
-    pending = outbox.pending()
+    send_om = dry_run is None and config.url is not None
+    send_ol = openlineage and config.openlineage is not None
+    targets = [t for t, on in ((OPENMETADATA, send_om), (OPENLINEAGE, send_ol)) if on]
+    pending = outbox.to_send(targets)
     batch = pending if dry_run is not None and limit is None else pending[: limit or config.batch]
     document, missing = _document(defs, instance, batch)
     runs = [r["run_id"] for r in document["runs"]]
     counts = {k: len(document[k]) for k in ("entities", "edges", "runs")}
-    send_om = dry_run is None and config.url is not None
-    send_ol = openlineage and config.openlineage is not None
     code, summary, attempts, failures, retryable = None, {}, 0, [], True
     if send_om or dry_run is not None:
         args = ["publish", "--document", str(outbox.folder / f"document-{os.getpid()}.json")]
@@ -308,21 +310,20 @@ def _publish_locked(
         if code != EXIT_OK:
             failures.append(_om_failure(code, reason, attempts))
             retryable = code != EXIT_NOT_RETRYABLE
-    om_ok = send_om and not failures
-    delivered = runs if om_ok or not send_om else []
+    if send_om and not failures:
+        outbox.mark_target(runs, OPENMETADATA)
     if send_ol:
         # Each target keeps its own progress: OpenMetadata being down (or refusing the
         # token) never holds OpenLineage back, and a retry never sends a run to it twice.
-        taken = outbox.delivered_to(OPENLINEAGE)
-        emitted, problem, ol_retryable = emit_openlineage_events(document, deadline, taken)
+        skip = outbox.delivered_to(OPENLINEAGE)
+        emitted, problem, ol_retryable = emit_openlineage_events(document, deadline, skip)
         outbox.mark_target(emitted, OPENLINEAGE)
-        taken |= set(emitted)
-        delivered = [r for r in delivered if r in taken]
         if problem:
             failures.append(problem)
             retryable = retryable and ol_retryable
-    elif not send_om:
-        delivered = []
+    # A run is done when every configured target took it.
+    taken = [outbox.delivered_to(t) for t in targets]
+    delivered = [r for r in runs if taken and all(r in t for t in taken)]
     if delivered:
         outbox.mark(delivered)
     if (send_om or send_ol) and not failures:
@@ -331,7 +332,7 @@ def _publish_locked(
         ok=not failures,
         message=failures[0] if failures else _done(runs, summary, dry_run, send_om, send_ol),
         runs=delivered,
-        pending=len(outbox.pending()),
+        pending=len(outbox.to_send(targets)),
         retryable=bool(failures) and retryable,
         code=code,
         summary=summary,

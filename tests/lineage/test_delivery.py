@@ -374,6 +374,26 @@ def test_openmetadata_down_never_holds_openlineage_back_nor_sends_it_twice(
     assert sum(1 for line in again if json.loads(line)["job"]["name"] == "onering") == 2
 
 
+def test_a_target_configured_later_receives_the_runs_published_before(
+    state: Path, no_catalog: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Runs that went to OpenLineage alone reach OpenMetadata once it is configured."""
+    monkeypatch.setenv("ONERING_OPENLINEAGE_FILE", str(tmp_path / "events.jsonl"))
+    run_id = airlines_run(state)
+    assert run_id in outbox_for(state).delivered()  # OpenLineage was every target then
+    log = tmp_path / "publisher.log"
+    monkeypatch.setenv("ONERING_OPENMETADATA_URL", CLOSED_PORT_URL)
+    monkeypatch.setenv("ONERING_CATALOG_PYTHON", str(write_fake_publisher(tmp_path)))
+    monkeypatch.setenv("FAKE_PUBLISHER_LOG", str(log))
+    assert invoke(state, "catalog", "publish").exit_code == 0
+    assert run_id in [r for call in calls(log) for r in call["runs"]]
+    events = (tmp_path / "events.jsonl").read_text()
+    before = events.count(run_id)
+    assert invoke(state, "catalog", "publish").exit_code == 0  # nothing left for either
+    assert (tmp_path / "events.jsonl").read_text().count(run_id) == before
+    assert run_id not in [r for call in calls(log)[1:] for r in call["runs"]]
+
+
 def test_a_password_in_the_catalog_url_is_never_printed_or_kept(
     state: Path, catalog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
