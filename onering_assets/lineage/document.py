@@ -172,15 +172,20 @@ def _edges(
 
 
 def _pipelines(
-    keys: list[str], dags: Iterable[Mapping[str, Any]]
+    graph: Any, keys: list[str], dags: Iterable[Mapping[str, Any]]
 ) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, str]]]]:
     """The Dagster code location and the Airflow DAGs, and per asset the tasks producing it."""
+
+    def children(key: str) -> list[str]:
+        node = graph.get(dg.AssetKey(key.split("/")))
+        return sorted(task_name(c.to_user_string()) for c in node.child_keys)
+
     dagster = {
         "fqn": DAGSTER_PIPELINE,
         "service": "onering_dagster",
         "name": CODE_LOCATION,
         "description": "OneRing's Dagster code location: one task per asset.",
-        "tasks": [{"name": task_name(k), "assets": [k], "downstream": []} for k in keys],
+        "tasks": [{"name": task_name(k), "assets": [k], "downstream": children(k)} for k in keys],
     }
     producers: dict[str, list[dict[str, str]]] = {
         k: [{"pipeline": DAGSTER_PIPELINE, "task": task_name(k)}] for k in keys
@@ -229,7 +234,7 @@ def build_document(
     """
     graph = defs.resolve_asset_graph()
     keys = sorted(k.to_user_string() for k in graph.materializable_asset_keys)
-    pipelines, producers = _pipelines(keys, dags)
+    pipelines, producers = _pipelines(graph, keys, dags)
     entities = [_entity(graph, dg.AssetKey(k.split("/"))) for k in keys]
     return {
         "version": DOCUMENT_VERSION,

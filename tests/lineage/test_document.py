@@ -112,6 +112,14 @@ def test_airflow_pipelines_are_the_exported_dags(document: dict) -> None:
     assert got == expected
     dagster = next(p for p in document["pipelines"] if p["service"] == "onering_dagster")
     assert len(dagster["tasks"]) == 13
+    downstream = {t["name"]: t["downstream"] for t in dagster["tasks"]}
+    assert downstream["bronze__flights"] == ["silver__flights"]
+    assert downstream["silver__flights"] == [
+        "gold__airport_daily_weather",
+        "gold__carrier_monthly_performance",
+        "gold__route_performance",
+    ]
+    assert downstream["gold__route_performance"] == []
 
 
 def test_runs_carry_status_times_pipeline_and_check_results(document: dict) -> None:
