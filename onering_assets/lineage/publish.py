@@ -379,6 +379,7 @@ def after_run(
     publish: bool = True,
     budget_s: float | None = None,
     report: Callable[[str], None] = _stderr,
+    progress: Callable[[str], None] = _stderr,
 ) -> PublishResult | None:
     """Record a run that ended; publish the pending runs if a catalog is configured.
 
@@ -393,6 +394,7 @@ def after_run(
         publish: ``False`` records only (a canceled run: it is being stopped).
         budget_s: time limit of the publish (default ``ONERING_CATALOG_BUDGET``).
         report: where the one-line warning goes (default stderr).
+        progress: where "publishing run … to …" goes before a publish (default stderr).
 
     Returns:
         The publish's result, or ``None`` when nothing was published.
@@ -403,6 +405,10 @@ def after_run(
         config = CatalogSettings.from_env()
         if not (publish and config.configured):
             return None
+        where = " and ".join(
+            t for t, on in (("OpenMetadata", config.url), ("OpenLineage", config.openlineage)) if on
+        )
+        progress(f"publishing run {run_id} to {where}…")
         result = publish_pending(defs, instance, outbox, config, budget_s=budget_s)
     except Exception as err:  # the catalog never fails a data run
         result = PublishResult(ok=False, message=_scrub(f"{type(err).__name__}: {err}"))

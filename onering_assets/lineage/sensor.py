@@ -64,6 +64,7 @@ def record_and_publish(
         publish=configured,
         budget_s=SENSOR_BUDGET_S,
         report=lines.append,
+        progress=context.log.info,
     )
     if lines:
         context.log.warning(lines[0])
