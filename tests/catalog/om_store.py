@@ -139,6 +139,7 @@ class Store:
                 self.by_id[parent_id].children.add(entity.id)
             return 201, entity
         merged = {**existing.spec, **{k: v for k, v in spec.items() if v is not None}}
+        _keep_for_bot_put(existing.spec, merged)
         self.record_change(existing, merged, restore=existing.deleted)
         existing.refs = refs
         return 200, existing
@@ -259,6 +260,40 @@ class Store:
                 return None
             seen = self.by_id[parent_id]
         return None
+
+
+def _keep_for_bot_put(old: Json, new: Json) -> None:
+    """What ``EntityRepository``'s updater keeps when a bot PUTs (every caller here is one).
+
+    ``updateDescription``, ``updateColumnDescription`` and the pipeline's task twin: a
+    non-empty stored description (the entity's, a column's, a task's) is kept — only a
+    PATCH changes it. ``updateTags``: a PUT merges the request's tags with the stored ones.
+    """
+    if old.get("description") and "description" in new:
+        new["description"] = old["description"]
+    for path in (("columns",), ("dataModel", "columns"), ("tasks",)):
+        _keep_item_descriptions(_at(old, path), _at(new, path))
+    if old.get("tags") and new.get("tags") is not old.get("tags"):
+        names = {t.get("tagFQN") for t in new["tags"]}
+        new["tags"] = [t for t in old["tags"] if t.get("tagFQN") not in names] + new["tags"]
+
+
+def _at(spec: Json, path: tuple[str, ...]) -> list[Json]:
+    value: Any = spec
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _keep_item_descriptions(old: list[Json], new: list[Json]) -> None:
+    stored = {str(i.get("name")): i for i in old}
+    for item in new:
+        before = stored.get(str(item.get("name")))
+        if before is None:
+            continue
+        if before.get("description"):
+            item["description"] = before["description"]
+        _keep_item_descriptions(before.get("children") or [], item.get("children") or [])
 
 
 def column_fqns(columns: list[Json], prefix: str) -> set[str]:

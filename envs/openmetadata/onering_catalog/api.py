@@ -345,6 +345,10 @@ class Api:
             answer = self._attempts(f"{method} {path}", call, errors)
         return answer if isinstance(answer, dict) else {}
 
+    def last_status(self) -> int | None:
+        """The HTTP status of this thread's last answer (201: a PUT created, 200: updated)."""
+        return self.counters.last_status()
+
     def add_lineage(self, request: Any, what: str) -> None:
         """``OpenMetadata.add_lineage``; its errors come back as ``{"error": ...}``: raise them."""
         metadata = self.metadata

@@ -290,7 +290,9 @@ def edge_details(
         "columnsLineage": columns or None,
         "pipeline": {"id": pipeline_id, "type": "pipeline"} if pipeline_id else None,
         "description": f"Produced by {producers}." if producers else None,
-        "source": "PipelineLineage" if pipeline_id else "Manual",
+        # Always pipeline lineage (OneRing's code draws it), even without the pipeline entity:
+        # with the description, it marks the edge as OneRing's (``lineage.is_ours``).
+        "source": "PipelineLineage",
     }
     return {k: v for k, v in details.items() if v is not None}
 

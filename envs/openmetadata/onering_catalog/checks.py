@@ -42,9 +42,27 @@ def _table_of(link: str) -> str | None:
     return link[len("<#E::table::") :].rstrip(">").split("::")[0]
 
 
+def _definition(case: dict[str, Any]) -> str | None:
+    """The test definition's name of a server test case (a reference, or a bare name)."""
+    definition = case.get("testDefinition")
+    if isinstance(definition, dict):
+        return definition.get("fullyQualifiedName") or definition.get("name")
+    return definition
+
+
 def sync_checks(publisher: Publisher) -> None:
-    """Test suites and test cases of the document's tables; stale managed cases deleted."""
-    tables = [e for e in publisher.doc["entities"] if e["entity"] == "table"]
+    """Test suites and test cases of the document's tables; OneRing's stale cases deleted.
+
+    OneRing's cases carry ``OneRing.managed`` and are cases of ``oneringAssetCheck``; those
+    of checks no longer in the document are soft-deleted (recoverable; re-adding the check
+    restores the case).
+    """
+    # A table that is not OneRing's in OpenMetadata (``Publisher.refuse``) gets no cases.
+    tables = [
+        e
+        for e in publisher.doc["entities"]
+        if e["entity"] == "table" and e["fqn"] in publisher.refs
+    ]
     note = bronze_note(publisher.doc["entities"])
     if note:
         publisher.summary.warn(note)
@@ -55,7 +73,9 @@ def sync_checks(publisher: Publisher) -> None:
     on_server = {
         str(c.get("fullyQualifiedName")): c
         for c in cases
-        if is_managed(c) and _table_of(str(c.get("entityLink", ""))) in ours
+        if is_managed(c)
+        and _definition(c) == build.TEST_DEFINITION
+        and _table_of(str(c.get("entityLink", ""))) in ours
     }
     # A table's suite shows on the table (``fields=testSuite``) and on each of its cases.
     suites = {
@@ -86,6 +106,7 @@ def sync_checks(publisher: Publisher) -> None:
                 desired=fields,
             )
     for fqn in sorted(set(on_server) - wanted):
-        path = f"/{TEST_CASES}/{on_server[fqn]['id']}?hardDelete=true&recursive=true"
+        # Soft: a check removed by mistake comes back with its results when it is re-added.
+        path = f"/{TEST_CASES}/{on_server[fqn]['id']}?recursive=true"
         publisher.api.write("DELETE", path)
         publisher.summary.done("deleted", f"testCase {fqn}")

@@ -3,8 +3,11 @@
 The server's edges are read per managed entity that existed before this publish
 (``GET /v1/lineage/{type}/name/{fqn}?upstreamDepth=1&downstreamDepth=0``: every edge into
 it), on the thread pool. Entities created by this publish have no edges yet, so a first
-publish reads none. Only edges whose both ends carry ``OneRing.managed`` are compared or
-deleted; an edge from or to any other entity is never touched.
+publish reads none. Only OneRing's edges are compared or deleted: both ends carry
+``OneRing.managed`` *and* the edge is one OneRing drew (``is_ours``: its pipeline is one of
+OneRing's, or it is pipeline lineage with OneRing's "Produced by" description). An edge a
+person drew, even between two of OneRing's tables, and any edge from or to another entity
+are never touched.
 """
 
 from __future__ import annotations
@@ -16,6 +19,21 @@ from onering_catalog import build
 from onering_catalog.sync import Publisher
 
 DAGSTER_PIPELINE = "onering_dagster.onering"
+OUR_PIPELINE_SERVICES = ("onering_dagster", "onering_airflow")
+PRODUCED_BY = "Produced by "  # the description ``build.edge_details`` writes
+
+
+def is_ours(publisher: Publisher, details: dict[str, Any] | None) -> bool:
+    """Whether an edge's ``lineageDetails`` mark it as drawn by OneRing."""
+    details = details or {}
+    pipeline = details.get("pipeline")
+    if isinstance(pipeline, dict):
+        ours = {ref[1] for fqn, ref in publisher.refs.items() if ref[0] == "pipeline"}
+        fqn = str(pipeline.get("fullyQualifiedName") or "")
+        if str(pipeline.get("id")) in ours or fqn.split(".")[0] in OUR_PIPELINE_SERVICES:
+            return True
+    description = str(details.get("description") or "")
+    return details.get("source") == "PipelineLineage" and description.startswith(PRODUCED_BY)
 
 
 def _id(value: Any) -> str:
@@ -48,8 +66,9 @@ def upstream_edges(publisher: Publisher, fqn: str) -> dict[str, dict[str, Any]]:
     edges = {}
     for edge in answer.get("upstreamEdges") or []:
         source, target = _id(edge.get("fromEntity")), _id(edge.get("toEntity"))
-        if target == own and source in publisher.managed_ids:
-            edges[source] = edge.get("lineageDetails") or {}
+        details = edge.get("lineageDetails") or {}
+        if target == own and source in publisher.managed_ids and is_ours(publisher, details):
+            edges[source] = details
     return edges
 
 
@@ -68,13 +87,22 @@ def sync_edges(publisher: Publisher) -> None:
         if not source or not target:
             publisher.summary.warn(f"edge {edge['from']} -> {edge['to']}: an end is not an entity")
             continue
+        if source["fqn"] not in publisher.refs or target["fqn"] not in publisher.refs:
+            publisher.summary.warn(
+                f"edge {edge['from']} -> {edge['to']}: not published, an end is not OneRing's"
+            )
+            continue
         src, dst = publisher.refs[source["fqn"]], publisher.refs[target["fqn"]]
         details = build.edge_details(
             edge, source["fqn"], target["fqn"], pipeline[1] if pipeline else None
         )
         desired.setdefault(target["fqn"], {})[src[1]] = ((src, dst), details)
 
-    targets = [e["fqn"] for e in publisher.doc["entities"] if e["fqn"] not in publisher.created]
+    targets = [
+        e["fqn"]
+        for e in publisher.doc["entities"]
+        if e["fqn"] not in publisher.created and e["fqn"] in publisher.refs
+    ]
     current = dict(
         zip(
             targets,
@@ -85,6 +113,8 @@ def sync_edges(publisher: Publisher) -> None:
     by_id = {ref[1]: (ref[0], fqn) for fqn, ref in publisher.refs.items()}
     for entity in publisher.doc["entities"]:
         fqn = entity["fqn"]
+        if fqn not in publisher.refs:
+            continue
         have = current.get(fqn, {})
         for source_id, (ends, details) in sorted(desired.get(fqn, {}).items()):
             label = f"edge {by_id.get(source_id, ('', source_id))[1]} -> {fqn}"
@@ -102,7 +132,7 @@ def sync_edges(publisher: Publisher) -> None:
 
 
 def delete_edges_of(publisher: Publisher, fqn: str, entity: dict[str, Any], kind: str) -> None:
-    """Delete every edge between a stale managed entity and another managed entity."""
+    """Delete OneRing's edges between a stale managed entity and another managed one."""
     path = f"/lineage/{kind}/name/{quote(fqn, safe='')}?upstreamDepth=1&downstreamDepth=1"
     answer = publisher.api.get(path) or {}
     types = _node_types(answer)
@@ -113,6 +143,8 @@ def delete_edges_of(publisher: Publisher, fqn: str, entity: dict[str, Any], kind
         source, target = _id(edge.get("fromEntity")), _id(edge.get("toEntity"))
         other = target if source == own else source
         if own not in (source, target) or other not in publisher.managed_ids:
+            continue
+        if not is_ours(publisher, edge.get("lineageDetails")):
             continue
         if (source, target) in seen:
             continue

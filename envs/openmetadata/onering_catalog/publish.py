@@ -84,6 +84,6 @@ def publish(api: Api, document: dict[str, Any], *, workers: int = 8) -> tuple[Su
             step()
         except CatalogError as err:
             summary.errors.append(f"{name}: {api.scrub(str(err))}")
-            summary.not_written = [n for n, _ in steps[index:]]
+            summary.not_written += [n for n, _ in steps[index:]]
             return summary, err.retryable
     return summary, False

@@ -72,6 +72,7 @@ def put_status(
     tasks: list[dict[str, Any]],
     times: tuple[int, int],
     final: str | None = None,
+    partitions: str | None = None,
 ) -> None:
     """Merge ``tasks`` into the execution's status on the server, writing only a change.
 
@@ -85,6 +86,8 @@ def put_status(
         times: (start, end) of the execution in ms.
         final: an execution status that overrides the one derived from the tasks (the
             Airflow DAG run's own outcome).
+        partitions: the partitions the runs materialized (``"2013-04"``), kept in the
+            status's ``parameters`` as ``{"partitions": ...}`` merged with the server's.
     """
     label = f"pipelineStatus {fqn} {execution}"
     current = existing_status(publisher, fqn, execution, times)
@@ -95,9 +98,12 @@ def put_status(
     task_list = [merged[k] for k in sorted(merged)]
     status = final or overall(task_list)
     keep = ("name", "executionStatus", "startTime", "endTime")
+    parameters = dict((current or {}).get("parameters") or {})
+    if partitions:
+        parameters["partitions"] = merge_labels(parameters.get("partitions"), partitions)
     if current is not None and current.get("executionStatus") == status:
         same = all({k: before.get(t["name"], {}).get(k) for k in keep} == t for t in tasks)
-        if same:
+        if same and parameters == (current.get("parameters") or {}):
             publisher.summary.done("unchanged", label)
             return
     from metadata.generated.schema.entity.data.pipeline import PipelineStatus
@@ -110,6 +116,7 @@ def put_status(
         taskStatus=[{k: t[k] for k in keep if t.get(k) is not None} for t in task_list],
         executionId=execution,
         endTime=max(times[1], int((current or {}).get("endTime") or 0)),
+        parameters=parameters or None,
     )
     publisher.api.write("PUT", _status_path(fqn), body)
     publisher.summary.done("updated" if current else "created", label)
@@ -147,15 +154,37 @@ def _tasks(run: dict[str, Any], known: set[str]) -> list[dict[str, Any]]:
     ]
 
 
+def partition_label(partitions: list[str] | None) -> str | None:
+    """A run's partitions (``[first, last]`` or ``[one]``) as ``2013-04``, ``2013-01..2013-03``."""
+    parts = [str(p) for p in partitions or [] if p]
+    if not parts:
+        return None
+    return parts[0] if parts[0] == parts[-1] else f"{parts[0]}..{parts[-1]}"
+
+
+def merge_labels(*labels: str | None) -> str:
+    """Partition labels joined without repeats, sorted (``"2013-01, 2013-02"``)."""
+    seen = {p.strip() for label in labels if label for p in str(label).split(",") if p.strip()}
+    return ", ".join(sorted(seen))
+
+
 def publish_statuses(publisher: Publisher) -> None:
-    """One pipeline status per (pipeline, execution id) of the document's runs."""
+    """One pipeline status per (pipeline, execution id) of the document's runs.
+
+    A run whose pipeline is not in the document (a DAG no longer exported) or is not
+    OneRing's in OpenMetadata is left out with a warning naming it: the run itself is done.
+    """
     pipelines = {p["fqn"]: {t["name"] for t in p["tasks"]} for p in publisher.doc["pipelines"]}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for run in publisher.doc.get("runs") or []:
         groups[(run["pipeline"], run["execution_id"])].append(run)
     for (fqn, execution), runs in sorted(groups.items()):
         if fqn not in pipelines or fqn not in publisher.refs:
-            publisher.summary.warn(f"run {execution}: pipeline {fqn} is not in the document")
+            why = "is not in the document" if fqn not in pipelines else "is not OneRing's"
+            ids = ", ".join(sorted(str(r.get("run_id")) for r in runs))
+            publisher.summary.warn(
+                f"run {ids} (execution {execution}): status not published, pipeline {fqn} {why}"
+            )
             continue
         tasks = [
             t
@@ -169,47 +198,84 @@ def publish_statuses(publisher: Publisher) -> None:
         ends = [epoch_ms(r.get("end") or r["start"]) for r in runs if r.get("start")]
         if not starts:
             continue
-        put_status(publisher, fqn, execution, tasks, (min(starts), max(ends)))
+        label = merge_labels(*(partition_label(r.get("partitions")) for r in runs)) or None
+        put_status(publisher, fqn, execution, tasks, (min(starts), max(ends)), partitions=label)
+
+
+def _result_partitions(run: dict[str, Any], result: dict[str, Any]) -> str | None:
+    """The partition a check result is about: its own, else what the run materialized."""
+    if result.get("partition"):
+        return str(result["partition"])
+    made = [
+        p
+        for m in run.get("materializations") or []
+        if m.get("asset") == result.get("asset")
+        for p in m.get("partitions") or []
+    ]
+    return merge_labels(*made) or None
+
+
+def _checks_by_result(publisher: Publisher) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(asset key, check name) -> table entity`` of the checks that are test cases."""
+    return {
+        (e["key"], c["name"]): e
+        for e in publisher.doc["entities"]
+        if e["entity"] == "table" and e["fqn"] in publisher.refs
+        for c in e.get("checks") or []
+    }
 
 
 def publish_results(publisher: Publisher) -> None:
-    """Each table check result of the document's runs, unless already on the server."""
-    checks = {
-        (e["key"], c["name"]): e
-        for e in publisher.doc["entities"]
-        if e["entity"] == "table"
-        for c in e.get("checks") or []
-    }
-    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Each table check result of the document's runs, unless already on the server.
+
+    A result whose check is no longer a test case (renamed or removed since the run, or its
+    table is not OneRing's in OpenMetadata) is left out with a warning naming it. Results
+    of Bronze checks are not test cases (``checks.bronze_note`` says so once).
+    """
+    checks = _checks_by_result(publisher)
+    containers = {e["key"] for e in publisher.doc["entities"] if e["entity"] == "container"}
+    results: dict[str, list[tuple[dict[str, Any], str | None]]] = defaultdict(list)
     for run in publisher.doc.get("runs") or []:
         for result in run.get("checks") or []:
             entity = checks.get((result["asset"], result["name"]))
-            if entity is not None and result.get("at"):
-                results[f"{entity['fqn']}.{quote_name(result['name'])}"].append(result)
+            if entity is None:
+                if result["asset"] not in containers:
+                    publisher.summary.warn(
+                        f"run {run.get('run_id')}: result of check {result['asset']} "
+                        f"{result['name']} not published: no such test case in OpenMetadata"
+                    )
+                continue
+            if result.get("at"):
+                fqn = f"{entity['fqn']}.{quote_name(result['name'])}"
+                results[fqn].append((result, _result_partitions(run, result)))
     names = sorted(results)
 
     def have(fqn: str) -> set[int]:
-        stamps = [epoch_ms(r["at"]) for r in results[fqn]]
+        stamps = [epoch_ms(r["at"]) for r, _ in results[fqn]]
         query = urlencode({"startTs": min(stamps), "endTs": max(stamps)})
         path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}?{query}"
         answer = publisher.api.get(path) or {}
         return {int(r["timestamp"]) for r in answer.get("data") or [] if r.get("timestamp")}
 
     for fqn, present in zip(names, publisher.parallel(have, names), strict=True):
-        for result in sorted(results[fqn], key=lambda r: r["at"]):
+        for result, partitions in sorted(results[fqn], key=lambda r: r[0]["at"]):
             stamp, label = epoch_ms(result["at"]), f"testCaseResult {fqn} {result['at']}"
             if stamp in present:
                 publisher.summary.done("unchanged", label)
                 continue
-            body = _result_request(result, stamp)
+            body = _result_request(result, stamp, partitions)
             path = f"/dataQuality/testCases/testCaseResults/{quote(fqn, safe='')}"
             answer = publisher.api.write("POST", path, body, exists_ok=True)
             present.add(stamp)
             publisher.summary.done("unchanged" if answer.get("conflict") else "created", label)
 
 
-def _result_request(result: dict[str, Any], stamp: int) -> Any:
-    """One check result of the document as a ``TestCaseResult``."""
+def _result_request(result: dict[str, Any], stamp: int, partitions: str | None) -> Any:
+    """One check result of the document as a ``TestCaseResult``, naming its partition(s).
+
+    ``result`` reads ``"2013-04: 0 of 27004 rows rejected"``: the test case's history then
+    says which month each result is about.
+    """
     from metadata.generated.schema.tests.basic import (
         TestCaseResult,
         TestCaseStatus,
@@ -217,15 +283,18 @@ def _result_request(result: dict[str, Any], stamp: int) -> Any:
     )
 
     text = result.get("summary") or ""
-    if result.get("partition"):
-        text = f"{text} (partition {result['partition']})"
+    if partitions:
+        text = f"{partitions}: {text}" if text else partitions
+    values = [
+        make(TestResultValue, name="failing", value=str(result.get("failing") or 0)),
+        make(TestResultValue, name="severity", value=str(result.get("severity") or "")),
+    ]
+    if partitions:
+        values.append(make(TestResultValue, name="partitions", value=partitions))
     return make(
         TestCaseResult,
         timestamp=stamp,
         testCaseStatus=TestCaseStatus.Success if result["passed"] else TestCaseStatus.Failed,
         result=text or None,
-        testResultValue=[
-            make(TestResultValue, name="failing", value=str(result.get("failing") or 0)),
-            make(TestResultValue, name="severity", value=str(result.get("severity") or "")),
-        ],
+        testResultValue=values,
     )

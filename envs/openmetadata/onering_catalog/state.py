@@ -67,8 +67,17 @@ def tag_fqns(entity: dict[str, Any]) -> set[str]:
 
 
 def is_managed(entity: dict[str, Any]) -> bool:
-    """Whether the entity carries OneRing's ownership tag."""
+    """Whether the entity carries OneRing's ownership tag: OneRing may update it."""
     return MANAGED_TAG in tag_fqns(entity)
+
+
+def is_owned(entity: dict[str, Any]) -> bool:
+    """Whether OneRing may delete the entity: its tag *and* a ``sourceHash``.
+
+    Anyone can add the tag in the UI; only a create-or-update request sets ``sourceHash``,
+    so a table a user tagged by hand is never deleted.
+    """
+    return is_managed(entity) and bool(entity.get("sourceHash"))
 
 
 def _ids(refs: Iterable[dict[str, Any]] | None) -> list[str]:
@@ -81,7 +90,6 @@ def _columns(columns: Iterable[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
             c.get("name"),
             c.get("dataType"),
             c.get("dataTypeDisplay"),
-            c.get("description") or None,
             c.get("dataLength"),
             c.get("precision"),
             c.get("scale"),
@@ -93,17 +101,20 @@ def _columns(columns: Iterable[dict[str, Any]] | None) -> list[tuple[Any, ...]]:
 def view(collection: str, entity: dict[str, Any]) -> dict[str, Any]:
     """The fields OneRing manages on an entity, comparable between request and server JSON.
 
-    Tags are compared apart (``missing_tags``): a PUT adds tags but OpenMetadata keeps the
-    ones a user added, so only OneRing's own tags must be present.
+    Descriptions are not here (``description_patch``): OpenMetadata keeps a non-empty
+    description — the entity's, a column's, a task's — when a bot PUTs another one, so they
+    are repaired with a JSON Patch. Tags are compared apart (``missing_tags``): a PUT adds
+    tags but OpenMetadata keeps the ones a user added, so only OneRing's own tags must be
+    present.
     """
-    out: dict[str, Any] = {"description": entity.get("description") or None}
+    out: dict[str, Any] = {}
     if collection == "tables":
         out["columns"] = _columns(entity.get("columns"))
     elif collection == "containers":
         out["columns"] = _columns((entity.get("dataModel") or {}).get("columns"))
     elif collection == "pipelines":
         out["tasks"] = [
-            (t.get("name"), sorted(t.get("downstreamTasks") or []), t.get("description") or None)
+            (t.get("name"), sorted(t.get("downstreamTasks") or []))
             for t in entity.get("tasks") or []
         ]
         out["schedule"] = entity.get("scheduleInterval")
@@ -130,12 +141,57 @@ def missing_tags(desired: dict[str, Any], current: dict[str, Any]) -> set[str]:
 
 
 def differs(collection: str, desired: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The managed fields in which ``current`` (server) differs from ``desired`` (request)."""
+    """The managed fields in which ``current`` (server) differs from ``desired`` (request).
+
+    Owners are compared only when OneRing sends some: a PUT without owners leaves the
+    server's owners as they are (an owner given in the UI, or a document owner that names
+    no user or team), so comparing them would PUT the entity again on every publish.
+    """
     changed = []
+    if current.get("deleted"):
+        changed.append("deleted")  # soft-deleted: the PUT restores it
     if desired.get("sourceHash") and desired.get("sourceHash") != current.get("sourceHash"):
         changed.append("sourceHash")
     mine, theirs = view(collection, desired), view(collection, current)
-    changed += [k for k in mine if mine[k] != theirs.get(k)]
+    changed += [k for k in mine if mine[k] != theirs.get(k) and (k != "owners" or mine[k])]
     if missing_tags(desired, current):
         changed.append("tags")
     return changed
+
+
+DESCRIBED = {  # collection -> (JSON pointer of its described items, the item list's path)
+    "tables": ("/columns", ("columns",)),
+    "containers": ("/dataModel/columns", ("dataModel", "columns")),
+    "pipelines": ("/tasks", ("tasks",)),
+}
+
+
+def _items(entity: dict[str, Any], path: tuple[str, ...]) -> list[dict[str, Any]]:
+    value: Any = entity
+    for key in path:
+        value = (value or {}).get(key) if isinstance(value, dict) else None
+    return list(value or [])
+
+
+def description_patch(
+    collection: str, desired: dict[str, Any], current: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """JSON Patch operations setting OneRing's descriptions the server lacks.
+
+    The entity's description, and its columns' (tables, containers) or tasks' (pipelines):
+    each one OneRing has that differs on the server (a hand edit in the UI, which a bot's
+    PUT cannot overwrite). A description OneRing does not have is left as the server has it.
+    """
+    ops: list[dict[str, Any]] = []
+    want = desired.get("description")
+    if want and current.get("description") != want:
+        ops.append({"op": "add", "path": "/description", "value": want})
+    if collection not in DESCRIBED:
+        return ops
+    pointer, path = DESCRIBED[collection]
+    wanted = {i.get("name"): i.get("description") for i in _items(desired, path)}
+    for index, item in enumerate(_items(current, path)):
+        text = wanted.get(item.get("name"))
+        if text and item.get("description") != text:
+            ops.append({"op": "add", "path": f"{pointer}/{index}/description", "value": text})
+    return ops

@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 
 from onering_catalog import build, services
 from onering_catalog.api import Api
-from onering_catalog.state import by_name, differs, list_all
+from onering_catalog.state import (
+    ENTITY_TYPE,
+    by_name,
+    description_patch,
+    differs,
+    is_managed,
+    is_owned,
+    list_all,
+)
 from onering_catalog.summary import Summary
 
 T = TypeVar("T")
@@ -34,6 +42,8 @@ class Publisher:
         refs: ``fqn -> (entity type, id)`` of every managed entity present after the write
             phase (read from the server or from its answer to a write).
         current: ``fqn -> server JSON`` of managed tables/containers/pipelines before writing.
+        foreign: ``fqn -> server JSON`` of someone else's (untagged) entities at the FQNs
+            the document names: never written, reported as errors.
         managed_ids: ids of every entity carrying ``OneRing.managed`` (lineage touches only
             edges between two of these).
     """
@@ -43,6 +53,7 @@ class Publisher:
         self.workers = max(1, workers)
         self.refs: dict[str, tuple[str, str]] = {}
         self.current: dict[str, dict[str, Any]] = {}
+        self.foreign: dict[str, dict[str, Any]] = {}
         self.collection_of: dict[str, str] = {}
         self.managed_ids: set[str] = set()
         self.owners: dict[str, dict[str, str] | None] = {}
@@ -66,31 +77,71 @@ class Publisher:
         current: dict[str, Any] | None,
         kind: str,
         desired: dict[str, Any],
+        compare_as: str | None = None,
     ) -> dict[str, Any] | None:
         """PUT ``request()`` unless ``current`` (the server's entity) already matches ``desired``.
 
-        ``desired`` is the request as plain JSON, compared with the server's JSON as it is;
-        ``request`` builds the generated model from it only when a write is due (building
-        1,000 pydantic requests costs seconds, importing the models about five more). After
-        an update, a description the server kept (OpenMetadata does not let a bot's PUT
-        overwrite a non-empty description) is repaired with a JSON Patch.
+        ``current`` is OneRing's own entity (it carries ``OneRing.managed``) or ``None`` when
+        nothing is at ``fqn``: callers never pass another's entity (``refuse``). ``desired``
+        is the request as plain JSON, compared with the server's JSON as it is; ``request``
+        builds the generated model from it only when a write is due (building 1,000 pydantic
+        requests costs seconds, importing the models about five more). Descriptions the
+        server holds otherwise (OpenMetadata does not let a bot's PUT overwrite a non-empty
+        description, of the entity, a column or a task) are repaired with a JSON Patch. A
+        PUT answered 201 counts as created, 200 (it was there: restored, retagged) as updated.
+        ``compare_as`` names the fields compared when they are not ``collection``'s
+        (``services`` for the three service collections).
         """
-        if current is not None:
-            changed = differs(collection, desired, current)
-            if not changed:
-                self.summary.done("unchanged", f"{kind} {fqn}")
-                return current
-        answer = self.api.write("PUT", f"/{collection}", request())
-        action = "created" if current is None else "updated"
-        self.summary.done(action, f"{kind} {fqn}")
-        if current is None:
-            self.created.add(fqn)
-        want = desired.get("description")
-        if current is not None and want and answer.get("id") and answer.get("description") != want:
-            op = "replace" if answer.get("description") else "add"
-            patch = [{"op": op, "path": "/description", "value": want}]
-            answer = {**answer, **self.api.write("PATCH", f"/{collection}/{answer['id']}", patch)}
+        answer = current
+        action = None
+        compared = compare_as or collection
+        if current is None or differs(compared, desired, current):
+            answer = self.api.write("PUT", f"/{collection}", request())
+            action = "created" if self.api.last_status() == 201 else "updated"
+            if action == "created":
+                self.created.add(fqn)
+        ops = description_patch(compared, desired, answer or {})
+        if ops and answer and answer.get("id"):
+            path = f"/{collection}/{answer['id']}"
+            answer = {**answer, **self.api.write("PATCH", path, ops)}
+            action = action or "updated"
+        self.summary.done(action or "unchanged", f"{kind} {fqn}")
         return answer
+
+    def refuse(self, kind: str, fqn: str, entity: dict[str, Any]) -> None:
+        """Leave another's entity at a OneRing FQN alone, and say so as an error.
+
+        An error, not a warning, so the publish is not ok (exit 2, not retryable): the
+        catalog does not show this asset as OneRing publishes it, its edges, checks and
+        statuses are left out too, and no retry changes that: a person must tag the entity
+        or remove it. Everything else is still published.
+        """
+        gone = " (soft-deleted)" if entity.get("deleted") else ""
+        remove = "remove it for good (hard delete)" if gone else "remove it"
+        self.summary.errors.append(
+            f"{kind} {fqn}{gone} exists in OpenMetadata and is not OneRing's (no "
+            f"{build.MANAGED_TAG} tag): left alone; tag it to let OneRing manage it, or {remove}"
+        )
+        self.summary.not_written.append(f"{kind} {fqn} (not OneRing's)")
+
+    def existing(
+        self, collection: str, kind: str, fqn: str, current: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """A service, database, schema or the lake's root without the tag: used as it is.
+
+        They only hold OneRing's entities: their connection and settings are someone's
+        choice, never PUT over; a warning says OneRing found them.
+        """
+        if current is None or is_managed(current):
+            return None
+        self.summary.warn(
+            f"{kind} {fqn} exists in OpenMetadata and is not OneRing's (no "
+            f"{build.MANAGED_TAG} tag): used as it is, not updated"
+        )
+        self.summary.done("unchanged", f"{kind} {fqn}")
+        if current.get("id"):
+            self.refs[fqn] = (ENTITY_TYPE.get(collection, kind), str(current["id"]))
+        return current
 
     def remember(self, fqn: str, entity_type: str, entity: dict[str, Any] | None) -> None:
         """Keep the id of a managed entity for references (lineage, parents)."""
@@ -118,49 +169,49 @@ class Publisher:
         """The storage, database and pipeline services of the document."""
         for service in self.doc["services"]:
             collection = services.service_path(service).strip("/")
-            current = by_name(self.api, collection, service["name"], "tags,owners")
-            answer = self.upsert_plain(collection, service, current)
-            self.remember(service["name"], collection.split("/")[1][:-1], answer)
+            fqn = service["name"]
+            current = by_name(self.api, collection, fqn, "tags,owners")
+            entity_type = collection.split("/")[1][:-1]
+            if self.existing(collection, entity_type, fqn, current) is not None:
+                continue
+            answer = self.upsert(
+                collection,
+                fqn,
+                lambda service=service: services.service_request(service),
+                current,
+                "service",
+                services.service_fields(service),
+                compare_as="services",
+            )
+            self.remember(fqn, entity_type, answer)
 
-    def upsert_plain(
-        self, collection: str, service: dict[str, Any], current: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """``upsert`` for services (compared as ``services``: no ``sourceHash`` there)."""
-        fqn = service["name"]
-        if current is not None and not differs(
-            "services", services.service_fields(service), current
-        ):
-            self.summary.done("unchanged", f"service {fqn}")
-            return current
-        answer = self.api.write("PUT", f"/{collection}", services.service_request(service))
-        self.summary.done("created" if current is None else "updated", f"service {fqn}")
-        return answer
+    def _parent(
+        self, collection: str, fqn: str, fields: dict[str, Any], request: Callable[[], Any]
+    ) -> None:
+        """A database, schema or the lake's root: created, updated, or someone's used as is."""
+        kind = ENTITY_TYPE[collection]
+        current = by_name(self.api, collection, fqn, "tags,owners,sourceHash")
+        if self.existing(collection, kind, fqn, current) is not None:
+            return
+        answer = self.upsert(collection, fqn, request, current, kind, fields)
+        self.remember(fqn, kind, answer)
 
     def containers_of_databases(self) -> None:
         """Databases and schemas of the table entities, and the lake's root container."""
         tables = [e for e in self.doc["entities"] if e["entity"] == "table"]
         for service, database in sorted({(e["service"], e["database"]) for e in tables}):
-            fqn = f"{service}.{database}"
-            current = by_name(self.api, "databases", fqn, "tags,owners,sourceHash")
             fields = build.database_fields(service, database)
             request = lambda fields=fields: build.database_request(fields)  # noqa: E731
-            answer = self.upsert("databases", fqn, request, current, "database", fields)
-            self.remember(fqn, "database", answer)
+            self._parent("databases", f"{service}.{database}", fields, request)
         schemas = {(e["service"], e["database"], e["schema"], e["layer"]) for e in tables}
         for service, database, schema, layer in sorted(schemas):
-            fqn = f"{service}.{database}.{schema}"
-            current = by_name(self.api, "databaseSchemas", fqn, "tags,owners,sourceHash")
             fields = build.schema_fields(service, database, schema, layer)
             request = lambda fields=fields: build.schema_request(fields)  # noqa: E731
-            answer = self.upsert("databaseSchemas", fqn, request, current, "databaseSchema", fields)
-            self.remember(fqn, "databaseSchema", answer)
+            self._parent("databaseSchemas", f"{service}.{database}.{schema}", fields, request)
         if any(e["entity"] == "container" for e in self.doc["entities"]):
-            fqn = f"onering_lake.{build.LAKE_ROOT}"
-            current = by_name(self.api, "containers", fqn, "tags,owners,sourceHash")
             fields = build.lake_root_fields()
             request = lambda: build.lake_root_request(fields)  # noqa: E731
-            answer = self.upsert("containers", fqn, request, current, "container", fields)
-            self.remember(fqn, "container", answer)
+            self._parent("containers", f"onering_lake.{build.LAKE_ROOT}", fields, request)
 
     def resolve_owners(self) -> None:
         """Each distinct owner as a user or team reference; unknown ones are warnings."""
@@ -182,7 +233,11 @@ class Publisher:
                 )
 
     def read_current(self) -> None:
-        """List the managed tables, containers and pipelines the server holds now."""
+        """List the tables, containers and pipelines the server holds now, soft-deleted too.
+
+        Those carrying ``OneRing.managed`` are OneRing's (``current``); any other one at a
+        FQN the document names is someone else's (``foreign``) and is never written.
+        """
         listings: list[tuple[str, dict[str, str]]] = []
         tables = {
             (e["service"], e["database"]) for e in self.doc["entities"] if e["entity"] == "table"
@@ -192,22 +247,36 @@ class Publisher:
         listings += [("containers", {"service": s}) for s in sorted(stores)]
         pipes = {s["name"] for s in self.doc["services"] if s["kind"] == "pipeline"}
         listings += [("pipelines", {"service": s}) for s in sorted(pipes)]
-        results = self.parallel(lambda item: list_all(self.api, item[0], item[1]), listings)
+        read = lambda item: list_all(self.api, item[0], {**item[1], "include": "all"})  # noqa: E731
+        results = self.parallel(read, listings)
         root = f"onering_lake.{build.LAKE_ROOT}"
+        wanted = self.wanted()
         for (collection, _), entities in zip(listings, results, strict=True):
             for entity in entities:
                 fqn = str(entity.get("fullyQualifiedName"))
                 if fqn == root:
                     continue
-                if any(t.get("tagFQN") == build.MANAGED_TAG for t in entity.get("tags") or []):
-                    self.current[fqn] = entity
-                    self.collection_of[fqn] = collection
-                    self.managed_ids.add(str(entity.get("id")))
+                if not is_managed(entity):
+                    if fqn in wanted:
+                        self.foreign[fqn] = entity
+                    continue
+                if entity.get("deleted") and fqn not in wanted:
+                    continue  # OneRing's, removed before: stays soft-deleted
+                self.current[fqn] = entity
+                self.collection_of[fqn] = collection
+                self.managed_ids.add(str(entity.get("id")))
+
+    def wanted(self) -> set[str]:
+        """The FQNs of the document's entities and pipelines."""
+        return {e["fqn"] for e in self.doc["entities"]} | {p["fqn"] for p in self.doc["pipelines"]}
 
     def pipelines(self) -> None:
         """The Dagster code location and each Airflow DAG."""
         for pipeline in self.doc["pipelines"]:
             fqn = pipeline["fqn"]
+            if fqn in self.foreign:
+                self.refuse("pipeline", fqn, self.foreign[fqn])
+                continue
             fields = build.pipeline_fields(pipeline)
             answer = self.upsert(
                 "pipelines",
@@ -223,6 +292,9 @@ class Publisher:
         """Tables and child containers, with owners and (containers) the root as parent."""
         root = self.refs.get(f"onering_lake.{build.LAKE_ROOT}")
         for entity in self.doc["entities"]:
+            if entity["fqn"] in self.foreign:
+                self.refuse(entity["entity"], entity["fqn"], self.foreign[entity["fqn"]])
+                continue
             owners = [r for o in entity.get("owners") or [] if (r := self.owners.get(o))]
             parent = root[1] if root and entity["entity"] == "container" else None
             fields = build.entity_fields(entity, owners, parent)
@@ -239,16 +311,26 @@ class Publisher:
             self.remember(entity["fqn"], entity["entity"], answer)
 
     def stale(self) -> list[tuple[str, dict[str, Any]]]:
-        """Managed entities on the server that the document no longer names."""
-        wanted = {e["fqn"] for e in self.doc["entities"]} | {
-            p["fqn"] for p in self.doc["pipelines"]
-        }
-        return [(fqn, e) for fqn, e in sorted(self.current.items()) if fqn not in wanted]
+        """OneRing's entities on the server that the document no longer names.
+
+        Only those with the tag and a ``sourceHash`` (``is_owned``): a tag a user added by
+        hand does not make someone's table deletable.
+        """
+        wanted = self.wanted()
+        return [
+            (fqn, e)
+            for fqn, e in sorted(self.current.items())
+            if fqn not in wanted and is_owned(e) and not e.get("deleted")
+        ]
 
     def delete_stale(self, stale: list[tuple[str, dict[str, Any]]]) -> None:
-        """Hard-delete managed entities no longer in the document (their edges went first)."""
+        """Soft-delete OneRing's entities no longer in the document (their edges went first).
+
+        Soft, so that a mistake is recoverable (restore in the UI); a later publish whose
+        document names it again restores it (OpenMetadata's PUT of a soft-deleted name
+        undeletes it) and updates it.
+        """
         for fqn, entity in stale:
             collection = self.collection_of[fqn]
-            path = f"/{collection}/{entity['id']}?hardDelete=true&recursive=true"
-            self.api.write("DELETE", path)
+            self.api.write("DELETE", f"/{collection}/{entity['id']}?recursive=true")
             self.summary.done("deleted", f"{collection[:-1]} {fqn}")

@@ -25,6 +25,7 @@ class Counters:
     writes: int = 0
     log: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last: threading.local = field(default_factory=threading.local)
 
     def count(self, method: str, path: str, body: Any, record: bool) -> None:
         """Count one request (and keep it, for a dry run)."""
@@ -33,6 +34,14 @@ class Counters:
             self.writes += method != "GET"
             if record:
                 self.log.append({"method": method, "path": path, "body": body})
+
+    def answered(self, status: int) -> None:
+        """Remember the HTTP status of this thread's last response."""
+        self.last.status = status
+
+    def last_status(self) -> int | None:
+        """The HTTP status of this thread's last response (a PUT's 201 created, 200 updated)."""
+        return getattr(self.last, "status", None)
 
 
 def path_of(url: str, base_path: str) -> str:
@@ -64,7 +73,9 @@ class CountingAdapter(HTTPAdapter):
         """Count, then send."""
         path = path_of(request.url or "", self.base_path)
         self.counters.count(request.method or "GET", path, None, record=False)
-        return super().send(request, *args, **kwargs)
+        response = super().send(request, *args, **kwargs)
+        self.counters.answered(response.status_code)
+        return response
 
 
 class EmptyServerAdapter(BaseAdapter):
@@ -97,6 +108,7 @@ class EmptyServerAdapter(BaseAdapter):
         else:
             response.status_code, answer = 200, {}
         response._content = json.dumps(answer).encode()
+        self.counters.answered(response.status_code)
         return response
 
     def close(self) -> None:
