@@ -174,3 +174,6 @@ def test_the_real_publisher_writes_a_dry_run(env: dict[str, str], tmp_path: Path
     paths = {r["path"] for r in requests}
     assert any(p.startswith("/v1/pipelines") for p in paths), sorted(paths)[:20]
     assert f"{len(requests)} requests in " in result.stdout
+    # What the catalog will lack is said on the terminal, not only in last_publish.json.
+    warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert any("team:flight-analytics" in line for line in warned), result.stderr

@@ -93,8 +93,22 @@ def catalog_publish(
             pending = plural(result.pending, "run")
             raise fail(f"catalog: {result.message} ({what}; {pending} pending)", code)
         out.print(_done_line(result, what), highlight=False, soft_wrap=True)
+        _print_warnings(result.summary.get("warnings") or [])
         if dry_run is not None or not result.runs or not result.pending:
             break
+
+
+def _print_warnings(warnings: list[Any], shown: int = 10) -> None:
+    """The publisher's warnings (an owner the catalog lacks, Bronze checks left out…)."""
+    for warning in warnings[:shown]:
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    if len(warnings) > shown:
+        err.print(
+            f"… and {len(warnings) - shown} more in the last publish "
+            "(`onering catalog status --json`)",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _done_line(result: Any, what: str) -> str:
