@@ -37,10 +37,11 @@ test: lint browser ## Lint and type-check, then the whole test suite on real emb
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
 	$(UV) run --frozen pytest
 
-lint: setup ## ruff, ruff format, pyright
+lint: setup ## ruff, ruff format, pyright (main env, then the publisher in the openmetadata env)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen pyright
+	$(UV) run --frozen pyright -p $(OM_ENV)/pyrightconfig.json
 
 dev: setup ## Dagster UI on http://127.0.0.1:3000
 	$(UV) run --frozen onering dev
