@@ -80,6 +80,7 @@ def lineage_document(
 ) -> None:
     """The lineage document (versioned JSON) that the catalog publishers read."""
     from onering_assets.lineage.document import dumps
+    from onering_assets.lineage.publish import plural
 
     try:
         _, document = _document(with_runs=runs)
@@ -91,7 +92,7 @@ def lineage_document(
     else:
         output.write_text(text)
         out.print(
-            f"wrote {output}: {len(document['entities'])} entities, "
-            f"{len(document['edges'])} edges, {len(document['runs'])} runs",
+            f"wrote {output}: {plural(len(document['entities']), 'entity', 'entities')}, "
+            f"{plural(len(document['edges']), 'edge')}, {plural(len(document['runs']), 'run')}",
             highlight=False,
         )

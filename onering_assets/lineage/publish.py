@@ -360,9 +360,9 @@ def _done(
     return sent
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 run``, ``2 runs``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs`` (``many``: an irregular plural, e.g. ``entities``)."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
 
 
 def _stderr(line: str) -> None:

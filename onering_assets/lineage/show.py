@@ -120,5 +120,7 @@ def lineage_lines(
             columns=columns,
         )
         lines.append(f"{side}:")
+        if not tree and column is not None and side == "upstream" and graph.up.get(key):
+            tree = [f"    (none: {column} reads no column of another table, e.g. count())"]
         lines += tree or ["    (none)"]
     return lines

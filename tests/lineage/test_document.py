@@ -169,6 +169,13 @@ def test_show_prints_the_upstream_tree_with_columns(document: dict) -> None:
     ]
 
 
+def test_show_says_why_a_counted_column_has_no_source(document: dict) -> None:
+    lines = lineage_lines(
+        document, "gold/route_performance", direction="upstream", column="flights"
+    )
+    assert lines[2] == "    (none: flights reads no column of another table, e.g. count())"
+
+
 def test_show_prints_both_sides_and_none(document: dict) -> None:
     lines = lineage_lines(document, "bronze/planes")
     assert lines[1] == "upstream:" and lines[2] == "    (none)"
@@ -199,3 +206,4 @@ def test_cli_lineage_document_writes_the_same_document(state: Path, tmp_path: Pa
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text())
     assert len(written["entities"]) == 13 and len(written["runs"]) == 2
+    assert "13 entities, 10 edges, 2 runs" in result.stdout
