@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,9 @@ from airflow_bridge.errors import (
     RunFailedError,
 )
 
+log = logging.getLogger(__name__)
+# Lines of the CLI's stderr that say what happened with the catalog (lineage/publish.py).
+CATALOG_LINES = ("catalog:", "publishing run ")
 # `onering materialize|check` exit codes (documented in onering_assets/cli/run.py).
 EXIT_INVALID = 2
 EXIT_NOTHING_SELECTED = 3
@@ -155,6 +159,11 @@ class CliRun:
         )
         stdout, stderr = self.proc.communicate()
         code = self.proc.returncode
+        # The run's catalog lines ("publishing run …", "catalog: … stays pending") belong in
+        # the task log even when the run succeeds and its stderr is otherwise dropped.
+        for line in stderr.splitlines():
+            if line.startswith(CATALOG_LINES):
+                log.log(logging.WARNING if line.startswith("catalog:") else logging.INFO, line)
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
         if lines:
             return json.loads(lines[-1])

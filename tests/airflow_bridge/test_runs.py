@@ -124,6 +124,21 @@ def test_a_cli_that_prints_no_summary_is_judged_by_its_exit_code(
         CliRun(python(code)).run()
 
 
+def test_a_successful_cli_run_logs_its_catalog_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """In subprocess mode a catalog outage reaches the task log although the run succeeded."""
+    code = (
+        "import sys; print('publishing run r1 to OpenMetadata…', file=sys.stderr); "
+        "print('catalog: down; run r1 stays pending', file=sys.stderr); "
+        "print('other noise', file=sys.stderr); print('{\"success\": true}')"
+    )
+    with caplog.at_level("INFO", logger="airflow_bridge.runs"):
+        assert CliRun(python(code)).run() == {"success": True}
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "publishing run r1 to OpenMetadata…"),
+        ("WARNING", "catalog: down; run r1 stays pending"),
+    ]
+
+
 def test_the_cli_narrows_a_conf_selection_to_the_tasks_keys(tmp_path: Path) -> None:
     cmd = cli_command(sys.executable, ["a/b", "c/d"], None, None, {}, "assets", "group:x")
     assert cmd[cmd.index("--select") + 1] == '(group:x) and (key:"a/b" or key:"c/d")'
