@@ -163,7 +163,9 @@ class CliRun:
         # the task log even when the run succeeds and its stderr is otherwise dropped.
         for line in stderr.splitlines():
             if line.startswith(CATALOG_LINES):
-                log.log(logging.WARNING if line.startswith("catalog:") else logging.INFO, line)
+                log.log(
+                    logging.WARNING if line.startswith("catalog:") else logging.INFO, "%s", line
+                )
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
         if lines:
             return json.loads(lines[-1])
