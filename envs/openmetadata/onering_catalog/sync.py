@@ -6,9 +6,13 @@ The order of a publish (each phase reads the server, then writes only what diffe
 2. the five services; the databases and schemas; the lake's root container;
 3. the owners (users and teams by name; an unknown one is a warning);
 4. pipelines (listed per pipeline service), tables (listed per database), containers
-   (listed per storage service) — created, updated when ``sourceHash`` or a managed field
-   differs, else left alone;
-5. lineage (``lineage.py``), then managed entities no longer in the document are deleted;
+   (listed per storage service), soft-deleted ones included — created, updated when
+   ``sourceHash`` or a managed field differs (a soft-deleted one is restored), descriptions
+   repaired with a JSON Patch, else left alone. One without ``OneRing.managed`` at a FQN the
+   document names is someone else's: never written, an error (``refuse``); an untagged
+   service, database or schema is used as it is, with a warning (``existing``);
+5. lineage (``lineage.py``), then OneRing's entities no longer in the document (tag and
+   ``sourceHash``) are soft-deleted;
 6. test suites and test cases (``checks.py``), then each run (``runs.py``).
 """
 
