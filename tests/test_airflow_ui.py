@@ -162,7 +162,8 @@ def test_the_gold_graph_shows_a_task_per_asset_between_the_medallion_dags(
     screenshots: Path,  # noqa: F811
 ) -> None:
     """The graph with every DAG dependency: Bronze and Silver (DAG nodes) produce the assets
-    the Gold DAG is scheduled on; inside it, one task per Gold asset, each producing it."""
+    the Gold DAG is scheduled on; inside it, one task per Gold asset, each producing it, and
+    the publish_lineage teardown."""
     url, _ = airflow
     tasks = exported_plans(DAGS_DIR)[GRAPH_DAG]["tasks"]
     page.goto(f"{url}/dags/{GRAPH_DAG}", wait_until="load")
@@ -182,7 +183,11 @@ def test_the_gold_graph_shows_a_task_per_asset_between_the_medallion_dags(
         expect(
             page.locator(".react-flow__node-asset", has_text=f"onering://{asset}")
         ).to_have_count(1)
-    expect(page.locator(".react-flow__node-task")).to_have_count(len(tasks))
+    # ... and the publish_lineage teardown that carries the run's status to the catalog.
+    expect(page.locator('.react-flow__node-task[data-id="publish_lineage"]')).to_contain_text(
+        "publish_lineage"
+    )
+    expect(page.locator(".react-flow__node-task")).to_have_count(len(tasks) + 1)
     for dag_id in DAG_IDS:
         expect(page.locator(f'.react-flow__node-dag[data-id="dag:{dag_id}"]')).to_contain_text(
             dag_id
