@@ -9,9 +9,23 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn``: the child gets ``sig`` when its parent dies (even by SIGKILL).
+
+    Resolved before the fork, so the child only makes the system call (Linux only).
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:

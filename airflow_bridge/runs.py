@@ -10,15 +10,13 @@ time: ``in_process`` imports OneRing's runner when the task runs, ``subprocess``
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_bridge.errors import (
@@ -28,6 +26,7 @@ from airflow_bridge.errors import (
     NothingSelectedError,
     RunFailedError,
 )
+from airflow_bridge.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 # Lines of the CLI's stderr that say what happened with the catalog (lineage/publish.py).
@@ -129,17 +128,6 @@ def cli_command(
     return cmd
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """For the child: get SIGTERM when the task process dies (even by SIGKILL).
-
-    Resolved before the fork, so the child only makes the system call.
-    """
-    if sys.platform != "linux":
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class CliRun:
     """One ``onering`` CLI child per task, terminable from ``on_kill``."""
 
@@ -155,7 +143,7 @@ class CliRun:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own group: on_kill stops it and its children
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(signal.SIGTERM),  # when the task process dies
         )
         stdout, stderr = self.proc.communicate()
         code = self.proc.returncode

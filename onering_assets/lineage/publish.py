@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_bridge.processes import die_with_parent
 from onering_assets.errors import ConfigError
 from onering_assets.lineage.outbox import (
     MISSING,
@@ -96,16 +97,6 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """The publisher is SIGKILLed when its parent dies (a killed Airflow task, say)."""
-    if sys.platform != "linux":
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -146,7 +137,7 @@ def run_publisher(
         cwd=PROJECT_ROOT,
         env=_child_env(),
         start_new_session=True,  # its own group, killed whole at the time-out
-        preexec_fn=_die_with_parent(),  # one system call in the child, as the bridge does
+        preexec_fn=die_with_parent(signal.SIGKILL),  # killed with its parent (an Airflow task)
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
