@@ -1,0 +1,1 @@
+"""ML assets: the training set, the Spark model tracked in MLflow, its gate, serving and drift."""
