@@ -1,0 +1,1 @@
+"""Features: Feast feature views as assets, computed from Silver, checked, materialized."""
