@@ -100,3 +100,24 @@ def materialize(store: FeatureStore, view: View, rows: pa.Table) -> tuple[dateti
     end = stamps.max().to_pydatetime() + timedelta(seconds=1)
     store.materialize(start_date=start, end_date=end, feature_views=[view.name])
     return start, end
+
+
+def build_features(
+    client: Client, lake: LakeResource, store: FeatureStore, views: Views
+) -> dict[str, int]:
+    """Every view end to end, outside Dagster (scripts, benchmarks): rows written per view.
+
+    E.g. on a local state::
+
+        settings = Settings(profile="local", state_dir=Path(".onering"))
+        lake = LakeResource(url=settings.lake_dir.as_uri())
+        with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+            build_features(client, lake, feature_store(settings), load_views())
+    """
+    computed = {view.name: compute(client, view) for view in views.views}
+    for view in views.views:
+        write(lake, view, computed[view.name])
+    apply(store, views, lake)
+    for view in views.views:
+        materialize(store, view, computed[view.name])
+    return {name: rows.num_rows for name, rows in computed.items()}
