@@ -1,0 +1,197 @@
+"""The champion gate: what a newly trained model must show before it becomes ``champion``.
+
+Four blocking checks, all on the test months (never seen in training):
+
+- ``onnx_parity``: the ONNX form reproduces Spark's probability on every test flight within
+  ``onnx_tolerance`` (default 1e-5; LogisticRegression measured ~3e-7 on the full year).
+- ``auc_floor``: test AUC ≥ ``auc_floor`` (default 0.66: the full year, January–September
+  train / October–December test, measured 0.704; the floor leaves 0.04 for data changes).
+- ``beats_baseline``: test AUC > the baseline's, the carrier's late rate over the previous
+  28 days used as the score (measured 0.624 on the full year).
+- ``not_worse_than_champion``: test AUC ≥ the current champion's AUC on the SAME test
+  flights (its ONNX form re-scored with its own fill values) minus ``champion_tolerance``
+  (default 0.01). Without a champion it passes; a champion whose inputs the training set
+  no longer has is compared by the test AUC it logged (the result says which).
+
+A model failing any check stays registered, tagged refused with the reasons, and the
+alias does not move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from onering_assets.checks.outcome import Outcome
+from onering_assets.checks.specs import CheckDecl
+from onering_assets.ml import inputs
+from onering_assets.ml.registry import Champion
+from onering_assets.ml.training import TrainedModel, auc, onnx_probabilities
+from onering_assets.resources.mlflow import MlflowResource
+
+ONNX_PARITY = "onnx_parity"
+AUC_FLOOR = "auc_floor"
+BEATS_BASELINE = "beats_baseline"
+NOT_WORSE_THAN_CHAMPION = "not_worse_than_champion"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The gate's thresholds (see the module docstring for where the defaults come from)."""
+
+    auc_floor: float = 0.66
+    onnx_tolerance: float = 1e-5
+    champion_tolerance: float = 0.01
+
+
+DEFAULT_GATE = GateConfig()
+
+
+def gate_decls(config: GateConfig = DEFAULT_GATE) -> list[CheckDecl]:
+    """The four blocking checks; descriptions state the default thresholds."""
+    return [
+        CheckDecl(
+            ONNX_PARITY,
+            True,
+            "The ONNX form's P(late) equals Spark's on every test flight within "
+            f"{config.onnx_tolerance:g} (max abs difference; LogisticRegression converts "
+            "exactly, ~3e-7 measured).",
+        ),
+        CheckDecl(
+            AUC_FLOOR,
+            True,
+            f"Test-month AUC ≥ {config.auc_floor:g} (default floor; the full year measured "
+            "0.704 with January–September train, October–December test).",
+        ),
+        CheckDecl(
+            BEATS_BASELINE,
+            True,
+            "Test-month AUC beats the baseline: the carrier's 28-day late rate as the score "
+            "(0.624 on the full year).",
+        ),
+        CheckDecl(
+            NOT_WORSE_THAN_CHAMPION,
+            True,
+            "Test-month AUC ≥ the current champion's on the same flights minus "
+            f"{config.champion_tolerance:g}; passes when there is no champion.",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    """The champion's AUC to compare with, and how it was obtained."""
+
+    version: str
+    auc: float
+    rescored: bool
+
+    @property
+    def how(self) -> str:
+        if self.rescored:
+            return "re-scored on the same test flights"
+        return "its logged test AUC (its inputs are not all in the training set)"
+
+
+def score_champion(champion: Champion, trained: TrainedModel) -> ChampionScore:
+    """The champion's AUC on ``trained``'s test flights, through its own ONNX form."""
+    import pandas as pd
+
+    spec = champion.serving
+    names = [i["name"] for i in spec.get("onnx_inputs", [])]
+    rows = trained.test_rows
+    if not names or any(n not in rows.columns for n in names):
+        return ChampionScore(champion.version, champion.metrics.get("test_auc", 0.0), False)
+    frame = pd.DataFrame({n: rows[n] for n in names})
+    fills = {n: float(v) for n, v in spec.get("fill_values", {}).items() if n in frame.columns}
+    frame = frame.astype({n: "float64" for n in fills}).fillna(fills)
+    probs = onnx_probabilities(champion.onnx, frame, spec["onnx_inputs"])
+    return ChampionScore(champion.version, auc(pd.Series(rows[inputs.LABEL]), probs), True)
+
+
+def evaluate(
+    metrics: Mapping[str, float],
+    champion: ChampionScore | None,
+    config: GateConfig = DEFAULT_GATE,
+) -> list[Outcome]:
+    """Every gate check's outcome for a model's test metrics (``TrainedModel.metrics``)."""
+    m = metrics
+    model_auc, diff = m["test_auc"], m["onnx_max_abs_diff"]
+    tested = f"on {int(m['test_rows'])} test flights"
+    outcomes = [
+        _outcome(
+            ONNX_PARITY,
+            diff <= config.onnx_tolerance,
+            f"ONNX vs Spark max abs difference {diff:.3g} {tested} "
+            f"({'within' if diff <= config.onnx_tolerance else 'over'} {config.onnx_tolerance:g})",
+            {"max_abs_diff": diff, "tolerance": config.onnx_tolerance},
+        ),
+        _outcome(
+            AUC_FLOOR,
+            model_auc >= config.auc_floor,
+            f"test AUC {model_auc:.4f} {tested} "
+            f"({'at or above' if model_auc >= config.auc_floor else 'below'} the floor "
+            f"{config.auc_floor:g})",
+            {"test_auc": model_auc, "auc_floor": config.auc_floor},
+        ),
+        _outcome(
+            BEATS_BASELINE,
+            model_auc > m["baseline_auc"],
+            f"test AUC {model_auc:.4f} vs the baseline's {m['baseline_auc']:.4f} "
+            "(the carrier's 28-day late rate as the score)",
+            {"test_auc": model_auc, "baseline_auc": m["baseline_auc"]},
+        ),
+    ]
+    outcomes.append(_versus_champion(model_auc, champion, config))
+    return outcomes
+
+
+def _versus_champion(
+    model_auc: float, champion: ChampionScore | None, config: GateConfig
+) -> Outcome:
+    if champion is None:
+        return Outcome(NOT_WORSE_THAN_CHAMPION, True, "no champion yet: nothing to compare with")
+    bar = champion.auc - config.champion_tolerance
+    passed = model_auc >= bar
+    return _outcome(
+        NOT_WORSE_THAN_CHAMPION,
+        passed,
+        f"test AUC {model_auc:.4f} vs champion version {champion.version}'s {champion.auc:.4f} "
+        f"({champion.how}); {'at or above' if passed else 'below'} {bar:.4f} "
+        f"(champion minus {config.champion_tolerance:g})",
+        {
+            "test_auc": model_auc,
+            "champion_version": champion.version,
+            "champion_auc": champion.auc,
+            "champion_rescored": champion.rescored,
+            "tolerance": config.champion_tolerance,
+        },
+    )
+
+
+def _outcome(name: str, passed: bool, summary: str, metadata: dict) -> Outcome:
+    return Outcome(name, passed, summary, failing=0 if passed else 1, metadata=metadata)
+
+
+def refusals(outcomes: list[Outcome]) -> list[str]:
+    """``check: summary`` for every failed check (empty: the model may be promoted)."""
+    return [f"{o.name}: {o.summary}" for o in outcomes if not o.passed]
+
+
+def audit_logged(mlflow_res: MlflowResource, version: str, config: GateConfig) -> list[Outcome]:
+    """Checks alone: a registered version's logged metrics against the thresholds.
+
+    Nothing is trained; the champion is compared with itself, so that check passes.
+    """
+    client = mlflow_res.client()
+    run_id = client.get_model_version(inputs.MODEL_NAME, version).run_id
+    metrics = client.get_run(str(run_id)).data.metrics
+    missing = [k for k in ("test_auc", "baseline_auc", "onnx_max_abs_diff") if k not in metrics]
+    if missing:
+        reason = f"version {version}'s run lacks the metrics {', '.join(missing)}"
+        return [Outcome(d.name, False, reason, failing=1) for d in gate_decls(config)]
+    outcomes = [o for o in evaluate(metrics, None, config) if o.name != NOT_WORSE_THAN_CHAMPION]
+    return [
+        *outcomes,
+        Outcome(NOT_WORSE_THAN_CHAMPION, True, f"version {version} is the champion"),
+    ]

@@ -1,0 +1,215 @@
+"""The MLflow side of ``flight_late_arrival``: log a run, register a version, promote it.
+
+Each version's run holds (contract 3 of the ML issue):
+
+- ``spark_model``: the fitted Spark pipeline (``mlflow.spark`` flavor) with its signature
+  and an input example (five test rows of model inputs); this is what is registered;
+- ``onnx_model``: the same pipeline as ONNX (``mlflow.onnx`` flavor), what serving runs;
+- ``serving/serving.json``: what serving needs besides the ONNX bytes (below);
+- ``feast/feature_refs.json``: the Feast references the features were retrieved with;
+- params (split months, LogisticRegression params, gate thresholds), metrics (rows, AUCs,
+  the ONNX difference, step times) and tags (the training set's address, the gate's verdict).
+
+The alias ``champion`` is moved only by :func:`promote`, which the gate calls when every
+check passed. MLflow is imported inside the functions (it takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onering_assets.errors import ConfigError
+from onering_assets.ml import inputs
+from onering_assets.ml.training import PROBABILITY_OUTPUT, TrainedModel
+from onering_assets.resources.mlflow import MlflowResource
+
+CHAMPION_ALIAS = "champion"
+SPARK_ARTIFACT = "spark_model"
+ONNX_ARTIFACT = "onnx_model"
+SERVING_ARTIFACT = "serving/serving.json"
+FEATURE_REFS_ARTIFACT = "feast/feature_refs.json"
+GATE_TAG = "onering.gate"
+GATE_REASONS_TAG = "onering.gate_reasons"
+EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version holding the alias: its run's metrics, ``serving.json`` and ONNX bytes."""
+
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+    serving: dict[str, Any]
+    onnx: bytes
+
+
+def _quiet() -> None:
+    # Progress bars per artifact download, and a URL line per logged model, on stderr.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_PRINT_MODEL_URLS_ON_CREATION", "false")
+
+
+def _pins(*packages: str) -> list[str]:
+    """Exact requirements for a logged model (skips MLflow's slow inference via ``uv export``)."""
+    return [f"{p}=={importlib.metadata.version(p)}" for p in packages]
+
+
+def serving_spec(
+    trained: TrainedModel, version: str, tolerance: float, feature_refs: Sequence[str]
+) -> dict[str, Any]:
+    """``serving/serving.json``: how serving calls the ONNX form of ``version``."""
+    return {
+        "model_name": inputs.MODEL_NAME,
+        "version": str(version),
+        "feature_refs": list(feature_refs),
+        "request_fields": list(inputs.DERIVED_COLUMNS),
+        "onnx_inputs": trained.onnx_inputs,
+        "probability_output": PROBABILITY_OUTPUT,
+        "fill_values": trained.fill_values,
+        "tolerance": tolerance,
+    }
+
+
+def log_run(
+    mlflow_res: MlflowResource,
+    trained: TrainedModel,
+    *,
+    feature_refs: Sequence[str],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> str:
+    """Log one training run (both model forms, params, metrics); return its run id."""
+    import mlflow
+    import pandas as pd
+    from mlflow import onnx as mlflow_onnx
+    from mlflow import spark as mlflow_spark
+    from mlflow.models import infer_signature
+
+    _quiet()
+    client = mlflow_res.client()
+    experiment = mlflow_res.experiment_id(client)
+    example = pd.DataFrame(trained.test.loc[:, list(inputs.model_columns())]).head(EXAMPLE_ROWS)
+    predicted = pd.DataFrame(
+        {"prediction": (trained.spark_probs[:EXAMPLE_ROWS] >= 0.5).astype("float64")}
+    )
+    with mlflow.start_run(experiment_id=experiment, run_name=inputs.MODEL_NAME) as run:
+        mlflow.log_params(
+            {
+                "train_months": ",".join(map(str, trained.spec.train_months)),
+                "test_months": ",".join(map(str, trained.spec.test_months)),
+                **{f"lr_{k}": v for k, v in trained.spec.params.items()},
+                **params,
+            }
+        )
+        mlflow.log_metrics(
+            {**trained.metrics, **{f"seconds_{k}": v for k, v in trained.seconds.items()}}
+        )
+        mlflow.set_tags(dict(tags))
+        mlflow.log_dict({"feature_refs": list(feature_refs)}, FEATURE_REFS_ARTIFACT)
+        mlflow_spark.log_model(
+            trained.spark_model,
+            SPARK_ARTIFACT,
+            signature=infer_signature(example, predicted),
+            input_example=example,
+            pip_requirements=_pins("pyspark"),
+        )
+        mlflow_onnx.log_model(
+            trained.onnx, name=ONNX_ARTIFACT, pip_requirements=_pins("onnx", "onnxruntime")
+        )
+        return run.info.run_id
+
+
+def register(mlflow_res: MlflowResource, run_id: str) -> str:
+    """Register the run's Spark model as a new version of ``flight_late_arrival``."""
+    import mlflow
+
+    _quiet()
+    mlflow_res.client()
+    version = mlflow.register_model(f"runs:/{run_id}/{SPARK_ARTIFACT}", inputs.MODEL_NAME)
+    return str(version.version)
+
+
+def write_serving(mlflow_res: MlflowResource, run_id: str, spec: Mapping[str, Any]) -> None:
+    """Store ``serving.json`` in the version's run (after registering: it names the version)."""
+    mlflow_res.client().log_dict(run_id, dict(spec), SERVING_ARTIFACT)
+
+
+def record_verdict(
+    mlflow_res: MlflowResource, version: str, passed: bool, reasons: Sequence[str]
+) -> None:
+    """Tag the version with the gate's verdict and, if refused, why."""
+    client = mlflow_res.client()
+    verdict = "passed" if passed else "refused"
+    client.set_model_version_tag(inputs.MODEL_NAME, version, GATE_TAG, verdict)
+    if reasons:
+        text = "; ".join(reasons)
+        client.set_model_version_tag(inputs.MODEL_NAME, version, GATE_REASONS_TAG, text[:5000])
+        client.update_model_version(inputs.MODEL_NAME, version, f"Refused as champion: {text}")
+
+
+def promote(mlflow_res: MlflowResource, version: str) -> None:
+    """Point the alias ``champion`` at ``version`` (only the gate calls this)."""
+    mlflow_res.client().set_registered_model_alias(inputs.MODEL_NAME, CHAMPION_ALIAS, version)
+
+
+def champion_version(mlflow_res: MlflowResource) -> str | None:
+    """The version holding ``champion``, or None (no registry, model or alias yet)."""
+    from mlflow.exceptions import MlflowException
+
+    if not mlflow_res.exists:
+        return None
+    try:
+        found = mlflow_res.client().get_model_version_by_alias(inputs.MODEL_NAME, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    return str(found.version)
+
+
+def load_champion(mlflow_res: MlflowResource) -> Champion | None:
+    """The current champion with its metrics, ``serving.json`` and ONNX form, or None.
+
+    Raises:
+        ConfigError: the champion's run lacks its serving form.
+    """
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    version = champion_version(mlflow_res)
+    if version is None:
+        return None
+    _quiet()
+    client = mlflow_res.client()
+    found = client.get_model_version(inputs.MODEL_NAME, version)
+    run_id = str(found.run_id)
+    try:
+        serving = mlflow.artifacts.load_dict(f"runs:/{run_id}/{SERVING_ARTIFACT}")
+        onnx = _onnx_bytes(run_id)
+    except (MlflowException, OSError, StopIteration) as err:
+        raise ConfigError(
+            f"{inputs.MODEL_NAME} version {version} (run {run_id}) holds {CHAMPION_ALIAS!r} "
+            f"but its serving form cannot be read: {err}"
+        ) from None
+    metrics = dict(client.get_run(run_id).data.metrics)
+    return Champion(version, run_id, metrics, serving, onnx)
+
+
+def _onnx_bytes(run_id: str) -> bytes:
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="onering-onnx-") as tmp:
+        uri = f"runs:/{run_id}/{ONNX_ARTIFACT}"
+        folder = mlflow.artifacts.download_artifacts(uri, dst_path=tmp)
+        return next(Path(folder).glob("*.onnx")).read_bytes()
+
+
+def version_tags(mlflow_res: MlflowResource, version: str) -> dict[str, str]:
+    """A version's tags (e.g. the gate's verdict), for tests and `onering` commands."""
+    found = mlflow_res.client().get_model_version(inputs.MODEL_NAME, version)
+    return dict(found.tags)
