@@ -5,8 +5,10 @@ filtering by time (quadratic: 250 s for 10,000 flights, and the year does not fi
 memory), and drops an entity row outright when a view has rows for its key but none
 within the ttl. This store keeps everything else of the file store (sources, schema
 inference, materialization) and answers ``get_historical_features`` with
-``onering_assets.features.pit`` (one sorted ``merge_asof`` per view). Feature views,
-references and the ``RetrievalJob`` are Feast's own.
+``onering_assets.features.pit`` (one sorted ``merge_asof`` per view). It also reads the
+rows it materializes with pyarrow (local or S3, through the source's endpoint), where the
+file store's dask reader needs ``s3fs`` for S3. Feature views, references and the
+``RetrievalJob`` are Feast's own.
 
 Configured in ``feature_store.yaml`` as
 ``offline_store: {type: onering_assets.features.offline.PointInTimeFileOfflineStore}``.
@@ -14,12 +16,14 @@ Configured in ``feature_store.yaml`` as
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow.parquet as pq
-from feast.feature_view import FeatureView
+from feast.data_source import DataSource
+from feast.feature_view import DUMMY_ENTITY_ID, DUMMY_ENTITY_VAL, FeatureView
 from feast.infra.offline_stores.dask import (
     DaskOfflineStore,
     DaskOfflineStoreConfig,
@@ -79,8 +83,87 @@ def _view_rows(
     )
 
 
+def _pull(
+    config: RepoConfig,
+    source: DataSource,
+    keys: list[str],
+    features: list[str],
+    timestamp: str,
+    created: str | None,
+    window: tuple[datetime | None, datetime | None],
+    latest: bool,
+) -> RetrievalJob:
+    """Rows stamped within ``window`` (both ends included, as the file store does)."""
+    assert isinstance(source, FileSource)
+
+    def evaluate() -> dd.DataFrame:
+        stamps = [timestamp, *([created] if created else [])]
+        rows = read_source(config, source, list(dict.fromkeys([*keys, *features, *stamps])))
+        for column in stamps:
+            rows[column] = utc(pd.Series(rows[column]))
+        start, end = window
+        if start is not None:
+            rows = rows[rows[timestamp] >= start]
+        if end is not None:
+            rows = rows[rows[timestamp] <= end]
+        rows = pd.DataFrame(rows).sort_values(by=stamps, kind="stable")
+        if latest and keys:
+            rows = rows.drop_duplicates(subset=keys, keep="last")
+        if not keys:
+            rows[DUMMY_ENTITY_ID] = DUMMY_ENTITY_VAL
+        return dd.from_pandas(rows.reset_index(drop=True), npartitions=1)
+
+    return DaskRetrievalJob(
+        evaluation_function=evaluate, full_feature_names=False, repo_path=str(config.repo_path)
+    )
+
+
 class PointInTimeFileOfflineStore(DaskOfflineStore):
     """Feast's file offline store; historical retrieval by ``point_in_time_join``."""
+
+    @staticmethod
+    def pull_latest_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> RetrievalJob:
+        return _pull(
+            config,
+            data_source,
+            join_key_columns,
+            feature_name_columns,
+            timestamp_field,
+            created_timestamp_column,
+            (start_date, end_date),
+            latest=True,
+        )
+
+    @staticmethod
+    def pull_all_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> RetrievalJob:
+        return _pull(
+            config,
+            data_source,
+            join_key_columns,
+            feature_name_columns,
+            timestamp_field,
+            created_timestamp_column,
+            (start_date, end_date),
+            latest=False,
+        )
 
     @staticmethod
     def get_historical_features(

@@ -87,7 +87,7 @@ def _join_one(left: pd.DataFrame, ts: str, view: ViewRows) -> pd.DataFrame:
 
 
 def point_in_time_join(entity_df: pd.DataFrame, ts: str, views: Sequence[ViewRows]) -> pd.DataFrame:
-    """``entity_df`` with every view's features as of each row's ``ts`` (UTC), rows kept.
+    """``entity_df`` with every view's features as of each row's ``ts`` (UTC): rows and index kept.
 
     Raises:
         KeyError: the entity frame lacks a view's join key or the timestamp column.
@@ -105,4 +105,5 @@ def point_in_time_join(entity_df: pd.DataFrame, ts: str, views: Sequence[ViewRow
     for view in views:
         features = _join_one(left, ts, view)
         result = result.join(features.reindex(range(len(left))))
+    result.index = entity_df.index
     return result
