@@ -63,6 +63,10 @@ def source_spec(view: View) -> dg.AssetSpec:
             "sql": dg.MetadataValue.md(f"```sql\n{view.sql.strip()}\n```"),
             "key": ", ".join((*view.join_keys, EVENT_TIMESTAMP)),
             "lake_path": f"features/{view.name}/data.parquet",
+            # The lineage document's labels: the lake's features/<view> folder.
+            "database": "lake",
+            "schema": GROUP,
+            "table": view.name,
         },
     )
 
@@ -85,5 +89,9 @@ def view_spec(view: View) -> dg.AssetSpec:
             "feature_refs": dg.MetadataValue.json(list(view.refs)),
             "ttl_hours": view.ttl_hours,
             "freshness_hours": view.freshness_hours,
+            # The lineage document's labels: Feast project ``onering``, the view.
+            "database": "feast",
+            "schema": "onering",
+            "table": view.name,
         },
     )
