@@ -237,3 +237,31 @@ def test_freshness_is_measured_against_the_newest_silver_data() -> None:
     assert "is 4 days, 0:00:00 behind the newest Silver data" in stale.summary
     assert "rebuild features/carrier_stats_source" in stale.summary
     assert checks.freshness(rows, view, datetime(2013, 2, 27, 5, tzinfo=UTC)).passed
+
+
+def test_checks_alone_on_a_fresh_state_report_nothing_published_and_create_nothing(
+    tmp_path: Path,
+) -> None:
+    from onering_assets.definitions import build_definitions
+    from onering_assets.resources.feast import feast_resource
+    from onering_assets.runner import execute
+    from onering_assets.settings import Settings
+
+    settings = Settings(profile="local", state_dir=tmp_path / ".onering")
+    defs = dg.Definitions.merge(
+        build_definitions(settings, resources={"feast": feast_resource(settings)}),
+        features.defs(),
+    )
+    graph = defs.resolve_asset_graph()
+    keys = {c for c in graph.asset_check_keys if c.asset_key.path[0] == "features"}
+    with dg.instance_for_test() as instance:
+        summary = execute(defs, instance, assets=set(), checks=keys, progress=False)
+    assert len(summary.checks) == len(keys) == 21
+    assert {text for *_, ok, text in summary.checks if not ok} == {
+        f"features/{v.name} has not been materialized yet; run `onering materialize` first."
+        for v in VIEWS.views
+    }
+    created = (
+        {p.name for p in settings.state_dir.iterdir()} if settings.state_dir.exists() else set()
+    )
+    assert not created & {"clickhouse", "feast", "lake"}
