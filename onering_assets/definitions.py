@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from onering_assets import bronze, gold, silver
+from onering_assets import bronze, features, gold, silver
 from onering_assets.lineage.sensor import catalog_sensors
+from onering_assets.ml.drift_assets import drift_defs
+from onering_assets.ml.model_assets import model_defs
 from onering_assets.progress import progress_logger
 from onering_assets.resources import (
     ClickHouseResource,
@@ -13,14 +15,30 @@ from onering_assets.resources import (
     PostgresResource,
     SourceResource,
 )
+from onering_assets.resources.feast import feast_resource
+from onering_assets.resources.mlflow import mlflow_resource
+from onering_assets.resources.spark import spark_resource
 from onering_assets.settings import Settings
 
 
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Embedded stores under the state folder (local) or the compose servers (via EnvVar).
 
-    ``gold_reader`` is the read-only ``onering_reader`` role on Gold (`onering sql`).
+    ``gold_reader`` is the read-only ``onering_reader`` role on Gold (`onering sql`). Feast,
+    Spark and MLflow resources import their libraries only when a step opens them.
     """
+    return {**_stores(settings), **_ml(settings)}
+
+
+def _ml(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "feast": feast_resource(settings),
+        "spark": spark_resource(settings),
+        "mlflow": mlflow_resource(settings),
+    }
+
+
+def _stores(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
     if settings.profile == "local":
         return {
@@ -68,6 +86,9 @@ def build_definitions(
         bronze.defs(),
         silver.defs(),
         gold.defs(),
+        features.defs(),
+        model_defs(),
+        drift_defs(),
         dg.Definitions(
             resources={**resources_for(settings), **(resources or {})},
             executor=executor,

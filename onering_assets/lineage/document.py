@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 
 from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES
+from onering_assets.lineage.mlmodel import model_details
 from onering_assets.metadata import COMPUTED_FROM
 
 DOCUMENT_VERSION = 1
@@ -38,8 +39,19 @@ SERVICES: dict[str, dict[str, str]] = {
     "onering_postgres": {"kind": "database", "type": "Postgres", "layer": "gold"},
     "onering_dagster": {"kind": "pipeline", "type": "Dagster"},
     "onering_airflow": {"kind": "pipeline", "type": "Airflow"},
+    # Feast has no catalog service type: its views are named here and their features appear
+    # in the model entity (``mlmodel.features``), sourced from the lake's offline rows.
+    "onering_feast": {"kind": "featureStore", "type": "Feast"},
+    "onering_mlflow": {"kind": "mlmodel", "type": "Mlflow"},
 }
 SERVICE_OF_LAYER = {v["layer"]: k for k, v in SERVICES.items() if "layer" in v}
+# Features and ML assets are placed by where they are stored (their ``store`` tag).
+SERVICE_OF_STORE = {"lake": "onering_lake", "feast": "onering_feast", "mlflow": "onering_mlflow"}
+ENTITY_OF_SERVICE = {
+    "onering_lake": "container",
+    "onering_feast": "featureView",
+    "onering_mlflow": "mlmodel",
+}
 DAGSTER_PIPELINE = f"onering_dagster.{CODE_LOCATION}"
 
 
@@ -48,12 +60,37 @@ def task_name(key: str) -> str:
     return key.replace("/", "__")
 
 
-def entity_fqn(layer: str, database: str, schema: str, table: str) -> str:
-    """Where the catalog names an asset: a container for Bronze, a table otherwise."""
-    service = SERVICE_OF_LAYER[layer]
-    if SERVICES[service]["kind"] == "storage":
+def service_of(layer: str, store: str | None) -> str:
+    """The catalog service an asset lives in: by layer, else by its ``store`` tag."""
+    if layer in SERVICE_OF_LAYER:
+        return SERVICE_OF_LAYER[layer]
+    if store in SERVICE_OF_STORE:
+        return SERVICE_OF_STORE[store]
+    raise ValueError(f"layer {layer!r} with store {store!r} has no catalog service")
+
+
+def entity_fqn(layer: str, database: str, schema: str, table: str, store: str | None = None) -> str:
+    """Where the catalog names an asset.
+
+    A container in the lake, a model in MLflow, a Feast view under
+    ``onering_feast.<project>``, else a table of its database.
+    """
+    service = service_of(layer, store)
+    kind = SERVICES[service]["kind"]
+    if kind in ("storage", "featureStore"):
         return f"{service}.{schema}.{table}"
+    if kind == "mlmodel":
+        return f"{service}.{table}"
     return f"{service}.{database}.{schema}.{table}"
+
+
+def _location(meta: Mapping[str, Any], key: dg.AssetKey) -> tuple[str, str, str]:
+    """(database, schema, table) from the spec's labels; ML assets default to their key."""
+    if all(n in meta for n in ("database", "schema", "table")):
+        database, schema, table = (_text(meta[n]) for n in ("database", "schema", "table"))
+        return database, schema, table
+    name = _text(meta.get("registered_model", key.path[-1]))
+    return key.path[0], key.path[0], name
 
 
 def _text(value: Any) -> str:
@@ -83,7 +120,9 @@ def _entity(graph: Any, key: dg.AssetKey) -> dict[str, Any]:
     node = graph.get(key)
     meta = node.metadata
     layer = node.tags.get("layer", key.path[0])
-    database, schema, table = (_text(meta[n]) for n in ("database", "schema", "table"))
+    store = node.tags.get("store")
+    database, schema, table = _location(meta, key)
+    service = service_of(layer, store)
     checks = sorted(
         (
             {
@@ -104,13 +143,13 @@ def _entity(graph: Any, key: dg.AssetKey) -> dict[str, Any]:
     )
     return {
         "key": key.to_user_string(),
-        "entity": "container" if layer == "bronze" else "table",
+        "entity": ENTITY_OF_SERVICE.get(service, "table"),
         "layer": layer,
-        "service": SERVICE_OF_LAYER[layer],
+        "service": service,
         "database": database,
         "schema": schema,
         "name": table,
-        "fqn": entity_fqn(layer, database, schema, table),
+        "fqn": entity_fqn(layer, database, schema, table, store),
         "description": node.description or "",
         "owners": sorted(node.owners),
         "tags": {k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/")},
@@ -236,6 +275,10 @@ def build_document(
     keys = sorted(k.to_user_string() for k in graph.materializable_asset_keys)
     pipelines, producers = _pipelines(graph, keys, dags)
     entities = [_entity(graph, dg.AssetKey(k.split("/"))) for k in keys]
+    fqns = {e["key"]: e["fqn"] for e in entities}
+    for e in entities:
+        if e["entity"] == "mlmodel":
+            e["mlmodel"] = model_details(graph.get(dg.AssetKey(e["key"].split("/"))).metadata, fqns)
     return {
         "version": DOCUMENT_VERSION,
         "code_location": CODE_LOCATION,
