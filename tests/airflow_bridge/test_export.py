@@ -80,6 +80,7 @@ def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str,
         "print(json.dumps({'errors': {str(k): v for k, v in bag.import_errors.items()},"
         " 'dags': {d: sorted(t.task_id for t in bag.dags[d].tasks) for d in bag.dags},"
         " 'outlets': sorted(o.uri for d in bag.dags.values() for t in d.tasks for o in t.outlets),"
+        " 'timetables': {d: type(bag.dags[d].timetable).__name__ for d in bag.dags},"
         " 'dagster': sorted(m for m in sys.modules if m.split('.')[0] in"
         " ('dagster', 'onering_assets'))}))"
     )
@@ -89,7 +90,18 @@ def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str,
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["dagster"] == []
-    assert sorted(result["dags"]) == ["onering_bronze", "onering_gold", "onering_silver"]
+    assert sorted(result["dags"]) == [
+        "onering_bronze",
+        "onering_drift",
+        "onering_features",
+        "onering_gold",
+        "onering_ml",
+        "onering_silver",
+    ]
+    # The scheduled drift reports: one partitioned run per closed month.
+    assert result["timetables"]["onering_drift"] == "CronPartitionTimetable"
+    assert result["dags"]["onering_drift"][0] == "ml__drift_report"
+    assert "ml__flight_late_arrival" in result["dags"]["onering_ml"]
     assert "gold__carrier_monthly_performance" in result["dags"]["onering_gold"]
     assert "onering://silver/flights" in result["outlets"]
 
