@@ -29,12 +29,12 @@ def serve(
 ) -> None:
     """Serve late-arrival predictions: POST /predict and /predict_batch."""
     from onering_assets.ml.serving_app import ERROR_FILE_ENV
-    from onering_assets.ml.serving_model import champion_version, tracking_uri
+    from onering_assets.ml.serving_model import champion_version, registry_for
     from onering_assets.ml.serving_server import command, server_env
 
     try:
         settings = Settings.from_env()
-        version = champion_version(tracking_uri(settings.state_dir))
+        version = champion_version(registry_for(settings))
     except OneRingError as e:
         raise refuse(e) from None
     err.print(

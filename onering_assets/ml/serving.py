@@ -144,7 +144,7 @@ class Predictor:
         Raises:
             RequestError: a field is missing or invalid (the message names it).
         """
-        return self._predict([self._parse(payload, None)])[0]
+        return self._predict([self.parse(payload, None)])[0]
 
     def predict_batch(self, payloads: Any) -> list[dict[str, Any]]:
         """One answer per flight, in order; one bad flight refuses the batch naming its row.
@@ -157,22 +157,23 @@ class Predictor:
             raise RequestError("flights", "required: a non-empty list of flights")
         if len(payloads) > MAX_BATCH:
             raise RequestError("flights", f"{len(payloads)} flights; at most {MAX_BATCH} a call")
-        return self._predict([self._parse(p, i) for i, p in enumerate(payloads)])
+        return self._predict([self.parse(p, i) for i, p in enumerate(payloads)])
 
     @staticmethod
-    def _parse(payload: Any, row: int | None) -> Request:
+    def parse(payload: Any, row: int | None = None) -> Request:
+        """One validated request (``row``: its index in a batch, for the error).
+
+        Raises:
+            RequestError: a field is missing or invalid.
+        """
         try:
             return parse_request(payload)
         except ModelInputError as err:
             raise RequestError(err.field, str(err).partition(": ")[2], row) from None
 
     def _predict(self, requests: list[Request]) -> list[dict[str, Any]]:
-        rows = [{k: getattr(r, k) for k in self.join_keys} for r in requests]
-        found = self.lookup(self.refs, rows)
-        columns, fallbacks = self._features(requests, found)
-        feeds = self._feeds(requests, columns)
-        output = self.session.run([self.spec.probability_output], feeds)[0]
-        probabilities = np.asarray(output, dtype=np.float64)[:, 1]
+        feeds, fallbacks = self.prepare(requests)
+        probabilities = self.probabilities(feeds)
         return [
             {
                 "probability": float(p),
@@ -182,6 +183,19 @@ class Predictor:
             }
             for i, p in enumerate(probabilities)
         ]
+
+    def prepare(
+        self, requests: list[Request]
+    ) -> tuple[dict[str, np.ndarray], list[list[dict[str, Any]]]]:
+        """The ONNX feeds for validated requests (features looked up, filled), and fallbacks."""
+        rows = [{k: getattr(r, k) for k in self.join_keys} for r in requests]
+        columns, fallbacks = self._features(requests, self.lookup(self.refs, rows))
+        return self._feeds(requests, columns), fallbacks
+
+    def probabilities(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """P(late) per row: the ONNX form alone."""
+        output = self.session.run([self.spec.probability_output], dict(feeds))[0]
+        return np.asarray(output, dtype=np.float64)[:, 1]
 
     def _features(
         self, requests: list[Request], found: Mapping[str, Sequence[Any]]
@@ -232,9 +246,11 @@ class Predictor:
                 )
         return out
 
-    def _feeds(self, requests: list[Request], columns: dict[str, list[float]]) -> dict[str, Any]:
+    def _feeds(
+        self, requests: list[Request], columns: dict[str, list[float]]
+    ) -> dict[str, np.ndarray]:
         fields = [derived(r.sched_dep_at) for r in requests]
-        feeds: dict[str, Any] = {}
+        feeds: dict[str, np.ndarray] = {}
         n = len(requests)
         for item in self.spec.onnx_inputs:
             if item.type == "string":

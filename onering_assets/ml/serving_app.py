@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from onering_assets.errors import OneRingError
 from onering_assets.ml.serving import Predictor, RequestError
-from onering_assets.ml.serving_model import load_champion, tracking_uri
+from onering_assets.ml.serving_model import load_champion, registry_for
 from onering_assets.settings import Settings
 
 BAD_REQUEST = 400
@@ -50,7 +50,7 @@ def open_predictor(settings: Settings) -> Predictor:
     """
     from onering_assets.ml.serving_features import online_lookup
 
-    champion = load_champion(tracking_uri(settings.state_dir))
+    champion = load_champion(registry_for(settings))
     return Predictor(champion, online_lookup(settings, champion.spec.feature_refs))
 
 

@@ -1,33 +1,37 @@
 """The champion as served: its ONNX bytes and ``serving/serving.json`` (contract 3).
 
 :func:`load_champion` resolves the alias ``champion`` of ``flight_late_arrival`` in the
-MLflow registry and reads only what serving needs from that version's run: the ONNX form
-(artifact ``onnx_model``) and ``serving/serving.json``. No Spark session, no Spark model.
-MLflow is imported inside :func:`load_champion` (it takes seconds).
+MLflow registry (through :mod:`onering_assets.ml.registry`, which training writes with) and
+reads only what serving needs from that version's run: the ONNX form (artifact
+``onnx_model``) and ``serving/serving.json``. No Spark session, no Spark model. MLflow is
+imported when called (it takes seconds), never at module import.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from onering_assets.errors import ConfigError, OneRingError
+from onering_assets.ml import registry
 from onering_assets.ml.inputs import (
     CATEGORICAL_COLUMNS,
     DERIVED_COLUMNS,
     MODEL_NAME,
     input_type,
 )
+from onering_assets.resources.mlflow import TRACKING_URI_ENV, MlflowResource, mlflow_resource
+from onering_assets.settings import Settings
 
-CHAMPION_ALIAS = "champion"
-ONNX_ARTIFACT = "onnx_model"
-SERVING_ARTIFACT = "serving/serving.json"
+CHAMPION_ALIAS = registry.CHAMPION_ALIAS
+SERVING_ARTIFACT = registry.SERVING_ARTIFACT
 DEFAULT_THRESHOLD = 0.5
-MATERIALIZE_HINT = "run `onering materialize --select 'group:ml'` first"
+MATERIALIZE_HINT = (
+    "run `onering materialize --select 'group:ml'` first (after the feature views, "
+    "'group:features')"
+)
 
 
 class NoChampionError(OneRingError):
@@ -131,58 +135,48 @@ class Champion:
     run_id: str
 
 
-def tracking_uri(state_dir: Path, env: Mapping[str, str] | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set (compose), else the local SQLite registry."""
-    env = os.environ if env is None else env
-    return env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{state_dir / 'mlflow' / 'mlflow.db'}"
-
-
-def _version(uri: str, alias: str) -> Any:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise NoChampionError(f"No MLflow registry at {uri} yet: {MATERIALIZE_HINT}.")
-    try:
-        return MlflowClient(tracking_uri=uri).get_model_version_by_alias(MODEL_NAME, alias)
-    except MlflowException as err:
-        raise NoChampionError(
-            f"No {alias!r} version of {MODEL_NAME} in {uri} ({err.message}): {MATERIALIZE_HINT}."
-        ) from None
-
-
-def champion_version(uri: str, alias: str = CHAMPION_ALIAS) -> str:
-    """The registered version holding ``alias`` (nothing downloaded).
+def registry_for(settings: Settings, env: Mapping[str, str] | None = None) -> MlflowResource:
+    """The profile's registry: SQLite under the state folder, or ``MLFLOW_TRACKING_URI``.
 
     Raises:
-        NoChampionError: no such model or alias yet (says how to make one).
+        ConfigError: compose without ``MLFLOW_TRACKING_URI``.
     """
-    return str(_version(uri, alias).version)
+    if settings.profile == "local":
+        return mlflow_resource(settings)
+    uri = (os.environ if env is None else env).get(TRACKING_URI_ENV)
+    if not uri:
+        raise ConfigError(f"Set {TRACKING_URI_ENV} to the MLflow server's URL to serve a model.")
+    return MlflowResource(tracking_uri=uri)
 
 
-def load_champion(uri: str, alias: str = CHAMPION_ALIAS) -> Champion:
-    """The version of ``flight_late_arrival`` that holds ``alias``, read from ``uri``.
+def champion_version(mlflow_res: MlflowResource) -> str:
+    """The registered version holding ``champion`` (nothing downloaded).
 
     Raises:
-        NoChampionError: no such model or alias yet (says how to make one).
-        ConfigError: its run lacks the ONNX form or ``serving.json``, or they disagree.
+        NoChampionError: no registry, model or champion yet (says how to make one).
     """
-    import mlflow
-    from mlflow.artifacts import download_artifacts, load_dict
-    from mlflow.exceptions import MlflowException
+    version = registry.champion_version(mlflow_res)
+    if version is None:
+        raise NoChampionError(_no_champion(mlflow_res))
+    return version
 
-    version = _version(uri, alias)
-    run = f"runs:/{version.run_id}"
-    where = f"{MODEL_NAME} version {version.version} (run {version.run_id})"
-    mlflow.set_tracking_uri(uri)
-    try:
-        # MLflow draws a progress bar per download on stderr: noise in a server's log.
-        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-        serving = load_dict(f"{run}/{SERVING_ARTIFACT}")
-        with tempfile.TemporaryDirectory(prefix="onering-serving-") as tmp:
-            folder = download_artifacts(f"{run}/{ONNX_ARTIFACT}", dst_path=tmp)
-            onnx = next(Path(folder).glob("*.onnx")).read_bytes()
-    except (MlflowException, OSError, StopIteration) as err:
-        raise ConfigError(f"{where}: cannot read its serving form: {err}") from None
-    spec = ServingSpec.from_json(serving, str(version.version))
-    return Champion(spec=spec, onnx=onnx, run_id=str(version.run_id))
+
+def load_champion(mlflow_res: MlflowResource) -> Champion:
+    """The champion's ONNX form and parsed ``serving.json``.
+
+    Raises:
+        NoChampionError: no registry, model or champion yet (says how to make one).
+        ConfigError: its run lacks the serving form, or ``serving.json`` is unusable.
+    """
+    found = registry.load_champion(mlflow_res)
+    if found is None:
+        raise NoChampionError(_no_champion(mlflow_res))
+    spec = ServingSpec.from_json(found.serving, found.version)
+    return Champion(spec=spec, onnx=found.onnx, run_id=found.run_id)
+
+
+def _no_champion(mlflow_res: MlflowResource) -> str:
+    return (
+        f"No {CHAMPION_ALIAS!r} version of {MODEL_NAME} in {mlflow_res.display_uri} yet: "
+        f"{MATERIALIZE_HINT}."
+    )

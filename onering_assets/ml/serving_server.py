@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from onering_assets.errors import OneRingError
@@ -66,6 +67,14 @@ def ready(url: str) -> str | None:
         return f"not answering yet ({type(err).__name__})"
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running service: where it answers, and the pid of its process tree's root."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def running(
     settings: Settings,
@@ -74,8 +83,8 @@ def running(
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: float = START_TIMEOUT_S,
-) -> Iterator[str]:
-    """Serve on 127.0.0.1:``port``; yield its URL once ready; stop it (and its workers).
+) -> Iterator[Server]:
+    """Serve on 127.0.0.1:``port``; yield it once ready; stop it (and its workers).
 
     Raises:
         OneRingError: it exited or was not ready within ``timeout_s``; with its log's end.
@@ -102,6 +111,6 @@ def running(
                 log_end = log_path.read_text(errors="replace")[-3000:]
                 raise OneRingError(f"prediction service on {url} {why} ({waiting}):\n{log_end}")
             time.sleep(0.25)
-        yield url
+        yield Server(url, proc.pid)
     finally:
         stop(proc)

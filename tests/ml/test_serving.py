@@ -1,0 +1,245 @@
+"""The BentoML service on a real champion, answering real HTTP requests on 127.0.0.1.
+
+The champion is trained here by the training code itself (``promote.train_and_gate``:
+Spark fit on January 2013, tested on February, gated, registered and promoted in MLflow on
+SQLite) on a copy of the shared Jan–Feb state with its Feast online store. The gate's AUC
+floor is 0.60 for this two-month sample (as in tests/ml/test_training.py). One BentoML
+server (`bentoml serve`, as `onering serve` runs it) is started for the module on a free
+loopback port and stopped after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from onering_assets.ml import gate, inputs, promote, serving_schema, training_set
+from onering_assets.ml.serving_model import ServingSpec, load_champion, registry_for
+from onering_assets.ml.serving_server import Server, running
+from onering_assets.ml.training import TrainSpec, load_job
+from onering_assets.resources import ClickHouseResource
+from onering_assets.resources.mlflow import mlflow_resource
+from onering_assets.settings import Settings
+from tests.conftest import silver_query
+from tests.ml.conftest import copy_state
+
+SAMPLE_GATE = dataclasses.replace(gate.DEFAULT_GATE, auc_floor=0.60)
+KNOWN = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "sched_dep_at": "2013-02-25T08:00"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def settings(ml_base_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    state = copy_state(ml_base_state, tmp_path_factory, "serving")
+    return Settings(profile="local", state_dir=state)
+
+
+@pytest.fixture(scope="module")
+def champion(settings: Settings, spark: SparkSession) -> promote.GateResult:
+    from onering_assets.features.retrieval import historical_features
+
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        flights = training_set.labelled_flights(client)
+    frame = historical_features(settings, flights)
+    spec = TrainSpec(train_months=(1,), test_months=(2,))
+    result = promote.train_and_gate(frame, spark, mlflow_resource(settings), spec, SAMPLE_GATE)
+    assert result.promoted, [o.summary for o in result.outcomes]
+    return result
+
+
+@pytest.fixture(scope="module")
+def spec(settings: Settings, champion: promote.GateResult) -> ServingSpec:
+    return load_champion(registry_for(settings)).spec
+
+
+@pytest.fixture(scope="module")
+def service(
+    settings: Settings, champion: promote.GateResult, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("bento") / "bento.log"
+    with running(settings, free_port(), log) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(service: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def flights(settings: Settings) -> list[dict[str, str]]:
+    """40 real February flights (a fixed pseudo-random pick), and two the store never saw."""
+    rows = silver_query(
+        settings,
+        "SELECT carrier, origin, dest, formatDateTime(sched_dep_at, '%Y-%m-%dT%H:%i') "
+        "FROM silver.flights WHERE toMonth(flight_date) = 2 "
+        "ORDER BY cityHash64(carrier, flight, sched_dep_at) LIMIT 40",
+    )
+    real: list[dict[str, str]] = [
+        {field: str(value) for field, value in zip(inputs.REQUEST_FIELDS, r, strict=True)}
+        for r in rows
+    ]
+    unknown = [
+        {"carrier": "ZZ", "origin": "JFK", "dest": "LAX", "sched_dep_at": "2013-02-27T17:05"},
+        {"carrier": "DL", "origin": "LGA", "dest": "XXX", "sched_dep_at": "2013-02-27T06:00"},
+    ]
+    return real + unknown
+
+
+def test_predict_answers_a_probability_with_the_champions_version(
+    http: httpx.Client, champion: promote.GateResult
+) -> None:
+    response = http.post("/predict", json=KNOWN)
+    assert response.status_code == 200, response.text
+    body = serving_schema.Prediction.model_validate(response.json())
+    assert 0.0 < body.probability < 1.0
+    assert body.late == (body.probability >= 0.5)
+    assert body.model_version == champion.version
+    assert body.fallbacks == []
+
+
+def test_answers_equal_the_spark_models_within_the_gates_tolerance(
+    http: httpx.Client,
+    settings: Settings,
+    spark: SparkSession,
+    spec: ServingSpec,
+    flights: list[dict[str, str]],
+) -> None:
+    """The Spark model from the registry, on inputs built the training way, independently."""
+    from mlflow.spark import load_model
+
+    from onering_assets.features.retrieval import feature_store, online_features
+
+    response = http.post("/predict_batch", json={"flights": flights})
+    assert response.status_code == 200, response.text
+    served = np.array([p["probability"] for p in response.json()["predictions"]])
+
+    keys = [{k: f[k] for k in ("carrier", "origin", "dest")} for f in flights]
+    looked_up = pd.DataFrame(online_features(feature_store(settings), keys, spec.feature_refs))
+    derived = pd.DataFrame([inputs.derived(f["sched_dep_at"]) for f in flights])
+    frame = inputs.model_frame(pd.concat([looked_up, derived], axis=1), spec.fill_values)
+    mlflow_resource(settings).client()
+    model = load_model(f"models:/{inputs.MODEL_NAME}@champion")
+    expected = load_job().probabilities(spark, model, frame)
+
+    assert spec.tolerance == SAMPLE_GATE.onnx_tolerance
+    assert np.abs(served - expected).max() <= spec.tolerance
+    assert served.std() > 0.01  # different flights, different answers
+
+
+def test_batch_answers_in_order_as_single_requests_do(
+    http: httpx.Client, flights: list[dict[str, str]]
+) -> None:
+    batch = http.post("/predict_batch", json={"flights": flights[:5]}).json()
+    singles = [http.post("/predict", json=f).json() for f in flights[:5]]
+    assert batch["model_version"] == singles[0]["model_version"]
+    # One ONNX call over 5 rows vs 5 calls of one: float32 sums may differ in the last bits.
+    for answer, single in zip(batch["predictions"], singles, strict=True):
+        assert answer["probability"] == pytest.approx(single["probability"], abs=1e-6)
+        assert {**answer, "probability": 0} == {**single, "probability": 0}
+    serving_schema.BatchPrediction.model_validate(batch)
+
+
+def test_an_unknown_carrier_is_answered_with_the_fallback_stated(
+    http: httpx.Client, spec: ServingSpec
+) -> None:
+    flight = {**KNOWN, "carrier": "zz"}  # codes are upper-cased
+    response = http.post("/predict", json=flight)
+    assert response.status_code == 200, response.text
+    fallbacks = {f["kind"]: f for f in response.json()["fallbacks"]}
+    assert set(fallbacks) == {"unseen_category", "no_online_row"}
+    assert fallbacks["unseen_category"]["subject"] == "carrier"
+    assert "'ZZ' was not in the training data" in fallbacks["unseen_category"]["message"]
+    missing = fallbacks["no_online_row"]
+    assert missing["subject"] == "carrier_stats"
+    assert "no online features for carrier=ZZ" in missing["message"]
+    carrier_features = [r.partition(":")[2] for r in spec.feature_refs if r.startswith("carrier_")]
+    assert missing["filled"] == {f: spec.fill_values[f] for f in carrier_features}
+
+
+def test_an_unknown_airport_is_answered_with_the_route_fallback(http: httpx.Client) -> None:
+    response = http.post("/predict", json={**KNOWN, "dest": "XXX"})
+    assert response.status_code == 200, response.text
+    fallbacks = response.json()["fallbacks"]
+    assert [(f["kind"], f["subject"]) for f in fallbacks] == [
+        ("unseen_category", "dest"),
+        ("no_online_row", "route_stats"),
+    ]
+    assert "origin=EWR, dest=XXX" in fallbacks[1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({k: v for k, v in KNOWN.items() if k != "carrier"}, "carrier", "required"),
+        ({**KNOWN, "origin": 7}, "origin", ""),
+        ({**KNOWN, "dest": "NOT AN AIRPORT"}, "dest", "is not a carrier or airport code"),
+        ({**KNOWN, "sched_dep_at": "2013-02-30T08:00"}, "sched_dep_at", "not an ISO 8601"),
+        ({**KNOWN, "sched_dep_at": 1361779200}, "sched_dep_at", "ISO 8601"),
+        ({k: v for k, v in KNOWN.items() if k != "sched_dep_at"}, "sched_dep_at", "required"),
+    ],
+    ids=["missing-carrier", "origin-not-a-string", "bad-code", "bad-date", "epoch", "no-date"],
+)
+def test_an_invalid_field_gets_400_naming_it(
+    http: httpx.Client, body: dict[str, Any], field: str, words: str
+) -> None:
+    response = http.post("/predict", json=body)
+    assert response.status_code == 400
+    error = serving_schema.RequestErrorBody.model_validate(response.json())
+    assert error.field == field
+    assert error.error.startswith(f"{field}: ") and words in error.error
+
+
+def test_a_body_that_is_not_a_json_object_gets_400(http: httpx.Client) -> None:
+    response = http.post(
+        "/predict", content=b"not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "json" in response.text.lower()
+
+
+def test_a_batch_with_one_bad_row_is_refused_naming_the_row(
+    http: httpx.Client, flights: list[dict[str, str]]
+) -> None:
+    bad = [*flights[:3], {**flights[3], "sched_dep_at": "tomorrow"}, *flights[4:6]]
+    response = http.post("/predict_batch", json={"flights": bad})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "flights[3].sched_dep_at: 'tomorrow' is not an ISO 8601 date-time "
+        "such as 2013-10-01T08:30",
+        "field": "sched_dep_at",
+        "row": 3,
+    }
+
+
+@pytest.mark.parametrize("flights", [[], None, "UA"], ids=["empty", "missing", "not-a-list"])
+def test_a_batch_without_a_list_of_flights_gets_400(http: httpx.Client, flights: Any) -> None:
+    body = {} if flights is None else {"flights": flights}
+    response = http.post("/predict_batch", json=body)
+    assert response.status_code == 400
+    assert response.json()["field"] == "flights"
+
+
+def test_the_openapi_page_documents_both_routes_and_the_answer(http: httpx.Client) -> None:
+    spec = http.get("/docs.json").json()
+    assert {"/predict", "/predict_batch"} <= set(spec["paths"])
+    answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+    schema = answer["application/json"]["schema"]
+    assert schema["title"] == "Prediction"
+    assert schema["required"] == ["probability", "late", "model_version", "fallbacks"]
+    assert "Fallback" in spec["components"]["schemas"]
