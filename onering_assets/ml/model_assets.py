@@ -55,6 +55,30 @@ def _offline_rows(lake: LakeResource) -> dict[str, Any]:
     return {v.name: steps.read(lake, v).to_pandas() for v in load_views().views}
 
 
+def training_set_schema() -> dg.TableSchema:
+    """The training set's columns: the flight, its label, derived fields and features."""
+    columns = [
+        dg.TableColumn("flight_date", "Date", description="Scheduled departure date (local)."),
+        dg.TableColumn("carrier", "String"),
+        dg.TableColumn("flight", "UInt32"),
+        dg.TableColumn("origin", "String"),
+        dg.TableColumn("dest", "String"),
+        dg.TableColumn("sched_dep_at", "DateTime('America/New_York')"),
+        dg.TableColumn("arr_delay", "Int32", description="Minutes; never null here."),
+        dg.TableColumn("dep_hour", "Int32", description="0-23, New York time."),
+        dg.TableColumn("day_of_week", "Int32", description="1 = Monday … 7 = Sunday."),
+        dg.TableColumn(
+            inputs.EVENT_TIMESTAMP, "DateTime('UTC')", description="sched_dep_at - 2 h."
+        ),
+        dg.TableColumn(inputs.LABEL, "Int8", description="arr_delay > 15."),
+    ]
+    columns += [
+        dg.TableColumn(r.name, r.dtype, description=f"Feast feature {r.ref}, as of the prediction.")
+        for r in inputs.feature_refs()
+    ]
+    return dg.TableSchema(columns=columns)
+
+
 def training_set_spec() -> dg.AssetSpec:
     return dg.AssetSpec(
         key=TRAINING_SET,
@@ -70,6 +94,7 @@ def training_set_spec() -> dg.AssetSpec:
         kinds={"parquet", "feast"},
         deps=[dg.AssetDep(dg.AssetKey(["silver", "flights"])), *feature_view_keys()],
         metadata={
+            "dagster/column_schema": training_set_schema(),
             "lake_path": f"{training_set.LAYER}/{training_set.TABLE}/data.parquet",
             "label": "late = arr_delay > 15",
             "prediction_time": "sched_dep_at - 2 h (UTC)",
@@ -95,6 +120,8 @@ def build_training_set_asset() -> dg.AssetsDefinition:
 
         started = time.perf_counter()
         flights = training_set.labelled_flights(context.resources.clickhouse.get_client())
+        # The run's own store (the feast resource); settings only pick a store when none
+        # is given, and a run has resources, not settings.
         store = context.resources.feast.store()
         frame = historical_features(None, flights, store=store)  # type: ignore[arg-type]
         retrieved = time.perf_counter() - started
