@@ -23,13 +23,13 @@ from onering_assets.settings import Settings
 st.set_page_config(page_title="OneRing: late arrivals", layout="wide")
 
 
-@st.cache_resource
 def lake() -> LakeResource:
+    """The profile's lake, resolved on every rerun (cheap) so a changed setting is seen."""
     return lake_for(Settings.from_env())
 
 
-@st.cache_data(ttl=300)
-def schedule(month: str):
+@st.cache_data(ttl=300, max_entries=4)
+def schedule(lake_url: str, month: str):
     return support.schedule(lake(), month)
 
 
@@ -38,7 +38,7 @@ def pick_from_schedule() -> dict[str, str] | None:
     if month is None:
         st.info("No flights landed yet: run `onering materialize` first, or type a flight in.")
         return None
-    flights = schedule(month)
+    flights = schedule(lake().url, month)
     days = sorted(flights["sched_dep_at"].str[:10].unique())
     day = st.selectbox("Day", days, key="day")
     todays = flights[flights["sched_dep_at"].str.startswith(str(day))].reset_index(drop=True)

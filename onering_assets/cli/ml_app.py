@@ -3,6 +3,9 @@
 Runs ``streamlit run platform/ml/app/app.py`` on 127.0.0.1 in the foreground; Ctrl-C stops
 it. The app asks the prediction service that `onering serve` starts (``--endpoint`` or
 ``ONERING_SERVE_URL``, default http://127.0.0.1:3001) and reads drift reports from the lake.
+
+Not named ``cli/app.py``: importing a submodule ``onering_assets.cli.app`` would rebind the
+package's ``app`` (the Typer application ``main()`` calls) to the module.
 """
 
 from __future__ import annotations
