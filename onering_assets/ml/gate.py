@@ -10,8 +10,9 @@ Four blocking checks, all on the test months (never seen in training):
   28 days used as the score (measured 0.624 on the full year).
 - ``not_worse_than_champion``: test AUC ≥ the current champion's AUC on the SAME test
   flights (its ONNX form re-scored with its own fill values) minus ``champion_tolerance``
-  (default 0.01). Without a champion it passes; a champion whose inputs the training set
-  no longer has is compared by the test AUC it logged (the result says which).
+  (default 0.01). Without a champion it passes. A champion trained on any of these test
+  months, or needing inputs the training set no longer has, is compared by the test AUC it
+  logged instead (the result says which and why).
 
 A model failing any check stays registered, tagged refused with the reasons, and the
 alias does not move.
@@ -26,7 +27,7 @@ from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import CheckDecl
 from onering_assets.ml import inputs
 from onering_assets.ml.registry import Champion
-from onering_assets.ml.training import TrainedModel, auc, onnx_probabilities
+from onering_assets.ml.training import TrainedModel, auc, month_range, onnx_probabilities
 from onering_assets.resources.mlflow import MlflowResource
 
 ONNX_PARITY = "onnx_parity"
@@ -80,28 +81,43 @@ def gate_decls(config: GateConfig = DEFAULT_GATE) -> list[CheckDecl]:
 
 @dataclass(frozen=True)
 class ChampionScore:
-    """The champion's AUC to compare with, and how it was obtained."""
+    """The champion's AUC to compare with, and how it was obtained (``why`` not re-scored)."""
 
     version: str
     auc: float
     rescored: bool
+    why: str = ""
 
     @property
     def how(self) -> str:
         if self.rescored:
             return "re-scored on the same test flights"
-        return "its logged test AUC (its inputs are not all in the training set)"
+        return f"its logged test AUC: {self.why}"
 
 
 def score_champion(champion: Champion, trained: TrainedModel) -> ChampionScore:
-    """The champion's AUC on ``trained``'s test flights, through its own ONNX form."""
+    """The champion's AUC on ``trained``'s test flights, through its own ONNX form.
+
+    Falls back to the AUC the champion logged when re-scoring would not be fair or possible:
+    it was trained on some of these test months, or it needs inputs the set lacks.
+    """
     import pandas as pd
 
     spec = champion.serving
     names = [i["name"] for i in spec.get("onnx_inputs", [])]
     rows = trained.test_rows
+    seen = (
+        set(month_range(champion.params["train_months"]))
+        if "train_months" in champion.params
+        else set()
+    )
+    overlap = sorted(seen & set(trained.spec.test_months))
+    logged = champion.metrics.get("test_auc", 0.0)
+    if overlap:
+        why = f"it was trained on test month(s) {overlap}"
+        return ChampionScore(champion.version, logged, False, why)
     if not names or any(n not in rows.columns for n in names):
-        return ChampionScore(champion.version, champion.metrics.get("test_auc", 0.0), False)
+        return ChampionScore(champion.version, logged, False, "its inputs are not all in the set")
     frame = pd.DataFrame({n: rows[n] for n in names})
     fills = {n: float(v) for n, v in spec.get("fill_values", {}).items() if n in frame.columns}
     frame = frame.astype({n: "float64" for n in fills}).fillna(fills)

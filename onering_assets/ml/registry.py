@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +41,14 @@ EXAMPLE_ROWS = 5
 
 @dataclass(frozen=True)
 class Champion:
-    """The version holding the alias: its run's metrics, ``serving.json`` and ONNX bytes."""
+    """The version holding the alias: its run's metrics and params, ``serving.json``, ONNX."""
 
     version: str
     run_id: str
     metrics: dict[str, float]
     serving: dict[str, Any]
     onnx: bytes
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def _quiet() -> None:
@@ -196,8 +197,8 @@ def load_champion(mlflow_res: MlflowResource) -> Champion | None:
             f"{inputs.MODEL_NAME} version {version} (run {run_id}) holds {CHAMPION_ALIAS!r} "
             f"but its serving form cannot be read: {err}"
         ) from None
-    metrics = dict(client.get_run(run_id).data.metrics)
-    return Champion(version, run_id, metrics, serving, onnx)
+    data = client.get_run(run_id).data
+    return Champion(version, run_id, dict(data.metrics), serving, onnx, dict(data.params))
 
 
 def _onnx_bytes(run_id: str) -> bytes:

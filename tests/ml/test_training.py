@@ -142,6 +142,27 @@ def test_a_leaked_future_value_fails_no_future_features(
     assert training_set.future_features(built, views, {"carrier_stats": stats}).passed
 
 
+def test_checks_alone_audit_the_published_training_set(
+    built: pd.DataFrame, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    result = materialize(defs, instance, {TRAINING_SET}, checks_only=True)
+    checks = check_results(result)
+    assert set(checks) == {training_set.NO_FUTURE_FEATURES, training_set.LABEL_COVERAGE}
+    assert all(c.passed for c in checks.values())
+    assert not result.asset_materializations_for_node("ml__training_set")
+
+
+def test_thin_feature_coverage_or_one_class_fails_label_coverage(built: pd.DataFrame) -> None:
+    thin = built.copy()
+    thin.loc[thin.index[: len(thin) // 5], "weather_temp"] = np.nan
+    outcome = training_set.coverage(thin)
+    assert not outcome.passed and "weather_temp present for 80.0" in outcome.summary
+    assert outcome.metadata["rows_by_month"] == {"2013-01": 26398, "2013-02": 23611}
+    one_class = pd.DataFrame(built.loc[built[inputs.LABEL] == 1])
+    outcome = training_set.coverage(one_class)
+    assert not outcome.passed and "with 1 class(es)" in outcome.summary
+
+
 def test_a_planted_later_row_is_not_used_for_earlier_flights(
     ml_base_state: Path, tmp_path_factory: pytest.TempPathFactory, instance: dg.DagsterInstance
 ) -> None:

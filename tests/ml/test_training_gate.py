@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,17 +59,31 @@ def test_champion_tolerance_is_inclusive_and_says_how_the_champion_was_scored() 
     assert not outcome.passed and "its logged test AUC" in outcome.summary
 
 
-def test_a_champion_with_inputs_the_training_set_lacks_is_compared_by_its_logged_auc() -> None:
+@pytest.mark.parametrize(
+    ("train_months", "onnx_inputs", "why"),
+    [
+        ("1", [{"name": "no_such_feature", "type": "float"}], "its inputs are not all in the set"),
+        ("1-9", [{"name": "carrier", "type": "string"}], "it was trained on test month(s) [2]"),
+    ],
+)
+def test_a_champion_that_cannot_be_rescored_fairly_is_compared_by_its_logged_auc(
+    train_months: str, onnx_inputs: list, why: str
+) -> None:
     champion = Champion(
         version="4",
         run_id="r",
         metrics={"test_auc": 0.68},
-        serving={"onnx_inputs": [{"name": "no_such_feature", "type": "float"}]},
+        serving={"onnx_inputs": onnx_inputs},
         onnx=b"",
+        params={"train_months": train_months},
     )
-    trained = type("T", (), {"test_rows": pd.DataFrame({inputs.LABEL: [0, 1]})})()
+    trained = SimpleNamespace(
+        test_rows=pd.DataFrame({"carrier": ["UA", "AA"], inputs.LABEL: [0, 1]}),
+        spec=TrainSpec((1,), (2,)),
+    )
     score = gate.score_champion(champion, trained)  # type: ignore[arg-type]
-    assert score == gate.ChampionScore("4", 0.68, False)
+    assert score == gate.ChampionScore("4", 0.68, False, why)
+    assert score.how == f"its logged test AUC: {why}"
 
 
 def test_declared_checks_block_and_state_their_thresholds() -> None:
