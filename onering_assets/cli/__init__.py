@@ -6,7 +6,18 @@ import atexit
 import os
 import sys
 
-from onering_assets.cli import airflow, browse, catalog, gc, lineage, run, sql, stores  # noqa: F401  (each registers its commands)
+from onering_assets.cli import (  # noqa: F401  (each registers its commands)
+    airflow,
+    browse,
+    catalog,
+    gc,
+    lineage,
+    ml_app,
+    run,
+    serve,
+    sql,
+    stores,
+)
 from onering_assets.cli.common import app
 
 __all__ = ["app", "main"]
