@@ -222,10 +222,9 @@ def test_the_latest_drift_report_is_summarized_with_a_chart(
 def test_onering_app_serves_streamlit_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     assert command(port)[-8:-4] == ["--server.address", "127.0.0.1", "--server.port", str(port)]
-    entry = "import onering_assets.cli.ml_app; from onering_assets.cli import main; main()"
     log = (tmp_path / "app.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", entry, "app", "--port", str(port)],
+        [sys.executable, "-m", "onering_assets.cli", "app", "--port", str(port)],
         env={**os.environ, "ONERING_STATE_DIR": str(tmp_path / "state")},
         stdout=log,
         stderr=subprocess.STDOUT,
