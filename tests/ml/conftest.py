@@ -8,9 +8,6 @@
   (offline Parquet in the lake, Feast's registry and SQLite online store). Built once per
   session and never written to: a module that plants data or trains works on its own copy
   (``copy_state``).
-- ``ml_definitions(settings)``: every layer plus the features and ML assets with the
-  profile's ``feast``, ``spark`` and ``mlflow`` resources, however far the coordinator has
-  wired them into ``onering_assets.definitions``.
 """
 
 from __future__ import annotations
@@ -23,11 +20,8 @@ from typing import TYPE_CHECKING
 import dagster as dg
 import pytest
 
-from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, LakeResource
-from onering_assets.resources.feast import feast_resource
-from onering_assets.resources.mlflow import mlflow_resource
-from onering_assets.resources.spark import SparkResource, spark_resource
+from onering_assets.resources.spark import SparkResource
 from onering_assets.settings import Settings
 from tests.conftest import SourceFactory, run, settings_for
 
@@ -83,23 +77,3 @@ def copy_state(state: Path, tmp_path_factory: pytest.TempPathFactory, name: str)
     copy = tmp_path_factory.mktemp(name) / ".onering"
     shutil.copytree(state, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     return copy
-
-
-def ml_definitions(settings: Settings) -> dg.Definitions:
-    """Every layer, the features and the ML assets, with the ML resources of the profile."""
-    from onering_assets import features
-    from onering_assets.ml.model_assets import MODEL, model_defs
-
-    resources: dict[str, dg.ConfigurableResource] = {
-        "feast": feast_resource(settings),
-        "spark": spark_resource(settings),
-        "mlflow": mlflow_resource(settings),
-    }
-    defs = build_definitions(settings, resources=resources)
-    keys = defs.resolve_asset_graph().get_all_asset_keys()
-    extra = []
-    if not any(k.path[0] == "features" for k in keys):
-        extra.append(features.defs())
-    if MODEL not in keys:
-        extra.append(model_defs())
-    return dg.Definitions.merge(defs, *extra)

@@ -18,13 +18,14 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
+from onering_assets.definitions import build_definitions
 from onering_assets.ml import gate, inputs, registry, training_set
 from onering_assets.ml.model_assets import MODEL, TRAINING_SET
 from onering_assets.ml.training import load_job, onnx_probabilities
 from onering_assets.resources import LakeResource
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.settings import Settings
-from tests.ml.conftest import copy_state, ml_definitions
+from tests.ml.conftest import copy_state
 
 JAN_FEB = {"train_months": "1", "test_months": "2", "auc_floor": 0.60}
 SAMPLE_AUC, SAMPLE_BASELINE = 0.652, 0.617
@@ -78,7 +79,7 @@ def settings(ml_base_state: Path, tmp_path_factory: pytest.TempPathFactory) -> S
 
 @pytest.fixture(scope="module")
 def defs(settings: Settings) -> dg.Definitions:
-    return ml_definitions(settings)
+    return build_definitions(settings)
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_a_planted_later_row_is_not_used_for_earlier_flights(
         None,
         pa.concat_tables([stats, pa.Table.from_pylist([row], stats.schema)]),
     )
-    defs = ml_definitions(settings)
+    defs = build_definitions(settings)
     result = materialize(defs, instance, {TRAINING_SET})
     assert result.success, failure_message(result)
     assert check_results(result)[training_set.NO_FUTURE_FEATURES].passed
@@ -331,6 +332,6 @@ def test_model_without_a_training_set_fails_clearly(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     settings = Settings(profile="local", state_dir=tmp_path / ".onering")
-    result = materialize(ml_definitions(settings), instance, {MODEL}, JAN_FEB)
+    result = materialize(build_definitions(settings), instance, {MODEL}, JAN_FEB)
     assert not result.success
     assert "no training set yet; materialize ml/training_set first" in failure_message(result)
