@@ -8,6 +8,7 @@ service that cannot start for another reason (no online features) stops and says
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from airflow_bridge.processes import die_with_parent
 from onering_assets.cli.common import app, err, fail, refuse
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
@@ -46,7 +48,15 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="onering-serve-") as tmp:
         error_file = Path(tmp) / "error"
         env = server_env(settings) | {ERROR_FILE_ENV: str(error_file)}
-        code = subprocess.call(command(host, port), env=env)
+        # BentoML stops with this command however it ends: Ctrl-C reaches both (one process
+        # group); a SIGTERM or SIGKILL of this process sends BentoML SIGINT (its clean stop).
+        proc = subprocess.Popen(
+            command(host, port), env=env, preexec_fn=die_with_parent(signal.SIGINT)
+        )
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            code = proc.wait()
         if error_file.exists():  # the service could not start (e.g. no online features)
             raise fail(error_file.read_text())
     raise typer.Exit(code)

@@ -11,7 +11,6 @@ loopback port and stopped after.
 from __future__ import annotations
 
 import dataclasses
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
+from airflow_bridge.processes import free_port
 from onering_assets.ml import gate, inputs, promote, serving_schema, training_set
 from onering_assets.ml.serving_model import ServingSpec, load_champion, registry_for
 from onering_assets.ml.serving_server import Server, running
@@ -34,12 +34,6 @@ from tests.ml.conftest import copy_state
 
 SAMPLE_GATE = dataclasses.replace(gate.DEFAULT_GATE, auc_floor=0.60)
 KNOWN = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "sched_dep_at": "2013-02-25T08:00"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
