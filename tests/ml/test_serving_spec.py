@@ -1,6 +1,7 @@
 """Serving without a server: serving.json parsing, the service definition, `onering serve`.
 
-Fast: nothing is trained or served here (tests/ml/test_serving.py does that).
+Nothing is trained here, and the only server started is one that cannot start
+(tests/ml/test_serving.py serves a real champion).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 import onering_assets.cli.serve  # noqa: F401  (registers `onering serve` on the app)
+from airflow_bridge.processes import free_port
 from onering_assets.cli.common import app
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.ml import inputs
 from onering_assets.ml.serving import RequestError
 from onering_assets.ml.serving_app import SERVICE_CONFIG
 from onering_assets.ml.serving_model import NoChampionError, ServingSpec, champion_version
-from onering_assets.ml.serving_server import SERVICE_DIR, command, server_env
+from onering_assets.ml.serving_server import SERVICE_DIR, command, running, server_env
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.settings import Settings
 
@@ -98,6 +100,19 @@ def test_onering_serve_refuses_without_a_champion(
     assert result.exit_code == 1
     assert "No 'champion' version of flight_late_arrival" in result.output
     assert "onering materialize" in result.output
+
+
+def test_a_service_that_cannot_start_stops_and_says_why(tmp_path: Path) -> None:
+    """Not restarted forever by BentoML's process manager: it exits, its log says why."""
+    settings = Settings(profile="local", state_dir=tmp_path / ".onering")
+    log = tmp_path / "bento.log"
+    with (
+        pytest.raises(OneRingError, match=r"exited") as refused,
+        running(settings, free_port(), log, timeout_s=120),
+    ):
+        pass
+    assert "cannot serve: No 'champion' version of flight_late_arrival" in str(refused.value)
+    assert log.read_text().count("cannot serve") == 1  # one try, not a restart loop
 
 
 def test_the_server_binds_loopback_and_stays_local(tmp_path: Path) -> None:
