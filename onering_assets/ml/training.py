@@ -106,8 +106,9 @@ def split(frame: pd.DataFrame, spec: TrainSpec) -> tuple[pd.DataFrame, pd.DataFr
         if classes < 2:
             raise ConfigError(
                 f"the {name} months {list(months)} hold {len(part)} labelled flights with "
-                f"{classes} class(es); materialize ml/training_set for those months first, "
-                "or choose months that have both late and on-time flights."
+                f"{classes} class(es); materialize ml/training_set with those months landed, "
+                "or set train_months/test_months (ml/flight_late_arrival's run config) to "
+                "months that have both late and on-time flights."
             )
         parts.append(part)
     return parts[0], parts[1]
