@@ -39,6 +39,8 @@ class RunSummary:
     rejects_query: dict[str, str] = field(default_factory=dict)
     # Assets the run was to materialize that were neither materialized nor failed.
     skipped: list[str] = field(default_factory=list)
+    # (asset, check) of failed checks whose severity is WARN: reported, never a failure.
+    warned: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def checks_passed(self) -> int:
@@ -143,6 +145,8 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
             _materialized(summary, event.materialization)
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.asset_check_evaluation_data
+            if not check.passed and check.severity == dg.AssetCheckSeverity.WARN:
+                summary.warned.add((check.asset_key.to_user_string(), check.check_name))
             summary.checks.append(
                 (
                     check.asset_key.to_user_string(),

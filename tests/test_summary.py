@@ -26,3 +26,20 @@ def test_a_wrapped_cause_reports_onering_s_sentence_and_class() -> None:
     (failure,) = summary.failures
     assert failure == "broken: suite.json: not a valid expectation suite; fix the file"
     assert summary.to_dict()["retryable"] is False
+
+
+def test_a_failed_warning_check_is_reported_as_a_warning_not_a_failure(capsys) -> None:
+    from onering_assets.cli.report import print_summary
+    from onering_assets.summary import RunSummary
+
+    summary = RunSummary(success=True, seconds=1.0, run_id="r1")
+    summary.checks = [
+        ("ml/drift_report", "drifted_columns_share", False, "2013-07: 10 of 18 columns drifted"),
+        ("gold/route_performance", "unique_key", True, "0 duplicates"),
+    ]
+    summary.warned = {("ml/drift_report", "drifted_columns_share")}
+    print_summary(summary, "OneRing demo")
+    text = capsys.readouterr().out
+    assert "checks: 1 passed, 0 failed, 1 warned (non-blocking)" in text
+    assert "warn ml/drift_report:drifted_columns_share — 2013-07: 10 of 18" in text
+    assert "failed ml/drift_report" not in text

@@ -78,11 +78,22 @@ def print_summary(summary: RunSummary, title: str) -> None:
     if any(summary.rejected.values()):
         out.print("rejected rows (kept in silver.<table>_rejects):")
         print_rejects(summary)
-    failed = [c for c in summary.checks if not c[2]]
-    out.print(f"checks: {summary.checks_passed} passed, {len(failed)} failed", highlight=False)
+    failed = [c for c in summary.checks if not c[2] and c[:2] not in summary.warned]
+    warned = [c for c in summary.checks if not c[2] and c[:2] in summary.warned]
+    out.print(
+        f"checks: {summary.checks_passed} passed, {len(failed)} failed"
+        + (f", {len(warned)} warned (non-blocking)" if warned else ""),
+        highlight=False,
+    )
     for asset, check, _, description in failed:
         out.print(
             f"  [red]failed[/red] {asset}:{check} — {description}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for asset, check, _, description in warned:
+        out.print(
+            f"  [yellow]warn[/yellow] {asset}:{check} — {description}",
             highlight=False,
             soft_wrap=True,
         )
