@@ -4,14 +4,16 @@ One versioned, deterministic JSON document that both catalog publishers read —
 OpenMetadata publisher (in the ``openmetadata`` environment) and the OpenLineage emitter —
 and that ``onering lineage show`` prints from. It names:
 
-- ``services``: Bronze as an S3/MinIO storage service, Silver as ClickHouse, Gold as
-  Postgres, and the Dagster and Airflow pipeline services;
-- ``entities``: one per asset (a container for Bronze, a table for Silver and Gold) with
-  columns, types, descriptions, owners, tags and checks;
+- ``services``: the lake (Bronze, feature rows, ML files) as an S3/MinIO storage service,
+  Silver as ClickHouse, Gold as Postgres, the Dagster and Airflow pipeline services, Feast
+  (no catalog service type) and MLflow;
+- ``entities``: one per asset (a container in the lake, a table for Silver and Gold, a Feast
+  feature view, the MLflow model with its features and their sources) with columns, types,
+  descriptions, owners, tags and checks;
 - ``pipelines``: the Dagster code location (one task per asset) and each exported Airflow
   DAG (its tasks and the assets each materializes);
-- ``edges``: table-to-table with column lineage, the SQL, and every pipeline task that
-  produces the edge;
+- ``edges``: asset to asset with column lineage (from the SQL; by name through Feast views
+  and into the model), the SQL, and every pipeline task that produces the edge;
 - ``runs``: statuses with times, per-task results and check results (see ``runs.py``).
 
 No secrets and no machine paths: nothing here reads settings, DSNs or the state folder.
@@ -189,20 +191,49 @@ def _column_pairs(
     return pairs
 
 
+def column_names(entity: Mapping[str, Any]) -> list[str]:
+    """An entity's column names; a model's are its features (``mlmodel.features``)."""
+    if entity["entity"] == "mlmodel":
+        return [f["name"] for f in (entity.get("mlmodel") or {}).get("features", [])]
+    return [c["name"] for c in entity["columns"]]
+
+
+def _by_name(
+    source: Mapping[str, Any], target: Mapping[str, Any], columns: Mapping[str, set[str]]
+) -> list[dict[str, Any]]:
+    """Same-named column pairs of an edge through a Feast view or into a model.
+
+    A Feast view serves its source's columns under their names, historical retrieval joins
+    them into the training set under those names, and the model reads the training set's
+    columns by name: so each column of ``target`` comes from the column of the same name.
+    Other edges get pairs only from their SQL (``dagster/column_lineage``).
+    """
+    kinds = (source["entity"], target["entity"])
+    if "featureView" not in kinds and kinds[1] != "mlmodel":
+        return []
+    shared = columns[source["key"]] & columns[target["key"]]
+    return [{"to": name, "from": [name]} for name in sorted(shared)]
+
+
 def _edges(
     graph: Any, entities: list[dict[str, Any]], producers: Mapping[str, list[dict[str, str]]]
 ) -> list[dict[str, Any]]:
-    columns = {e["key"]: {c["name"] for c in e["columns"]} for e in entities}
+    columns = {e["key"]: set(column_names(e)) for e in entities}
+    by_key = {e["key"]: e for e in entities}
     edges = []
     for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
         node = graph.get(key)
         target = key.to_user_string()
         for parent in sorted(node.parent_keys, key=lambda k: k.to_user_string()):
+            source = parent.to_user_string()
+            pairs = _column_pairs(node, parent, columns) or _by_name(
+                by_key[source], by_key[target], columns
+            )
             edges.append(
                 {
-                    "from": parent.to_user_string(),
+                    "from": source,
                     "to": target,
-                    "columns": _column_pairs(node, parent, columns),
+                    "columns": pairs,
                     "sql": _sql(node.metadata),
                     "pipelines": producers.get(target, []),
                 }

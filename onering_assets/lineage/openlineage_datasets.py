@@ -11,6 +11,12 @@ table from the last two name parts (``<schema>.<table>``) under the service its
 ``onering_clickhouse`` and ``postgres://onering_postgres`` to ``onering_postgres``), else by
 FQN suffix; Bronze containers are not tables there, so Bronze-to-Silver edges come from the
 OpenMetadata publisher only.
+
+Features and ML assets: lake containers are ``s3://onering-lake`` ``<folder>/<name>``
+(``features/carrier_stats``, ``ml/training_set``); a Feast view is
+``feast://onering_feast`` ``<project>.<view>``; the MLflow model is ``mlflow://onering_mlflow``
+``<registered model>``, its schema facet listing its features (``categorical`` or
+``numerical``). OpenMetadata's OpenLineage endpoint resolves none of them (tables only).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ NAMESPACES = {
     "onering_lake": "s3://onering-lake",
     "onering_clickhouse": "clickhouse://onering_clickhouse",
     "onering_postgres": "postgres://onering_postgres",
+    "onering_feast": "feast://onering_feast",
+    "onering_mlflow": "mlflow://onering_mlflow",
 }
 # A check summary that names exactly one column: "(`carrier`) is unique", "column=carrier".
 _COLUMN_IN_SUMMARY = re.compile(r"`(\w+)`|column=(\w+)")
@@ -46,21 +54,32 @@ def dataset_name(entity: Mapping[str, Any]) -> tuple[str, str]:
     namespace = NAMESPACES[entity["service"]]
     if entity["entity"] == "container":
         return namespace, f"{entity['schema']}/{entity['name']}"
-    if namespace.startswith("clickhouse://"):  # ClickHouse has databases, not schemas
+    if entity["entity"] == "mlmodel":
+        return namespace, entity["name"]
+    if entity["entity"] == "featureView" or namespace.startswith("clickhouse://"):
+        # ClickHouse has databases, not schemas; Feast has projects
         return namespace, f"{entity['schema']}.{entity['name']}"
     return namespace, f"{entity['database']}.{entity['schema']}.{entity['name']}"
+
+
+def _fields(entity: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(name, type, description)`` of the schema facet: a model's are its features."""
+    if entity["entity"] == "mlmodel":
+        features = (entity.get("mlmodel") or {}).get("features", [])
+        return [
+            (f["name"], f["type"], f"Feast view {f['view']}." if f.get("view") else "")
+            for f in features
+        ]
+    return [(c["name"], c["type"], c["description"]) for c in entity["columns"]]
 
 
 def _schema(entity: Mapping[str, Any]) -> schema_dataset.SchemaDatasetFacet:
     return schema_dataset.SchemaDatasetFacet(
         fields=[
             schema_dataset.SchemaDatasetFacetFields(
-                name=c["name"],
-                type=c["type"],
-                description=c["description"] or None,
-                ordinal_position=position,
+                name=name, type=kind, description=text or None, ordinal_position=position
             )
-            for position, c in enumerate(entity["columns"], start=1)
+            for position, (name, kind, text) in enumerate(_fields(entity), start=1)
         ]
     )
 

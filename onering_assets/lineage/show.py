@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from onering_assets.lineage.document import column_names
+
 Direction = Literal["upstream", "downstream", "both"]
 
 
@@ -98,13 +100,14 @@ def lineage_lines(
         key: an asset key present in the document.
         direction: which side of the asset to print.
         with_columns: print each edge's column pairs (``to ← from``).
-        column: trace one column of ``key`` only (implies ``with_columns``).
+        column: trace one column of ``key`` only (implies ``with_columns``); a model's
+            columns are its features.
 
     Raises:
         KeyError: ``column`` is not a column of the asset.
     """
     graph = _Graph(document)
-    names = {c["name"] for c in graph.entities[key]["columns"]}
+    names = set(column_names(graph.entities[key]))
     if column is not None and column not in names:
         raise KeyError(column)
     columns = {column} if column else None

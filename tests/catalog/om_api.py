@@ -61,6 +61,8 @@ class EntityApi:
     def put(self, kind: Kind, body: Any, *, post: bool = False, basic_suite: bool = False) -> Reply:
         """``PUT /v1/<collection>`` (create or update) or ``POST`` (create only, 409 if present)."""
         validate(kind.schema, body)
+        if kind.type == "mlmodel":
+            self._check_feature_sources(body)
         spec = {k: v for k, v in body.items() if k not in _POINTERS or k == "parent"}
         fqn, refs = self._place(kind, body, spec, basic_suite)
         spec.pop("parent", None)
@@ -70,6 +72,13 @@ class EntityApi:
         if basic_suite:
             self.suite_of[refs["basicEntityReference"]] = entity.id
         return status, self.store.render(entity, kind.fields)
+
+    def _check_feature_sources(self, body: Json) -> None:
+        """``MlModelRepository.validateReferences``: each ``dataSource`` exists, else 404."""
+        for feature in body.get("mlFeatures") or []:
+            for source in feature.get("featureSources") or []:
+                if source.get("dataSource"):
+                    self.store.resolve_ref(source["dataSource"])
 
     def _place(self, kind: Kind, body: Json, spec: Json, basic: bool) -> tuple[str, dict[str, str]]:
         """The FQN OpenMetadata builds for a new entity, and its resolved references."""
@@ -267,6 +276,10 @@ def _strip_computed(spec: Json) -> Json:
     clean((spec.get("dataModel") or {}).get("columns") or [])
     for task in spec.get("tasks") or []:
         task.pop("fullyQualifiedName", None)
+    for feature in spec.get("mlFeatures") or []:
+        feature.pop("fullyQualifiedName", None)
+        for source in feature.get("featureSources") or []:
+            source.pop("fullyQualifiedName", None)
     for field in ("owners", "reviewers"):
         if field in spec:
             spec[field] = [{"id": r["id"], "type": r["type"]} for r in spec[field]]

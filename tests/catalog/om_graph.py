@@ -17,7 +17,7 @@ from typing import Any
 import jsonpatch
 
 from tests.catalog.om_api import Reply, validate
-from tests.catalog.om_model import ApiError, bad_request
+from tests.catalog.om_model import ApiError, add_fqn, bad_request
 from tests.catalog.om_schema import schema_errors
 from tests.catalog.om_store import Entity, Json, Store, column_fqns
 
@@ -27,7 +27,8 @@ class Graph:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.edges: dict[tuple[str, str], Json] = {}
+        # None: a relationship without lineage details (drawn by the server itself).
+        self.edges: dict[tuple[str, str], Json | None] = {}
         self.out: defaultdict[str, set[str]] = defaultdict(set)
         self.into: defaultdict[str, set[str]] = defaultdict(set)
         self.statuses: defaultdict[str, dict[int, Json]] = defaultdict(dict)
@@ -81,9 +82,26 @@ class Graph:
         self.into[target.id].add(source.id)
 
     def _columns(self, entity: Entity) -> set[str]:
+        """``LineageRepository.getChildrenNames``: columns, a container's, a model's features."""
         spec = entity.spec
+        if entity.kind.type == "mlmodel":
+            return {add_fqn(entity.fqn, str(f["name"])) for f in spec.get("mlFeatures") or []}
         columns = spec.get("columns") or (spec.get("dataModel") or {}).get("columns") or []
         return column_fqns(columns, entity.fqn)
+
+    def add_feature_lineage(self, model: Entity) -> None:
+        """``MlModelRepository.setMlFeatureSourcesLineage``, on create: an edge from each
+        feature source's ``dataSource`` into the model, a bare relationship without details.
+        """
+        for feature in model.spec.get("mlFeatures") or []:
+            for source in feature.get("featureSources") or []:
+                ref = source.get("dataSource")
+                if not ref:
+                    continue
+                origin = self.store.resolve_ref(ref)
+                self.edges.setdefault((origin.id, model.id), None)
+                self.out[origin.id].add(model.id)
+                self.into[model.id].add(origin.id)
 
     def get_lineage(self, entity: Entity, query: dict[str, str]) -> Reply:
         """``GET /v1/lineage/{entity}/name/{fqn}`` (or ``/{id}``): an ``EntityLineage``."""
@@ -120,13 +138,10 @@ class Graph:
                     if entity is None or entity.deleted:
                         continue
                     pair = (other, node) if reverse else (node, other)
-                    edges.append(
-                        {
-                            "fromEntity": pair[0],
-                            "toEntity": pair[1],
-                            "lineageDetails": self.edges[pair],
-                        }
-                    )
+                    edge: Json = {"fromEntity": pair[0], "toEntity": pair[1]}
+                    if self.edges[pair] is not None:  # Jackson leaves null fields out
+                        edge["lineageDetails"] = self.edges[pair]
+                    edges.append(edge)
                     nodes[other] = entity
                     if other not in seen:
                         seen.add(other)
@@ -149,8 +164,9 @@ class Graph:
 
     def delete_edge(self, source: Entity, target: Entity) -> Reply:
         """``DELETE /v1/lineage/{fromEntity}/{fromId}/{toEntity}/{toId}`` (or ``/name/`` form)."""
-        if self.edges.pop((source.id, target.id), None) is None:
+        if (source.id, target.id) not in self.edges:
             raise ApiError(404, "Lineage edge not found")
+        del self.edges[(source.id, target.id)]
         self.out[source.id].discard(target.id)
         self.into[target.id].discard(source.id)
         return 200, None

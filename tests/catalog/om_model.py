@@ -146,6 +146,13 @@ KINDS: tuple[Kind, ...] = (
         _SERVICE_FIELDS,
     ),
     _kind(
+        "services/mlmodelServices",
+        "mlmodelService",
+        "api/services/createMlModelService.json",
+        None,
+        _SERVICE_FIELDS,
+    ),
+    _kind(
         "databases",
         "database",
         "api/data/createDatabase.json",
@@ -190,6 +197,15 @@ KINDS: tuple[Kind, ...] = (
         "owners,tasks,pipelineStatus,followers,tags,extension,scheduleInterval,domains,"
         "sourceHash,dataProducts,lifeCycle",
         "sourceHash,scheduleInterval",
+    ),
+    _kind(
+        "mlmodels",
+        "mlmodel",
+        "api/data/createMlModel.json",
+        ("service", "mlmodelService"),
+        "owners,dashboard,followers,tags,usageSummary,extension,domains,sourceHash,"
+        "dataProducts,lifeCycle,votes",
+        "sourceHash",
     ),
     _kind(
         "classifications",

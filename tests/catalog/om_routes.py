@@ -44,7 +44,10 @@ def dispatch(
     kind, rest = found
     if not rest:
         if method in ("PUT", "POST"):
-            return api.put(kind, body, post=method == "POST")
+            status, answer = api.put(kind, body, post=method == "POST")
+            if kind.type == "mlmodel" and status == 201:
+                graph.add_feature_lineage(api.store.by_id[answer["id"]])
+            return status, answer
         if method == "GET":
             return api.list(kind, query)
         raise _not_allowed()

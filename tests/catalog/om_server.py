@@ -130,8 +130,8 @@ class OMServer:
         names = frozenset(fields.split(",")) if fields else found.kind.fields
         return self.state.render(found, names)
 
-    def edges(self) -> dict[tuple[str, str], Json]:
-        """Lineage edges as ``{(from FQN, to FQN): lineageDetails}``."""
+    def edges(self) -> dict[tuple[str, str], Json | None]:
+        """Lineage edges as ``{(from FQN, to FQN): lineageDetails}`` (None: drawn by the server)."""
         by_id = self.state.by_id
         return {(by_id[a].fqn, by_id[b].fqn): d for (a, b), d in self.graph.edges.items()}
 

@@ -316,6 +316,14 @@ def _set_child_fqns(body: Json, fqn: str) -> None:
     columns((body.get("dataModel") or {}).get("columns") or [], fqn)
     for task in body.get("tasks") or []:
         task["fullyQualifiedName"] = f"{fqn}.{quote_name(str(task['name']))}"
+    # ``MlModelRepository.setMlFeatureFQN``: a feature under the model, a source under the
+    # entity its ``dataSource`` names (its bare name without one).
+    for feature in body.get("mlFeatures") or []:
+        feature["fullyQualifiedName"] = add_fqn(fqn, str(feature["name"]))
+        for source in feature.get("featureSources") or []:
+            parent = (source.get("dataSource") or {}).get("fullyQualifiedName")
+            name = str(source.get("name"))
+            source["fullyQualifiedName"] = add_fqn(parent, name) if parent else name
 
 
 def _all_tags(spec: Json) -> Iterator[Json]:
@@ -324,6 +332,8 @@ def _all_tags(spec: Json) -> Iterator[Json]:
         (spec.get("dataModel") or {}).get("columns") or []
     )
     stack += list(spec.get("tasks") or [])
+    for feature in spec.get("mlFeatures") or []:
+        stack += [feature, *(feature.get("featureSources") or [])]
     while stack:
         item = stack.pop()
         yield from item.get("tags") or []

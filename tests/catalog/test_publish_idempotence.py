@@ -22,6 +22,7 @@ from tests.catalog.om_server import OMServer
 from tests.catalog.test_publish_support import (
     AIRFLOW_EXECUTION,
     assert_no_secret,
+    catalog_edges,
     demo_document,
     need_om_env,
     publish,
@@ -198,3 +199,95 @@ def _ms(clock: str) -> int:
 
 def _times(task: dict[str, Any]) -> tuple[int, int]:
     return task["startTime"], task["endTime"]
+
+
+MODEL_KEY = "ml/flight_late_arrival"
+MODEL = "onering_mlflow.flight_late_arrival"
+CARRIER_ROWS = "onering_lake.features.carrier_stats"
+JSON_PATCH = "application/json-patch+json"
+
+
+def _republish(setup: Setup, document: dict[str, Any], name: str) -> Any:
+    path = setup.work / name
+    path.write_text(json.dumps(document))
+    setup.server.reset_log()
+    result = publish(path, setup.server)
+    assert result.code == 0, result.stderr
+    return result
+
+
+def _converges(setup: Setup, document: dict[str, Any]) -> None:
+    _republish(setup, document, "again.json")
+    assert setup.server.writes() == []
+
+
+def test_model_hand_edits_are_repaired_and_a_recreated_source_referenced_again(
+    setup: Setup,
+) -> None:
+    server = setup.server
+    _republish(setup, setup.document, "full.json")  # the previous test removed an asset
+    model = server.entity("mlmodel", MODEL)
+    assert model is not None
+    # In the UI: the model's description and a feature's; a feature container is removed
+    # for good and made again (by OneRing's next publish), under a new id.
+    ops = [
+        {"op": "replace", "path": "/description", "value": "typed in the UI"},
+        {"op": "replace", "path": "/mlFeatures/5/description", "value": "typed in the UI"},
+    ]
+    code, _ = call(server, "PATCH", f"/v1/mlmodels/{model['id']}", ops, content_type=JSON_PATCH)
+    assert code == 200
+    rows = server.entity("container", CARRIER_ROWS)
+    assert rows is not None
+    query = "hardDelete=true&recursive=true"
+    assert call(server, "DELETE", f"/v1/containers/{rows['id']}?{query}")[0] == 200
+    assert not [k for k in server.edges() if CARRIER_ROWS in k]
+
+    _republish(setup, setup.document, "full.json")
+    writes = [(r.method, r.path) for r in server.writes()]
+    assert ("PUT", "/v1/mlmodels") in writes and ("PATCH", f"/v1/mlmodels/{model['id']}") in writes
+    repaired = server.entity("mlmodel", MODEL)
+    assert repaired is not None and repaired["id"] == model["id"]
+    assert repaired["description"] == model["description"]
+    assert repaired["mlFeatures"][5]["description"] == model["mlFeatures"][5]["description"]
+    made = server.entity("container", CARRIER_ROWS)
+    assert made is not None and made["id"] != rows["id"]
+    referenced = {
+        s["dataSource"]["id"]
+        for f in repaired["mlFeatures"]
+        for s in f["featureSources"]
+        if s["dataSource"]["fullyQualifiedName"] == CARRIER_ROWS
+    }
+    assert referenced == {made["id"]}
+    edges = server.edges()
+    assert edges[(CARRIER_ROWS, MODEL)] and edges[(CARRIER_ROWS, "onering_lake.ml.training_set")]
+    _converges(setup, setup.document)
+
+
+def test_a_model_removed_from_the_document_goes_with_its_edges_and_comes_back(
+    setup: Setup,
+) -> None:
+    server = setup.server
+    model = server.entity("mlmodel", MODEL)
+    assert model is not None
+    _republish(setup, _without(setup.document, MODEL_KEY), "no-model.json")
+    deletes = [r.path for r in server.writes() if r.method == "DELETE"]
+    assert deletes[-1] == f"/v1/mlmodels/{model['id']}"
+    assert len([p for p in deletes if p.startswith("/v1/lineage/") and model["id"] in p]) == (
+        len([k for k in _edges_before(setup) if MODEL in k])
+    )
+    assert not [k for k in server.edges() if MODEL in k]
+    code, gone = call(server, "GET", f"/v1/mlmodels/name/{MODEL}?include=deleted")
+    assert code == 200 and gone["deleted"] is True
+
+    _republish(setup, setup.document, "full.json")
+    restored = server.entity("mlmodel", MODEL)
+    assert restored is not None and restored["id"] == model["id"]  # restored, not made anew
+    puts = [r.status for r in server.writes() if r.path == "/v1/mlmodels"]
+    assert puts == [200]
+    assert {k for k in server.edges() if MODEL in k} == set(_edges_before(setup))
+    _converges(setup, setup.document)
+
+
+def _edges_before(setup: Setup) -> list[tuple[str, str]]:
+    """The model's edges as the full document publishes them."""
+    return [k for k in catalog_edges(setup.document) if MODEL in k]

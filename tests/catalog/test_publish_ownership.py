@@ -36,6 +36,7 @@ from tests.catalog.test_publish_support import (
 FLIGHTS = "onering_clickhouse.clickhouse.silver.flights"
 AIRLINES = "onering_clickhouse.clickhouse.silver.airlines"
 ROUTES = "onering_postgres.onering.gold.route_performance"
+MODEL = "onering_mlflow.flight_late_arrival"
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -134,6 +135,11 @@ def test_foreign_entities_at_onering_names_are_left_alone(
                     "tasks": [{"name": "t"}],
                 },
             ),
+            ("/v1/services/mlmodelServices", {"name": "onering_mlflow", "serviceType": "Mlflow"}),
+            (
+                "/v1/mlmodels",
+                {"name": "flight_late_arrival", "service": "onering_mlflow", "algorithm": "theirs"},
+            ),
         ]
         for collection, body in theirs:
             code, answer = call(server, "PUT", collection, body)
@@ -142,6 +148,8 @@ def test_foreign_entities_at_onering_names_are_left_alone(
             "table": _entity(server, "table", AIRLINES),
             "pipeline": _entity(server, "pipeline", dag),
             "databaseService": _entity(server, "databaseService", "onering_clickhouse"),
+            "mlmodel": _entity(server, "mlmodel", MODEL),
+            "mlmodelService": _entity(server, "mlmodelService", "onering_mlflow"),
         }
         server.reset_log()
         result = publish(path, server)
@@ -152,7 +160,7 @@ def test_foreign_entities_at_onering_names_are_left_alone(
         assert sorted(summary["errors"]) == sorted(
             f"{kind} {fqn} exists in OpenMetadata and is not OneRing's (no OneRing.managed "
             "tag): left alone; tag it to let OneRing manage it, or remove it"
-            for kind, fqn in (("table", AIRLINES), ("pipeline", dag))
+            for kind, fqn in (("table", AIRLINES), ("pipeline", dag), ("mlmodel", MODEL))
         )
         for kind, entity in before.items():
             assert server.entity(kind, entity["fullyQualifiedName"]) == entity
@@ -167,7 +175,13 @@ def test_foreign_entities_at_onering_names_are_left_alone(
         assert any(f"pipeline {dag} is not OneRing's" in w for w in summary["warnings"])
         flights = _entity(server, "table", FLIGHTS)
         assert {"OneRing.managed", "OneRing.silver"} <= {t["tagFQN"] for t in flights["tags"]}
-        assert not [k for k in server.edges() if AIRLINES in k]
+        assert not [k for k in server.edges() if AIRLINES in k or MODEL in k]
+        assert any(
+            w == "edge ml/training_set -> ml/flight_late_arrival: not published, an end is "
+            "not OneRing's"
+            for w in summary["warnings"]
+        )
+        assert ("/v1/services/mlmodelServices", "onering_mlflow") not in put_names
         assert server.entity("testCase", f"{AIRLINES}.key_unique") is None
         assert summary["updated"] == 0  # every PUT answered 201
 
@@ -182,7 +196,7 @@ def test_foreign_entities_at_onering_names_are_left_alone(
         _patch(server, "tables", before["table"]["id"], ops)
         server.reset_log()
         adopted = publish(path, server)
-        assert adopted.summary["errors"] == [adopted.summary["errors"][0]]  # the pipeline's
+        assert len(adopted.summary["errors"]) == 2  # the pipeline's and the model's
         assert "updated table " + AIRLINES in adopted.summary["written"]
         assert f"created table {AIRLINES}" not in adopted.summary["written"]
         table = _entity(server, "table", AIRLINES)

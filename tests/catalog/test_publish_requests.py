@@ -10,60 +10,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import pytest
-
 from tests.catalog.om_fixture import call
-from tests.catalog.om_server import OMServer
+from tests.catalog.publish_fixture import Published
 from tests.catalog.test_publish_support import (
     AIRFLOW_EXECUTION,
     SECRET,
-    Result,
     assert_no_secret,
-    demo_document,
+    catalog_edges,
     need_om_env,
-    publish,
     task_pipeline,
 )
-
-
-@dataclass
-class Published:
-    document: dict[str, Any]
-    server: OMServer
-    dry: Result
-    dry_requests: list[dict[str, Any]]
-    first: Result
-    first_log: list[Any]
-    second: Result
-    second_log: list[Any]
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
-    """A dry run, then a first and a second publish of the demo document to one server."""
-    need_om_env()
-    work = tmp_path_factory.mktemp("publish")
-    document = demo_document(work)
-    path = work / "document.json"
-    path.write_text(json.dumps(document))
-    server = OMServer(users=("onering-owner",), teams=("data-platform",)).start()
-    try:
-        dry = publish(path, None, dry_run=work / "dry.json")
-        dry_requests = json.loads((work / "dry.json").read_text())["requests"]
-        first = publish(path, server)
-        first_log = list(server.requests)
-        server.reset_log()
-        # PYTHONPROFILEIMPORTTIME (python -X importtime): stderr names every imported module.
-        second = publish(path, server, env={"PYTHONPROFILEIMPORTTIME": "1"})
-        second_log = list(server.requests)
-        yield Published(document, server, dry, dry_requests, first, first_log, second, second_log)
-    finally:
-        server.stop()
 
 
 def _shape(body: Any) -> Any:
@@ -106,33 +65,45 @@ def test_first_publish_request_sequence(published: Published) -> None:
     log = [(r.method, r.path) for r in published.first_log]
     writes = [(m, p) for m, p in log if m != "GET"]
     doc = published.document
-    tables = [e for e in doc["entities"] if e["entity"] == "table"]
+    entities = doc["entities"]
+    tables = [e for e in entities if e["entity"] == "table"]
     checks = sum(len(t["checks"]) for t in tables)
-    entity_writes = [
-        ("PUT", "/v1/containers" if e["entity"] == "container" else "/v1/tables")
-        for e in doc["entities"]
-    ]
+    service_paths = {
+        "storage": "storageServices",
+        "database": "databaseServices",
+        "pipeline": "pipelineServices",
+        "mlmodel": "mlmodelServices",
+    }
     expected = (
         [("PUT", "/v1/classifications")]
-        + [("PUT", "/v1/tags")] * 4
+        # OneRing.managed, then a tag per layer
+        + [("PUT", "/v1/tags")] * (1 + len({e["layer"] for e in entities}))
         + [("PUT", "/v1/dataQuality/testDefinitions")]
+        # The services by name, but Feast's: OpenMetadata has no feature-store service.
         + [
-            ("PUT", "/v1/services/pipelineServices"),  # onering_airflow
-            ("PUT", "/v1/services/databaseServices"),  # onering_clickhouse
-            ("PUT", "/v1/services/pipelineServices"),  # onering_dagster
-            ("PUT", "/v1/services/storageServices"),  # onering_lake
-            ("PUT", "/v1/services/databaseServices"),  # onering_postgres
+            ("PUT", f"/v1/services/{service_paths[s['kind']]}")
+            for s in doc["services"]
+            if s["kind"] != "featureStore"
         ]
-        + [("PUT", "/v1/databases")] * 2
-        + [("PUT", "/v1/databaseSchemas")] * 2
-        + [("PUT", "/v1/containers")]  # onering_lake.bronze
+        + [("PUT", "/v1/databases")] * len({(t["service"], t["database"]) for t in tables})
+        + [("PUT", "/v1/databaseSchemas")] * len({(t["database"], t["schema"]) for t in tables})
+        # onering_lake.bronze, .features and .ml: one root container per lake folder
+        + [("PUT", "/v1/containers")]
+        * len({e["schema"] for e in entities if e["entity"] == "container"})
         + [("PUT", "/v1/pipelines")] * len(doc["pipelines"])
-        + entity_writes
+        + [
+            ("PUT", "/v1/containers" if e["entity"] == "container" else "/v1/tables")
+            for e in entities
+            if e["entity"] in ("table", "container")
+        ]
+        # the model last: its features reference the containers and tables by id
+        + [("PUT", "/v1/mlmodels") for e in entities if e["entity"] == "mlmodel"]
     )
     assert writes[: len(expected)] == expected
     rest = writes[len(expected) :]
-    assert rest[: len(doc["edges"])] == [("PUT", "/v1/lineage")] * len(doc["edges"])
-    rest = rest[len(doc["edges"]) :]
+    edges = len(catalog_edges(doc))
+    assert rest[:edges] == [("PUT", "/v1/lineage")] * edges
+    rest = rest[edges:]
     suites = [t for t in tables if t["checks"]]
     assert rest[: len(suites)] == [("PUT", "/v1/dataQuality/testSuites/executable")] * len(suites)
     rest = rest[len(suites) :]
@@ -175,12 +146,16 @@ def test_full_publish_puts_every_entity_edge_and_column_pair(published: Publishe
     server, doc = published.server, published.document
     for entity in doc["entities"]:
         kind = entity["entity"]
+        if kind == "featureView":  # not an entity in OpenMetadata (test_publish_ml)
+            continue
         found = server.entity(kind, entity["fqn"])
         assert found is not None, entity["fqn"]
-        columns = found["columns"] if kind == "table" else found["dataModel"]["columns"]
-        assert [(c["name"], c["dataTypeDisplay"]) for c in columns] == [
-            (c["name"], c["type"]) for c in entity["columns"]
-        ]
+        if kind != "mlmodel":  # a model's features: test_publish_ml
+            model = found["columns"] if kind == "table" else found.get("dataModel") or {}
+            columns = model if kind == "table" else model.get("columns", [])
+            assert [(c["name"], c["dataTypeDisplay"]) for c in columns] == [
+                (c["name"], c["type"]) for c in entity["columns"]
+            ]
         tags = {t["tagFQN"] for t in found["tags"]}
         assert {"OneRing.managed", f"OneRing.{entity['layer']}"} <= tags
         assert len(found["sourceHash"]) == 32
@@ -194,22 +169,22 @@ def test_full_publish_puts_every_entity_edge_and_column_pair(published: Publishe
         "DOUBLE"
     )
     edges = server.edges()
-    by_key = {e["key"]: e["fqn"] for e in doc["entities"]}
-    assert set(edges) == {(by_key[e["from"]], by_key[e["to"]]) for e in doc["edges"]}
+    expected = catalog_edges(doc)
+    assert set(edges) == set(expected)
     dagster = server.entity("pipeline", "onering_dagster.onering")
     assert dagster is not None
-    for edge in doc["edges"]:
-        details = edges[(by_key[edge["from"]], by_key[edge["to"]])]
-        pairs = {(tuple(c["fromColumns"]), c["toColumn"]) for c in details["columnsLineage"]}
-        assert pairs == {
-            (
-                tuple(f"{by_key[edge['from']]}.{f}" for f in c["from"]),
-                f"{by_key[edge['to']]}.{c['to']}",
-            )
-            for c in edge["columns"]
-        }
-        assert details["sqlQuery"] == edge["sql"]
+    for pair, columns in expected.items():
+        details = edges[pair]
+        assert details is not None, pair  # OneRing's details, not a bare server-made edge
+        got = {(tuple(c["fromColumns"]), c["toColumn"]) for c in details.get("columnsLineage", [])}
+        assert got == columns, pair
         assert details["pipeline"]["id"] == dagster["id"]
+        assert details["description"].startswith("Produced by ")
+    by_key = {e["key"]: e["fqn"] for e in doc["entities"]}
+    for edge in doc["edges"]:
+        pair = (by_key[edge["from"]], by_key[edge["to"]])
+        if pair in edges:
+            assert (edges[pair] or {}).get("sqlQuery") == edge["sql"]
 
 
 def test_full_publish_puts_pipelines_statuses_checks_and_results(published: Published) -> None:
@@ -244,9 +219,12 @@ def test_full_publish_puts_pipelines_statuses_checks_and_results(published: Publ
     assert [(r["testCaseStatus"], r["result"]) for r in results["data"]] == [
         ("Failed", "3 duplicate keys")
     ]
-    # Bronze checks are not test cases; the summary says so.
+    # Checks of containers, Feast views and models are not test cases; the summary says so.
+    untested = [e for e in doc["entities"] if e["entity"] != "table" and e["checks"]]
+    count = sum(len(e["checks"]) for e in untested)
     assert any(
-        "Bronze containers are not test cases" in w for w in published.first.summary["warnings"]
+        w.startswith(f"{count} checks of ") and "are not test cases" in w
+        for w in published.first.summary["warnings"]
     )
     assert any("flight-analytics" in w for w in published.first.summary["warnings"])
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,11 +150,69 @@ def demo_runs(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def demo_document(tmp: Path) -> dict[str, Any]:
-    """The lineage document of the real definitions and exported DAGs, with ``demo_runs``."""
-    defs = build_definitions(settings_for(tmp, None))
-    document = build_document(defs, dags=airflow_dags(defs))
-    document["runs"] = demo_runs(document)
-    return json.loads(dumps(document))
+    """The lineage document of the real definitions and exported DAGs, with ``demo_runs``.
+
+    Built once per session (it names no path, so not ``tmp``'s); each call gets a copy.
+    """
+    if not _DEMO:
+        defs = build_definitions(settings_for(tmp, None))
+        document = build_document(defs, dags=airflow_dags(defs))
+        document["runs"] = demo_runs(document)
+        _DEMO.append(dumps(document))
+    return json.loads(_DEMO[0])
+
+
+_DEMO: list[str] = []
+
+
+Pairs = set[tuple[tuple[str, ...], str]]
+
+
+def catalog_edges(document: dict[str, Any]) -> dict[tuple[str, str], Pairs]:
+    """The edges OpenMetadata should hold, ``(from FQN, to FQN) -> column pairs``.
+
+    Written here from the document on its own terms (not with the publisher's code): each
+    edge between published entities; each pair of edges into and out of a Feast view (not an
+    entity there) as one edge, its columns traced through the view; and an edge into the
+    model from each entity its features are read from, a pair per feature.
+    """
+    entities = {e["key"]: e for e in document["entities"]}
+    views = {k for k, e in entities.items() if e["entity"] == "featureView"}
+    out: defaultdict[tuple[str, str], Pairs] = defaultdict(set)
+
+    def fqn(key: str, column: str | None = None) -> str:
+        return entities[key]["fqn"] + (f".{column}" if column else "")
+
+    for edge in document["edges"]:
+        if edge["from"] in views or edge["to"] in views:
+            continue
+        pairs = {
+            (tuple(fqn(edge["from"], c) for c in p["from"]), fqn(edge["to"], p["to"]))
+            for p in edge["columns"]
+        }
+        out[(fqn(edge["from"]), fqn(edge["to"]))] |= pairs
+    for view in views:
+        for into in (e for e in document["edges"] if e["to"] == view):
+            back = {p["to"]: p["from"] for p in into["columns"]}
+            for onward in (e for e in document["edges"] if e["from"] == view):
+                pairs = {
+                    (
+                        tuple(fqn(into["from"], c) for f in p["from"] for c in back[f]),
+                        fqn(onward["to"], p["to"]),
+                    )
+                    for p in onward["columns"]
+                    if all(f in back for f in p["from"])
+                }
+                out[(fqn(into["from"]), fqn(onward["to"]))] |= pairs
+    for model in (e for e in entities.values() if e["entity"] == "mlmodel"):
+        for feature in model["mlmodel"]["features"]:
+            for source in feature["sources"]:
+                pair = (
+                    (f"{source['entity']}.{source['column']}",),
+                    f"{model['fqn']}.{feature['name']}",
+                )
+                out[(source["entity"], model["fqn"])].add(pair)
+    return dict(out)
 
 
 @dataclass

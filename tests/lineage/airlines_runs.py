@@ -28,7 +28,7 @@ AIRFLOW_TAGS = {
 }
 
 
-def airlines_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_airlines_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new state folder holding the Airflow-tagged good run, then the failing one."""
     state = tmp_path_factory.mktemp("state")
     good, bad = tmp_path_factory.mktemp("good"), tmp_path_factory.mktemp("bad")

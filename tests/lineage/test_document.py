@@ -3,6 +3,8 @@
 The graph part needs no state (it is read from the declarations); the run part comes from
 a real run of the airlines tables (unpartitioned, 16 rows) on the embedded stores, tagged
 as the Airflow bridge tags the runs it triggers, and a second run whose key check fails.
+Expected counts come from the definitions (one entity per materializable asset), not from
+numbers written here.
 """
 
 from __future__ import annotations
@@ -17,24 +19,33 @@ from typer.testing import CliRunner
 from onering_assets.cli import app
 from onering_assets.definitions import build_definitions
 from onering_assets.lineage.airflow import airflow_dags
-from onering_assets.lineage.document import build_document, dumps
+from onering_assets.lineage.document import SERVICES, build_document, dumps
 from onering_assets.lineage.runs import run_records
 from onering_assets.lineage.show import lineage_lines
 from onering_assets.runner import instance_for
 from onering_assets.settings import PLATFORM_DIR
 from tests.conftest import settings_for
-from tests.lineage.airlines_runs import airlines_state, document_of
+from tests.lineage.airlines_runs import document_of
+
+MODEL = "ml/flight_late_arrival"
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def state(airlines_state: Path) -> Path:
     """A state with one good run (tagged as Airflow's) and one run whose key check fails."""
-    return airlines_state(tmp_path_factory)
+    return airlines_state
 
 
 @pytest.fixture(scope="module")
 def document(state: Path) -> dict:
     return document_of(state)
+
+
+@pytest.fixture(scope="module")
+def asset_keys(state: Path) -> list[str]:
+    """Every materializable asset of the real definitions."""
+    graph = build_definitions(settings_for(state, None)).resolve_asset_graph()
+    return sorted(k.to_user_string() for k in graph.materializable_asset_keys)
 
 
 def entity(document: dict, key: str) -> dict:
@@ -45,7 +56,9 @@ def edge(document: dict, source: str, target: str) -> dict:
     return next(e for e in document["edges"] if e["from"] == source and e["to"] == target)
 
 
-def test_services_and_entity_names_follow_the_catalog_conventions(document: dict) -> None:
+def test_services_and_entity_names_follow_the_catalog_conventions(
+    document: dict, asset_keys: list[str]
+) -> None:
     assert document["version"] == 1
     services = {s["name"]: (s["kind"], s["type"]) for s in document["services"]}
     assert services == {
@@ -54,15 +67,79 @@ def test_services_and_entity_names_follow_the_catalog_conventions(document: dict
         "onering_postgres": ("database", "Postgres"),
         "onering_dagster": ("pipeline", "Dagster"),
         "onering_airflow": ("pipeline", "Airflow"),
+        "onering_feast": ("featureStore", "Feast"),
+        "onering_mlflow": ("mlmodel", "Mlflow"),
     }
+    assert set(services) == set(SERVICES)
     fqns = {e["key"]: (e["entity"], e["fqn"]) for e in document["entities"]}
-    assert len(fqns) == 13
+    assert sorted(fqns) == asset_keys  # one entity per materializable asset
+    assert {e["service"] for e in document["entities"]} <= set(services)
     assert fqns["bronze/flights"] == ("container", "onering_lake.bronze.flights")
     assert fqns["silver/flights"] == ("table", "onering_clickhouse.clickhouse.silver.flights")
     assert fqns["gold/route_performance"] == (
         "table",
         "onering_postgres.onering.gold.route_performance",
     )
+    # Features and ML assets: where they are stored.
+    assert fqns["features/route_stats_source"] == (
+        "container",
+        "onering_lake.features.route_stats",
+    )
+    assert fqns["features/route_stats"] == ("featureView", "onering_feast.onering.route_stats")
+    assert fqns["ml/training_set"] == ("container", "onering_lake.ml.training_set")
+    assert fqns["ml/drift_report"] == ("container", "onering_lake.ml.drift_report")
+    assert fqns[MODEL] == ("mlmodel", "onering_mlflow.flight_late_arrival")
+
+
+def test_the_model_lists_its_features_and_where_each_is_read(document: dict) -> None:
+    model = entity(document, MODEL)
+    details = model["mlmodel"]
+    assert (details["algorithm"], details["target"]) == ("LogisticRegression", "late")
+    views = {e["name"]: e for e in document["entities"] if e["entity"] == "featureView"}
+    by_fqn = {e["fqn"]: e for e in document["entities"]}
+    features = {f["name"]: f for f in details["features"]}
+    # Every feature of every view is a numerical model feature, read from the view's rows.
+    for name, view in views.items():
+        source = by_fqn[f"onering_lake.features.{name}"]
+        for column in view["columns"]:
+            feature = features[column["name"]]
+            assert (feature["type"], feature["view"]) == ("numerical", name)
+            assert feature["sources"] == [{"entity": source["fqn"], "column": column["name"]}]
+    # The request fields come from silver.flights; the derived ones from sched_dep_at.
+    flights = by_fqn["onering_clickhouse.clickhouse.silver.flights"]
+    for name, column, kind in (
+        ("carrier", "carrier", "categorical"),
+        ("dest", "dest", "categorical"),
+        ("dep_hour", "sched_dep_at", "numerical"),
+        ("day_of_week", "sched_dep_at", "numerical"),
+    ):
+        assert features[name]["type"] == kind and features[name]["view"] is None
+        assert features[name]["sources"] == [{"entity": flights["fqn"], "column": column}]
+    # Every source names an entity of the document and one of its columns.
+    for feature in details["features"]:
+        for source in feature["sources"]:
+            assert source["column"] in {c["name"] for c in by_fqn[source["entity"]]["columns"]}
+    assert len(features) == len(details["features"])  # no feature twice
+
+
+def test_edges_through_feast_views_and_into_the_model_pair_columns_by_name(
+    document: dict,
+) -> None:
+    view = entity(document, "features/carrier_stats")
+    names = [c["name"] for c in view["columns"]]
+    served = edge(document, "features/carrier_stats_source", "features/carrier_stats")
+    joined = edge(document, "features/carrier_stats", "ml/training_set")
+    for step in (served, joined):
+        assert step["columns"] == [{"to": n, "from": [n]} for n in sorted(names)]
+    trained = edge(document, "ml/training_set", MODEL)
+    features = [f["name"] for f in entity(document, MODEL)["mlmodel"]["features"]]
+    assert trained["columns"] == [{"to": n, "from": [n]} for n in sorted(features)]
+    assert trained["pipelines"] == [
+        {"pipeline": "onering_airflow.onering_ml", "task": "ml__flight_late_arrival"},
+        {"pipeline": "onering_dagster.onering", "task": "ml__flight_late_arrival"},
+    ]
+    # Edges with SQL still take their pairs from it only (none guessed by name).
+    assert edge(document, "silver/flights", "ml/training_set")["columns"] == []
 
 
 def test_entities_carry_columns_types_owners_tags_and_checks(document: dict) -> None:
@@ -111,15 +188,19 @@ def test_airflow_pipelines_are_the_exported_dags(document: dict) -> None:
     }
     assert got == expected
     dagster = next(p for p in document["pipelines"] if p["service"] == "onering_dagster")
-    assert len(dagster["tasks"]) == 13
+    assert len(dagster["tasks"]) == len(document["entities"])  # one task per asset
     downstream = {t["name"]: t["downstream"] for t in dagster["tasks"]}
     assert downstream["bronze__flights"] == ["silver__flights"]
     assert downstream["silver__flights"] == [
+        "features__carrier_stats_source",
+        "features__route_stats_source",
         "gold__airport_daily_weather",
         "gold__carrier_monthly_performance",
         "gold__route_performance",
+        "ml__training_set",
     ]
     assert downstream["gold__route_performance"] == []
+    assert downstream["ml__flight_late_arrival"] == ["ml__drift_report"]
 
 
 def test_runs_carry_status_times_pipeline_and_check_results(document: dict) -> None:
@@ -176,6 +257,22 @@ def test_show_says_why_a_counted_column_has_no_source(document: dict) -> None:
     assert lines[2] == "    (none: flights reads no column of another table, e.g. count())"
 
 
+def test_show_traces_a_model_feature_to_its_feature_rows(document: dict) -> None:
+    lines = lineage_lines(document, MODEL, direction="upstream", column="route_distance")
+    assert lines == [
+        "ml/flight_late_arrival  (mlmodel onering_mlflow.flight_late_arrival)",
+        "upstream:",
+        "└── ml/training_set  (container onering_lake.ml.training_set)",
+        "      route_distance ← route_distance",
+        "    └── features/route_stats  (featureView onering_feast.onering.route_stats)",
+        "          route_distance ← route_distance",
+        "        └── features/route_stats_source  (container onering_lake.features.route_stats)",
+        "              route_distance ← route_distance",
+    ]
+    with pytest.raises(KeyError):
+        lineage_lines(document, MODEL, column="arr_delay")  # a training column, not a feature
+
+
 def test_show_prints_both_sides_and_none(document: dict) -> None:
     lines = lineage_lines(document, "bronze/planes")
     assert lines[1] == "upstream:" and lines[2] == "    (none)"
@@ -197,6 +294,19 @@ def test_cli_lineage_show_and_its_errors(state: Path) -> None:
         app, ["lineage", "show", "gold/route_performance", "--upstream", "--downstream"], env=env
     )
     assert both.exit_code == 2
+    model = runner.invoke(app, ["lineage", "show", MODEL, "--upstream"], env=env)
+    assert model.exit_code == 0, model.output
+    lines = model.stdout.splitlines()
+    assert lines[:3] == [
+        "ml/flight_late_arrival  (mlmodel onering_mlflow.flight_late_arrival)",
+        "upstream:",
+        "└── ml/training_set  (container onering_lake.ml.training_set)",
+    ]
+    for source in ("carrier_stats", "origin_weather", "route_stats"):
+        assert f"features/{source}_source  (container onering_lake.features.{source})" in (
+            model.stdout
+        )
+    assert "downstream:" not in model.stdout and "drift_report" not in model.stdout
 
 
 def test_cli_lineage_document_writes_the_same_document(state: Path, tmp_path: Path) -> None:
@@ -205,5 +315,7 @@ def test_cli_lineage_document_writes_the_same_document(state: Path, tmp_path: Pa
     result = CliRunner().invoke(app, ["lineage", "document", "--runs", "-o", str(out)], env=env)
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text())
-    assert len(written["entities"]) == 13 and len(written["runs"]) == 2
-    assert "13 entities, 10 edges, 2 runs" in result.stdout
+    assert written == json.loads(dumps(document_of(state)))
+    assert len(written["runs"]) == 2
+    counts = f"{len(written['entities'])} entities, {len(written['edges'])} edges, 2 runs"
+    assert counts in result.stdout

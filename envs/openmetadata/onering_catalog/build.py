@@ -2,9 +2,11 @@
 
 Pure functions: no HTTP here. Names follow the shared conventions (services
 ``onering_lake``/``onering_clickhouse``/``onering_postgres``/``onering_dagster``/
-``onering_airflow``; Bronze as containers under ``onering_lake.bronze``). Every entity
-OneRing manages carries the tag ``OneRing.managed``; tables, containers, databases,
-schemas and pipelines carry ``sourceHash`` = ``fingerprint`` of their part of the document.
+``onering_airflow``/``onering_mlflow``; the lake's files as containers under a root
+container per folder: ``onering_lake.bronze``, ``onering_lake.features``, ``onering_lake.ml``).
+Every entity OneRing manages carries the tag ``OneRing.managed``; tables, containers, ML
+models, databases, schemas and pipelines carry ``sourceHash`` = ``fingerprint`` of their part
+of the document.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ from onering_catalog.datatypes import CLICKHOUSE, POSTGRES, to_column
 
 CLASSIFICATION = "OneRing"
 MANAGED_TAG = f"{CLASSIFICATION}.managed"
-LAYERS = ("bronze", "silver", "gold")
+LAYERS = ("bronze", "silver", "gold", "features", "ml")
 TEST_DEFINITION = "oneringAssetCheck"
-LAKE_ROOT = "bronze"
+LAKE = "onering_lake"
+LAKE_ROOTS = {  # the lake's top folders (a document container's ``schema``) and what they hold
+    "bronze": "OneRing's Bronze layer: files as landed, one folder per table.",
+    "features": "OneRing's feature rows: each Feast view's offline source, one folder per view.",
+    "ml": "OneRing's ML data: the model's training set and the monthly drift reports.",
+}
 CONTAINER_FORMATS = {"zip", "gz", "zstd", "csv", "tsv", "json", "parquet", "avro"}
 
 
@@ -71,7 +78,7 @@ def column_fqn(entity_fqn: str, column: str) -> str:
     return f"{entity_fqn}.{quote_name(column)}"
 
 
-def _compact(fields: dict[str, Any]) -> dict[str, Any]:
+def compact(fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` without the ``None`` values (what a request dumped without nulls holds)."""
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -92,7 +99,7 @@ def database_request(fields: dict[str, Any]) -> Any:
     """``database_fields`` as a ``CreateDatabaseRequest``."""
     from metadata.generated.schema.api.data.createDatabase import CreateDatabaseRequest
 
-    return CreateDatabaseRequest.model_validate(_compact(fields))
+    return CreateDatabaseRequest.model_validate(compact(fields))
 
 
 def schema_fields(service: str, database: str, schema: str, layer: str) -> dict[str, Any]:
@@ -113,17 +120,27 @@ def schema_request(fields: dict[str, Any]) -> Any:
         CreateDatabaseSchemaRequest,
     )
 
-    return CreateDatabaseSchemaRequest.model_validate(_compact(fields))
+    return CreateDatabaseSchemaRequest.model_validate(compact(fields))
 
 
-def lake_root_fields() -> dict[str, Any]:
-    """The parent container ``onering_lake.bronze``, as the plain JSON of its request."""
-    part = {"service": "onering_lake", "name": LAKE_ROOT}
+def lake_roots(entities: list[dict[str, Any]]) -> list[str]:
+    """The root containers' names: the lake folders of the document's containers."""
+    return sorted({e["schema"] for e in entities if e["entity"] == "container"})
+
+
+def lake_root_fqn(root: str) -> str:
+    """``onering_lake.<root>``."""
+    return f"{LAKE}.{quote_name(root)}"
+
+
+def lake_root_fields(root: str) -> dict[str, Any]:
+    """The parent container ``onering_lake.<root>``, as the plain JSON of its request."""
+    part = {"service": LAKE, "name": root}
     return {
-        "name": LAKE_ROOT,
-        "service": "onering_lake",
-        "description": "OneRing's Bronze layer: files as landed, one folder per table.",
-        "tags": tag_dicts("bronze"),
+        "name": root,
+        "service": LAKE,
+        "description": LAKE_ROOTS.get(root, f"OneRing's {root} folder in the lake."),
+        "tags": tag_dicts(root),
         "sourceHash": fingerprint(part),
     }
 
@@ -132,7 +149,7 @@ def lake_root_request(fields: dict[str, Any]) -> Any:
     """``lake_root_fields`` as a ``CreateContainerRequest``."""
     from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
 
-    return CreateContainerRequest.model_validate(_compact(fields))
+    return CreateContainerRequest.model_validate(compact(fields))
 
 
 def _column_dicts(entity: dict[str, Any], dialect: str) -> list[dict[str, Any]]:
@@ -172,14 +189,14 @@ def entity_fields(
     }
     if entity["entity"] == "container":
         formats = [k for k in entity.get("kinds", []) if k in CONTAINER_FORMATS]
+        columns = _column_dicts(entity, CLICKHOUSE)
+        model = {"isPartitioned": entity.get("partitions") is not None, "columns": columns}
         return {
             **fields,
             "service": entity["service"],
             "parent": {"id": parent_id, "type": "container"} if parent_id else None,
-            "dataModel": {
-                "isPartitioned": entity.get("partitions") is not None,
-                "columns": _column_dicts(entity, CLICKHOUSE),
-            },
+            # A container of files without a table shape (the drift reports) has no data model.
+            "dataModel": model if columns else None,
             "fileFormats": formats or None,
         }
     dialect = POSTGRES if entity["layer"] == "gold" else CLICKHOUSE
@@ -195,14 +212,14 @@ def entity_request(fields: dict[str, Any]) -> Any:
     from metadata.generated.schema.api.data.createContainer import CreateContainerRequest
     from metadata.generated.schema.api.data.createTable import CreateTableRequest
 
-    model = CreateContainerRequest if "dataModel" in fields else CreateTableRequest
+    model = CreateTableRequest if "databaseSchema" in fields else CreateContainerRequest
     return model.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
 def pipeline_fields(pipeline: dict[str, Any]) -> dict[str, Any]:
     """A pipeline (the Dagster code location or one Airflow DAG) with its tasks, as JSON."""
     tasks = [
-        _compact(
+        compact(
             {
                 "name": t["name"],
                 "description": "Materializes " + ", ".join(t["assets"]) if t["assets"] else None,
@@ -213,7 +230,7 @@ def pipeline_fields(pipeline: dict[str, Any]) -> dict[str, Any]:
     ]
     schedule = pipeline.get("schedule")
     cron_like = isinstance(schedule, str) and (schedule.startswith("@") or schedule.count(" ") == 4)
-    return _compact(
+    return compact(
         {
             "name": pipeline["name"],
             "service": pipeline["service"],
@@ -272,10 +289,11 @@ def test_case_request(fields: dict[str, Any]) -> Any:
 def edge_details(
     edge: dict[str, Any], source_fqn: str, target_fqn: str, pipeline_id: str | None
 ) -> dict[str, Any]:
-    """The ``lineageDetails`` of one document edge as plain JSON.
+    """The ``lineageDetails`` of one catalog edge (``edges.catalog_edges``) as plain JSON.
 
     OpenMetadata keeps one pipeline per edge: the Dagster code location's (every edge has
-    one); the description names every pipeline task that produces the edge.
+    one); the description names every pipeline task that produces the edge, then the Feast
+    views it runs through and the model features it feeds, if any.
     """
     columns = [
         {
@@ -285,11 +303,16 @@ def edge_details(
         for pair in edge["columns"]
     ]
     producers = ", ".join(f"{p['pipeline']}/{p['task']}" for p in edge.get("pipelines", []))
+    notes = [f"Produced by {producers}."] if producers else []
+    if edge.get("via"):
+        notes.append(f"Through the Feast view {', '.join(edge['via'])}.")
+    if edge.get("features"):
+        notes.append(f"Source of the model's features {', '.join(edge['features'])}.")
     details = {
         "sqlQuery": edge.get("sql") or None,
         "columnsLineage": columns or None,
         "pipeline": {"id": pipeline_id, "type": "pipeline"} if pipeline_id else None,
-        "description": f"Produced by {producers}." if producers else None,
+        "description": " ".join(notes) or None,
         # Always pipeline lineage (OneRing's code draws it), even without the pipeline entity:
         # with the description, it marks the edge as OneRing's (``lineage.is_ours``).
         "source": "PipelineLineage",

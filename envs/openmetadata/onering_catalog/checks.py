@@ -4,11 +4,12 @@ Every check is a case of one custom test definition, ``oneringAssetCheck`` (enti
 TABLE, platform ``Other``), with its ``blocking`` flag as a parameter. Each table gets its
 basic ("executable") test suite, ``<table fqn>.testSuite``.
 
-Bronze checks are not published as test cases: OpenMetadata attaches test cases to tables
-(and their columns) only — ``TestDefinition.entityType`` is TABLE or COLUMN and a test
-case's ``entityLink`` must name a table — while Bronze is a storage container. Their
-outcome still reaches the catalog: a failed blocking Bronze check fails its step, which
-is the task status in the run's pipeline status. The summary says how many were left out.
+Checks of containers (Bronze, feature rows, ML files), Feast views and the model are not
+published as test cases: OpenMetadata attaches test cases to tables (and their columns)
+only — ``TestDefinition.entityType`` is TABLE or COLUMN and a test case's ``entityLink``
+must name a table. Their outcome still reaches the catalog: a failed blocking check fails
+its step, which is the task status in the run's pipeline status. The summary says how many
+were left out.
 """
 
 from __future__ import annotations
@@ -22,16 +23,25 @@ from onering_catalog.sync import Publisher
 TEST_CASES = "dataQuality/testCases"
 
 
-def bronze_note(entities: list[dict[str, Any]]) -> str | None:
-    """The warning naming the Bronze checks that cannot be test cases, if any."""
-    containers = [e for e in entities if e["entity"] == "container" and e.get("checks")]
-    if not containers:
+KINDS = {
+    "container": ("container", "containers"),
+    "featureView": ("Feast view", "Feast views"),
+    "mlmodel": ("ML model", "ML models"),
+}
+
+
+def untested_note(entities: list[dict[str, Any]]) -> str | None:
+    """The warning counting the checks of entities that are not tables, if any."""
+    checked = [e for e in entities if e["entity"] in KINDS and e.get("checks")]
+    if not checked:
         return None
-    count = sum(len(e["checks"]) for e in containers)
+    count = sum(len(e["checks"]) for e in checked)
+    counts = {kind: sum(1 for e in checked if e["entity"] == kind) for kind in KINDS}
+    kinds = [f"{n} {KINDS[kind][n != 1]}" for kind, n in counts.items() if n]
+    what = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0]
     return (
-        f"{count} checks of {len(containers)} Bronze containers are not test cases "
-        "(OpenMetadata attaches test cases to tables only); their outcome is in each run's "
-        "pipeline status"
+        f"{count} checks of {what} are not test cases (OpenMetadata attaches test cases to "
+        "tables only); their outcome is in each run's pipeline status"
     )
 
 
@@ -63,7 +73,7 @@ def sync_checks(publisher: Publisher) -> None:
         for e in publisher.doc["entities"]
         if e["entity"] == "table" and e["fqn"] in publisher.refs
     ]
-    note = bronze_note(publisher.doc["entities"])
+    note = untested_note(publisher.doc["entities"])
     if note:
         publisher.summary.warn(note)
     existed = any(t["fqn"] not in publisher.created for t in tables)

@@ -7,7 +7,10 @@ publish reads none. Only OneRing's edges are compared or deleted: both ends carr
 ``OneRing.managed`` *and* the edge is one OneRing drew (``is_ours``: its pipeline is one of
 OneRing's, or it is pipeline lineage with OneRing's "Produced by" description). An edge a
 person drew, even between two of OneRing's tables, and any edge from or to another entity
-are never touched.
+are never touched (nor the detail-less edges OpenMetadata draws itself from a model's
+feature sources: OneRing's own edge for the same pair replaces them, see ``edges.py``).
+The edges published are the document's with the Feast views collapsed, plus one into the
+model from each entity its features read (``edges.catalog_edges``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from onering_catalog import build
+from onering_catalog.edges import catalog_edges, hidden_entities
+from onering_catalog.state import ENTITY_TYPE
 from onering_catalog.sync import Publisher
 
 DAGSTER_PIPELINE = "onering_dagster.onering"
@@ -77,12 +82,26 @@ def _node_types(answer: dict[str, Any]) -> dict[str, str]:
     return {str(n.get("id")): str(n.get("type")) for n in nodes if n.get("id")}
 
 
+def _say_hidden(publisher: Publisher, edges: list[dict[str, Any]]) -> None:
+    """One warning naming the Feast views and the edges drawn through them."""
+    views = [e["fqn"] for e in hidden_entities(publisher.doc)]
+    if views:
+        through = sum(1 for e in edges if e.get("via"))
+        publisher.summary.warn(
+            f"{len(views)} Feast feature views are not OpenMetadata entities (it has no "
+            f"feature-store entity): {', '.join(views)}; {through} edges are drawn through "
+            "them, and their features are the model's mlFeatures"
+        )
+
+
 def sync_edges(publisher: Publisher) -> None:
     """Make the managed edges on the server equal the document's edges."""
     keys = {e["key"]: e for e in publisher.doc["entities"]}
     pipeline = publisher.refs.get(DAGSTER_PIPELINE)
     desired: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {}
-    for edge in publisher.doc["edges"]:
+    edges = catalog_edges(publisher.doc)
+    _say_hidden(publisher, edges)
+    for edge in edges:
         source, target = keys.get(edge["from"]), keys.get(edge["to"])
         if not source or not target:
             publisher.summary.warn(f"edge {edge['from']} -> {edge['to']}: an end is not an entity")
@@ -110,7 +129,13 @@ def sync_edges(publisher: Publisher) -> None:
             strict=True,
         )
     )
-    by_id = {ref[1]: (ref[0], fqn) for fqn, ref in publisher.refs.items()}
+    # Ids of every managed entity: written ones, and the stale ones still on the server (an
+    # edge from a model no longer in the document is deleted as a model's, not a table's).
+    by_id = {
+        str(e.get("id")): (ENTITY_TYPE[publisher.collection_of[fqn]], fqn)
+        for fqn, e in publisher.current.items()
+    }
+    by_id.update({ref[1]: (ref[0], fqn) for fqn, ref in publisher.refs.items()})
     for entity in publisher.doc["entities"]:
         fqn = entity["fqn"]
         if fqn not in publisher.refs:

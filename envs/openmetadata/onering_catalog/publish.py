@@ -8,7 +8,9 @@ from typing import Any
 from onering_catalog.api import Api, CatalogError
 from onering_catalog.checks import sync_checks
 from onering_catalog.lineage import delete_edges_of, sync_edges
+from onering_catalog.mlmodels import sync_models
 from onering_catalog.runs import publish_results, publish_statuses
+from onering_catalog.state import ENTITY_TYPE
 from onering_catalog.summary import Summary
 from onering_catalog.sync import Publisher
 
@@ -45,9 +47,7 @@ def check_document(document: Any) -> dict[str, Any]:
 
 def _remove_stale(publisher: Publisher) -> None:
     for fqn, entity in publisher.stale():
-        kind = {"tables": "table", "containers": "container", "pipelines": "pipeline"}[
-            publisher.collection_of[fqn]
-        ]
+        kind = ENTITY_TYPE[publisher.collection_of[fqn]]
         delete_edges_of(publisher, fqn, entity, kind)
     publisher.delete_stale(publisher.stale())
 
@@ -57,11 +57,12 @@ def phases(publisher: Publisher) -> list[tuple[str, Callable[[], None]]]:
     return [
         ("classification OneRing, its tags and test definition", publisher.prerequisites),
         ("services", publisher.services),
-        ("databases, schemas and the lake's root container", publisher.containers_of_databases),
+        ("databases, schemas and the lake's root containers", publisher.containers_of_databases),
         ("owners", publisher.resolve_owners),
-        ("reading managed tables, containers and pipelines", publisher.read_current),
+        ("reading managed tables, containers, pipelines and models", publisher.read_current),
         ("pipelines", publisher.pipelines),
         ("tables and containers", publisher.entities),
+        ("ML models", lambda: sync_models(publisher)),
         ("lineage edges", lambda: sync_edges(publisher)),
         ("removing assets no longer in the document", lambda: _remove_stale(publisher)),
         ("test suites and test cases", lambda: sync_checks(publisher)),

@@ -1,7 +1,8 @@
 """The catalog's fixed entities as create requests.
 
-The five services, the classification ``OneRing`` with its tags, and the custom test
-definition every OneRing check is a case of.
+The services (storage, database, pipeline and ML model services; the document's Feast
+service has no OpenMetadata service type and is not one), the classification ``OneRing``
+with its tags, and the custom test definition every OneRing check is a case of.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from onering_catalog.build import (
     tags_of,
 )
 
+# The tags of the layers whose name alone says too little.
+LAYER_TEXT = {
+    "features": "OneRing's feature views and their offline rows.",
+    "ml": "OneRing's ML assets: training set, model and drift reports.",
+}
 # Where each store and orchestrator lives in compose. No credentials: the catalog only
 # displays these (OneRing pushes metadata; OpenMetadata never connects with them).
 HOSTS = {
@@ -26,11 +32,13 @@ HOSTS = {
     "Postgres": "postgres:5432",
     "Dagster": "http://dagster-webserver:3000",
     "Airflow": "http://airflow-apiserver:8080",
+    "Mlflow": "http://mlflow:5000",
 }
 SERVICE_PATH = {
     "storage": "services/storageServices",
     "database": "services/databaseServices",
     "pipeline": "services/pipelineServices",
+    "mlmodel": "services/mlmodelServices",
 }
 
 
@@ -42,7 +50,7 @@ def classification_requests() -> list[tuple[str, str, Callable[[], Any]]]:
     """
     descriptions = {
         "managed": "Published by OneRing from its asset graph: OneRing updates and removes it.",
-        **{layer: f"OneRing's {layer.title()} layer." for layer in LAYERS},
+        **{layer: LAYER_TEXT.get(layer, f"OneRing's {layer.title()} layer.") for layer in LAYERS},
     }
     out: list[tuple[str, str, Callable[[], Any]]] = [
         ("/classifications", CLASSIFICATION, _classification_request)
@@ -118,6 +126,7 @@ def _connection(kind: str, stype: str) -> Any:
         clickhouseConnection,
         postgresConnection,
     )
+    from metadata.generated.schema.entity.services.connections.mlmodel import mlflowConnection
     from metadata.generated.schema.entity.services.connections.pipeline import (
         airflowConnection,
         backendConnection,
@@ -125,6 +134,7 @@ def _connection(kind: str, stype: str) -> Any:
     )
     from metadata.generated.schema.entity.services.connections.storage import s3Connection
     from metadata.generated.schema.entity.services.databaseService import DatabaseConnection
+    from metadata.generated.schema.entity.services.mlmodelService import MlModelConnection
     from metadata.generated.schema.entity.services.pipelineService import PipelineConnection
     from metadata.generated.schema.entity.services.storageService import StorageConnection
     from metadata.generated.schema.security.credentials.awsCredentials import AWSCredentials
@@ -150,21 +160,35 @@ def _connection(kind: str, stype: str) -> Any:
             hostPort=host,
             connection=backendConnection.BackendConnection(),
         ),
+        # The tracking server is the registry too (its own Postgres and MinIO behind it).
+        "Mlflow": lambda: make(
+            mlflowConnection.MlflowConnection, trackingUri=host, registryUri=host
+        ),
     }
-    wrapper = {"storage": StorageConnection, "database": DatabaseConnection}.get(
-        kind, PipelineConnection
-    )
+    wrapper = {
+        "storage": StorageConnection,
+        "database": DatabaseConnection,
+        "mlmodel": MlModelConnection,
+    }.get(kind, PipelineConnection)
     return make(wrapper, config=configs[stype]())
 
 
 def _description(service: dict[str, Any]) -> str:
     layer = service.get("layer")
-    return f"OneRing's {layer.title()} layer." if layer else f"OneRing's {service['type']} runs."
+    if layer:
+        return f"OneRing's {layer.title()} layer."
+    if service["kind"] == "mlmodel":
+        return f"OneRing's {service['type']} model registry: the models its assets train."
+    return f"OneRing's {service['type']} runs."
 
 
-def service_path(service: dict[str, Any]) -> str:
-    """The collection path of one document service (``/services/databaseServices``)."""
-    return f"/{SERVICE_PATH[service['kind']]}"
+def service_path(service: dict[str, Any]) -> str | None:
+    """The collection path of one document service (``/services/databaseServices``).
+
+    ``None`` for a kind OpenMetadata has no service for (the Feast feature store).
+    """
+    path = SERVICE_PATH.get(service["kind"])
+    return f"/{path}" if path else None
 
 
 def service_fields(service: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +206,9 @@ def service_request(service: dict[str, Any]) -> Any:
     from metadata.generated.schema.api.services.createDatabaseService import (
         CreateDatabaseServiceRequest,
     )
+    from metadata.generated.schema.api.services.createMlModelService import (
+        CreateMlModelServiceRequest,
+    )
     from metadata.generated.schema.api.services.createPipelineService import (
         CreatePipelineServiceRequest,
     )
@@ -194,6 +221,7 @@ def service_request(service: dict[str, Any]) -> Any:
         "storage": CreateStorageServiceRequest,
         "database": CreateDatabaseServiceRequest,
         "pipeline": CreatePipelineServiceRequest,
+        "mlmodel": CreateMlModelServiceRequest,
     }[kind]
     return make(
         create,

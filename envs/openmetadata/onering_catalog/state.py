@@ -21,6 +21,7 @@ FIELDS = {
     "tables": "columns,tags,owners,sourceHash,testSuite",
     "containers": "parent,dataModel,tags,owners,sourceHash",
     "pipelines": "tasks,tags,owners,sourceHash,scheduleInterval",
+    "mlmodels": "tags,owners,sourceHash",
     "databases": "tags,owners,sourceHash",
     "databaseSchemas": "tags,owners,sourceHash",
     "services": "tags,owners",
@@ -30,6 +31,7 @@ ENTITY_TYPE = {
     "tables": "table",
     "containers": "container",
     "pipelines": "pipeline",
+    "mlmodels": "mlmodel",
     "databases": "database",
     "databaseSchemas": "databaseSchema",
     "dataQuality/testCases": "testCase",
@@ -118,6 +120,8 @@ def view(collection: str, entity: dict[str, Any]) -> dict[str, Any]:
             for t in entity.get("tasks") or []
         ]
         out["schedule"] = entity.get("scheduleInterval")
+    elif collection == "mlmodels":
+        out.update(_model_view(entity))
     elif collection == "services":
         out["serviceType"] = entity.get("serviceType")
     elif collection == "dataQuality/testCases":
@@ -130,9 +134,35 @@ def view(collection: str, entity: dict[str, Any]) -> dict[str, Any]:
         out["parameters"] = sorted(
             (p.get("name"), str(p.get("value"))) for p in entity.get("parameterValues") or []
         )
-    if collection in ("tables", "containers", "pipelines"):
+    if collection in ("tables", "containers", "pipelines", "mlmodels"):
         out["owners"] = _ids(entity.get("owners"))
     return out
+
+
+def _model_view(entity: dict[str, Any]) -> dict[str, Any]:
+    """A model's algorithm, target and features (descriptions too: a PUT replaces them).
+
+    Sources are compared by the id they reference: a source table recreated under the
+    same name has a new id, which the model must point at.
+    """
+
+    def source(s: dict[str, Any]) -> tuple[Any, ...]:
+        ref = s.get("dataSource") or {}
+        return (s.get("name"), s.get("dataType"), ref.get("id"))
+
+    return {
+        "algorithm": entity.get("algorithm"),
+        "target": entity.get("target"),
+        "features": [
+            (
+                f.get("name"),
+                f.get("dataType"),
+                f.get("description"),
+                [source(s) for s in f.get("featureSources") or []],
+            )
+            for f in entity.get("mlFeatures") or []
+        ],
+    }
 
 
 def missing_tags(desired: dict[str, Any], current: dict[str, Any]) -> set[str]:

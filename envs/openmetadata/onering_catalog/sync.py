@@ -3,14 +3,16 @@
 The order of a publish (each phase reads the server, then writes only what differs):
 
 1. the classification ``OneRing`` with its tags, and the test definition ``oneringAssetCheck``;
-2. the five services; the databases and schemas; the lake's root container;
+2. the services (not Feast's: OpenMetadata has no feature-store service or entity, see
+   ``edges.py``); the databases and schemas; the lake's root containers (one per folder);
 3. the owners (users and teams by name; an unknown one is a warning);
 4. pipelines (listed per pipeline service), tables (listed per database), containers
-   (listed per storage service), soft-deleted ones included — created, updated when
-   ``sourceHash`` or a managed field differs (a soft-deleted one is restored), descriptions
-   repaired with a JSON Patch, else left alone. One without ``OneRing.managed`` at a FQN the
-   document names is someone else's: never written, an error (``refuse``); an untagged
-   service, database or schema is used as it is, with a warning (``existing``);
+   (listed per storage service), ML models (listed per ML model service, written last:
+   ``mlmodels.py``), soft-deleted ones included — created, updated when ``sourceHash`` or a
+   managed field differs (a soft-deleted one is restored), descriptions repaired with a
+   JSON Patch, else left alone. One without ``OneRing.managed`` at a FQN the document names
+   is someone else's: never written, an error (``refuse``); an untagged service, database,
+   schema or root container is used as it is, with a warning (``existing``);
 5. lineage (``lineage.py``), then OneRing's entities no longer in the document (tag and
    ``sourceHash``) are soft-deleted;
 6. test suites and test cases (``checks.py``), then each run (``runs.py``).
@@ -170,9 +172,12 @@ class Publisher:
             self.summary.done("created", f"testDefinition {build.TEST_DEFINITION}")
 
     def services(self) -> None:
-        """The storage, database and pipeline services of the document."""
+        """The storage, database, pipeline and ML model services of the document."""
         for service in self.doc["services"]:
-            collection = services.service_path(service).strip("/")
+            path = services.service_path(service)
+            if path is None:  # Feast: its views are drawn through (``edges.py``)
+                continue
+            collection = path.strip("/")
             fqn = service["name"]
             current = by_name(self.api, collection, fqn, "tags,owners")
             entity_type = collection.split("/")[1][:-1]
@@ -212,10 +217,10 @@ class Publisher:
             fields = build.schema_fields(service, database, schema, layer)
             request = lambda fields=fields: build.schema_request(fields)  # noqa: E731
             self._parent("databaseSchemas", f"{service}.{database}.{schema}", fields, request)
-        if any(e["entity"] == "container" for e in self.doc["entities"]):
-            fields = build.lake_root_fields()
-            request = lambda: build.lake_root_request(fields)  # noqa: E731
-            self._parent("containers", f"onering_lake.{build.LAKE_ROOT}", fields, request)
+        for root in build.lake_roots(self.doc["entities"]):
+            fields = build.lake_root_fields(root)
+            request = lambda fields=fields: build.lake_root_request(fields)  # noqa: E731
+            self._parent("containers", build.lake_root_fqn(root), fields, request)
 
     def resolve_owners(self) -> None:
         """Each distinct owner as a user or team reference; unknown ones are warnings."""
@@ -251,14 +256,16 @@ class Publisher:
         listings += [("containers", {"service": s}) for s in sorted(stores)]
         pipes = {s["name"] for s in self.doc["services"] if s["kind"] == "pipeline"}
         listings += [("pipelines", {"service": s}) for s in sorted(pipes)]
+        models = {s["name"] for s in self.doc["services"] if s["kind"] == "mlmodel"}
+        listings += [("mlmodels", {"service": s}) for s in sorted(models)]
         read = lambda item: list_all(self.api, item[0], {**item[1], "include": "all"})  # noqa: E731
         results = self.parallel(read, listings)
-        root = f"onering_lake.{build.LAKE_ROOT}"
+        roots = {build.lake_root_fqn(r) for r in build.lake_roots(self.doc["entities"])}
         wanted = self.wanted()
         for (collection, _), entities in zip(listings, results, strict=True):
             for entity in entities:
                 fqn = str(entity.get("fullyQualifiedName"))
-                if fqn == root:
+                if fqn in roots:
                     continue
                 if not is_managed(entity):
                     if fqn in wanted:
@@ -293,13 +300,18 @@ class Publisher:
             self.remember(fqn, "pipeline", answer)
 
     def entities(self) -> None:
-        """Tables and child containers, with owners and (containers) the root as parent."""
-        root = self.refs.get(f"onering_lake.{build.LAKE_ROOT}")
+        """Tables and child containers, with owners and (containers) their root as parent.
+
+        Models come later (``mlmodels.sync_models``); Feast views are not entities there.
+        """
         for entity in self.doc["entities"]:
+            if entity["entity"] not in ("table", "container"):
+                continue
             if entity["fqn"] in self.foreign:
                 self.refuse(entity["entity"], entity["fqn"], self.foreign[entity["fqn"]])
                 continue
             owners = [r for o in entity.get("owners") or [] if (r := self.owners.get(o))]
+            root = self.refs.get(build.lake_root_fqn(entity["schema"]))
             parent = root[1] if root and entity["entity"] == "container" else None
             fields = build.entity_fields(entity, owners, parent)
             collection = "containers" if entity["entity"] == "container" else "tables"
