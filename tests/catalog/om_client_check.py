@@ -23,11 +23,13 @@ REQUESTS = {
     "api/services/createDatabaseService.json": _SVC.format("Database"),
     "api/services/createStorageService.json": _SVC.format("Storage"),
     "api/services/createPipelineService.json": _SVC.format("Pipeline"),
+    "api/services/createMlModelService.json": _SVC.format("MlModel"),
     "api/data/createDatabase.json": "data.createDatabase.CreateDatabaseRequest",
     "api/data/createDatabaseSchema.json": "data.createDatabaseSchema.CreateDatabaseSchemaRequest",
     "api/data/createTable.json": "data.createTable.CreateTableRequest",
     "api/data/createContainer.json": "data.createContainer.CreateContainerRequest",
     "api/data/createPipeline.json": "data.createPipeline.CreatePipelineRequest",
+    "api/data/createMlModel.json": "data.createMlModel.CreateMlModelRequest",
     "api/classification/createClassification.json": (
         "classification.createClassification.CreateClassificationRequest"
     ),
@@ -183,6 +185,66 @@ def client_round_trip() -> dict[str, Any]:
         if read_pipeline
         else [],
         "missing": om.get_by_name(Table, f"{schema}.nope") is None,
+        "ml": ml_round_trip(om, first),
+    }
+
+
+def ml_round_trip(om: Any, table: Any) -> dict[str, Any]:
+    """An ML model service and a model whose feature reads ``table``; its lineage read back."""
+    from metadata.generated.schema.api.data.createMlModel import CreateMlModelRequest
+    from metadata.generated.schema.api.services.createMlModelService import (
+        CreateMlModelServiceRequest,
+    )
+    from metadata.generated.schema.entity.data.mlmodel import (
+        FeatureSource,
+        FeatureSourceDataType,
+        FeatureType,
+        MlFeature,
+        MlModel,
+    )
+    from metadata.generated.schema.entity.services.mlmodelService import MlModelServiceType
+    from metadata.generated.schema.type.entityReference import EntityReference
+
+    om.create_or_update(
+        CreateMlModelServiceRequest(name="onering_mlflow", serviceType=MlModelServiceType.Mlflow)
+    )
+    source = EntityReference(
+        id=table.id, type="table", fullyQualifiedName=table.fullyQualifiedName.root
+    )
+    model = om.create_or_update(
+        CreateMlModelRequest(
+            name="flight_late_arrival",
+            service="onering_mlflow",
+            algorithm="LogisticRegression",
+            target="late",
+            mlFeatures=[
+                MlFeature(
+                    name="carrier",
+                    dataType=FeatureType.categorical,
+                    featureSources=[
+                        FeatureSource(
+                            name="carrier",
+                            dataType=FeatureSourceDataType.string,
+                            dataSource=source,
+                        )
+                    ],
+                )
+            ],
+        )
+    )
+    read = om.get_by_name(MlModel, "onering_mlflow.flight_late_arrival")
+    lineage = om.get_lineage_by_name(
+        MlModel, "onering_mlflow.flight_late_arrival", up_depth=1, down_depth=0
+    )
+    feature = read.mlFeatures[0] if read and read.mlFeatures else None
+    return {
+        "model_fqn": model.fullyQualifiedName.root,
+        "service_type": read.serviceType.value if read and read.serviceType else None,
+        "feature_fqn": feature.fullyQualifiedName.root if feature else None,
+        "source_fqn": feature.featureSources[0].fullyQualifiedName.root
+        if feature and feature.featureSources
+        else None,
+        "upstream": lineage["upstreamEdges"] if lineage else None,
     }
 
 
