@@ -39,7 +39,6 @@ from tests.lineage.airlines_runs import document_of
 from tests.lineage.ol_strict import parse
 
 MART = "gold/carrier_monthly_performance"
-MODEL = "ml/flight_late_arrival"
 SECRET = "ol-secret-3f9a"  # an API key / JWT that must never leave the Authorization header
 
 
@@ -47,7 +46,7 @@ SECRET = "ol-secret-3f9a"  # an API key / JWT that must never leave the Authoriz
 @pytest.fixture(scope="module")
 def document(airlines_state: Path) -> dict:
     doc = document_of(airlines_state)
-    doc["runs"] += [gold_record(doc, ok=True), ml_record(doc), gold_record(doc, ok=False)]
+    doc["runs"] += [gold_record(doc, ok=True), gold_record(doc, ok=False)]
     return doc
 
 
@@ -86,57 +85,6 @@ def gold_record(document: dict, *, ok: bool) -> dict:
         "tasks": [step],
         "steps": [step],
         "materializations": [{"asset": MART, "partitions": ["2013-01"], "rows": 16}] if ok else [],
-        "checks": checks,
-    }
-
-
-ML_STEPS = (
-    "features/carrier_stats_source",
-    "features/carrier_stats",
-    "ml/training_set",
-    "ml/flight_late_arrival",
-    "ml/drift_report",
-)
-
-
-def ml_record(document: dict) -> dict:
-    """A Dagster run of one feature view, the training set, the model and a drift report."""
-    run_id = str(uuid.uuid4())
-    steps = [
-        {
-            "name": key.replace("/", "__"),
-            "status": "SUCCESS",
-            "start": f"2026-12-01T04:00:{2 * n:02d}.000+00:00",
-            "end": f"2026-12-01T04:00:{2 * n + 1:02d}.000+00:00",
-        }
-        for n, key in enumerate(ML_STEPS)
-    ]
-    model = next(e for e in document["entities"] if e["key"] == MODEL)
-    checks = [
-        {
-            "asset": MODEL,
-            "name": c["name"],
-            "passed": True,
-            "severity": "ERROR",
-            "summary": "passed",
-            "failing": 0,
-            "partition": None,
-            "at": "2026-12-01T04:00:07.500+00:00",
-        }
-        for c in model["checks"]
-    ]
-    return {
-        "run_id": run_id,
-        "pipeline": "onering_dagster.onering",
-        "execution_id": run_id,
-        "status": "SUCCESS",
-        "start": "2026-12-01T04:00:00.000+00:00",
-        "end": "2026-12-01T04:00:10.000+00:00",
-        "airflow": None,
-        "partitions": [],
-        "tasks": steps,
-        "steps": steps,
-        "materializations": [{"asset": key, "partitions": [], "rows": 100} for key in ML_STEPS],
         "checks": checks,
     }
 
@@ -278,60 +226,6 @@ def test_failed_runs_give_fail_events(document: dict, events: dict) -> None:
     assert (suite.success, suite.column, suite.severity) == (False, "carrier", "error")
     assert not [e for e in evs if e.job.name.startswith("onering.silver__")]  # never started
     assert evs[-1].eventType.value == "FAIL"
-
-
-def test_feature_and_ml_assets_are_datasets_named_by_logical_service(
-    document: dict, events: dict
-) -> None:
-    run = next(
-        r for r in document["runs"] if r["steps"] and r["steps"][-1]["name"] == "ml__drift_report"
-    )
-    evs = events[run["run_id"]]
-
-    def done(key: str) -> Any:
-        return find(evs, f"onering.{key.replace('/', '__')}", "COMPLETE")
-
-    def names(datasets: list) -> set[tuple[str, str]]:
-        return {(d.namespace, d.name) for d in datasets}
-
-    lake, feast = "s3://onering-lake", "feast://onering_feast"
-    source = done("features/carrier_stats_source")
-    assert names(source.outputs) == {(lake, "features/carrier_stats")}
-    assert names(source.inputs) == {("clickhouse://onering_clickhouse", "silver.flights")}
-    view = done("features/carrier_stats")
-    assert names(view.outputs) == {(feast, "onering.carrier_stats")}
-    lineage = view.outputs[0].facets["columnLineage"].fields
-    assert [(f.name, f.field) for f in lineage["carrier_late_rate_28d"].inputFields] == [
-        ("features/carrier_stats", "carrier_late_rate_28d")
-    ]
-    training = done("ml/training_set")
-    assert names(training.outputs) == {(lake, "ml/training_set")}
-    assert {(feast, f"onering.{v}") for v in ("carrier_stats", "route_stats")} <= names(
-        training.inputs
-    )
-    model = done(MODEL)
-    (output,) = model.outputs
-    assert (output.namespace, output.name) == ("mlflow://onering_mlflow", "flight_late_arrival")
-    features = next(e for e in document["entities"] if e["key"] == MODEL)["mlmodel"]["features"]
-    assert [(f.name, f.type) for f in output.facets["schema"].fields] == [
-        (f["name"], f["type"]) for f in features
-    ]
-    assert output.facets["dataSource"].name == "onering_mlflow"
-    trained = output.facets["columnLineage"].fields
-    assert set(trained) == {f["name"] for f in features}
-    assert [(f.name, f.field) for f in trained["dep_hour"].inputFields] == [
-        ("ml/training_set", "dep_hour")
-    ]
-    assert names(model.inputs) == {(lake, "ml/training_set")}
-    drift = done("ml/drift_report")
-    assert names(drift.outputs) == {(lake, "ml/drift_report")}
-    assert names(drift.inputs) == {
-        (lake, "ml/training_set"),
-        ("mlflow://onering_mlflow", "flight_late_arrival"),
-    }
-    gate = find(evs, "onering.ml__flight_late_arrival.checks", "COMPLETE")
-    assertions = gate.inputs[0].inputFacets["dataQualityAssertions"].assertions
-    assert sorted(a.assertion for a in assertions) == sorted(c["name"] for c in run["checks"])
 
 
 def test_each_job_run_starts_once_and_ends_once(events: dict) -> None:
