@@ -170,3 +170,20 @@ def test_silver_specs_show_the_declared_sql_and_ranges(tmp_path: Path) -> None:
     graph = defs.resolve_asset_graph()
     check = graph.get_check_spec(dg.AssetCheckKey(spec.key, "value_ranges"))
     assert check.blocking and "wind_speed 0..220" in (check.description or "")
+
+
+def test_checks_import_in_a_child_process_without_a_main_spec(tmp_path: Path) -> None:
+    """Dagster's run and step processes have no ``__main__.__spec__``: there pyspark 4.3's
+    ``pyspark.sql.connect`` (imported by great_expectations) calls ``sys.exit(0)`` when its
+    ``connect`` extras are missing, which ended every Bronze step launched by the daemon."""
+    code = (
+        "import sys; sys.modules['__main__'].__spec__ = None\n"
+        "import great_expectations  # noqa: F401\n"
+        "import onering_assets.checks.ge  # noqa: F401\n"
+        "print('imported')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("imported"), proc.stdout + proc.stderr
