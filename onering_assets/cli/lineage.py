@@ -47,6 +47,7 @@ def lineage_show(
     Exit 3, with close matches, when no asset has that key; 2 for an unknown column.
     """
     from onering_assets.browse import parse_key
+    from onering_assets.lineage.document import column_names
     from onering_assets.lineage.show import lineage_lines
 
     if upstream and downstream:
@@ -63,7 +64,7 @@ def lineage_show(
         )
     except KeyError:
         entity = next(e for e in document["entities"] if e["key"] == asset)
-        names = ", ".join(c["name"] for c in entity["columns"])
+        names = ", ".join(column_names(entity))
         raise fail(f"{asset} has no column {column!r}; its columns: {names}.", 2) from None
     for line in lines:
         out.print(line, highlight=False, markup=False, no_wrap=True, crop=False, soft_wrap=True)
