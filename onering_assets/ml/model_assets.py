@@ -6,7 +6,10 @@
 - ``ml/flight_late_arrival``: the Spark ML model trained on it with a time split, logged to
   MLflow with its ONNX form and registered; the gate's four checks decide whether the new
   version becomes ``champion``. A refused version stays registered (tagged refused, with
-  the reasons) and the step fails saying why; the champion does not move.
+  the reasons) and the step fails saying why; the champion does not move. When the champion
+  was trained on the same training set, config and code (its run's fingerprint), the step
+  reuses it without starting Spark; when the newest version with that fingerprint was
+  refused, it fails the same way without training (``ModelConfig.force`` trains anyway).
 
 Selecting only the checks audits what is published: the training set in the lake, or the
 current champion's logged metrics against the gate's thresholds. Nothing heavy (Feast,
@@ -23,7 +26,7 @@ from pydantic import Field
 from onering_assets.checks.outcome import Outcome, failures_message, not_published
 from onering_assets.checks.specs import blocking_failures, emit, to_specs
 from onering_assets.factory import build_table_asset
-from onering_assets.ml import gate, inputs, registry, training_set
+from onering_assets.ml import gate, inputs, promote, registry, training_set
 from onering_assets.ml.training import TrainSpec, month_range
 from onering_assets.resources.lake import LakeResource
 from onering_assets.resources.mlflow import MlflowResource
@@ -166,6 +169,13 @@ class ModelConfig(dg.Config):
         default=gate.DEFAULT_GATE.champion_tolerance,
         description="How far below the champion's AUC a new model may be.",
     )
+    force: bool = Field(
+        default=False,
+        description=(
+            "Train even when the champion, or the newest refused version, was trained on "
+            "this exact training set, config and code."
+        ),
+    )
 
     def spec(self) -> TrainSpec:
         params = {
@@ -218,8 +228,6 @@ def build_model_asset() -> dg.AssetsDefinition:
         if MODEL not in context.selected_asset_keys:
             yield from emit(context, MODEL, decls, audit_champion(context, config))
             return
-        from onering_assets.ml.promote import train_and_gate
-
         lake: LakeResource = context.resources.lake
         if not lake.exists(training_set.LAYER, training_set.TABLE):
             raise dg.Failure(
@@ -227,26 +235,14 @@ def build_model_asset() -> dg.AssetsDefinition:
                 f"{TRAINING_SET.to_user_string()} first.",
                 allow_retries=False,
             )
-        result = train_and_gate(
-            training_set.read(lake),
-            context.resources.spark.session(),
-            context.resources.mlflow,
-            config.spec(),
-            config.gate_config(),
-            tags={
-                "onering.training_set": lake.uri(training_set.LAYER, training_set.TABLE),
-                "onering.dagster_run_id": context.run_id,
-            },
-            log=context.log.info,
-        )
+        result = _reuse_or_train(context, config, lake)
         yield from emit(context, MODEL, decls, result.outcomes)
         failures = blocking_failures(decls, result.outcomes)
-        if failures:
+        if failures or not result.promoted:
             raise dg.Failure(
                 description=(
-                    f"{MODEL.to_user_string()}: version {result.version} is registered but "
-                    f"refused as champion ({len(failures)} gate check(s) failed); "
-                    f"{result.champion_note}.\n{failures_message(failures)}"
+                    f"{MODEL.to_user_string()}: {result.refusal(len(failures))}\n"
+                    f"{failures_message(failures)}"
                 ),
                 metadata={"failed_checks": [o.name for o in failures], **result.metadata},
                 allow_retries=False,
@@ -254,6 +250,39 @@ def build_model_asset() -> dg.AssetsDefinition:
         yield dg.MaterializeResult(metadata=result.metadata)
 
     return _asset
+
+
+def _reuse_or_train(
+    context: dg.AssetExecutionContext, config: ModelConfig, lake: LakeResource
+) -> promote.GateResult:
+    """A prior verdict on the same fingerprint (no Spark), or a new version trained."""
+    started = time.perf_counter()
+    spec, gate_config = config.spec(), config.gate_config()
+    mlflow_res: MlflowResource = context.resources.mlflow
+    frame = training_set.read(lake)
+    fp = promote.fingerprint(frame, spec, gate_config)
+    if config.force:
+        decision = promote.Decision("forced by the run config (force: true)", None)
+    else:
+        decision = promote.decide(mlflow_res, fp)
+    if decision.prior is not None:
+        context.log.info(f"not training: {decision.why} (fingerprint {fp.digest[:12]})")
+        return promote.replay(mlflow_res, decision, fp, gate_config, started=started)
+    context.log.info(f"training: {decision.why}")
+    return promote.train_and_gate(
+        frame,
+        context.resources.spark.session(),
+        mlflow_res,
+        spec,
+        gate_config,
+        tags={
+            "onering.training_set": lake.uri(training_set.LAYER, training_set.TABLE),
+            "onering.dagster_run_id": context.run.run_id,
+        },
+        fp=fp,
+        why=decision.why,
+        log=context.log.info,
+    )
 
 
 def audit_champion(context: dg.AssetExecutionContext, config: ModelConfig) -> list[Outcome]:

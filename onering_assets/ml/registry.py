@@ -8,10 +8,13 @@ Each version's run holds (contract 3 of the ML issue):
 - ``serving/serving.json``: what serving needs besides the ONNX bytes (below);
 - ``feast/feature_refs.json``: the Feast references the features were retrieved with;
 - params (split months, LogisticRegression params, gate thresholds), metrics (rows, AUCs,
-  the ONNX difference, step times) and tags (the training set's address, the gate's verdict).
+  the ONNX difference, step times) and tags (the training set's address, the gate's verdict
+  and the champion it was compared with, the fingerprint of what the model was trained on).
 
 The alias ``champion`` is moved only by :func:`promote`, which the gate calls when every
-check passed. MLflow is imported inside the functions (it takes seconds to import).
+check passed. :func:`trained_on` finds the versions whose run carries a fingerprint, so a
+step can reuse a verdict instead of training again. MLflow is imported inside the functions
+(it takes seconds to import).
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ SERVING_ARTIFACT = "serving/serving.json"
 FEATURE_REFS_ARTIFACT = "feast/feature_refs.json"
 GATE_TAG = "onering.gate"
 GATE_REASONS_TAG = "onering.gate_reasons"
+# The champion the gate compared with (JSON: version, auc, rescored, why; or "none").
+GATE_CHAMPION_TAG = "onering.gate_champion"
+FINGERPRINT_TAG = "onering.fingerprint"
+FINGERPRINT_PARTS_TAG = "onering.fingerprint_parts"
 EXAMPLE_ROWS = 5
 
 
@@ -49,6 +56,21 @@ class Champion:
     serving: dict[str, Any]
     onnx: bytes
     params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoggedVersion:
+    """A registered version with its run's tags and metrics (nothing downloaded)."""
+
+    version: str
+    run_id: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+    @property
+    def verdict(self) -> str:
+        """``passed`` or ``refused`` (the gate's tag on the run), or ``""`` if never gated."""
+        return self.tags.get(GATE_TAG, "")
 
 
 def _quiet() -> None:
@@ -214,3 +236,39 @@ def version_tags(mlflow_res: MlflowResource, version: str) -> dict[str, str]:
     """A version's tags (e.g. the gate's verdict), for tests and `onering` commands."""
     found = mlflow_res.client().get_model_version(inputs.MODEL_NAME, version)
     return dict(found.tags)
+
+
+def logged_version(mlflow_res: MlflowResource, version: str) -> LoggedVersion:
+    """One version's run tags and metrics."""
+    client = mlflow_res.client()
+    run_id = str(client.get_model_version(inputs.MODEL_NAME, version).run_id)
+    data = client.get_run(run_id).data
+    return LoggedVersion(str(version), run_id, dict(data.tags), dict(data.metrics))
+
+
+def trained_on(mlflow_res: MlflowResource, fingerprint: str) -> list[LoggedVersion]:
+    """The registered versions whose run carries ``fingerprint``, newest first.
+
+    Raises:
+        ValueError: ``fingerprint`` is not a hex digest (it is put in a search filter).
+    """
+    if not fingerprint or any(c not in "0123456789abcdef" for c in fingerprint):
+        raise ValueError(f"{fingerprint!r} is not a hex digest")
+    if not mlflow_res.exists:
+        return []
+    client = mlflow_res.client()
+    experiment = client.get_experiment_by_name(mlflow_res.experiment)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+    )
+    by_id = {r.info.run_id: r.data for r in runs}
+    if not by_id:
+        return []
+    found = [
+        LoggedVersion(str(v.version), str(v.run_id), dict(data.tags), dict(data.metrics))
+        for v in client.search_model_versions(f"name = '{inputs.MODEL_NAME}'")
+        if (data := by_id.get(str(v.run_id))) is not None
+    ]
+    return sorted(found, key=lambda v: int(v.version), reverse=True)
