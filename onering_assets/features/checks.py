@@ -35,7 +35,8 @@ def source_checks(view: View) -> list[CheckDecl]:
             NOT_AFTER_INPUTS,
             True,
             "No row is stamped after its inputs were known (the newest Silver data: for "
-            "flights the day after the newest flight date, for weather the newest hour).",
+            "flights the day after the newest flight date, for weather an hour after the newest "
+            "hour's label).",
         ),
     ]
 

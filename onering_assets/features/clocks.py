@@ -2,7 +2,8 @@
 
 The data is from 2013, so "fresh" and "not from the future" are measured against the
 newest Silver data, never the wall clock. Flights of day D are complete at D+1 00:00 New
-York time (the stamp of the rows that first count them); weather at its newest hour.
+York time (the stamp of the rows that first count them); weather one hour after its newest
+hour's label (the HH:00 row holds readings up to HH:51, see origin_weather.sql).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ INPUT_CLOCKS = {
         "SELECT toUnixTimestamp(toDateTime(max(flight_date) + 1, 'America/New_York')), "
         "count() FROM silver.flights"
     ),
-    ("silver", "weather"): "SELECT toUnixTimestamp(max(time_hour)), count() FROM silver.weather",
+    ("silver", "weather"): (
+        "SELECT toUnixTimestamp(max(time_hour) + INTERVAL 1 HOUR), count() FROM silver.weather"
+    ),
 }
 
 

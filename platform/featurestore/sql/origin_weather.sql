@@ -1,7 +1,10 @@
--- origin_weather: one row per airport and observation hour, stamped at that hour (UTC).
+-- origin_weather: one row per airport and observation hour, stamped one hour after the
+-- hour's label (UTC): nycflights13 builds the HH:00 row from the readings of HH:00-HH:51
+-- (data-raw/weather.R keeps minute <= 51, precip = the hour's maximum), so the whole row
+-- is known only by HH:51; a row stamped HH:00 would leak up to 51 minutes.
 SELECT
     origin,
-    toTimeZone(time_hour, 'UTC') AS event_timestamp,
+    toTimeZone(time_hour, 'UTC') + INTERVAL 1 HOUR AS event_timestamp,
     temp AS weather_temp,
     humid AS weather_humid,
     wind_speed AS weather_wind_speed,
