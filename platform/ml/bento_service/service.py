@@ -54,6 +54,8 @@ class FlightLateArrival:
             self.predictor = open_predictor(Settings.from_env())
         except OneRingError as err:  # no champion, no features: say so once and stop
             cannot_serve(err)
+        except Exception as err:  # a corrupt registry or online store: the same, never a loop
+            cannot_serve(OneRingError(f"the predictor could not open: {type(err).__name__}: {err}"))
 
     @bentoml.api(route="/predict", output_spec=Prediction)
     async def predict(
