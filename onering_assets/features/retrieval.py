@@ -37,8 +37,14 @@ def _not_applied(err: Exception) -> ConfigError:
     return ConfigError(f"The feature store has no such view ({err}); {MATERIALIZE_HINT}.")
 
 
+def _open(settings: Settings | None) -> FeatureStore:
+    if settings is None:
+        raise ConfigError("historical_features: give the profile's settings or an open store.")
+    return feature_store(settings)
+
+
 def historical_features(
-    settings: Settings,
+    settings: Settings | None,
     entity_df: pd.DataFrame,
     refs: Sequence[str] | None = None,
     store: FeatureStore | None = None,
@@ -46,7 +52,7 @@ def historical_features(
     """``entity_df`` with the features joined as of each row's ``event_timestamp``.
 
     Args:
-        settings: which profile's store (ignored when ``store`` is given).
+        settings: which profile's store; may be None when ``store`` is given.
         entity_df: ``carrier``, ``origin``, ``dest`` and ``event_timestamp`` (tz-aware UTC,
             ``sched_dep_at - 2 h``); any other column is passed through.
         refs: ``view:feature`` references (default: every declared feature).
@@ -58,7 +64,8 @@ def historical_features(
 
     Raises:
         ValueError: a needed column is missing or the timestamps are not tz-aware.
-        ConfigError: the views were never applied to this store.
+        ConfigError: the views were never applied to this store, or neither ``settings``
+            nor ``store`` was given.
     """
     import pandas as pd
     from feast.errors import FeastObjectNotFoundException
@@ -79,7 +86,7 @@ def historical_features(
             f"historical_features: {EVENT_TIMESTAMP} must be tz-aware UTC timestamps "
             f"(sched_dep_at - 2 h), not {stamps.dtype}."
         )
-    store = store or feature_store(settings)
+    store = store if store is not None else _open(settings)
     try:
         job = store.get_historical_features(
             entity_df=entity_df.reset_index(drop=True), features=refs

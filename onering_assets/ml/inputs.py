@@ -171,6 +171,22 @@ class Request:
         }
 
 
+def parse_code(field: str, value: Any) -> str:
+    """A carrier or airport code, stripped and upper-cased.
+
+    Raises:
+        ModelInputError: missing or blank, not a string, or not a short alphanumeric code.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ModelInputError(field, "required: a non-empty code such as 'UA' or 'JFK'")
+    if not isinstance(value, str):
+        raise ModelInputError(field, f"expected a string code such as 'JFK', got {value!r}")
+    code = value.strip().upper()
+    if not code.isalnum() or len(code) > 8:
+        raise ModelInputError(field, f"{value!r} is not a carrier or airport code")
+    return code
+
+
 def parse_request(payload: Mapping[str, Any]) -> Request:
     """Validate one request's fields.
 
@@ -180,15 +196,7 @@ def parse_request(payload: Mapping[str, Any]) -> Request:
     """
     if not isinstance(payload, Mapping):
         raise ModelInputError("request", f"expected an object with {', '.join(REQUEST_FIELDS)}")
-    codes = {}
-    for field in CATEGORICAL_COLUMNS:
-        value = payload.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise ModelInputError(field, "required: a non-empty code such as 'UA' or 'JFK'")
-        code = value.strip().upper()
-        if not code.isalnum() or len(code) > 8:
-            raise ModelInputError(field, f"{value!r} is not a carrier or airport code")
-        codes[field] = code
+    codes = {field: parse_code(field, payload.get(field)) for field in CATEGORICAL_COLUMNS}
     when = payload.get("sched_dep_at")
     if not isinstance(when, str | datetime):
         raise ModelInputError("sched_dep_at", "required: an ISO 8601 date-time (New York time)")

@@ -1,18 +1,18 @@
 """Feature tests' state: Bronze and Silver for January and February 2013, built once.
 
-Each module copies it (chDB's folder, the lake) so planted data stays in that module.
+The build is tests/features/base.py's, shared with tests/ml. Each module copies it (chDB's
+folder, the lake) so planted data stays in that module.
 """
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from onering_assets import features
 from onering_assets.definitions import build_definitions
 from onering_assets.features import steps
 from onering_assets.features.views import View
@@ -21,31 +21,27 @@ from onering_assets.resources.feast import FeastResource, feast_resource
 from onering_assets.runner import execute
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
-from tests.conftest import SourceFactory, run, settings_for
+from tests.conftest import SourceFactory
+from tests.features import base
 
-SILVER = {
-    dg.AssetKey([layer, table])
-    for layer in ("bronze", "silver")
-    for table in ("flights", "weather")
-}
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    """This module's Dagster instance (tests/conftest.py's, on a RAM disk: no fsync waits)."""
+    with base.quick_instance() as inst:
+        yield inst
 
 
 @pytest.fixture(scope="session")
 def silver_state(tmp_path_factory: pytest.TempPathFactory, make_source: SourceFactory) -> Path:
-    """A state folder with Bronze and Silver flights and weather (Jan–Feb 2013)."""
-    state = tmp_path_factory.mktemp("features-silver") / ".onering"
-    with dg.instance_for_test() as instance:
-        summary = run(settings_for(state, make_source()), instance=instance, select=SILVER)
-    assert summary.success, summary.failures
-    return state
+    """A state folder with Bronze and Silver flights and weather (Jan–Feb 2013). Read only."""
+    return base.silver_state(tmp_path_factory, make_source)
 
 
 @pytest.fixture(scope="module")
 def state(silver_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This module's own copy of the Silver state."""
-    copy = tmp_path_factory.mktemp("features") / ".onering"
-    shutil.copytree(silver_state, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
-    return copy
+    return base.copy_state(silver_state, tmp_path_factory, "features")
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +50,8 @@ def settings(state: Path) -> Settings:
 
 
 def feature_defs(settings: Settings, feast: FeastResource | None = None) -> dg.Definitions:
-    """Every layer plus the features, as the coordinator will wire them."""
-    resources: dict[str, dg.ConfigurableResource] = {"feast": feast or feast_resource(settings)}
-    return dg.Definitions.merge(build_definitions(settings, resources=resources), features.defs())
+    """Every layer, the features included, with ``feast`` (default: the profile's store)."""
+    return build_definitions(settings, resources={"feast": feast or feast_resource(settings)})
 
 
 def feature_keys(defs: dg.Definitions, *names: str) -> set[dg.AssetKey]:

@@ -19,7 +19,6 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL
 
-from onering_assets import features
 from onering_assets.definitions import build_definitions
 from onering_assets.features import steps
 from onering_assets.features.retrieval import historical_features, online_features
@@ -156,9 +155,7 @@ def feast(settings: Settings, registry_url: str, redis_connection: str) -> Feast
 def built(
     settings: Settings, feast: FeastResource, lake: LakeResource, instance: dg.DagsterInstance
 ) -> RunSummary:
-    defs = dg.Definitions.merge(
-        build_definitions(settings, resources={"feast": feast, "lake": lake}), features.defs()
-    )
+    defs = build_definitions(settings, resources={"feast": feast, "lake": lake})
     return execute(defs, instance, assets=feature_keys(defs), progress=False)
 
 

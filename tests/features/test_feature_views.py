@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from onering_assets.errors import ConfigError
 from onering_assets.features import steps
 from onering_assets.features.retrieval import feature_store, historical_features, online_features
 from onering_assets.features.views import load_views
@@ -160,7 +161,7 @@ def test_historical_features_match_an_independent_as_of_lookup(
         {"carrier": "DL", "origin": "JFK", "dest": "ATL", "event_timestamp": stamps},
         index=pd.Index([10, 11, 12, 13, 14]),
     )
-    got = historical_features(settings, entity, refs=list(ROUTES.refs), store=store)
+    got = historical_features(None, entity, refs=list(ROUTES.refs), store=store)
     assert list(got.index) == [10, 11, 12, 13, 14]
     route = routes[(routes["origin"] == "JFK") & (routes["dest"] == "ATL")]
     ttl = timedelta(hours=ROUTES.ttl_hours)
@@ -192,6 +193,9 @@ def test_historical_features_refuse_an_entity_frame_without_keys_or_utc(
             naive.drop(columns="dest").assign(event_timestamp=datetime(2013, 2, 1, tzinfo=UTC)),
             store=store,
         )
+    aware = naive.assign(event_timestamp=datetime(2013, 2, 1, tzinfo=UTC))
+    with pytest.raises(ConfigError, match="give the profile's settings or an open store"):
+        historical_features(None, aware)
 
 
 def _failed(summary: RunSummary) -> dict[str, str]:

@@ -18,6 +18,7 @@ from onering_assets.features import checks
 from onering_assets.features.pit import ViewRows, point_in_time_join
 from onering_assets.features.views import SQL_DIR, VIEWS_FILE, load_views, parse_views
 from onering_assets.resources.feast import PROFILE_FILES, FeastResource
+from tests.features import base
 
 VIEWS = load_views()
 
@@ -57,8 +58,8 @@ def test_definitions_load_imports_no_feast(tmp_path: Path) -> None:
         "from onering_assets.resources.feast import feast_resource;"
         "from onering_assets.settings import Settings;"
         f"s = Settings(profile='local', state_dir=Path({str(tmp_path)!r}));"
-        "d = dg.Definitions.merge(build_definitions(s, resources={'feast': feast_resource(s)}),"
-        " features.defs()); d.resolve_asset_graph();"
+        "d = build_definitions(s, resources={'feast': feast_resource(s)});"
+        "d.resolve_asset_graph();"
         "print(','.join(m for m in ('feast', 'dask', 'pandas', 'redis', 'sqlalchemy')"
         " if m in sys.modules))"
     )
@@ -248,13 +249,10 @@ def test_checks_alone_on_a_fresh_state_report_nothing_published_and_create_nothi
     from onering_assets.settings import Settings
 
     settings = Settings(profile="local", state_dir=tmp_path / ".onering")
-    defs = dg.Definitions.merge(
-        build_definitions(settings, resources={"feast": feast_resource(settings)}),
-        features.defs(),
-    )
+    defs = build_definitions(settings, resources={"feast": feast_resource(settings)})
     graph = defs.resolve_asset_graph()
     keys = {c for c in graph.asset_check_keys if c.asset_key.path[0] == "features"}
-    with dg.instance_for_test() as instance:
+    with base.quick_instance() as instance:
         summary = execute(defs, instance, assets=set(), checks=keys, progress=False)
     assert len(summary.checks) == len(keys) == 21
     assert {text for *_, ok, text in summary.checks if not ok} == {

@@ -1,11 +1,12 @@
 """The Streamlit app through ``streamlit.testing.v1.AppTest`` against the real Bento endpoint.
 
-The champion and the BentoML server are tests/ml/test_serving.py's fixtures (a real model
-trained on January 2013, tested on February, served by `bentoml serve` on 127.0.0.1);
-being module-scoped, they are built again for this module. On that state the real
-``ml/training_set`` and ``ml/drift_report`` assets run (February against the champion's
-January reference), so the app shows a report the asset wrote. Every probability the app
-shows is compared with what the endpoint answers to a direct HTTP request.
+The champion and the BentoML server are the session's (tests/ml/conftest.py: the real
+model assets trained on January 2013 and tested on February, served by `bentoml serve` on
+127.0.0.1), the same tests/ml/test_serving.py asks. On that state the real
+``ml/drift_report`` asset runs (February against the champion's January reference, from
+the ``ml/training_set`` the champion was trained on), so the app shows a report the asset
+wrote. Every probability the app shows is compared with what the endpoint answers to a
+direct HTTP request.
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ from streamlit.testing.v1 import AppTest
 from onering_assets.cli.ml_app import APP_FILE, command
 from onering_assets.definitions import build_definitions
 from onering_assets.ml.drift import PREDICTION_COLUMN, DriftSummary
-from onering_assets.ml.drift_assets import DRIFT_KEY, DRIFTED_COLUMNS_SHARE, TRAINING_SET_KEY
+from onering_assets.ml.drift_assets import DRIFT_KEY, DRIFTED_COLUMNS_SHARE
 from onering_assets.ml.drift_store import read_summary
 from onering_assets.ml.inputs import model_columns
-from onering_assets.ml.promote import GateResult
 from onering_assets.ml.serving_server import Server
 from onering_assets.resources import LakeResource
 from onering_assets.runner import execute
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
-from tests.ml.test_serving import champion, service, settings  # noqa: F401  (module fixtures)
+from tests.ml.conftest import Champion
 
 TIMEOUT_S = 60
 PROBABILITY = "P(arrives > 15 min late)"
@@ -64,22 +64,25 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def drift_run(
-    settings: Settings,  # noqa: F811
-    champion: GateResult,  # noqa: F811
-    instance: dg.DagsterInstance,
-) -> RunSummary:
-    """The real assets: the training set, then February's drift report."""
-    defs = build_definitions(settings)
-    built = execute(defs, instance, assets={TRAINING_SET_KEY}, progress=False)
-    assert built.success, built.failures
+def settings(champion: Champion) -> Settings:
+    return champion.settings
+
+
+@pytest.fixture(scope="module")
+def drift_run(settings: Settings, instance: dg.DagsterInstance) -> RunSummary:
+    """The real asset: February's drift report on the champion's state."""
     return execute(
-        defs, instance, assets={DRIFT_KEY}, first="2013-02", last="2013-02", progress=False
+        build_definitions(settings),
+        instance,
+        assets={DRIFT_KEY},
+        first="2013-02",
+        last="2013-02",
+        progress=False,
     )
 
 
 @pytest.fixture(scope="module")
-def report(drift_run: RunSummary, settings: Settings) -> DriftSummary:  # noqa: F811
+def report(drift_run: RunSummary, settings: Settings) -> DriftSummary:
     assert drift_run.success, drift_run.failures
     found = read_summary(LakeResource(url=settings.lake_dir.as_uri()), "2013-02")
     assert found is not None
@@ -88,8 +91,8 @@ def report(drift_run: RunSummary, settings: Settings) -> DriftSummary:  # noqa: 
 
 @pytest.fixture
 def app(
-    settings: Settings,  # noqa: F811
-    service: Server,  # noqa: F811
+    settings: Settings,
+    service: Server,
     report: DriftSummary,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AppTest:
@@ -104,8 +107,8 @@ def app(
 def test_the_drift_asset_reports_february_against_the_champion_s_january(
     drift_run: RunSummary,
     report: DriftSummary,
-    settings: Settings,  # noqa: F811
-    champion: GateResult,  # noqa: F811
+    settings: Settings,
+    champion: Champion,
     instance: dg.DagsterInstance,
 ) -> None:
     event = instance.get_latest_materialization_event(DRIFT_KEY)
@@ -135,8 +138,8 @@ def test_the_drift_asset_reports_february_against_the_champion_s_january(
 
 def test_a_flight_picked_from_the_schedule_gets_the_endpoint_s_probability(
     app: AppTest,
-    service: Server,  # noqa: F811
-    champion: GateResult,  # noqa: F811
+    service: Server,
+    champion: Champion,
 ) -> None:
     assert app.selectbox(key="day").value == "2013-02-01"  # the latest landed month
     app.selectbox(key="day").set_value("2013-02-25").run()
@@ -162,7 +165,7 @@ def test_a_flight_picked_from_the_schedule_gets_the_endpoint_s_probability(
 
 def test_a_typed_flight_gets_the_endpoint_s_probability(
     app: AppTest,
-    service: Server,  # noqa: F811
+    service: Server,
 ) -> None:
     app.radio(key="source").set_value("Type one in").run()
     app.datetime_input(key="when").set_value(datetime(2013, 2, 25, 8, 0)).run()

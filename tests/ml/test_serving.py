@@ -1,18 +1,14 @@
 """The BentoML service on a real champion, answering real HTTP requests on 127.0.0.1.
 
-The champion is trained here by the training code itself (``promote.train_and_gate``:
-Spark fit on January 2013, tested on February, gated, registered and promoted in MLflow on
-SQLite) on a copy of the shared Jan–Feb state with its Feast online store. The gate's AUC
-floor is 0.60 for this two-month sample (as in tests/ml/test_training.py). One BentoML
-server (`bentoml serve`, as `onering serve` runs it) is started for the module on a free
-loopback port and stopped after.
+The champion and the server are the session's (tests/ml/conftest.py): the real
+``ml/flight_late_arrival`` asset trained on January 2013 and tested on February (gate floor
+0.60 for this two-month sample), gated and promoted in MLflow on SQLite, over the Jan–Feb
+Feast online store; `bentoml serve`, as `onering serve` runs it, on a free loopback port.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,52 +17,26 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from airflow_bridge.processes import free_port
-from onering_assets.ml import gate, inputs, promote, serving_schema, training_set
+from onering_assets.ml import gate, inputs, serving_schema
 from onering_assets.ml.serving_model import ServingSpec, load_champion, registry_for
-from onering_assets.ml.serving_server import Server, running
-from onering_assets.ml.training import TrainSpec, load_job
-from onering_assets.resources import ClickHouseResource
+from onering_assets.ml.serving_server import Server
+from onering_assets.ml.training import load_job
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.settings import Settings
 from tests.conftest import silver_query
-from tests.ml.conftest import copy_state
+from tests.ml.conftest import Champion
 
-SAMPLE_GATE = dataclasses.replace(gate.DEFAULT_GATE, auc_floor=0.60)
 KNOWN = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "sched_dep_at": "2013-02-25T08:00"}
 
 
 @pytest.fixture(scope="module")
-def settings(ml_base_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    state = copy_state(ml_base_state, tmp_path_factory, "serving")
-    return Settings(profile="local", state_dir=state)
+def settings(champion: Champion) -> Settings:
+    return champion.settings
 
 
 @pytest.fixture(scope="module")
-def champion(settings: Settings, spark: SparkSession) -> promote.GateResult:
-    from onering_assets.features.retrieval import historical_features
-
-    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
-        flights = training_set.labelled_flights(client)
-    frame = historical_features(settings, flights)
-    spec = TrainSpec(train_months=(1,), test_months=(2,))
-    result = promote.train_and_gate(frame, spark, mlflow_resource(settings), spec, SAMPLE_GATE)
-    assert result.promoted, [o.summary for o in result.outcomes]
-    return result
-
-
-@pytest.fixture(scope="module")
-def spec(settings: Settings, champion: promote.GateResult) -> ServingSpec:
-    return load_champion(registry_for(settings)).spec
-
-
-@pytest.fixture(scope="module")
-def service(
-    settings: Settings, champion: promote.GateResult, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("bento") / "bento.log"
-    with running(settings, free_port(), log) as server:
-        yield server
+def spec(champion: Champion) -> ServingSpec:
+    return load_champion(registry_for(champion.settings)).spec
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +66,7 @@ def flights(settings: Settings) -> list[dict[str, str]]:
 
 
 def test_predict_answers_a_probability_with_the_champions_version(
-    http: httpx.Client, champion: promote.GateResult
+    http: httpx.Client, champion: Champion
 ) -> None:
     response = http.post("/predict", json=KNOWN)
     assert response.status_code == 200, response.text
@@ -131,7 +101,7 @@ def test_answers_equal_the_spark_models_within_the_gates_tolerance(
     model = load_model(f"models:/{inputs.MODEL_NAME}@champion")
     expected = load_job().probabilities(spark, model, frame)
 
-    assert spec.tolerance == SAMPLE_GATE.onnx_tolerance
+    assert spec.tolerance == gate.DEFAULT_GATE.onnx_tolerance
     assert np.abs(served - expected).max() <= spec.tolerance
     assert served.std() > 0.01  # different flights, different answers
 
@@ -181,7 +151,7 @@ def test_an_unknown_airport_is_answered_with_the_route_fallback(http: httpx.Clie
     ("body", "field", "words"),
     [
         ({k: v for k, v in KNOWN.items() if k != "carrier"}, "carrier", "required"),
-        ({**KNOWN, "origin": 7}, "origin", ""),
+        ({**KNOWN, "origin": 7}, "origin", "expected a string code such as 'JFK', got 7"),
         ({**KNOWN, "dest": "NOT AN AIRPORT"}, "dest", "is not a carrier or airport code"),
         ({**KNOWN, "sched_dep_at": "2013-02-30T08:00"}, "sched_dep_at", "not an ISO 8601"),
         ({**KNOWN, "sched_dep_at": 1361779200}, "sched_dep_at", "ISO 8601"),

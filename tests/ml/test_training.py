@@ -4,6 +4,10 @@ January 2013 trains and February tests (``JAN_FEB``). Measured on this sample: t
 0.652, the baseline (the carrier's 28-day late rate) 0.617, ONNX vs Spark ~2e-7. The
 default gate floor (0.66) is stated for the full year (measured 0.704), so these runs set
 ``auc_floor`` to 0.60: a floor for this two-month sample, not the production one.
+
+The training set and model runs asserted on here are the session's ``champion``
+(tests/ml/conftest.py), which serving, the app and drift also use; a test that plants rows
+or registers another version does it on its own copy of the state.
 """
 
 from __future__ import annotations
@@ -25,9 +29,8 @@ from onering_assets.ml.training import load_job, onnx_probabilities
 from onering_assets.resources import LakeResource
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.settings import Settings
-from tests.ml.conftest import copy_state
+from tests.ml.conftest import JAN_FEB, Champion, copy_state, failure_message, materialize
 
-JAN_FEB = {"train_months": "1", "test_months": "2", "auc_floor": 0.60}
 SAMPLE_AUC, SAMPLE_BASELINE = 0.652, 0.617
 FEB_10 = date(2013, 2, 10)
 
@@ -44,37 +47,13 @@ def rows_of(frame: pd.DataFrame, **equal: object) -> pd.DataFrame:
     return pd.DataFrame(frame.loc[mask])
 
 
-def materialize(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    keys: set[dg.AssetKey],
-    config: dict | None = None,
-    checks_only: bool = False,
-) -> dg.ExecuteInProcessResult:
-    """Run assets (or only their checks) with the model's run config."""
-    graph = defs.resolve_asset_graph()
-    checks = {c for c in graph.asset_check_keys if c.asset_key in keys}
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set() if checks_only else keys, asset_check_selection=checks
-    )
-    run_config = {"ops": {"ml__flight_late_arrival": {"config": config}}} if config else {}
-    return job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
-
-
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    return "\n".join(str(e.event_specific_data.error.message) for e in failures)  # type: ignore[union-attr]
-
-
 @pytest.fixture(scope="module")
-def settings(ml_base_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(
-        profile="local", state_dir=copy_state(ml_base_state, tmp_path_factory, "training")
-    )
+def settings(champion: Champion) -> Settings:
+    return champion.settings
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +67,18 @@ def lake(settings: Settings) -> LakeResource:
 
 
 @pytest.fixture(scope="module")
-def built(defs: dg.Definitions, instance: dg.DagsterInstance, lake: LakeResource) -> pd.DataFrame:
-    result = materialize(defs, instance, {TRAINING_SET})
+def built(champion: Champion, lake: LakeResource) -> pd.DataFrame:
+    """The shared ``ml/training_set`` run: it succeeded, its checks passed; what it wrote."""
+    result = champion.training_run
     assert result.success, failure_message(result)
     assert all(e.passed for e in result.get_asset_check_evaluations())
     return training_set.read(lake)
 
 
 @pytest.fixture(scope="module")
-def champion_run(
-    built: pd.DataFrame,
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    spark: SparkSession,
-) -> dg.ExecuteInProcessResult:
-    return materialize(defs, instance, {MODEL}, JAN_FEB)
+def champion_run(champion: Champion) -> dg.ExecuteInProcessResult:
+    """The shared ``ml/flight_late_arrival`` run with ``JAN_FEB``."""
+    return champion.model_run
 
 
 def test_training_set_holds_every_labelled_flight_with_point_in_time_features(
@@ -269,24 +245,27 @@ def test_registered_onnx_form_reproduces_the_registered_spark_model(
 def test_gate_refuses_a_worse_model_and_the_alias_stays(
     champion_run: dg.ExecuteInProcessResult,
     built: pd.DataFrame,
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    lake: LakeResource,
     settings: Settings,
+    instance: dg.DagsterInstance,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """January's labels shuffled: the model learns nothing, so the gate must refuse it."""
+    """January's labels shuffled: the model learns nothing, so the gate must refuse it.
+
+    On a copy of the champion's state (its registry and lake), so the shared one keeps one
+    version.
+    """
     assert champion_run.success
+    own = Settings(
+        profile="local", state_dir=copy_state(settings.state_dir, tmp_path_factory, "refused")
+    )
     shuffled = built.copy()
     january = shuffled.sched_dep_at.dt.month == 1
     rng = np.random.default_rng(7)
     shuffled.loc[january, inputs.LABEL] = rng.permutation(
         shuffled.loc[january, inputs.LABEL].to_numpy()
     )
-    training_set.write(lake, shuffled)
-    try:
-        result = materialize(defs, instance, {MODEL}, JAN_FEB)
-    finally:
-        training_set.write(lake, built)
+    training_set.write(LakeResource(url=own.lake_dir.as_uri()), shuffled)
+    result = materialize(build_definitions(own), instance, {MODEL}, JAN_FEB)
     assert not result.success
     checks = check_results(result)
     assert checks[gate.ONNX_PARITY].passed
@@ -299,12 +278,18 @@ def test_gate_refuses_a_worse_model_and_the_alias_stays(
     message = failure_message(result)
     assert "version 2 is registered but refused as champion" in message
     assert "the champion stays version 1" in message and "auc_floor" in message
-    mlflow_res = mlflow_resource(settings)
+    mlflow_res = mlflow_resource(own)
     assert registry.champion_version(mlflow_res) == "1"
     tags = registry.version_tags(mlflow_res, "2")
     assert (
         tags[registry.GATE_TAG] == "refused" and "beats_baseline" in tags[registry.GATE_REASONS_TAG]
     )
+    # The refused version's run was logged under the copy, not the shared state.
+    client = mlflow_res.client()
+    run = client.get_run(str(client.get_model_version(inputs.MODEL_NAME, "2").run_id))
+    assert str(run.info.artifact_uri).startswith(own.state_dir.resolve().as_uri())
+    shared = mlflow_resource(settings).client()
+    assert len(shared.search_model_versions(f"name='{inputs.MODEL_NAME}'")) == 1
 
 
 def test_checks_alone_audit_the_champion_without_training(

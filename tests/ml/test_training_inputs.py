@@ -59,7 +59,8 @@ def test_a_request_is_validated_field_by_field() -> None:
     for field, value, message in [
         ("carrier", None, "required"),
         ("origin", "J F K", "is not a carrier or airport code"),
-        ("dest", 7, "required"),
+        ("dest", 7, "expected a string code such as 'JFK', got 7"),
+        ("dest", " ", "required: a non-empty code"),
         ("sched_dep_at", "tomorrow", "is not an ISO 8601 date-time"),
         ("sched_dep_at", None, "required"),
     ]:
