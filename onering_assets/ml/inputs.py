@@ -118,11 +118,15 @@ def input_type(column: str) -> InputType:
     return "string" if column in CATEGORICAL_COLUMNS else "float"
 
 
+# Departures a schedule can hold; also keeps time-zone arithmetic inside datetime's range.
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+
+
 def to_new_york(value: datetime | str) -> datetime:
     """A scheduled departure as an aware New York time (naive values are New York time).
 
     Raises:
-        ModelInputError: not an ISO 8601 date-time.
+        ModelInputError: not an ISO 8601 date-time, or a year outside 1900-2100.
     """
     if isinstance(value, str):
         try:
@@ -132,6 +136,10 @@ def to_new_york(value: datetime | str) -> datetime:
                 "sched_dep_at",
                 f"{value!r} is not an ISO 8601 date-time such as 2013-10-01T08:30",
             ) from None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ModelInputError(
+            "sched_dep_at", f"year {value.year} is outside {FIRST_YEAR}-{LAST_YEAR}"
+        )
     if value.tzinfo is None:
         # An ambiguous wall time (the hour repeated in November) is its first occurrence; a
         # skipped one (March) moves one hour on. The round trip through UTC does the latter.

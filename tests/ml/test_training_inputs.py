@@ -63,6 +63,9 @@ def test_a_request_is_validated_field_by_field() -> None:
         ("dest", " ", "required: a non-empty code"),
         ("sched_dep_at", "tomorrow", "is not an ISO 8601 date-time"),
         ("sched_dep_at", None, "required"),
+        # Outside datetime's range once converted: was an OverflowError, a 500 (review).
+        ("sched_dep_at", "0001-01-01T00:00+14:00", "year 1 is outside 1900-2100"),
+        ("sched_dep_at", "9999-12-31T23:00-12:00", "year 9999 is outside 1900-2100"),
     ]:
         with pytest.raises(inputs.ModelInputError, match=message) as err:
             inputs.parse_request(good | {field: value})
