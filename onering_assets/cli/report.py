@@ -136,10 +136,13 @@ def print_checks(summary: RunSummary, blocking: dict[tuple[str, str], bool]) -> 
             line = "  ".join([*cells, row[3]])
             style = {"FAILED": "red", "warn": "yellow"}.get(row[2])
             out.print(line, style=style, highlight=False, markup=False, soft_wrap=True)
-    failed = sum(1 for c in summary.checks if not c[2])
+    failed = sum(1 for r in rows if r[2] == "FAILED")
+    warned = sum(1 for r in rows if r[2] == "warn")
     out.print(
         f"checks: {'' if summary.success else verdict(summary) + ' '}"
-        f"{summary.checks_passed} passed, {failed} failed in {summary.seconds:.1f} s "
+        f"{summary.checks_passed} passed, {failed} failed"
+        + (f", {warned} warned" if warned else "")
+        + f" in {summary.seconds:.1f} s "
         f"(run {summary.run_id})",
         highlight=False,
         soft_wrap=True,

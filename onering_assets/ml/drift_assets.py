@@ -35,7 +35,7 @@ from onering_assets.ml.drift import (
     DriftSummary,
     build_report,
 )
-from onering_assets.ml.drift_store import read_summary, write_report
+from onering_assets.ml.drift_store import read_summary, report_months, write_report
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources.lake import LakeResource
 
@@ -128,6 +128,12 @@ def month_report(
 
 def share_outcome(found: Mapping[str, DriftSummary | None]) -> Outcome:
     """``drifted_columns_share``: each month's share of drifted columns below the drift share."""
+    if not found:
+        return Outcome.failed(
+            DRIFTED_COLUMNS_SHARE,
+            "no drift report yet; materialize ml/drift_report for a month first",
+            [],
+        )
     missing = [m for m, s in found.items() if s is None]
     if missing:
         return Outcome.failed(
@@ -234,7 +240,9 @@ def _body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator[Any]
     lake: LakeResource = context.resources.lake
     months = selected_partitions(context) or []
     if not materialize:
-        yield [share_outcome({m: read_summary(lake, m) for m in months})]
+        # Checks alone without partitions: every month that has a report.
+        checked = months or report_months(lake)
+        yield [share_outcome({m: read_summary(lake, m) for m in checked})]
         return
     mlflow_res: MlflowResource = context.resources.mlflow
     champion = _champion(mlflow_res)

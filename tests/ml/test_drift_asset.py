@@ -126,3 +126,12 @@ def test_a_ranged_run_records_only_what_is_true_of_every_month() -> None:
         "threshold": 0.1,
         "drifted": True,
     }
+
+
+def test_checks_alone_over_no_report_never_pass() -> None:
+    """Review: the check alone without partitions used to pass having checked no month."""
+    from onering_assets.ml.drift_assets import share_outcome
+
+    outcome = share_outcome({})
+    assert not outcome.passed
+    assert "no drift report yet" in outcome.summary
