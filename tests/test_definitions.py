@@ -190,3 +190,16 @@ def test_checks_import_in_a_child_process_without_a_main_spec(tmp_path: Path) ->
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("imported"), proc.stdout + proc.stderr
+
+
+def test_importing_onering_turns_mlflow_telemetry_off() -> None:
+    """MLflow 3 sends usage telemetry by default; OneRing's processes never do (review)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_DISABLE_TELEMETRY",)}
+    code = (
+        "import onering_assets; from mlflow.telemetry.utils import is_telemetry_disabled;"
+        "print(is_telemetry_disabled())"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "True", proc.stdout + proc.stderr
