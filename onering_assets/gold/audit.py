@@ -176,7 +176,7 @@ class MartAudit:
         import pandas as pd
 
         cur = self.conn.execute(self.select)
-        columns = [d.name for d in cur.description or []]
+        columns = pd.Index([d.name for d in cur.description or []])
         return run_suite(self.table.ge_suite, pd.DataFrame(cur.fetchall(), columns=columns))
 
     def all(self) -> list[Outcome]:
