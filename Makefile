@@ -30,7 +30,7 @@ $(OM_SYNCED): $(OM_ENV)/uv.lock $(OM_ENV)/pyproject.toml
 browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
 	@bash ops/scripts/ensure-chromium.sh || true
 
-demo: setup ## Materialize Bronze, Silver and Gold for every month of 2013, then summarize
+demo: setup ## Materialize Bronze, Silver, Gold, the feature views, the model and its drift reports for 2013, then summarize
 	@.venv/bin/onering demo
 
 test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
