@@ -11,12 +11,14 @@ package's ``app`` (the Typer application ``main()`` calls) to the module.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from typing import Annotated
 
 import typer
 
+from airflow_bridge.processes import die_with_parent
 from onering_assets.cli.common import app, err
 from onering_assets.settings import PLATFORM_DIR
 
@@ -66,4 +68,6 @@ def run_app(
         highlight=False,
         soft_wrap=True,
     )
-    raise typer.Exit(subprocess.call(command(port), env=env))
+    # Streamlit dies with this process however it ends (SIGTERM left it serving before).
+    code = subprocess.call(command(port), env=env, preexec_fn=die_with_parent(signal.SIGTERM))
+    raise typer.Exit(code)

@@ -126,7 +126,7 @@ def build_training_set_asset() -> dg.AssetsDefinition:
         # The run's own store (the feast resource); settings only pick a store when none
         # is given, and a run has resources, not settings.
         store = context.resources.feast.store()
-        frame = historical_features(None, flights, store=store)  # type: ignore[arg-type]
+        frame = historical_features(None, flights, store=store)
         retrieved = time.perf_counter() - started
         context.log.info(f"retrieved features for {len(frame)} flights in {retrieved:.1f} s")
         outcomes = _audit(frame, lake)
