@@ -193,7 +193,11 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
         keys = {a.key for a in assets}
         # Upstream assets made by other DAGs; those no DAG makes are not waited for.
         external = sorted({d for a in assets for d in a.deps if d not in keys and d in dag_of})
-        default = "assets" if external else None
+        # Asset-triggered by default only when every upstream DAG is partitioned like this one
+        # (Airflow queues keyed events for partition-aware DAGs only, and plain ones for plain
+        # DAGs): otherwise no schedule unless bridge.yml gives one, never runs keyed wrongly.
+        fmts = {_fmt(parts[dag_of[d]]) for d in external}
+        default = "assets" if external and fmts == {_fmt(parts[dag_id])} else None
         schedule = config.schedules.get(dag_id, default)
         if schedule == "none":
             schedule = None
