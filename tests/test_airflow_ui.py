@@ -39,7 +39,16 @@ from tests.test_ui import (  # noqa: F401 (pytest fixtures, used by name)
     screenshots,
 )
 
-DAG_IDS = ["onering_bronze", "onering_gold", "onering_silver"]
+DAG_IDS = sorted(
+    [
+        "onering_bronze",
+        "onering_drift",
+        "onering_features",
+        "onering_gold",
+        "onering_ml",
+        "onering_silver",
+    ]
+)
 GRAPH_DAG = "onering_gold"
 VIEWPORT: ViewportSize = {"width": 1600, "height": 900}
 UP_TIMEOUT_S = 300

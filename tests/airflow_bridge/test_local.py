@@ -180,7 +180,10 @@ def test_trigger_refuses_a_selection_that_picks_none_of_the_dags_assets() -> Non
     assert nowhere.returncode == 3, nowhere.stderr
     assert len(nowhere.stderr.strip().splitlines()) == 1
     assert "picks none of onering_bronze's assets (bronze/airlines," in nowhere.stderr
-    assert "(DAGs: onering_bronze, onering_gold, onering_silver;" in nowhere.stderr
+    assert (
+        "(DAGs: onering_bronze, onering_drift, onering_features, onering_gold, onering_ml, "
+        "onering_silver;" in nowhere.stderr
+    )
 
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
