@@ -19,6 +19,12 @@ from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
 
 DIMENSIONS = ("airlines", "airports", "planes")
+MEDALLION = ("bronze", "silver", "gold")
+# The medallion as a CLI selection (a two-month state cannot train the model: its test
+# months are October to December).
+MEDALLION_SELECTION = " or ".join(f"group:{layer}" for layer in MEDALLION)
+S3_KEY, S3_SECRET = "onering-test", "onering-test-secret"
+S3_BUCKETS = ("lake", "onering-lake")
 
 
 def read_source(table: str) -> pd.DataFrame:
@@ -75,6 +81,43 @@ def settings_for(state: Path, source: Path | None) -> Settings:
     return Settings(profile="local", state_dir=state, source_dir=source)
 
 
+def layer_keys(settings: Settings, layers: tuple[str, ...] = MEDALLION) -> set[dg.AssetKey]:
+    """The materializable assets of these layers (the medallion by default)."""
+    graph = build_definitions(settings).resolve_asset_graph()
+    return {k for k in graph.materializable_asset_keys if k.path[0] in layers}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port (standing in for MinIO, which cannot be installed
+    here) with the buckets in ``S3_BUCKETS``, stopped after the module.
+
+    ``AWS_*`` are set for the module as compose sets them: the lake resource and Feast's S3
+    reads take the same credentials from them.
+    """
+    boto3 = pytest.importorskip("boto3")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+    for bucket in S3_BUCKETS:
+        client.create_bucket(Bucket=bucket)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ACCESS_KEY_ID", S3_KEY)
+        patch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield endpoint
+    server.stop()
+
+
 def run(
     settings: Settings,
     *,
@@ -86,11 +129,7 @@ def run(
     defs = build_definitions(settings)
     # The medallion by default: the ML half needs test months a two-month state lacks, and
     # its own tests build it (tests/features, tests/ml).
-    keys = select or {
-        k
-        for k in defs.resolve_asset_graph().materializable_asset_keys
-        if k.path[0] in ("bronze", "silver", "gold")
-    }
+    keys = select or layer_keys(settings)
     return execute(defs, instance, assets=keys, first=first, last=last, progress=False)
 
 

@@ -31,6 +31,11 @@ KEYS = {
     for layer in ("bronze", "silver")
     for name in ("airlines", "airports", "flights", "planes", "weather")
 } | {"gold/airport_daily_weather", "gold/carrier_monthly_performance", "gold/route_performance"}
+KEYS |= {
+    f"features/{view}{suffix}"
+    for view in ("carrier_stats", "route_stats", "origin_weather")
+    for suffix in ("", "_source")
+} | {"ml/training_set", "ml/flight_late_arrival", "ml/drift_report"}
 
 
 def one_line_error(result, code: int) -> None:

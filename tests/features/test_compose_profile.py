@@ -29,9 +29,9 @@ from onering_assets.resources.postgres import stop_embedded
 from onering_assets.runner import execute
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
+from tests.conftest import S3_KEY, S3_SECRET
 from tests.features.conftest import feature_keys, newest
 
-KEY, SECRET = "onering-test", "onering-test-secret"
 VIEWS = load_views()
 
 
@@ -109,35 +109,12 @@ def registry_url(registry_pg: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    boto3 = pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    ).create_bucket(Bucket="onering-lake")
-    with pytest.MonkeyPatch.context() as patch:  # what Feast's S3 reads use, as in compose
-        patch.setenv("AWS_ACCESS_KEY_ID", KEY)
-        patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        yield endpoint
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def lake(s3_endpoint: str) -> LakeResource:
     return LakeResource(
         url="s3://onering-lake/compose",
         s3_endpoint_url=s3_endpoint,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
     )
 
 

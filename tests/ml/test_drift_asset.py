@@ -134,4 +134,4 @@ def test_checks_alone_over_no_report_never_pass() -> None:
 
     outcome = share_outcome({})
     assert not outcome.passed
-    assert "no drift report yet" in outcome.summary
+    assert "ml/drift_report has not been materialized yet" in outcome.summary
