@@ -8,11 +8,14 @@ Four blocking checks, all on the test months (never seen in training):
   train / October–December test, measured 0.704; the floor leaves 0.04 for data changes).
 - ``beats_baseline``: test AUC > the baseline's, the carrier's late rate over the previous
   28 days used as the score (measured 0.624 on the full year).
-- ``not_worse_than_champion``: test AUC ≥ the current champion's AUC on the SAME test
-  flights (its ONNX form re-scored with its own fill values) minus ``champion_tolerance``
-  (default 0.01). Without a champion it passes. A champion trained on any of these test
-  months, or needing inputs the training set no longer has, is compared by the test AUC it
-  logged instead (the result says which and why).
+- ``not_worse_than_champion``: the new model's AUC ≥ the current champion's minus
+  ``champion_tolerance`` (default 0.01), both scored on the same held-out flights: the test
+  flights of the months neither model trained on (the champion through its own ONNX form
+  and fill values). Without a champion it passes. When there is no such flight (the
+  champion trained on every test month, or those months hold one class) or the champion
+  needs inputs the training set no longer has, the two cannot be compared and the check
+  fails saying why, unless ``allow_incomparable_champion`` is set (then it passes, saying
+  it compared nothing).
 
 A model failing any check stays registered, tagged refused with the reasons, and the
 alias does not move.
@@ -43,6 +46,7 @@ class GateConfig:
     auc_floor: float = 0.66
     onnx_tolerance: float = 1e-5
     champion_tolerance: float = 0.01
+    allow_incomparable_champion: bool = False
 
 
 DEFAULT_GATE = GateConfig()
@@ -73,34 +77,49 @@ def gate_decls(config: GateConfig = DEFAULT_GATE) -> list[CheckDecl]:
         CheckDecl(
             NOT_WORSE_THAN_CHAMPION,
             True,
-            "Test-month AUC ≥ the current champion's on the same flights minus "
-            f"{config.champion_tolerance:g}; passes when there is no champion.",
+            "AUC ≥ the current champion's minus "
+            f"{config.champion_tolerance:g}, both on the test flights of the months neither "
+            "trained on; passes when there is no champion, fails when they cannot be compared.",
         ),
     ]
 
 
 @dataclass(frozen=True)
 class ChampionScore:
-    """The champion's AUC to compare with, and how it was obtained (``why`` not re-scored)."""
+    """The champion and the new model scored on the same held-out flights.
+
+    Attributes:
+        version: the champion's registered version.
+        auc: the champion's AUC on those flights (its logged test AUC when not ``rescored``).
+        rescored: both were scored on the same flights; False: they cannot be compared.
+        why: why they cannot be compared (empty when ``rescored``).
+        model_auc: the new model's AUC on the same flights.
+        months: the test months compared on (those the champion did not train on).
+        flights: how many test flights that is.
+    """
 
     version: str
     auc: float
     rescored: bool
     why: str = ""
+    model_auc: float | None = None
+    months: tuple[int, ...] = ()
+    flights: int = 0
 
     @property
     def how(self) -> str:
         if self.rescored:
-            return "re-scored on the same test flights"
-        return f"its logged test AUC: {self.why}"
+            return f"both on the {self.flights} test flights of months {list(self.months)}"
+        return f"not comparable: {self.why}"
 
 
 def score_champion(champion: Champion, trained: TrainedModel) -> ChampionScore:
-    """The champion's AUC on ``trained``'s test flights, through its own ONNX form.
+    """The champion's and ``trained``'s AUC on the test flights neither trained on.
 
-    Falls back to the AUC the champion logged when re-scoring would not be fair or possible:
-    it was trained on some of these test months, or it needs inputs the set lacks.
+    Not comparable (``rescored`` False, ``why`` says why) when the champion trained on every
+    test month, when the months left hold one class, or when it needs inputs the set lacks.
     """
+    import numpy as np
     import pandas as pd
 
     spec = champion.serving
@@ -111,18 +130,37 @@ def score_champion(champion: Champion, trained: TrainedModel) -> ChampionScore:
         if "train_months" in champion.params
         else set()
     )
-    overlap = sorted(seen & set(trained.spec.test_months))
+    months = tuple(m for m in trained.spec.test_months if m not in seen)
     logged = champion.metrics.get("test_auc", 0.0)
-    if overlap:
-        why = f"it was trained on test month(s) {overlap}"
+
+    def incomparable(why: str) -> ChampionScore:
         return ChampionScore(champion.version, logged, False, why)
+
+    if not months:
+        return incomparable(f"it was trained on every test month {list(trained.spec.test_months)}")
     if not names or any(n not in rows.columns for n in names):
-        return ChampionScore(champion.version, logged, False, "its inputs are not all in the set")
-    frame = pd.DataFrame({n: rows[n] for n in names})
+        missing = [n for n in names if n not in rows.columns]
+        return incomparable(f"it needs inputs the training set lacks: {missing or 'none named'}")
+    month = pd.Series(rows["sched_dep_at"]).dt.tz_convert(inputs.TIMEZONE).dt.month
+    held_out = month.isin(months).to_numpy()
+    labels = pd.Series(rows[inputs.LABEL]).to_numpy()[held_out]
+    if len(np.unique(labels)) < 2:
+        return incomparable(
+            f"the test months it did not train on ({list(months)}) hold "
+            f"{int(held_out.sum())} flights of one class"
+        )
+    frame = pd.DataFrame({n: rows[n] for n in names}).loc[held_out]
     fills = {n: float(v) for n, v in spec.get("fill_values", {}).items() if n in frame.columns}
     frame = frame.astype({n: "float64" for n in fills}).fillna(fills)
     probs = onnx_probabilities(champion.onnx, frame, spec["onnx_inputs"])
-    return ChampionScore(champion.version, auc(pd.Series(rows[inputs.LABEL]), probs), True)
+    return ChampionScore(
+        champion.version,
+        auc(labels, probs),
+        True,
+        model_auc=auc(labels, np.asarray(trained.spark_probs)[held_out]),
+        months=months,
+        flights=int(held_out.sum()),
+    )
 
 
 def evaluate(
@@ -167,19 +205,41 @@ def _versus_champion(
 ) -> Outcome:
     if champion is None:
         return Outcome(NOT_WORSE_THAN_CHAMPION, True, "no champion yet: nothing to compare with")
+    if not champion.rescored:
+        allowed = config.allow_incomparable_champion
+        summary = f"cannot compare with champion version {champion.version}: {champion.why}; " + (
+            "passed because allow_incomparable_champion is set"
+            if allowed
+            else "set test_months to months it did not train on, or set "
+            "allow_incomparable_champion to promote on the other checks"
+        )
+        return _outcome(
+            NOT_WORSE_THAN_CHAMPION,
+            allowed,
+            summary,
+            {
+                "champion_version": champion.version,
+                "champion_rescored": False,
+                "why": champion.why,
+                "allow_incomparable_champion": allowed,
+            },
+        )
+    compared = model_auc if champion.model_auc is None else champion.model_auc
     bar = champion.auc - config.champion_tolerance
-    passed = model_auc >= bar
+    passed = compared >= bar
     return _outcome(
         NOT_WORSE_THAN_CHAMPION,
         passed,
-        f"test AUC {model_auc:.4f} vs champion version {champion.version}'s {champion.auc:.4f} "
+        f"AUC {compared:.4f} vs champion version {champion.version}'s {champion.auc:.4f} "
         f"({champion.how}); {'at or above' if passed else 'below'} {bar:.4f} "
         f"(champion minus {config.champion_tolerance:g})",
         {
-            "test_auc": model_auc,
+            "test_auc": compared,
             "champion_version": champion.version,
             "champion_auc": champion.auc,
-            "champion_rescored": champion.rescored,
+            "champion_rescored": True,
+            "compared_months": list(champion.months),
+            "compared_flights": champion.flights,
             "tolerance": config.champion_tolerance,
         },
     )

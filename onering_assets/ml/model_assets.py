@@ -158,16 +158,31 @@ class ModelConfig(dg.Config):
 
     train_months: str = Field(default="1-9", description="Months trained on, e.g. 1-9.")
     test_months: str = Field(default="10-12", description="Held-out months, after train.")
-    max_iter: int = Field(default=100, description="LogisticRegression maxIter.")
-    reg_param: float = Field(default=0.0, description="LogisticRegression regParam.")
-    elastic_net_param: float = Field(default=0.0, description="0 = L2, 1 = L1.")
-    auc_floor: float = Field(default=gate.DEFAULT_GATE.auc_floor, description="Test AUC floor.")
+    max_iter: int = Field(default=100, ge=1, description="LogisticRegression maxIter.")
+    reg_param: float = Field(default=0.0, ge=0, description="LogisticRegression regParam.")
+    elastic_net_param: float = Field(default=0.0, ge=0, le=1, description="0 = L2, 1 = L1.")
+    auc_floor: float = Field(
+        default=gate.DEFAULT_GATE.auc_floor, ge=0.5, le=1, description="Test AUC floor."
+    )
     onnx_tolerance: float = Field(
-        default=gate.DEFAULT_GATE.onnx_tolerance, description="ONNX vs Spark max abs diff."
+        default=gate.DEFAULT_GATE.onnx_tolerance,
+        ge=0,
+        le=0.01,
+        description="ONNX vs Spark max abs diff.",
     )
     champion_tolerance: float = Field(
         default=gate.DEFAULT_GATE.champion_tolerance,
+        ge=0,
+        le=0.1,
         description="How far below the champion's AUC a new model may be.",
+    )
+    allow_incomparable_champion: bool = Field(
+        default=False,
+        description=(
+            "Promote on the other checks when the champion cannot be scored on held-out "
+            "flights it never trained on (it trained on every test month, or needs inputs "
+            "the training set lacks); by default that refuses."
+        ),
     )
     force: bool = Field(
         default=False,
@@ -186,7 +201,12 @@ class ModelConfig(dg.Config):
         return TrainSpec(month_range(self.train_months), month_range(self.test_months), params)
 
     def gate_config(self) -> gate.GateConfig:
-        return gate.GateConfig(self.auc_floor, self.onnx_tolerance, self.champion_tolerance)
+        return gate.GateConfig(
+            self.auc_floor,
+            self.onnx_tolerance,
+            self.champion_tolerance,
+            self.allow_incomparable_champion,
+        )
 
 
 def model_spec() -> dg.AssetSpec:

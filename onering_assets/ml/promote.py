@@ -233,7 +233,7 @@ def _champion_score(logged: registry.LoggedVersion) -> gate.ChampionScore | None
     against = _gated_against(logged) or {}
     if against.get("version") is None:
         return None
-    return gate.ChampionScore(**against)
+    return gate.ChampionScore(**{**against, "months": tuple(against.get("months", ()))})
 
 
 def replay(

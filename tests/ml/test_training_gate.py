@@ -36,6 +36,7 @@ def test_a_good_model_passes_every_check_without_a_champion() -> None:
         ({"test_auc": 0.6599}, None, gate.AUC_FLOOR),
         ({"baseline_auc": 0.70}, None, gate.BEATS_BASELINE),
         ({}, gate.ChampionScore("3", 0.7101, True), gate.NOT_WORSE_THAN_CHAMPION),
+        ({}, gate.ChampionScore("3", 0.5, False, "why"), gate.NOT_WORSE_THAN_CHAMPION),
     ],
 )
 def test_each_check_refuses_on_its_own_threshold(
@@ -48,42 +49,109 @@ def test_each_check_refuses_on_its_own_threshold(
 
 
 def test_champion_tolerance_is_inclusive_and_says_how_the_champion_was_scored() -> None:
-    outcome = by_name(gate.evaluate(GOOD, gate.ChampionScore("3", 0.71, True)))[
-        gate.NOT_WORSE_THAN_CHAMPION
-    ]
+    same = gate.ChampionScore("3", 0.71, True, months=(11, 12), flights=900)
+    outcome = by_name(gate.evaluate(GOOD, same))[gate.NOT_WORSE_THAN_CHAMPION]
     assert outcome.passed
-    assert "champion version 3's 0.7100 (re-scored on the same test flights)" in outcome.summary
-    outcome = by_name(gate.evaluate(GOOD, gate.ChampionScore("3", 0.75, False)))[
-        gate.NOT_WORSE_THAN_CHAMPION
-    ]
-    assert not outcome.passed and "its logged test AUC" in outcome.summary
+    assert "champion version 3's 0.7100 (both on the 900 test flights of months [11, 12])" in (
+        outcome.summary
+    )
+
+
+def test_the_comparison_uses_the_new_models_auc_on_the_same_flights() -> None:
+    """Its AUC over every test month is not what is compared: the shared months' is."""
+    score = gate.ChampionScore("3", 0.70, True, model_auc=0.65, months=(12,), flights=10)
+    outcome = by_name(gate.evaluate(GOOD, score))[gate.NOT_WORSE_THAN_CHAMPION]
+    assert not outcome.passed and "AUC 0.6500 vs champion version 3's 0.7000" in outcome.summary
+
+
+def tiny_onnx(name: str) -> bytes:
+    """An ONNX model whose P(late) is its one float input (``probability`` = [1 - x, x])."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("Sub", ["one", name], ["not_late"]),
+            helper.make_node("Concat", ["not_late", name], ["probability"], axis=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def champion_for(train_months: str, onnx_inputs: list, onnx: bytes = b"") -> Champion:
+    return Champion(
+        version="4",
+        run_id="r",
+        metrics={"test_auc": 0.68},
+        serving={"onnx_inputs": onnx_inputs, "fill_values": {"score": 0.5}},
+        onnx=onnx,
+        params={"train_months": train_months},
+    )
+
+
+def trained_on(test_months: tuple[int, ...], rows: pd.DataFrame, probs: list[float]):
+    return SimpleNamespace(
+        test_rows=rows, spec=TrainSpec((1,), test_months), spark_probs=np.array(probs)
+    )
+
+
+def test_both_are_scored_only_on_the_test_months_the_champion_did_not_train_on() -> None:
+    """Review B2: a champion trained on some test months is scored on the others alone."""
+    at = pd.to_datetime(["2013-10-10 12:00"] * 2 + ["2013-11-10 12:00"] * 4).tz_localize(
+        inputs.TIMEZONE
+    )
+    rows = pd.DataFrame(
+        {
+            "sched_dep_at": at,
+            # October: the champion's score is perfect (it trained on October); November not.
+            "score": [0.0, 1.0, 0.9, 0.2, 0.1, 0.8],
+            inputs.LABEL: [0, 1, 0, 0, 1, 1],
+        }
+    )
+    champion = champion_for("1-10", [{"name": "score", "type": "float"}], tiny_onnx("score"))
+    trained = trained_on((10, 11), rows, [0.1, 0.9, 0.1, 0.2, 0.8, 0.9])
+    score = gate.score_champion(champion, trained)  # type: ignore[arg-type]
+    assert score.rescored and score.months == (11,) and score.flights == 4
+    assert score.auc == pytest.approx(0.25)  # November alone, not October's 1.0
+    assert score.model_auc == pytest.approx(1.0)
+    assert by_name(gate.evaluate(GOOD, score))[gate.NOT_WORSE_THAN_CHAMPION].passed
 
 
 @pytest.mark.parametrize(
     ("train_months", "onnx_inputs", "why"),
     [
-        ("1", [{"name": "no_such_feature", "type": "float"}], "its inputs are not all in the set"),
-        ("1-9", [{"name": "carrier", "type": "string"}], "it was trained on test month(s) [2]"),
+        ("1", [{"name": "no_such_feature", "type": "float"}], "inputs the training set lacks"),
+        ("1-9", [{"name": "carrier", "type": "string"}], "trained on every test month [2]"),
     ],
 )
-def test_a_champion_that_cannot_be_rescored_fairly_is_compared_by_its_logged_auc(
+def test_a_champion_that_cannot_be_scored_fairly_refuses_unless_allowed(
     train_months: str, onnx_inputs: list, why: str
 ) -> None:
-    champion = Champion(
-        version="4",
-        run_id="r",
-        metrics={"test_auc": 0.68},
-        serving={"onnx_inputs": onnx_inputs},
-        onnx=b"",
-        params={"train_months": train_months},
-    )
-    trained = SimpleNamespace(
-        test_rows=pd.DataFrame({"carrier": ["UA", "AA"], inputs.LABEL: [0, 1]}),
-        spec=TrainSpec((1,), (2,)),
-    )
-    score = gate.score_champion(champion, trained)  # type: ignore[arg-type]
-    assert score == gate.ChampionScore("4", 0.68, False, why)
-    assert score.how == f"its logged test AUC: {why}"
+    """Review B2: its logged AUC (other flights) is never compared; the gate refuses."""
+    rows = pd.DataFrame({"carrier": ["UA", "AA"], inputs.LABEL: [0, 1]})
+    trained = trained_on((2,), rows, [0.2, 0.8])
+    score = gate.score_champion(champion_for(train_months, onnx_inputs), trained)  # type: ignore[arg-type]
+    assert not score.rescored and why in score.why
+    refused = by_name(gate.evaluate(GOOD, score))[gate.NOT_WORSE_THAN_CHAMPION]
+    assert not refused.passed
+    assert refused.summary.startswith("cannot compare with champion version 4: ")
+    assert "allow_incomparable_champion" in refused.summary
+    allowed = gate.GateConfig(allow_incomparable_champion=True)
+    passed = by_name(gate.evaluate(GOOD, score, allowed))[gate.NOT_WORSE_THAN_CHAMPION]
+    assert passed.passed and "passed because allow_incomparable_champion is set" in passed.summary
+
+
+def test_held_out_months_of_one_class_cannot_be_compared() -> None:
+    at = pd.to_datetime(["2013-11-10 12:00"] * 2).tz_localize(inputs.TIMEZONE)
+    rows = pd.DataFrame({"sched_dep_at": at, "score": [0.1, 0.2], inputs.LABEL: [0, 0]})
+    champion = champion_for("1-10", [{"name": "score", "type": "float"}], tiny_onnx("score"))
+    score = gate.score_champion(champion, trained_on((11,), rows, [0.1, 0.2]))  # type: ignore[arg-type]
+    assert not score.rescored and "of one class" in score.why
 
 
 def test_declared_checks_block_and_state_their_thresholds() -> None:
