@@ -302,6 +302,7 @@ def _reuse_or_train(
         fp=fp,
         why=decision.why,
         log=context.log.info,
+        locks=lake.locks(),
     )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.checks.outcome import Outcome
 from onering_assets.ml import gate, inputs, registry, training
 from onering_assets.ml.training import TrainSpec, train
+from onering_assets.resources.locks import Locks
 from onering_assets.resources.mlflow import MlflowResource
 
 if TYPE_CHECKING:
@@ -290,11 +291,14 @@ def train_and_gate(
     fp: Fingerprint | None = None,
     why: str = "",
     log: Log = LOGGER.info,
+    locks: Locks | None = None,
 ) -> GateResult:
     """Train on ``frame`` (the training set), gate, log and register; promote if it passed.
 
     The run is tagged with ``fp`` (computed here when not given) and the champion the gate
     compared with, so a later step on the same inputs can skip training (:func:`decide`).
+    The verdict is settled under ``locks`` (:func:`registry.settle`): a champion that moved
+    since the gate read it refuses this version.
     """
     started = time.perf_counter()
     fp = fp or fingerprint(frame, spec, config)
@@ -329,9 +333,12 @@ def train_and_gate(
     version = registry.register(mlflow_res, run_id)
     spec_json = registry.serving_spec(trained, version, config.onnx_tolerance, refs)
     registry.write_serving(mlflow_res, run_id, spec_json)
-    registry.record_verdict(mlflow_res, version, not reasons, reasons)
-    if not reasons:
-        registry.promote(mlflow_res, version)
+    compared = champion.version if champion else None
+    moved = registry.settle(mlflow_res, version, run_id, reasons, compared, locks)
+    if moved:
+        outcomes = [o for o in outcomes if o.name != gate.NOT_WORSE_THAN_CHAMPION]
+        outcomes.append(Outcome(gate.NOT_WORSE_THAN_CHAMPION, False, moved, failing=1))
+        reasons = gate.refusals(outcomes)
     log(
         f"registered {inputs.MODEL_NAME} version {version} (run {run_id}): "
         + ("promoted to champion" if not reasons else "refused: " + "; ".join(reasons))

@@ -11,14 +11,16 @@ Each version's run holds (contract 3 of the ML issue):
   the ONNX difference, step times) and tags (the training set's address, the gate's verdict
   and the champion it was compared with, the fingerprint of what the model was trained on).
 
-The alias ``champion`` is moved only by :func:`promote`, which the gate calls when every
-check passed. :func:`trained_on` finds the versions whose run carries a fingerprint, so a
-step can reuse a verdict instead of training again. MLflow is imported inside the functions
-(it takes seconds to import).
+The alias ``champion`` is moved only by :func:`settle` (through :func:`promote`) when every
+gate check passed and the champion is still the one the gate compared with.
+:func:`trained_on` finds the versions whose run carries a fingerprint, so a step can reuse
+a verdict instead of training again. MLflow is imported inside the functions (it takes
+seconds to import).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import tempfile
@@ -30,9 +32,11 @@ from typing import Any
 from onering_assets.errors import ConfigError
 from onering_assets.ml import inputs
 from onering_assets.ml.training import PROBABILITY_OUTPUT, TrainedModel
+from onering_assets.resources.locks import Locks
 from onering_assets.resources.mlflow import MlflowResource
 
 CHAMPION_ALIAS = "champion"
+CHAMPION_LOCK = "ml:champion"
 SPARK_ARTIFACT = "spark_model"
 ONNX_ARTIFACT = "onnx_model"
 SERVING_ARTIFACT = "serving/serving.json"
@@ -175,6 +179,43 @@ def record_verdict(
         text = "; ".join(reasons)
         client.set_model_version_tag(inputs.MODEL_NAME, version, GATE_REASONS_TAG, text[:5000])
         client.update_model_version(inputs.MODEL_NAME, version, f"Refused as champion: {text}")
+
+
+def settle(
+    mlflow_res: MlflowResource,
+    version: str,
+    run_id: str,
+    reasons: Sequence[str],
+    compared: str | None,
+    locks: Locks | None,
+) -> str:
+    """Record the gate's verdict and promote ``version`` if it passed, as one compare-and-set.
+
+    Under the ``ml:champion`` lock of ``locks`` (the lake's: files locally, Postgres in
+    compose; None: no other writer), the alias is read again: if it no longer points at
+    ``compared`` (the champion the gate compared with; None: none), another run promoted
+    meanwhile and ``version`` is refused. Returns that refusal's reason, or "".
+    """
+    held = locks.hold(CHAMPION_LOCK, what=f"Promoting {inputs.MODEL_NAME}") if locks else None
+    try:
+        with held or contextlib.nullcontext():
+            now = champion_version(mlflow_res)
+            moved = ""
+            if now != compared and not reasons:
+                moved = (
+                    f"the champion moved to version {now} while this model was gated against "
+                    f"{'version ' + compared if compared else 'no champion'}; materialize "
+                    "again to compare with it"
+                )
+                mlflow_res.client().set_tag(run_id, GATE_TAG, "refused")
+            refusals = [*reasons, *([f"not_worse_than_champion: {moved}"] if moved else [])]
+            record_verdict(mlflow_res, version, not refusals, refusals)
+            if not refusals:
+                promote(mlflow_res, version)
+            return moved
+    finally:
+        if locks:
+            locks.close()
 
 
 def promote(mlflow_res: MlflowResource, version: str) -> None:
