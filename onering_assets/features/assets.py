@@ -1,8 +1,9 @@
 """Feature assets: a view's offline rows (``features/<view>_source``) and the view itself.
 
 ``features/<view>_source`` computes the view's rows from Silver in ClickHouse (the SQL
-under ``platform/featurestore/sql``), audits them, then writes them as Parquet to the lake
-(``features/<view>/data.parquet``). ``features/<view>`` audits those rows (null rates,
+under ``platform/featurestore/sql``), audits them (keys, null rates, ranges, timestamps),
+then writes them as Parquet to the lake (``features/<view>/data.parquet``): rows failing a
+check are never written. ``features/<view>`` audits the published rows again (null rates,
 ranges, freshness), applies the view to Feast's registry, materializes the newest row per
 entity to the online store, and checks that the online store agrees with the offline rows.
 Feast is imported inside the steps only.
@@ -79,6 +80,8 @@ def _source_outcomes(rows: Any, view: View, known: Any) -> list[Outcome]:
     return [
         checks.not_empty(rows, view),
         checks.key_unique(rows, view),
+        checks.null_rates(rows, view),
+        checks.value_ranges(rows, view),
         checks.not_after_inputs(rows, known),
     ]
 

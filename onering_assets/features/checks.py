@@ -26,11 +26,22 @@ NOT_AFTER_INPUTS = "not_after_inputs"
 SAMPLE_ENTITIES = 25
 
 
+def _value_checks(view: View) -> list[CheckDecl]:
+    nulls = ", ".join(f"{f.name} {f.max_null_pct:g}%" for f in view.features)
+    ranges = ", ".join(f"{f.name} {f.range[0]:g}..{f.range[1]:g}" for f in view.features if f.range)
+    return [
+        CheckDecl(NULL_RATES, True, f"Null share per feature at most as declared ({nulls})."),
+        CheckDecl(VALUE_RANGES, True, f"Every value lies in its declared range ({ranges})."),
+    ]
+
+
 def source_checks(view: View) -> list[CheckDecl]:
+    """Run on the computed rows before they are written: a failure writes nothing."""
     keys = ", ".join((*view.join_keys, EVENT_TIMESTAMP))
     return [
         CheckDecl(NOT_EMPTY, True, "The SQL computed at least one row."),
         CheckDecl(KEY_UNIQUE, True, f"One row per ({keys})."),
+        *_value_checks(view),
         CheckDecl(
             NOT_AFTER_INPUTS,
             True,
@@ -42,11 +53,9 @@ def source_checks(view: View) -> list[CheckDecl]:
 
 
 def view_checks(view: View) -> list[CheckDecl]:
-    nulls = ", ".join(f"{f.name} {f.max_null_pct:g}%" for f in view.features)
-    ranges = ", ".join(f"{f.name} {f.range[0]:g}..{f.range[1]:g}" for f in view.features if f.range)
+    """Run on the published offline rows before Feast applies and materializes them."""
     return [
-        CheckDecl(NULL_RATES, True, f"Null share per feature at most as declared ({nulls})."),
-        CheckDecl(VALUE_RANGES, True, f"Every value lies in its declared range ({ranges})."),
+        *_value_checks(view),
         CheckDecl(
             FRESHNESS,
             False,

@@ -20,7 +20,7 @@ from onering_assets.errors import ConfigError
 from onering_assets.features import steps
 from onering_assets.features.retrieval import feature_store, historical_features, online_features
 from onering_assets.features.views import load_views
-from onering_assets.resources import LakeResource
+from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
 from tests.features.conftest import feature_defs, newest, offline, run_features
@@ -243,6 +243,45 @@ def test_an_out_of_range_value_fails_value_ranges(
     assert failed["features/carrier_stats:value_ranges"] == (
         "carrier_late_rate_28d: 1 value(s) outside 0..1 (min 1.5, max 1.5)"
     )
+
+
+def test_a_bad_value_computed_from_silver_is_never_written_offline(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    lake: LakeResource,
+) -> None:
+    """Review M2: a wind speed Silver accepts (≤ 220 mph) but the view does not (≤ 100) stops
+    ``features/origin_weather_source`` before the write, so nothing downstream can read it."""
+    before = steps.read(lake, WEATHER)
+    hour = {"t": "2013-01-20 12:00:00"}
+    where = "origin = 'JFK' AND time_hour = toDateTime({t:String}, 'UTC')"
+    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
+        (saved,) = client.query(
+            f"SELECT wind_speed FROM silver.weather WHERE {where}", parameters=hour
+        ).result_rows[0]
+        client.command(
+            f"ALTER TABLE silver.weather UPDATE wind_speed = 150 WHERE {where}",
+            parameters=hour,
+            settings={"mutations_sync": 2},
+        )
+        try:
+            summary = run_features(defs, instance, "origin_weather_source")
+        finally:
+            client.command(
+                f"ALTER TABLE silver.weather UPDATE wind_speed = {{v:Float64}} WHERE {where}",
+                parameters={**hour, "v": saved},
+                settings={"mutations_sync": 2},
+            )
+    assert not summary.success
+    failed = _failed(summary)
+    assert list(failed) == ["features/origin_weather_source:value_ranges"]
+    assert (
+        "weather_wind_speed: 1 value(s) outside 0..100 (min 150, max 150)"
+        in (failed["features/origin_weather_source:value_ranges"])
+    )
+    assert "nothing was written; the lake keeps the previous rows" in "\n".join(summary.failures)
+    assert steps.read(lake, WEATHER).equals(before)
 
 
 def test_an_online_value_that_differs_from_offline_fails_consistency(

@@ -85,7 +85,7 @@ def test_each_view_is_a_source_asset_and_a_view_asset_with_checks() -> None:
     found = {k.name for k in graph.asset_check_keys if k.asset_key == view.key}
     assert found == {"null_rates", "value_ranges", "freshness", "online_consistency"}
     found = {k.name for k in graph.asset_check_keys if k.asset_key == source.key}
-    assert found == {"not_empty", "key_unique", "not_after_inputs"}
+    assert found == {"not_empty", "key_unique", "null_rates", "value_ranges", "not_after_inputs"}
     freshness = graph.get_check_spec(dg.AssetCheckKey(view.key, "freshness"))
     assert not freshness.blocking and "not the wall clock" in (freshness.description or "")
     for name in ("null_rates", "value_ranges", "online_consistency"):
