@@ -197,7 +197,8 @@ def test_the_gold_graph_shows_a_task_per_asset_between_the_medallion_dags(
         "publish_lineage"
     )
     expect(page.locator(".react-flow__node-task")).to_have_count(len(tasks) + 1)
-    for dag_id in DAG_IDS:
+    # The medallion's DAGs: the ML DAGs run on their own schedules, not on Gold's assets.
+    for dag_id in ("onering_bronze", "onering_silver", "onering_gold"):
         expect(page.locator(f'.react-flow__node-dag[data-id="dag:{dag_id}"]')).to_contain_text(
             dag_id
         )

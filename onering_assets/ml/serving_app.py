@@ -11,11 +11,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-from onering_assets.errors import OneRingError
+from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.ml.serving import Predictor, RequestError
 from onering_assets.ml.serving_model import load_champion, registry_for
 from onering_assets.settings import Settings
@@ -23,6 +25,8 @@ from onering_assets.settings import Settings
 BAD_REQUEST = 400
 EXIT_CANNOT_SERVE = 3
 ERROR_FILE_ENV = "ONERING_SERVE_ERROR_FILE"
+RELOAD_ENV = "ONERING_SERVE_RELOAD_S"
+DEFAULT_RELOAD_S = 30.0
 logger = logging.getLogger("onering.serving")
 ROUTES = ("/predict", "/predict_batch")
 # The BentoML service's configuration (``@bentoml.service(**SERVICE_CONFIG)``). BentoML's
@@ -53,6 +57,63 @@ def open_predictor(settings: Settings) -> Predictor:
 
     champion = load_champion(registry_for(settings))
     return Predictor(champion, online_lookup(settings, champion.spec.feature_refs))
+
+
+class Served:
+    """The predictor being served, replaced when the alias ``champion`` moves.
+
+    :meth:`watch` checks the alias every ``interval_s`` seconds (one registry query) in a
+    daemon thread; a new champion is opened beside the old one and swapped in by one
+    assignment, so a request is answered by one model or the other, never a mix. A champion
+    that cannot be opened (not passed by the gate, unreadable) is logged and the old one is
+    kept.
+    """
+
+    def __init__(self, settings: Settings, predictor: Predictor) -> None:
+        self.settings, self.predictor = settings, predictor
+
+    def refresh(self) -> str:
+        """Swap in the champion if the alias moved; what happened, for the log ("" if not)."""
+        from onering_assets.ml.serving_model import champion_version
+
+        now = champion_version(registry_for(self.settings))
+        if now == self.predictor.version:
+            return ""
+        try:
+            self.predictor = open_predictor(self.settings)
+        except OneRingError as err:
+            return f"keeping version {self.predictor.version}: {err}"
+        return f"now serving version {self.predictor.version} (the alias moved)"
+
+    def watch(self, interval_s: float) -> threading.Thread:
+        def loop() -> None:
+            while True:
+                time.sleep(interval_s)
+                try:
+                    if said := self.refresh():
+                        logger.warning(said)
+                except Exception as err:  # a registry that cannot be reached now: next time
+                    logger.error("cannot check the champion: %s: %s", type(err).__name__, err)
+
+        thread = threading.Thread(target=loop, name="champion-watch", daemon=True)
+        thread.start()
+        return thread
+
+
+def reload_interval(env: Mapping[str, str] | None = None) -> float:
+    """``$ONERING_SERVE_RELOAD_S`` (default 30 s; 0 turns reloading off).
+
+    Raises:
+        ConfigError: not a number ≥ 0.
+    """
+    text = (os.environ if env is None else env).get(RELOAD_ENV, str(DEFAULT_RELOAD_S))
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{RELOAD_ENV}={text!r}: expected seconds ≥ 0 (0: never reload).")
+    return value
 
 
 def answer(call: Callable[[Any], Any], payload: Any) -> tuple[int, Any]:

@@ -166,11 +166,19 @@ def load_champion(mlflow_res: MlflowResource) -> Champion:
 
     Raises:
         NoChampionError: no registry, model or champion yet (says how to make one).
-        ConfigError: its run lacks the serving form, or ``serving.json`` is unusable.
+        ConfigError: the version is not tagged as passed by the gate, its run lacks the
+            serving form, or ``serving.json`` is unusable.
     """
     found = registry.load_champion(mlflow_res)
     if found is None:
         raise NoChampionError(_no_champion(mlflow_res))
+    verdict = registry.version_tags(mlflow_res, found.version).get(registry.GATE_TAG)
+    if verdict != "passed":
+        raise ConfigError(
+            f"{MODEL_NAME} version {found.version} holds {CHAMPION_ALIAS!r} but the gate did "
+            f"not pass it ({registry.GATE_TAG}={verdict or 'unset'}); the alias was moved by "
+            f"hand. Point it at a version that passed, or {MATERIALIZE_HINT}."
+        )
     spec = ServingSpec.from_json(found.serving, found.version)
     return Champion(spec=spec, onnx=found.onnx, run_id=found.run_id)
 

@@ -8,7 +8,9 @@ lives in ``onering_assets.ml.serving``; this file only maps HTTP to it:
 - ``POST /predict_batch`` ``{"flights": [{…}, …]}`` -> ``{model_version, predictions}``
 
 An invalid request gets HTTP 400 ``{"error": "<field>: <what is wrong>", "field"[, "row"]}``.
-The settings (state folder, profile) come from the ``ONERING_*`` environment at start.
+The settings (state folder, profile) come from the ``ONERING_*`` environment at start. The
+alias ``champion`` is checked every ``$ONERING_SERVE_RELOAD_S`` seconds (default 30; 0:
+never) and a moved one is served from then on; a version the gate did not pass is refused.
 
 The methods return Starlette responses: for a ``dict`` return type BentoML 1.4 rebuilds the
 output's JSON schema on every response (0.6 ms of CPU per request here, measured);
@@ -25,7 +27,14 @@ from starlette.responses import JSONResponse
 
 from onering_assets.errors import OneRingError
 from onering_assets.ml import serving_schema as schema
-from onering_assets.ml.serving_app import SERVICE_CONFIG, answer, cannot_serve, open_predictor
+from onering_assets.ml.serving_app import (
+    SERVICE_CONFIG,
+    Served,
+    answer,
+    cannot_serve,
+    open_predictor,
+    reload_interval,
+)
 from onering_assets.settings import Settings
 
 # Typed Any so that the predictor, not pydantic, validates them: every invalid field gets
@@ -51,7 +60,10 @@ class FlightLateArrival:
 
     def __init__(self) -> None:
         try:
-            self.predictor = open_predictor(Settings.from_env())
+            settings = Settings.from_env()
+            self.served = Served(settings, open_predictor(settings))
+            if interval := reload_interval():
+                self.served.watch(interval)  # a moved alias is served within the interval
         except OneRingError as err:  # no champion, no features: say so once and stop
             cannot_serve(err)
         except Exception as err:  # a corrupt registry or online store: the same, never a loop
@@ -67,13 +79,14 @@ class FlightLateArrival:
     ) -> JSONResponse:
         """One flight's probability of arriving more than 15 minutes late."""
         flight = {"carrier": carrier, "origin": origin, "dest": dest, "sched_dep_at": sched_dep_at}
-        status, body = answer(self.predictor.predict_one, flight)
+        status, body = answer(self.served.predictor.predict_one, flight)
         return JSONResponse(body, status_code=status)
 
     @bentoml.api(route="/predict_batch", output_spec=BatchPrediction)
     async def predict_batch(self, flights: Flights = None) -> JSONResponse:
         """Many flights at once; one invalid flight refuses the batch, naming its row."""
-        status, body = answer(self.predictor.predict_batch, flights)
+        predictor = self.served.predictor  # one model for the whole batch
+        status, body = answer(predictor.predict_batch, flights)
         if status == 200:
-            body = {"model_version": self.predictor.version, "predictions": body}
+            body = {"model_version": predictor.version, "predictions": body}
         return JSONResponse(body, status_code=status)
