@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onering_assets.checks.outcome import Outcome
+from onering_assets.errors import ConfigError
 from onering_assets.ml import gate, inputs, registry, training
 from onering_assets.ml.training import TrainSpec, train
 from onering_assets.resources.locks import Locks
@@ -280,6 +281,22 @@ def replay(
     )
 
 
+def _score_champion(
+    mlflow_res: MlflowResource, trained: training.TrainedModel
+) -> gate.ChampionScore | None:
+    """The champion scored beside ``trained`` (None: no champion).
+
+    A champion whose serving form cannot be read cannot be compared: the gate refuses
+    unless ``allow_incomparable_champion`` is set (training itself goes on).
+    """
+    try:
+        champion = registry.load_champion(mlflow_res)
+    except ConfigError as err:
+        version = registry.champion_version(mlflow_res) or "?"
+        return gate.ChampionScore(version, 0.0, False, f"its serving form cannot be read ({err})")
+    return gate.score_champion(champion, trained) if champion else None
+
+
 def train_and_gate(
     frame: pd.DataFrame,
     spark: SparkSession,
@@ -309,8 +326,7 @@ def train_and_gate(
         f"{m['test_auc']:.4f}, baseline {m['baseline_auc']:.4f}, ONNX max abs diff "
         f"{m['onnx_max_abs_diff']:.2g}"
     )
-    champion = registry.load_champion(mlflow_res)
-    score = gate.score_champion(champion, trained) if champion else None
+    score = _score_champion(mlflow_res, trained)
     outcomes = gate.evaluate(trained.metrics, score, config)
     reasons = gate.refusals(outcomes)
     refs = [r.ref for r in inputs.feature_refs()]
@@ -333,7 +349,7 @@ def train_and_gate(
     version = registry.register(mlflow_res, run_id)
     spec_json = registry.serving_spec(trained, version, config.onnx_tolerance, refs)
     registry.write_serving(mlflow_res, run_id, spec_json)
-    compared = champion.version if champion else None
+    compared = score.version if score else None
     moved = registry.settle(mlflow_res, version, run_id, reasons, compared, locks)
     if moved:
         outcomes = [o for o in outcomes if o.name != gate.NOT_WORSE_THAN_CHAMPION]
@@ -348,16 +364,16 @@ def train_and_gate(
         version=version,
         run_id=run_id,
         promoted=not reasons,
-        previous_champion=champion.version if champion else None,
+        previous_champion=compared,
         metadata={
             "version": version,
             "run_id": run_id,
-            "champion": version if not reasons else (champion.version if champion else "none"),
+            "champion": version if not reasons else (compared or "none"),
             "tracking_uri": mlflow_res.display_uri,
             **({"trained_because": why} if why else {}),
             "fingerprint": fp.digest,
             **m,
-            "champion_auc_same_flights": score.auc if score else None,
+            "champion_auc_same_flights": score.auc if score and score.rescored else None,
             "seconds": round(time.perf_counter() - started, 3),
             "step_seconds": trained.seconds,
         },

@@ -7,6 +7,7 @@ online store) and answer with :func:`answer`, so they differ only in their frame
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,9 @@ BAD_REQUEST = 400
 EXIT_CANNOT_SERVE = 3
 ERROR_FILE_ENV = "ONERING_SERVE_ERROR_FILE"
 RELOAD_ENV = "ONERING_SERVE_RELOAD_S"
+TOO_LARGE = 413
+# A full batch (10,000 flights) is about 0.9 MB of JSON.
+MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_RELOAD_S = 30.0
 logger = logging.getLogger("onering.serving")
 ROUTES = ("/predict", "/predict_batch")
@@ -114,6 +118,61 @@ def reload_interval(env: Mapping[str, str] | None = None) -> float:
     if not value >= 0:
         raise ConfigError(f"{RELOAD_ENV}={text!r}: expected seconds ≥ 0 (0: never reload).")
     return value
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` gets HTTP 413 before it is parsed.
+
+    A declared ``Content-Length`` over the limit is refused without reading the body; a
+    chunked body is counted as it arrives and refused once it passes the limit.
+    """
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send, int(declared))
+            return
+        received, started = 0, False
+
+        async def counted() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b"")) if message["type"] == "http.request" else 0
+            if received > self.max_bytes:
+                raise _TooLargeError
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except _TooLargeError:
+            if not started:
+                await self._refuse(send, received)
+
+    async def _refuse(self, send: Any, size: int) -> None:
+        body = json.dumps(
+            {
+                "error": f"body: {size} bytes; at most {self.max_bytes} a request",
+                "field": "body",
+            }
+        ).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": TOO_LARGE, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def answer(call: Callable[[Any], Any], payload: Any) -> tuple[int, Any]:

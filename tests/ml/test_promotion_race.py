@@ -101,3 +101,21 @@ def test_a_refused_version_never_moves_the_alias(mlflow_res: MlflowResource) -> 
     assert registry.settle(mlflow_res, second, run2, ["auc_floor: too low"], first, None) == ""
     assert registry.champion_version(mlflow_res) == first
     assert registry.version_tags(mlflow_res, second)[registry.GATE_TAG] == "refused"
+
+
+def test_a_champion_whose_serving_form_is_unreadable_is_incomparable_not_fatal(
+    mlflow_res: MlflowResource,
+) -> None:
+    """Review m6: training goes on; the gate says it cannot compare (and refuses by default)."""
+    from onering_assets.ml import gate, promote
+
+    first, run1 = new_version(mlflow_res)  # no serving.json, no ONNX form
+    registry.settle(mlflow_res, first, run1, [], None, None)
+
+    score = promote._score_champion(mlflow_res, trained=None)  # type: ignore[arg-type]
+
+    assert score is not None and not score.rescored and score.version == first
+    assert "its serving form cannot be read" in score.why
+    metrics = {"test_auc": 0.7, "baseline_auc": 0.6, "onnx_max_abs_diff": 0.0, "test_rows": 9.0}
+    versus = {o.name: o for o in gate.evaluate(metrics, score)}[gate.NOT_WORSE_THAN_CHAMPION]
+    assert not versus.passed and "cannot compare with champion version" in versus.summary

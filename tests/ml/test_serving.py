@@ -8,6 +8,8 @@ Feast online store; `bentoml serve`, as `onering serve` runs it, on a free loopb
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from onering_assets.ml import gate, inputs, serving_schema
+from onering_assets.ml.serving_app import MAX_BODY_BYTES
 from onering_assets.ml.serving_model import ServingSpec, load_champion, registry_for
 from onering_assets.ml.serving_server import Server
 from onering_assets.ml.training import load_job
@@ -207,3 +210,46 @@ def test_the_openapi_page_documents_both_routes_and_the_answer(http: httpx.Clien
     assert schema["title"] == "Prediction"
     assert schema["required"] == ["probability", "late", "model_version", "fallbacks"]
     assert "Fallback" in spec["components"]["schemas"]
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_parsed(http: httpx.Client) -> None:
+    """Review m2: declared (Content-Length) or streamed (chunked), 4 MiB is the most."""
+    big = b'{"flights": [' + b'{"carrier": "UA", "origin": "EWR"},' * 130_000 + b"{}]}"
+    assert len(big) > MAX_BODY_BYTES
+    headers = {"Content-Type": "application/json"}
+    declared = http.post("/predict_batch", content=big, headers=headers)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 65_536):
+            yield big[start : start + 65_536]
+
+    streamed = http.post("/predict_batch", content=chunks(), headers=headers)
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["field"] == "body"
+        assert f"at most {MAX_BODY_BYTES} a request" in response.json()["error"]
+    assert http.post("/predict", json=KNOWN).status_code == 200  # still serving
+
+
+def test_single_requests_are_answered_while_a_large_batch_runs(
+    service: Server, flights: list[dict[str, str]]
+) -> None:
+    """Review m1: the batch handler runs in a thread, not on the event loop."""
+    batch = {"flights": (flights * 250)[:10_000]}
+    done: list[float] = []
+
+    def run_batch() -> None:
+        with httpx.Client(base_url=service.url, timeout=60) as client:
+            assert client.post("/predict_batch", json=batch).status_code == 200
+        done.append(time.perf_counter())
+
+    with httpx.Client(base_url=service.url, timeout=60) as client:
+        thread = threading.Thread(target=run_batch)
+        thread.start()
+        time.sleep(0.05)  # the batch is on the server
+        answered = []
+        while thread.is_alive() and len(answered) < 5:
+            assert client.post("/predict", json=KNOWN).status_code == 200
+            answered.append(time.perf_counter())
+        thread.join(60)
+    assert done and answered and answered[0] < done[0], (answered, done)

@@ -7,7 +7,8 @@ lives in ``onering_assets.ml.serving``; this file only maps HTTP to it:
   ``{probability, late, model_version, fallbacks}``
 - ``POST /predict_batch`` ``{"flights": [{…}, …]}`` -> ``{model_version, predictions}``
 
-An invalid request gets HTTP 400 ``{"error": "<field>: <what is wrong>", "field"[, "row"]}``.
+An invalid request gets HTTP 400 ``{"error": "<field>: <what is wrong>", "field"[, "row"]}``;
+a body over 4 MiB gets HTTP 413 before it is parsed.
 The settings (state folder, profile) come from the ``ONERING_*`` environment at start. The
 alias ``champion`` is checked every ``$ONERING_SERVE_RELOAD_S`` seconds (default 30; 0:
 never) and a moved one is served from then on; a version the gate did not pass is refused.
@@ -29,6 +30,7 @@ from onering_assets.errors import OneRingError
 from onering_assets.ml import serving_schema as schema
 from onering_assets.ml.serving_app import (
     SERVICE_CONFIG,
+    BodyLimit,
     Served,
     answer,
     cannot_serve,
@@ -82,11 +84,15 @@ class FlightLateArrival:
         status, body = answer(self.served.predictor.predict_one, flight)
         return JSONResponse(body, status_code=status)
 
+    # Not async: BentoML runs it in a thread, so a large batch never holds up /predict.
     @bentoml.api(route="/predict_batch", output_spec=BatchPrediction)
-    async def predict_batch(self, flights: Flights = None) -> JSONResponse:
+    def predict_batch(self, flights: Flights = None) -> JSONResponse:
         """Many flights at once; one invalid flight refuses the batch, naming its row."""
         predictor = self.served.predictor  # one model for the whole batch
         status, body = answer(predictor.predict_batch, flights)
         if status == 200:
             body = {"model_version": predictor.version, "predictions": body}
         return JSONResponse(body, status_code=status)
+
+
+FlightLateArrival.add_asgi_middleware(BodyLimit)  # type: ignore[attr-defined]
