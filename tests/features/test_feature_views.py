@@ -23,6 +23,7 @@ from onering_assets.features.views import load_views
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary
+from tests.conftest import silver_query
 from tests.features.conftest import feature_defs, newest, offline, run_features
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def test_materialize_writes_offline_rows_registry_and_online_store(
     assert built.success, built.failures
     failed = [c for c in built.checks if not c[2]]
     assert failed == []
-    assert len(built.checks) == 3 * 3 + 3 * 4  # every source and view check ran
+    assert len(built.checks) == 3 * 5 + 3 * 4  # every source and view check ran
     for view in VIEWS.views:
         assert (settings.lake_dir / "features" / view.name / "data.parquet").is_file()
     assert (settings.state_dir / "feast" / "registry.db").is_file()
@@ -256,23 +257,28 @@ def test_a_bad_value_computed_from_silver_is_never_written_offline(
     before = steps.read(lake, WEATHER)
     hour = {"t": "2013-01-20 12:00:00"}
     where = "origin = 'JFK' AND time_hour = toDateTime({t:String}, 'UTC')"
-    with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as client:
-        (saved,) = client.query(
-            f"SELECT wind_speed FROM silver.weather WHERE {where}", parameters=hour
-        ).result_rows[0]
-        client.command(
-            f"ALTER TABLE silver.weather UPDATE wind_speed = 150 WHERE {where}",
-            parameters=hour,
-            settings={"mutations_sync": 2},
-        )
-        try:
-            summary = run_features(defs, instance, "origin_weather_source")
-        finally:
+    chdb = ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}")
+
+    def set_wind(value: float) -> None:
+        with chdb.session() as client:
             client.command(
                 f"ALTER TABLE silver.weather UPDATE wind_speed = {{v:Float64}} WHERE {where}",
-                parameters={**hour, "v": saved},
+                parameters={**hour, "v": value},
                 settings={"mutations_sync": 2},
             )
+
+    with chdb.session() as client:
+        query = f"SELECT wind_speed FROM silver.weather WHERE {where}"
+        ((saved,),) = client.query(query, parameters=hour).result_rows
+    set_wind(150.0)
+    try:
+        planted = where.replace("{t:String}", repr(hour["t"]))
+        assert silver_query(settings, f"SELECT wind_speed FROM silver.weather WHERE {planted}") == [
+            (150.0,)
+        ]
+        summary = run_features(defs, instance, "origin_weather_source")
+    finally:
+        set_wind(saved)
     assert not summary.success
     failed = _failed(summary)
     assert list(failed) == ["features/origin_weather_source:value_ranges"]

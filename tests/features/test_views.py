@@ -254,7 +254,7 @@ def test_checks_alone_on_a_fresh_state_report_nothing_published_and_create_nothi
     keys = {c for c in graph.asset_check_keys if c.asset_key.path[0] == "features"}
     with base.quick_instance() as instance:
         summary = execute(defs, instance, assets=set(), checks=keys, progress=False)
-    assert len(summary.checks) == len(keys) == 21
+    assert len(summary.checks) == len(keys) == 27
     assert {text for *_, ok, text in summary.checks if not ok} == {
         f"features/{v.name} has not been materialized yet; run `onering materialize` first."
         for v in VIEWS.views
