@@ -120,15 +120,12 @@ def reload_interval(env: Mapping[str, str] | None = None) -> float:
     return value
 
 
-class _TooLargeError(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets HTTP 413 before it is parsed.
 
-    A declared ``Content-Length`` over the limit is refused without reading the body; a
-    chunked body is counted as it arrives and refused once it passes the limit.
+    A declared ``Content-Length`` over the limit is refused without reading the body (the
+    server holds a body to its declared length); a body without one (chunked) is read here
+    up to the limit, then handed on whole, or refused once it passes the limit.
     """
 
     def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
@@ -138,30 +135,33 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                await self._refuse(send, int(declared))
+                return
+            await self.app(scope, receive, send)
             return
-        received, started = 0, False
-
-        async def counted() -> Any:
-            nonlocal received
+        body, more = b"", True
+        while more:
             message = await receive()
-            received += len(message.get("body", b"")) if message["type"] == "http.request" else 0
-            if received > self.max_bytes:
-                raise _TooLargeError
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                await self._refuse(send, len(body))
+                return
+        replayed = False
 
-        async def sending(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def whole() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        try:
-            await self.app(scope, counted, sending)
-        except _TooLargeError:
-            if not started:
-                await self._refuse(send, received)
+        await self.app(scope, whole, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
         body = json.dumps(
