@@ -30,7 +30,7 @@ def another_version(settings: Settings, verdict: str | None) -> str:
     mlflow_res = registry_for(settings)
     client = mlflow_res.client()
     current = client.get_model_version_by_alias(inputs.MODEL_NAME, registry.CHAMPION_ALIAS)
-    created = client.create_model_version(inputs.MODEL_NAME, current.source, current.run_id)
+    created = client.create_model_version(inputs.MODEL_NAME, str(current.source), current.run_id)
     if verdict:
         client.set_model_version_tag(inputs.MODEL_NAME, created.version, registry.GATE_TAG, verdict)
     return str(created.version)
