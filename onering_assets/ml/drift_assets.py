@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -26,16 +27,22 @@ from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl
 from onering_assets.factory import build_table_asset
 from onering_assets.ml import inputs
+from onering_assets.ml.digest import digest, digest_json, frame_digest, package_version
 from onering_assets.ml.drift import (
     DEFAULT_DRIFT_SHARE,
     DEFAULTS,
     PREDICTION_COLUMN,
     DriftInputError,
-    DriftReport,
     DriftSummary,
     build_report,
 )
-from onering_assets.ml.drift_store import read_summary, report_months, write_report
+from onering_assets.ml.drift_store import (
+    read_key,
+    read_summary,
+    report_months,
+    report_uris,
+    write_report,
+)
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources.lake import LakeResource
 
@@ -64,11 +71,32 @@ TRAIN_HINT = "run `onering materialize --select 'key:\"ml/flight_late_arrival\"'
 
 @dataclass(frozen=True)
 class Reference:
-    """The champion's training rows, scored by it."""
+    """The champion's training rows, scored by it (``digest``: of those rows and the run)."""
 
     frame: pd.DataFrame
     version: str
     months: tuple[int, ...]
+    digest: str = ""
+
+
+# What a month's report is computed by: a change here recomputes every month.
+REPORT_CODE = (Path(__file__).with_name("drift.py"), Path(__file__))
+
+
+def report_key(ref: Reference, rows: pd.DataFrame) -> str:
+    """The digest of everything a month's report depends on.
+
+    The champion's scored training rows (its run included), the month's rows, Evidently's
+    version and the drift code.
+    """
+    return digest_json(
+        {
+            "reference": ref.digest,
+            "month": frame_digest(rows),
+            "evidently": package_version("evidently"),
+            "code": [digest(p.read_bytes()) for p in REPORT_CODE],
+        }
+    )
 
 
 def local_month(frame: pd.DataFrame) -> pd.Series:
@@ -110,20 +138,20 @@ def reference(training_set: pd.DataFrame, champion: Champion, months: tuple[int,
             f"ml/training_set has no flights in the champion's training months {list(months)}; "
             "materialize ml/training_set, then retrain."
         )
-    return Reference(scored(rows, champion), champion.version, months)
+    frame = scored(rows, champion)
+    run = digest_json({"run": champion.run_id, "months": list(months)})
+    return Reference(frame, champion.version, months, digest_json([run, frame_digest(frame)]))
 
 
-def month_report(
-    training_set: pd.DataFrame, ref: Reference, month: str, champion: Champion
-) -> DriftReport:
-    """Evidently's report of ``month`` against the reference (raises if the month is empty)."""
+def month_rows(training_set: pd.DataFrame, month: str) -> pd.DataFrame:
+    """The training set's flights of ``month`` (raises if there are none)."""
     rows = training_set.loc[local_month(training_set) == month]
     if rows.empty:
         raise DriftInputError(
             f"ml/training_set has no labelled flights in {month}: materialize Silver for "
             "that month, then ml/training_set, then this report."
         )
-    return build_report(ref.frame, scored(rows, champion))
+    return rows
 
 
 def share_outcome(found: Mapping[str, DriftSummary | None]) -> Outcome:
@@ -182,7 +210,7 @@ def month_metadata(summary: DriftSummary, uris: Mapping[str, str]) -> dict[str, 
 
 
 def run_metadata(
-    reports: Mapping[str, DriftReport], uris: Mapping[str, Mapping[str, str]], ref: Reference
+    reports: Mapping[str, DriftSummary], uris: Mapping[str, Mapping[str, str]], ref: Reference
 ) -> dict[str, Any]:
     """What the run records: one month in full; a range as shares and drifted columns by month.
 
@@ -195,14 +223,12 @@ def run_metadata(
         "method": DEFAULTS,
     }
     if len(reports) == 1:
-        ((month, report),) = reports.items()
-        return {"month": month, **month_metadata(report.summary, uris[month]), **common}
+        ((month, summary),) = reports.items()
+        return {"month": month, **month_metadata(summary, uris[month]), **common}
     return {
-        "share_by_month": dg.MetadataValue.json(
-            {m: round(r.summary.share, 4) for m, r in reports.items()}
-        ),
+        "share_by_month": dg.MetadataValue.json({m: round(s.share, 4) for m, s in reports.items()}),
         "drifted_columns_by_month": dg.MetadataValue.json(
-            {m: r.summary.drifted_columns for m, r in reports.items()}
+            {m: s.drifted_columns for m, s in reports.items()}
         ),
         "reports": dg.MetadataValue.json({m: u["html"] for m, u in uris.items()}),
         **common,
@@ -245,18 +271,33 @@ def _body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator[Any]
     champion = _champion(mlflow_res)
     training_set = _training_set(lake)
     ref = reference(training_set, champion, train_months(mlflow_res, champion))
-    reports: dict[str, DriftReport] = {}
+    reports: dict[str, DriftSummary] = {}
     uris: dict[str, dict[str, str]] = {}
+    reused: list[str] = []
     for month in months:
-        reports[month] = month_report(training_set, ref, month, champion)
-        uris[month] = write_report(lake, month, reports[month])
-        summary = reports[month].summary
+        rows = month_rows(training_set, month)
+        key = report_key(ref, rows)
+        kept = read_summary(lake, month) if read_key(lake, month) == key else None
+        if kept is not None:  # the same inputs, code and Evidently: the same report
+            reports[month], uris[month] = kept, report_uris(lake, month)
+            reused.append(month)
+            continue
+        report = build_report(ref.frame, scored(rows, champion))
+        reports[month], uris[month] = report.summary, write_report(lake, month, report, key)
+        summary = report.summary
         context.log.info(
             f"{month}: {len(summary.drifted_columns)} of {len(summary.columns)} columns drifted "
             f"against version {ref.version}'s training months {list(ref.months)}"
         )
-    yield [share_outcome({m: r.summary for m, r in reports.items()})]
-    yield dg.MaterializeResult(metadata=run_metadata(reports, uris, ref))
+    if reused:
+        context.log.info(f"reused the reports of {', '.join(reused)}: their inputs are unchanged")
+    yield [share_outcome(reports)]
+    yield dg.MaterializeResult(
+        metadata={
+            **run_metadata(reports, uris, ref),
+            "reused_months": dg.MetadataValue.json(reused),
+        }
+    )
 
 
 def drift_spec() -> dg.AssetSpec:

@@ -25,6 +25,9 @@ FOLDER = "ml/drift"
 HTML = "report.html"
 SNAPSHOT = "report.json"
 SUMMARY = "summary.json"
+# The digest of what the report was computed from (``drift_assets.report_key``); written
+# last, so a report interrupted half-way never matches.
+KEY = "inputs.sha256"
 
 
 def lake_for(settings: Settings) -> LakeResource:
@@ -50,22 +53,43 @@ def month_uri(lake: LakeResource, month: str, name: str = "") -> str:
     return f"{lake.url.rstrip('/')}/{FOLDER}/{month_key(month)}/{name}".rstrip("/")
 
 
-def write_report(lake: LakeResource, month: str, report: DriftReport) -> dict[str, str]:
-    """Replace the month's three files; return ``{"html", "json", "summary"}`` URIs."""
+def report_uris(lake: LakeResource, month: str) -> dict[str, str]:
+    """``{"html", "json", "summary"}``: where the month's files are."""
+    return {
+        kind: month_uri(lake, month, name)
+        for kind, name in (("html", HTML), ("json", SNAPSHOT), ("summary", SUMMARY))
+    }
+
+
+def write_report(
+    lake: LakeResource, month: str, report: DriftReport, key: str = ""
+) -> dict[str, str]:
+    """Replace the month's three files (then its ``key``, if given); return their URIs."""
     fs, base = _base(lake)
     folder = f"{base}/{FOLDER}/{month_key(month)}"
     fs.create_dir(folder, recursive=True)
-    files = {
-        "html": (HTML, report.html),
-        "json": (SNAPSHOT, report.snapshot_json),
-        "summary": (SUMMARY, json.dumps(report.summary.to_dict(), indent=1)),
-    }
-    for name, text in files.values():
+    files = [
+        (HTML, report.html),
+        (SNAPSHOT, report.snapshot_json),
+        (SUMMARY, json.dumps(report.summary.to_dict(), indent=1)),
+        *([(KEY, key)] if key else []),
+    ]
+    for name, text in files:
         tmp = f"{folder}/.{name}.{os.getpid()}.tmp"
         with fs.open_output_stream(tmp) as out:
             out.write(text.encode())
         fs.move(tmp, f"{folder}/{name}")
-    return {kind: month_uri(lake, month, name) for kind, (name, _) in files.items()}
+    return report_uris(lake, month)
+
+
+def read_key(lake: LakeResource, month: str) -> str:
+    """The digest the month's report was computed from ("" when none was recorded)."""
+    fs, base = _base(lake)
+    try:
+        with fs.open_input_stream(f"{base}/{FOLDER}/{month_key(month)}/{KEY}") as source:
+            return source.read().decode().strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return ""
 
 
 def read_summary(lake: LakeResource, month: str) -> DriftSummary | None:

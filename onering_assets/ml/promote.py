@@ -14,8 +14,6 @@ same way without training (same data, config and code: same verdict). Anything e
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import inspect
 import json
 import logging
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.checks.outcome import Outcome
 from onering_assets.errors import ConfigError
 from onering_assets.ml import gate, inputs, registry, training
+from onering_assets.ml.digest import digest, digest_json, frame_digest, package_version
 from onering_assets.ml.training import TrainSpec, train
 from onering_assets.resources.locks import Locks
 from onering_assets.resources.mlflow import MlflowResource
@@ -43,36 +42,6 @@ FINGERPRINT_PACKAGES = ("pyspark", "onnxmltools", "onnx", "onnxruntime")
 # The code that turns the training set into a model: the Spark job, the split and fills.
 FINGERPRINT_CODE = (training.JOB_FILE, Path(training.__file__))
 SAME_INPUTS = "this exact training set, config and code"
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _digest_json(value: Any) -> str:
-    return _digest(json.dumps(value, sort_keys=True, default=str).encode())
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def training_set_digest(frame: pd.DataFrame) -> str:
-    """SHA-256 of the training set's rows, in order, with its column names and dtypes.
-
-    A hash of the values (pandas' ``hash_pandas_object``), not of the Parquet bytes: the
-    same rows written by another pyarrow or compression give the same digest. ~0.2 s for
-    the full year (327,346 rows).
-    """
-    # pandas.util re-exports it through a lazy module pyright cannot see into.
-    from pandas.core.util.hashing import hash_pandas_object
-
-    header = json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode()
-    rows = hash_pandas_object(frame, index=False).to_numpy()
-    return _digest(header + rows.tobytes())
 
 
 @dataclass(frozen=True)
@@ -117,8 +86,8 @@ def fingerprint(
         "fill_code": [inspect.getsource(f) for f in (inputs.fill_values, inputs.model_frame)],
     }
     parts = {
-        "training_set": training_set_digest(frame),
-        "config": _digest_json(
+        "training_set": frame_digest(frame),
+        "config": digest_json(
             {
                 "train_months": list(spec.train_months),
                 "test_months": list(spec.test_months),
@@ -126,11 +95,11 @@ def fingerprint(
                 "gate": asdict(config),
             }
         ),
-        "inputs": _digest_json(contract),
-        "code": _digest_json({p.name: _digest(p.read_bytes()) for p in FINGERPRINT_CODE}),
-        "libraries": _digest_json({p: _version(p) for p in FINGERPRINT_PACKAGES}),
+        "inputs": digest_json(contract),
+        "code": digest_json({p.name: digest(p.read_bytes()) for p in FINGERPRINT_CODE}),
+        "libraries": digest_json({p: package_version(p) for p in FINGERPRINT_PACKAGES}),
     }
-    return Fingerprint(_digest_json(parts), parts)
+    return Fingerprint(digest_json(parts), parts)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,36 @@ def test_the_drift_asset_reports_february_against_the_champion_s_january(
     assert check[2] == (not report.dataset_drift) and drift_run.success
 
 
+def test_an_unchanged_month_reuses_its_report_and_a_changed_key_recomputes_it(
+    drift_run: RunSummary, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """The same champion, rows, Evidently and code give the same report: it is not rebuilt."""
+    assert drift_run.success
+    folder = settings.lake_dir / "ml" / "drift" / "2013-02"
+    html = folder / "report.html"
+
+    def again() -> tuple[list[str], int]:
+        summary = execute(
+            build_definitions(settings),
+            instance,
+            assets={DRIFT_KEY},
+            first="2013-02",
+            last="2013-02",
+            progress=False,
+        )
+        assert summary.success, summary.failures
+        event = instance.get_latest_materialization_event(DRIFT_KEY)
+        assert event is not None and event.asset_materialization is not None
+        return event.asset_materialization.metadata["reused_months"].value, html.stat().st_mtime_ns  # type: ignore[return-value]
+
+    built = html.stat().st_mtime_ns
+    assert again() == (["2013-02"], built)
+    (folder / "inputs.sha256").write_text("what another champion or month was")
+    reused, rebuilt = again()
+    assert reused == [] and rebuilt != built
+    assert again() == (["2013-02"], rebuilt)
+
+
 def test_a_flight_picked_from_the_schedule_gets_the_endpoint_s_probability(
     app: AppTest,
     service: Server,

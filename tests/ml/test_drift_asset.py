@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from onering_assets.definitions import build_definitions
-from onering_assets.ml.drift import ColumnDrift, DriftReport, DriftSummary
+from onering_assets.ml.drift import ColumnDrift, DriftSummary
 from onering_assets.ml.drift_assets import (
     DRIFT_KEY,
     DRIFTED_COLUMNS_SHARE,
@@ -111,7 +111,7 @@ def test_a_ranged_run_records_only_what_is_true_of_every_month() -> None:
     import pandas as pd
 
     ref = Reference(pd.DataFrame(), "3", (1, 2))
-    reports = {m: DriftReport(s, "", "{}") for m, s in (("2013-03", HALF), ("2013-07", DRIFTED))}
+    reports = {"2013-03": HALF, "2013-07": DRIFTED}
     uris = {m: {"html": f"file:///lake/ml/drift/{m}/report.html", "json": ""} for m in reports}
     meta = run_metadata(reports, uris, ref)
     assert "share_of_drifted_columns" not in meta
@@ -135,3 +135,17 @@ def test_checks_alone_over_no_report_never_pass() -> None:
     outcome = share_outcome({})
     assert not outcome.passed
     assert "ml/drift_report has not been materialized yet" in outcome.summary
+
+
+def test_the_report_key_follows_the_month_rows_and_the_reference() -> None:
+    """A report is reused only when its key matches: any changed row or champion changes it."""
+    import pandas as pd
+
+    from onering_assets.ml.drift_assets import report_key
+
+    rows = pd.DataFrame({"carrier": ["UA", "AA"], "carrier_late_rate_28d": [0.1, 0.2]})
+    ref = Reference(pd.DataFrame(), "3", (1,), "reference-1")
+    key = report_key(ref, rows)
+    assert key == report_key(ref, rows.copy())
+    assert key != report_key(ref, rows.assign(carrier_late_rate_28d=[0.1, 0.25]))
+    assert key != report_key(Reference(pd.DataFrame(), "4", (1,), "reference-2"), rows)
