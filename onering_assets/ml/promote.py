@@ -288,6 +288,11 @@ def train_and_gate(
     """
     started = time.perf_counter()
     fp = fp or fingerprint(frame, spec, config)
+    log(
+        f"fitting {inputs.MODEL_NAME} with Spark: train months {list(spec.train_months)}, "
+        f"test months {list(spec.test_months)} of {len(frame):,} flights (the full year "
+        "takes 1-2 minutes on 2 cores)"
+    )
     trained = train(spark, frame, spec)
     m = trained.metrics
     log(

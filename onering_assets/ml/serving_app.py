@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -173,6 +174,41 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": TOO_LARGE, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+# BentoML's index page loads Google Tag Manager (a third-party tracker, and a request to
+# the internet from a local service); the blocks are marked by these comments.
+TRACKER = re.compile(rb"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>]*-->", re.S)
+
+
+class NoTracking:
+    """ASGI middleware: the index page (``GET /``) without BentoML's Google Tag Manager."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/" or scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        body = b""
+
+        async def held(message: Any) -> None:
+            nonlocal body
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            page = TRACKER.sub(b"", body)
+            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+            headers.append((b"content-length", b"%d" % len(page)))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": page})
+
+        await self.app(scope, receive, held)
 
 
 def answer(call: Callable[[Any], Any], payload: Any) -> tuple[int, Any]:

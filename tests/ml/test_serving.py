@@ -253,3 +253,11 @@ def test_single_requests_are_answered_while_a_large_batch_runs(
             answered.append(time.perf_counter())
         thread.join(60)
     assert done and answered and answered[0] < done[0], (answered, done)
+
+
+def test_the_index_page_loads_no_third_party_tracker(http: httpx.Client) -> None:
+    """BentoML's page embeds Google Tag Manager; the service strips it (new-user review)."""
+    page = http.get("/")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "googletagmanager" not in page.text and "Google Tag Manager" not in page.text
+    assert int(page.headers["content-length"]) == len(page.content)

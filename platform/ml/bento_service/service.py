@@ -31,6 +31,7 @@ from onering_assets.ml import serving_schema as schema
 from onering_assets.ml.serving_app import (
     SERVICE_CONFIG,
     BodyLimit,
+    NoTracking,
     Served,
     answer,
     cannot_serve,
@@ -96,3 +97,4 @@ class FlightLateArrival:
 
 
 FlightLateArrival.add_asgi_middleware(BodyLimit)  # type: ignore[attr-defined]
+FlightLateArrival.add_asgi_middleware(NoTracking)  # type: ignore[attr-defined]
