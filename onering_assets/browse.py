@@ -242,6 +242,38 @@ def check_lines(
     return lines
 
 
+# Metadata shown elsewhere (the header, the columns table) or too long for a line.
+NOT_DETAILS = {"sql", "database", "schema", "table", "method"}
+
+
+def stored_at(metadata: Mapping[str, Any]) -> str:
+    """Where the asset lives: its table, lake path, registered model or feature view."""
+    if table := metadata.get("dagster/table_name"):
+        return f"table={table}"
+    if model := metadata.get("registered_model"):
+        return f"mlflow={model}@{metadata.get('alias', 'champion')}"
+    if metadata.get("database") == "feast":
+        return f"feast={metadata.get('schema')}/{metadata.get('table')}"
+    if path := metadata.get("lake_path"):
+        return f"lake={path}"
+    return "table=-"
+
+
+def details(metadata: Mapping[str, Any], width: int = 100) -> list[tuple[str, str]]:
+    """The asset's own declared metadata (not Dagster's), each ``name: value`` in ``width``."""
+    out = []
+    for name, value in metadata.items():
+        if name.startswith("dagster/") or name in NOT_DETAILS:
+            continue
+        value = getattr(value, "value", value)
+        if isinstance(value, list) and all(isinstance(v, dict) and "name" in v for v in value):
+            value = [v["name"] for v in value]  # e.g. the model's inputs
+        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        room = max(width - len(name) - 2, 20)
+        out.append((name, text if len(text) <= room else text[: room - 1] + "…"))
+    return out
+
+
 def show_asset(
     console: Console, defs: dg.Definitions, instance: dg.DagsterInstance, text: str
 ) -> None:
@@ -251,10 +283,13 @@ def show_asset(
     metadata: Mapping[str, Any] = node.metadata
     console.print(
         f"[bold]{key.to_user_string()}[/bold]  group={node.group_name}  "
-        f"kind={', '.join(sorted(node.kinds))}  table={metadata.get('dagster/table_name')}",
+        f"kind={', '.join(sorted(node.kinds))}  {stored_at(metadata)}",
         highlight=False,
+        soft_wrap=True,  # one line, whatever the width: the key and its store stay together
     )
     console.print(node.description or "", highlight=False, markup=False)
+    for name, value in details(metadata, console.width):
+        console.print(f"{name}: {value}", highlight=False, markup=False)
     console.print(
         f"owners: {', '.join(node.owners) or '-'}   tags: "
         f"{', '.join(f'{k}={v}' for k, v in node.tags.items() if not k.startswith('dagster/'))}",

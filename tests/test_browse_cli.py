@@ -193,6 +193,28 @@ def test_assets_show_never_materialized(invoke) -> None:
 
 
 @pytest.mark.parametrize(
+    ("key", "where", "detail"),
+    [
+        (
+            "ml/flight_late_arrival",
+            "mlflow=flight_late_arrival@champion",
+            "model_inputs: carrier, ",
+        ),
+        ("features/carrier_stats", "feast=onering/carrier_stats", "entities: carrier"),
+        ("features/route_stats_source", "lake=features/route_stats/data.parquet", "key: origin"),
+        ("gold/route_performance", "table=gold.route_performance", "key: origin, dest"),
+    ],
+)
+def test_assets_show_says_where_each_asset_lives(invoke, key: str, where: str, detail: str) -> None:
+    """A model, a feature view and its rows are no table: the header names their store."""
+    result = invoke("assets", "show", key, COLUMNS="100")
+    assert result.exit_code == 0, result.output
+    header, *rest = result.stdout.splitlines()
+    assert header.startswith(key) and header.endswith(where)
+    assert any(line.startswith(detail) and len(line) <= 100 for line in rest), result.stdout
+
+
+@pytest.mark.parametrize(
     ("key", "hint"),
     [
         ("silver/flight", "did you mean silver/flights?"),
