@@ -1,6 +1,7 @@
 """The `onering` command end to end, in-process, on the real embedded stores."""
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -172,4 +173,26 @@ def test_bad_input_exits_2_and_an_empty_selection_exits_3(cli, args: tuple[str, 
     invoke, _ = cli
     result = invoke(*args)
     assert result.exit_code == code, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "what"), [("dev", "the Dagster UI"), ("app", "the Streamlit app")]
+)
+def test_a_busy_port_is_one_line_not_a_server_traceback(
+    tmp_path: Path, command: str, what: str
+) -> None:
+    """New-user review: another server on the port gave a traceback (or a restart loop)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            [command, "--port", str(port)],
+            env={"ONERING_STATE_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster")},
+        )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"error: cannot start {what} on 127.0.0.1:{port}: ")
+    assert "pass another --port" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1

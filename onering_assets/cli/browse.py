@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from onering_assets.cli.common import Select, app, assets_app, err, load, out, refuse
+from onering_assets.cli.common import (
+    Select,
+    app,
+    assets_app,
+    err,
+    load,
+    out,
+    refuse,
+    require_free_port,
+)
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
@@ -66,6 +75,7 @@ def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) ->
     from onering_assets.devserver import command
     from onering_assets.runner import instance_for
 
+    require_free_port("127.0.0.1", port, "the Dagster UI")
     instance_for(Settings.from_env())
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(command(port), env=os.environ.copy()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
@@ -58,6 +59,23 @@ def refuse(error: OneRingError) -> typer.Exit:
     if isinstance(error, NothingSelectedError):
         return fail(str(error), EXIT_NOTHING_SELECTED)
     return fail(str(error), EXIT_INVALID if isinstance(error, ConfigError) else 1)
+
+
+def require_free_port(host: str, port: int, what: str) -> None:
+    """Exit 1 with one line when ``host:port`` cannot be bound (another server holds it).
+
+    The servers themselves would print a traceback (BentoML's process manager, Streamlit,
+    Dagster's webserver), or retry forever.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise fail(
+                f"cannot start {what} on {host}:{port}: {error.strerror or error}; stop what "
+                f"holds it or pass another --port."
+            ) from None
 
 
 def announce_source(settings: Settings, defs) -> None:

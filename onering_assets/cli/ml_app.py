@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from airflow_bridge.processes import die_with_parent
-from onering_assets.cli.common import app, err
+from onering_assets.cli.common import app, err, require_free_port
 from onering_assets.settings import PLATFORM_DIR
 
 APP_FILE = PLATFORM_DIR / "ml" / "app" / "app.py"
@@ -61,6 +61,7 @@ def run_app(
     from onering_assets.ml.app_support import ENDPOINT_ENV
     from onering_assets.ml.app_support import endpoint as default_endpoint
 
+    require_free_port("127.0.0.1", port, "the Streamlit app")
     env = os.environ.copy()
     env[ENDPOINT_ENV] = endpoint or default_endpoint(env)
     err.print(

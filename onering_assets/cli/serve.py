@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from airflow_bridge.processes import die_with_parent
-from onering_assets.cli.common import app, err, fail, refuse
+from onering_assets.cli.common import app, err, fail, refuse, require_free_port
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
@@ -39,6 +39,7 @@ def serve(
         version = champion_version(registry_for(settings))
     except OneRingError as e:
         raise refuse(e) from None
+    require_free_port(host, port, "the prediction service")
     err.print(
         f"flight_late_arrival version {version} on http://{host}:{port} "
         "(POST /predict, /predict_batch; Ctrl-C to stop)",

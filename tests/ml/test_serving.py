@@ -261,3 +261,19 @@ def test_the_index_page_loads_no_third_party_tracker(http: httpx.Client) -> None
     assert page.status_code == 200 and "swagger-ui" in page.text
     assert "googletagmanager" not in page.text and "Google Tag Manager" not in page.text
     assert int(page.headers["content-length"]) == len(page.content)
+
+
+def test_onering_serve_on_a_busy_port_says_so_in_one_line(
+    service: Server, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from onering_assets.cli import app
+
+    monkeypatch.setenv("ONERING_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("ONERING_PROFILE", "local")
+    port = service.url.rsplit(":", 1)[1]
+    result = CliRunner().invoke(app, ["serve", "--port", port])
+    assert result.exit_code == 1, result.output
+    assert f"cannot start the prediction service on 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
