@@ -183,14 +183,15 @@ def parse_code(field: str, value: Any) -> str:
     """A carrier or airport code, stripped and upper-cased.
 
     Raises:
-        ModelInputError: missing or blank, not a string, or not a short alphanumeric code.
+        ModelInputError: missing or blank, not a string, or not a short ASCII letters-and-digits
+            code.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ModelInputError(field, "required: a non-empty code such as 'UA' or 'JFK'")
     if not isinstance(value, str):
         raise ModelInputError(field, f"expected a string code such as 'JFK', got {value!r}")
     code = value.strip().upper()
-    if not code.isalnum() or len(code) > 8:
+    if not (code.isascii() and code.isalnum()) or len(code) > 8:
         raise ModelInputError(field, f"{value!r} is not a carrier or airport code")
     return code
 

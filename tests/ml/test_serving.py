@@ -156,11 +156,20 @@ def test_an_unknown_airport_is_answered_with_the_route_fallback(http: httpx.Clie
         ({k: v for k, v in KNOWN.items() if k != "carrier"}, "carrier", "required"),
         ({**KNOWN, "origin": 7}, "origin", "expected a string code such as 'JFK', got 7"),
         ({**KNOWN, "dest": "NOT AN AIRPORT"}, "dest", "is not a carrier or airport code"),
+        ({**KNOWN, "carrier": "ÜA"}, "carrier", "is not a carrier or airport code"),
         ({**KNOWN, "sched_dep_at": "2013-02-30T08:00"}, "sched_dep_at", "not an ISO 8601"),
         ({**KNOWN, "sched_dep_at": 1361779200}, "sched_dep_at", "ISO 8601"),
         ({k: v for k, v in KNOWN.items() if k != "sched_dep_at"}, "sched_dep_at", "required"),
     ],
-    ids=["missing-carrier", "origin-not-a-string", "bad-code", "bad-date", "epoch", "no-date"],
+    ids=[
+        "missing-carrier",
+        "origin-not-a-string",
+        "bad-code",
+        "non-ascii-code",
+        "bad-date",
+        "epoch",
+        "no-date",
+    ],
 )
 def test_an_invalid_field_gets_400_naming_it(
     http: httpx.Client, body: dict[str, Any], field: str, words: str
