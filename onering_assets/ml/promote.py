@@ -162,7 +162,8 @@ def decide(mlflow_res: MlflowResource, fp: Fingerprint) -> Decision:
         why = f"the champion version {champion} was trained on {SAME_INPUTS}"
         return Decision(why, champion, same)
     newest = matches[0] if matches else None
-    if newest is not None and newest.verdict == "refused":
+    replayable = newest is not None and registry.GATE_MOVED_TAG not in newest.tags
+    if newest is not None and replayable and newest.verdict == "refused":
         against = _gated_against(newest)
         if against is not None and against.get("version") == champion:
             return Decision(
@@ -316,7 +317,8 @@ def train_and_gate(
         tags={
             **(tags or {}),
             **fp.tags(),
-            registry.GATE_TAG: "refused" if reasons else "passed",
+            # Settled by registry.settle (passed only once the alias moved to it).
+            registry.GATE_TAG: "refused" if reasons else "pending",
             registry.GATE_CHAMPION_TAG: json.dumps(asdict(score)) if score else "none",
         },
     )

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onering_assets.errors import ConfigError
+from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.ml import inputs
 from onering_assets.ml.training import PROBABILITY_OUTPUT, TrainedModel
 from onering_assets.resources.locks import Locks
@@ -42,6 +42,9 @@ ONNX_ARTIFACT = "onnx_model"
 SERVING_ARTIFACT = "serving/serving.json"
 FEATURE_REFS_ARTIFACT = "feast/feature_refs.json"
 GATE_TAG = "onering.gate"
+# On a run refused only because the champion moved (or promotion was interrupted): the
+# refusal says nothing about its data, so it is never replayed.
+GATE_MOVED_TAG = "onering.gate_moved"
 GATE_REASONS_TAG = "onering.gate_reasons"
 # The champion the gate compared with (JSON: version, auc, rescored, why; or "none").
 GATE_CHAMPION_TAG = "onering.gate_champion"
@@ -197,9 +200,10 @@ def settle(
     meanwhile and ``version`` is refused. Returns that refusal's reason, or "".
     """
     held = locks.hold(CHAMPION_LOCK, what=f"Promoting {inputs.MODEL_NAME}") if locks else None
+    client = mlflow_res.client()
     try:
         with held or contextlib.nullcontext():
-            now = champion_version(mlflow_res)
+            now = champion_version(mlflow_res)  # raises if the registry cannot say
             moved = ""
             if now != compared and not reasons:
                 moved = (
@@ -207,12 +211,23 @@ def settle(
                     f"{'version ' + compared if compared else 'no champion'}; materialize "
                     "again to compare with it"
                 )
-                mlflow_res.client().set_tag(run_id, GATE_TAG, "refused")
+                # Not a verdict on the data: a later run on the same inputs trains again.
+                client.set_tag(run_id, GATE_MOVED_TAG, "true")
             refusals = [*reasons, *([f"not_worse_than_champion: {moved}"] if moved else [])]
             record_verdict(mlflow_res, version, not refusals, refusals)
             if not refusals:
                 promote(mlflow_res, version)
+            client.set_tag(run_id, GATE_TAG, "refused" if refusals else "passed")
             return moved
+    except BaseException as err:
+        # Interrupted before the alias moved: never leave a version that looks promotable.
+        with contextlib.suppress(Exception):
+            if champion_version(mlflow_res) != version:
+                why = [f"promotion did not complete: {type(err).__name__}: {err}"]
+                record_verdict(mlflow_res, version, False, why)
+                client.set_tag(run_id, GATE_TAG, "refused")
+                client.set_tag(run_id, GATE_MOVED_TAG, "true")
+        raise
     finally:
         if locks:
             locks.close()
@@ -223,16 +238,35 @@ def promote(mlflow_res: MlflowResource, version: str) -> None:
     mlflow_res.client().set_registered_model_alias(inputs.MODEL_NAME, CHAMPION_ALIAS, version)
 
 
+class RegistryError(OneRingError):
+    """The registry could not be read (e.g. SQLite busy, a server down): try again."""
+
+    retryable = True
+
+
+# What MLflow answers for a model that was never registered, and for a missing alias.
+NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def champion_version(mlflow_res: MlflowResource) -> str | None:
-    """The version holding ``champion``, or None (no registry, model or alias yet)."""
+    """The version holding ``champion``, or None (no registry, model or alias yet).
+
+    Raises:
+        RegistryError: the registry did not answer (never taken for "no champion").
+    """
     from mlflow.exceptions import MlflowException
 
     if not mlflow_res.exists:
         return None
     try:
         found = mlflow_res.client().get_model_version_by_alias(inputs.MODEL_NAME, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if err.error_code in NOT_THERE:
+            return None
+        raise RegistryError(
+            f"cannot read {inputs.MODEL_NAME}@{CHAMPION_ALIAS} in {mlflow_res.display_uri}: "
+            f"{err.error_code}: {err.message}"
+        ) from None
     return str(found.version)
 
 

@@ -6,11 +6,14 @@ registered straight from runs, as ``registry.register`` does after training.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
+from airflow_bridge.processes import free_port
+from onering_assets.errors import StoreBusyError
 from onering_assets.ml import inputs, registry
 from onering_assets.resources.locks import FileLocks
 from onering_assets.resources.mlflow import MlflowResource, local_tracking_uri
@@ -119,3 +122,60 @@ def test_a_champion_whose_serving_form_is_unreadable_is_incomparable_not_fatal(
     metrics = {"test_auc": 0.7, "baseline_auc": 0.6, "onnx_max_abs_diff": 0.0, "test_rows": 9.0}
     versus = {o.name: o for o in gate.evaluate(metrics, score)}[gate.NOT_WORSE_THAN_CHAMPION]
     assert not versus.passed and "cannot compare with champion version" in versus.summary
+
+
+def test_a_registry_that_does_not_answer_is_never_taken_for_no_champion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review: a failed alias read meant "no champion", so a run could promote over one."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = MlflowResource(tracking_uri=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(registry.RegistryError, match="cannot read flight_late_arrival@champion"):
+        registry.champion_version(down)
+    with pytest.raises(registry.RegistryError):
+        registry.settle(down, "2", "run", [], None, None)
+
+
+def test_a_promotion_that_cannot_finish_leaves_the_version_refused_not_passed(
+    mlflow_res: MlflowResource, tmp_path: Path
+) -> None:
+    """The champion lock is held elsewhere: nothing moves, and nothing looks promotable."""
+    first, run1 = new_version(mlflow_res)
+    registry.settle(mlflow_res, first, run1, [], None, None)
+    second, run2 = new_version(mlflow_res)
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    busy = FileLocks(folder, timeout_s=0.3)
+    with (
+        FileLocks(folder).hold(registry.CHAMPION_LOCK, what="another promotion"),
+        pytest.raises(StoreBusyError),
+    ):
+        registry.settle(mlflow_res, second, run2, [], first, busy)
+    assert registry.champion_version(mlflow_res) == first
+    assert registry.version_tags(mlflow_res, second)[registry.GATE_TAG] == "refused"
+    logged = registry.logged_version(mlflow_res, second)
+    assert logged.verdict == "refused" and registry.GATE_MOVED_TAG in logged.tags
+
+
+def test_a_refusal_because_the_champion_moved_is_never_replayed(
+    mlflow_res: MlflowResource,
+) -> None:
+    """Same inputs, champion back to the one it was gated against: train again, not refuse."""
+    from onering_assets.ml import promote
+
+    first, run1 = new_version(mlflow_res)
+    registry.settle(mlflow_res, first, run1, [], None, None)
+    digest = "ab" * 32
+    moved, run2 = new_version(mlflow_res)
+    client = mlflow_res.client()
+    client.set_tag(run2, registry.FINGERPRINT_TAG, digest)
+    client.set_tag(run2, registry.GATE_CHAMPION_TAG, json.dumps({"version": first}))
+    third, run3 = new_version(mlflow_res)
+    registry.settle(mlflow_res, third, run3, [], first, None)  # promoted meanwhile
+    assert registry.settle(mlflow_res, moved, run2, [], first, None)  # refused: it moved
+    registry.promote(mlflow_res, first)  # moved back by hand
+
+    decision = promote.decide(mlflow_res, promote.Fingerprint(digest, {}))
+
+    assert decision.prior is None, decision.why
