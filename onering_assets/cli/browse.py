@@ -70,7 +70,9 @@ def assets_show(
 
 
 @app.command()
-def dev(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 3000) -> None:
+def dev(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 3000,
+) -> None:
     """Start the Dagster UI (and daemon) on 127.0.0.1."""
     from onering_assets.devserver import command
     from onering_assets.runner import instance_for

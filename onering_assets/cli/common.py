@@ -65,17 +65,23 @@ def require_free_port(host: str, port: int, what: str) -> None:
     """Exit 1 with one line when ``host:port`` cannot be bound (another server holds it).
 
     The servers themselves would print a traceback (BentoML's process manager, Streamlit,
-    Dagster's webserver), or retry forever.
+    Dagster's webserver), or retry forever. Every address ``host`` resolves to is tried
+    (IPv4 and IPv6), as the servers bind them.
     """
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            raise fail(
-                f"cannot start {what} on {host}:{port}: {error.strerror or error}; stop what "
-                f"holds it or pass another --port."
-            ) from None
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, OverflowError) as error:
+        raise fail(f"cannot start {what} on {host}:{port}: {error}.") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            try:
+                sock.bind(address)
+            except OSError as error:
+                raise fail(
+                    f"cannot start {what} on {host}:{port}: {error.strerror or error}; stop "
+                    "what holds it or pass another --port."
+                ) from None
 
 
 def announce_source(settings: Settings, defs) -> None:

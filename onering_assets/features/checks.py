@@ -116,9 +116,18 @@ def not_after_inputs(rows: pa.Table, known: datetime) -> Outcome:
     )
 
 
+def missing_count(column: pa.ChunkedArray) -> int:
+    """Nulls, and NaN in a float column (pandas, Feast and serving read both as missing)."""
+    missing = column.null_count
+    if pa.types.is_floating(column.type):
+        missing += int(pa.compute.sum(pa.compute.is_nan(column)).as_py() or 0)  # type: ignore[attr-defined]
+    return missing
+
+
 def null_rates(rows: pa.Table, view: View) -> Outcome:
+    """Each feature's share of missing values (null or NaN) against its declared limit."""
     total = max(rows.num_rows, 1)
-    rates = {f.name: 100 * rows.column(f.name).null_count / total for f in view.features}
+    rates = {f.name: 100 * missing_count(rows.column(f.name)) / total for f in view.features}
     over = [
         f"{f.name} {rates[f.name]:.2f}% > {f.max_null_pct:g}%"
         for f in view.features

@@ -80,6 +80,7 @@ class Reference:
 
 
 # What a month's report is computed by: a change here recomputes every month.
+REPORT_PACKAGES = ("evidently", "numpy", "scipy", "pandas", "onnxruntime")
 REPORT_CODE = (Path(__file__).with_name("drift.py"), Path(__file__))
 
 
@@ -87,13 +88,13 @@ def report_key(ref: Reference, rows: pd.DataFrame) -> str:
     """The digest of everything a month's report depends on.
 
     The champion's scored training rows (its run included), the month's rows, Evidently's
-    version and the drift code.
+    version (and numpy's, scipy's, pandas', onnxruntime's) and the drift code.
     """
     return digest_json(
         {
             "reference": ref.digest,
             "month": frame_digest(rows),
-            "evidently": package_version("evidently"),
+            "libraries": {p: package_version(p) for p in REPORT_PACKAGES},
             "code": [digest(p.read_bytes()) for p in REPORT_CODE],
         }
     )

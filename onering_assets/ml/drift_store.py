@@ -9,6 +9,7 @@ reader sees the previous report or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -68,6 +69,9 @@ def write_report(
     fs, base = _base(lake)
     folder = f"{base}/{FOLDER}/{month_key(month)}"
     fs.create_dir(folder, recursive=True)
+    # The old key goes first: a write that stops half-way leaves files that match no key.
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_file(f"{folder}/{KEY}")
     files = [
         (HTML, report.html),
         (SNAPSHOT, report.snapshot_json),

@@ -125,16 +125,15 @@ def score_champion(champion: Champion, trained: TrainedModel) -> ChampionScore:
     spec = champion.serving
     names = [i["name"] for i in spec.get("onnx_inputs", [])]
     rows = trained.test_rows
-    seen = (
-        set(month_range(champion.params["train_months"]))
-        if "train_months" in champion.params
-        else set()
-    )
-    months = tuple(m for m in trained.spec.test_months if m not in seen)
     logged = champion.metrics.get("test_auc", 0.0)
 
     def incomparable(why: str) -> ChampionScore:
         return ChampionScore(champion.version, logged, False, why)
+
+    if "train_months" not in champion.params:
+        return incomparable("its run does not record the months it was trained on")
+    seen = set(month_range(champion.params["train_months"]))
+    months = tuple(m for m in trained.spec.test_months if m not in seen)
 
     if not months:
         return incomparable(f"it was trained on every test month {list(trained.spec.test_months)}")

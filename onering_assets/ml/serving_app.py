@@ -76,18 +76,21 @@ class Served:
 
     def __init__(self, settings: Settings, predictor: Predictor) -> None:
         self.settings, self.predictor = settings, predictor
+        self.refused = ""  # the last version that could not be opened: not tried again
 
     def refresh(self) -> str:
         """Swap in the champion if the alias moved; what happened, for the log ("" if not)."""
         from onering_assets.ml.serving_model import champion_version
 
         now = champion_version(registry_for(self.settings))
-        if now == self.predictor.version:
+        if now in (self.predictor.version, self.refused):
             return ""
         try:
             self.predictor = open_predictor(self.settings)
         except OneRingError as err:
+            self.refused = now
             return f"keeping version {self.predictor.version}: {err}"
+        self.refused = ""
         return f"now serving version {self.predictor.version} (the alias moved)"
 
     def watch(self, interval_s: float) -> threading.Thread:
@@ -182,15 +185,25 @@ TRACKER = re.compile(rb"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>
 
 
 class NoTracking:
-    """ASGI middleware: the index page (``GET /``) without BentoML's Google Tag Manager."""
+    """ASGI middleware: the index page (``GET``/``HEAD /``) without BentoML's tracker.
+
+    The page is always fetched whole (a ``Range`` header is dropped) and its length set
+    after the tracker is cut; a ``HEAD`` gets the same headers and no body.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") != "/" or scope.get("method") != "GET":
+        method = scope.get("method")
+        if scope["type"] != "http" or scope.get("path") != "/" or method not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
+        whole = {
+            **scope,
+            "method": "GET",
+            "headers": [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"range"],
+        }
         start: dict[str, Any] = {}
         body = b""
 
@@ -206,9 +219,9 @@ class NoTracking:
             headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
             headers.append((b"content-length", b"%d" % len(page)))
             await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": page})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else page})
 
-        await self.app(scope, receive, held)
+        await self.app(whole, receive, held)
 
 
 def answer(call: Callable[[Any], Any], payload: Any) -> tuple[int, Any]:

@@ -169,16 +169,17 @@ def load_champion(mlflow_res: MlflowResource) -> Champion:
         ConfigError: the version is not tagged as passed by the gate, its run lacks the
             serving form, or ``serving.json`` is unusable.
     """
-    found = registry.load_champion(mlflow_res)
-    if found is None:
-        raise NoChampionError(_no_champion(mlflow_res))
-    verdict = registry.version_tags(mlflow_res, found.version).get(registry.GATE_TAG)
-    if verdict != "passed":
+    version = champion_version(mlflow_res)
+    verdict = registry.version_tags(mlflow_res, version).get(registry.GATE_TAG)
+    if verdict != "passed":  # checked before anything is downloaded
         raise ConfigError(
-            f"{MODEL_NAME} version {found.version} holds {CHAMPION_ALIAS!r} but the gate did "
+            f"{MODEL_NAME} version {version} holds {CHAMPION_ALIAS!r} but the gate did "
             f"not pass it ({registry.GATE_TAG}={verdict or 'unset'}); the alias was moved by "
             f"hand. Point it at a version that passed, or {MATERIALIZE_HINT}."
         )
+    found = registry.load_champion(mlflow_res)
+    if found is None:
+        raise NoChampionError(_no_champion(mlflow_res))
     spec = ServingSpec.from_json(found.serving, found.version)
     return Champion(spec=spec, onnx=found.onnx, run_id=found.run_id)
 

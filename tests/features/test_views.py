@@ -263,3 +263,21 @@ def test_checks_alone_on_a_fresh_state_report_nothing_published_and_create_nothi
         {p.name for p in settings.state_dir.iterdir()} if settings.state_dir.exists() else set()
     )
     assert not created & {"clickhouse", "feast", "lake"}
+
+
+def test_nan_counts_as_missing_in_null_rates() -> None:
+    """Review: NaN passed null_rates (not a null) and value_ranges (dropped) into the lake."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from onering_assets.features.checks import null_rates
+
+    view = load_views().view("origin_weather")
+    hours = [dt.datetime(2013, 1, 1, h, tzinfo=dt.UTC) for h in range(10)]
+    columns: dict[str, list] = {"origin": ["JFK"] * 10, "event_timestamp": hours}
+    columns |= {f.name: [1.0] * 10 for f in view.features}
+    columns["weather_temp"] = [float("nan"), *[1.0] * 9]
+    outcome = null_rates(pa.table(columns), view)
+    assert not outcome.passed
+    assert outcome.summary == "null share above the declared limit: weather_temp 10.00% > 1%"

@@ -270,6 +270,10 @@ def test_the_index_page_loads_no_third_party_tracker(http: httpx.Client) -> None
     assert page.status_code == 200 and "swagger-ui" in page.text
     assert "googletagmanager" not in page.text and "Google Tag Manager" not in page.text
     assert int(page.headers["content-length"]) == len(page.content)
+    head = http.head("/")
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(page.content))
+    ranged = http.get("/", headers={"Range": "bytes=0-300"})  # never a partial, tracked page
+    assert ranged.status_code == 200 and ranged.content == page.content
 
 
 def test_onering_serve_on_a_busy_port_says_so_in_one_line(

@@ -64,6 +64,7 @@ def test_a_version_the_gate_did_not_pass_is_never_served(settings: Settings) -> 
             said = served.refresh()
             assert said.startswith(f"keeping version {first}: "), said
             assert f"version {version} holds 'champion' but the gate did not pass it" in said
+            assert served.refresh() == ""  # not opened again every interval
             assert served.predictor.predict_one(FLIGHT)["model_version"] == first
             with pytest.raises(ConfigError, match="the alias was moved by hand"):
                 load_champion(registry_for(settings))
