@@ -198,3 +198,10 @@ def test_a_split_side_with_one_class_is_refused_with_what_to_do() -> None:
         split(flights([1, 1, 3], [0, 1, 1]), TrainSpec((1,), (3,)))
     with pytest.raises(ConfigError, match=r"the train months \[4\] hold 0 labelled flights"):
         split(flights([1, 1, 3], [0, 1, 1]), TrainSpec((4,), (5,)))
+
+
+def test_a_champion_that_does_not_record_its_months_cannot_be_compared() -> None:
+    champion = Champion("4", "r", {"test_auc": 0.68}, {"onnx_inputs": []}, b"", params={})
+    rows = pd.DataFrame({"carrier": ["UA", "AA"], inputs.LABEL: [0, 1]})
+    score = gate.score_champion(champion, trained_on((2,), rows, [0.2, 0.8]))  # type: ignore[arg-type]
+    assert not score.rescored and "does not record the months" in score.why
