@@ -270,41 +270,11 @@ def serving(
         "ONERING_STATE_DIR": str(state_dir),
     }
     url = f"http://127.0.0.1:{port}"
-    with background(
-        dagster_command(port, daemon=daemon),
-        env=full_env,
-        log_path=log_path,
-        ready=lambda: ready(url),
-        what=f"Dagster UI on {url}",
-        timeout_s=timeout_s,
-    ):
-        yield url
-
-
-@contextmanager
-def background(
-    argv: list[str],
-    *,
-    env: Mapping[str, str],
-    log_path: Path,
-    ready: Callable[[], str | None],
-    what: str,
-    timeout_s: float,
-    poll_s: float = 0.5,
-) -> Iterator[subprocess.Popen]:
-    """Start ``argv`` in its own process group; yield it once ``ready()`` returns None.
-
-    Its output goes to ``log_path``; leaving stops its whole group.
-
-    Raises:
-        OneRingError: it exited, or was not ready within ``timeout_s`` (``ready()``'s last
-            answer and the log's end say why).
-    """
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            argv,
+            dagster_command(port, daemon=daemon),
             cwd=PROJECT_ROOT,
-            env=dict(env),
+            env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -312,14 +282,14 @@ def background(
         )
     try:
         deadline = time.monotonic() + timeout_s
-        while (waiting := ready()) is not None:
+        while (waiting := ready(url)) is not None:
             status = exit_status(proc)
             if status is not None or time.monotonic() > deadline:
                 why = f"exited {status}" if status is not None else "timed out"
                 log_end = log_path.read_text(errors="replace")[-3000:]
-                raise OneRingError(f"{what} {why} ({waiting}):\n{log_end}")
-            time.sleep(poll_s)
-        yield proc
+                raise OneRingError(f"Dagster UI on {url} {why} ({waiting}):\n{log_end}")
+            time.sleep(0.5)
+        yield url
     finally:
         stop(proc)
 
