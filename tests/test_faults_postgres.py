@@ -212,3 +212,21 @@ def test_a_start_waits_until_a_killed_postmaster_is_reaped(tmp_path: Path) -> No
     embedded_pg._await_reaped(data_dir)
     assert time.monotonic() - started >= 0.4
     assert not psutil.pid_exists(zombie.pid)
+
+
+def test_the_fatal_line_keeps_what_its_process_logged_just_before_across_a_clock_tick(
+    tmp_path: Path,
+) -> None:
+    # The CI run where the setting's LOG line and its FATAL fell in different milliseconds:
+    # the process is the pid, not the timestamp.
+    (tmp_path / "log").write_text(
+        "2026-12-01 13:47:02.037 UTC [21129] LOG:  database system is shut down\n"
+        '2026-12-01 13:47:49.223 UTC [21325] LOG:  invalid value for parameter "shared_buffers":'
+        ' "plenty"\n'
+        '2026-12-01 13:47:49.224 UTC [21325] FATAL:  configuration file "postgresql.auto.conf"'
+        " contains errors\n"
+    )
+    assert embedded_pg._last_fatal(tmp_path, 0) == (
+        'invalid value for parameter "shared_buffers": "plenty"; '
+        'configuration file "postgresql.auto.conf" contains errors'
+    )

@@ -317,6 +317,12 @@ def _log_size(data_dir: Path) -> int:
         return 0
 
 
+def _logging_pid(line: str) -> str:
+    """The pid of "<date> <time> UTC [<pid>] LOG: …" (the time differs between its lines)."""
+    head = line.split("]", 1)[0]
+    return head.rsplit("[", 1)[-1]
+
+
 def _last_fatal(data_dir: Path, since: int) -> str:
     """The last FATAL (or PANIC) logged after byte ``since``, with what led to it; or "".
 
@@ -333,9 +339,9 @@ def _last_fatal(data_dir: Path, since: int) -> str:
     if not fatal:
         return ""
     end = fatal[-1]
-    process = lines[end].split("]", 1)[0]  # "<time> UTC [<pid>"
+    process = _logging_pid(lines[end])
     start = end
-    while start > max(0, end - 2) and lines[start - 1].split("]", 1)[0] == process:
+    while start > max(0, end - 2) and _logging_pid(lines[start - 1]) == process:
         start -= 1
     return "; ".join(line.split(":  ", 1)[-1].strip() for line in lines[start : end + 1])
 

@@ -178,7 +178,10 @@ def test_killed_task_terminates_its_dagster_run_and_the_retry_succeeds(
     status = functools.partial(run_status, dagster.state, "silver__weather", webserver=True)
     wait_for(lambda: status(1) == "STARTED", "the run")
     run.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: status(1) == "CANCELED", "the cancel", 90)
+    # A cancel on a loaded CI machine (the run worker's step is interrupted, then the run is
+    # marked) has taken over 90 s; a run that finished first would stay SUCCESS: say which.
+    wait_for(lambda: status(1) in {"CANCELED", "SUCCESS", "FAILURE"}, "the cancel", 240)
+    assert status(1) == "CANCELED", f"the first run ended {status(1)}, not CANCELED"
     result = run.result()
     assert result["tasks"]["silver__weather"] == "success", result["log"][-3000:]
     assert result["tries"]["silver__weather"] == 2
