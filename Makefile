@@ -33,9 +33,10 @@ browser: ## Debian chromium for the UI test (skipped with a reason when it canno
 demo: setup ## Materialize Bronze, Silver, Gold, the feature views, the model and its drift reports for 2013, then summarize
 	@.venv/bin/onering demo
 
+# Two workers (CI has two cores); tests/scheduling.py says how the suite is split.
 test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2 --dist loadscope
 
 lint: setup ## ruff, ruff format, pyright (main env, then the publisher in the openmetadata env)
 	$(UV) run --frozen ruff check .

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 import pytest
 from psycopg import sql
+
+# pytest-xdist's workers inherit COLUMNS=80; the CLI's rich consoles would fix their width at
+# import from it, and the tests that set COLUMNS per call would see 80. Nothing is imported
+# from onering_assets before this line.
+os.environ.pop("COLUMNS", None)
 
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import ClickHouseResource, PostgresResource
@@ -27,19 +34,13 @@ S3_KEY, S3_SECRET = "onering-test", "onering-test-secret"
 S3_BUCKETS = ("lake", "onering-lake")
 
 
-# Folders whose tests share session fixtures (a trained champion, a Spark session, an
-# Airflow home, a published catalog): under pytest-xdist each folder runs on one worker so
-# the fixture is built once. Every other module is its own group (module fixtures).
-SHARED_SESSION_FOLDERS = ("airflow_bridge", "catalog", "features", "lineage", "ml")
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` (as `make test` runs) with OneRing's scopes, longest first."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.scheduling import LongestFirstScheduling
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests_dir = Path(__file__).parent
-    for item in items:
-        relative = item.path.relative_to(tests_dir)
-        top = relative.parts[0]
-        group = top if top in SHARED_SESSION_FOLDERS else relative.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+    return LongestFirstScheduling(config, log)
 
 
 def read_source(table: str) -> pd.DataFrame:

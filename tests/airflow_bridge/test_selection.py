@@ -404,6 +404,8 @@ def test_ten_thousand_assets_resolve_fast() -> None:
             start = time.perf_counter()
             select(expr, nodes)
             best = min(best, time.perf_counter() - start)
-        assert best < 0.1, f"{expr}: {best * 1000:.0f} ms"
+        # A guard against quadratic resolution (seconds at this size), not a benchmark: the
+        # bound leaves room for a loaded CI machine running two test workers.
+        assert best < 0.5, f"{expr}: {best * 1000:.0f} ms"
     assert len(select("+key:layer4/table9999", nodes)) > 10
     assert select("key:layer0/table0+", nodes) == {a.key for a in nodes}

@@ -15,7 +15,7 @@ import pytest
 
 from onering_assets.settings import Settings
 from tests.corpus.conftest import (
-    TABLE_ROWS,
+    TABLE_PROPERTY,
     Case,
     Observed,
     gold_snapshot,
@@ -34,18 +34,18 @@ pytestmark = pytest.mark.slow
 CASES = [pytest.param(c, id=c.name) for c in load_cases()]
 
 
-def record(case: Case, seen: Observed) -> None:
-    TABLE_ROWS.append(
-        {
-            "file": case.name,
-            "landed": seen.landed,
-            "bronze": seen.bronze,
-            "quarantined": ", ".join(f"{k} {v}" for k, v in seen.quarantined.items() if v) or "0",
-            "rejected": ", ".join(f"{k} {v}" for k, v in sorted(seen.rejected.items())) or "0",
-            "silver": seen.silver,
-            "outcome": seen.outcome,
-        }
-    )
+def record(request: pytest.FixtureRequest, case: Case, seen: Observed) -> None:
+    """The case's row of the table, on its test report (so it reaches the xdist controller)."""
+    row = {
+        "file": case.name,
+        "landed": seen.landed,
+        "bronze": seen.bronze,
+        "quarantined": ", ".join(f"{k} {v}" for k, v in seen.quarantined.items() if v) or "0",
+        "rejected": ", ".join(f"{k} {v}" for k, v in sorted(seen.rejected.items())) or "0",
+        "silver": seen.silver,
+        "outcome": seen.outcome,
+    }
+    request.node.user_properties.append((TABLE_PROPERTY, row))
 
 
 def assert_nothing_lost(seen: Observed) -> None:
@@ -73,12 +73,16 @@ def assert_expected(case: Case, seen: Observed) -> None:
 
 @pytest.mark.parametrize("case", CASES)
 def test_corpus_case(
-    case: Case, corpus_state: Settings, instance: dg.DagsterInstance, tmp_path: Path
+    case: Case,
+    corpus_state: Settings,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     before = gold_snapshot(corpus_state)
     summary = run_case(corpus_state, case, instance, tmp_path / "source")
     seen = observe(corpus_state, case, summary)
-    record(case, seen)
+    record(request, case, seen)
     assert_nothing_lost(seen)
     if seen.outcome != "published":
         assert gold_snapshot(corpus_state) == before, "Gold changed on a refused batch"
