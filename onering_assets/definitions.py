@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from onering_assets import bronze, features, gold, silver
+from onering_assets import bronze, features, gold, silver, stream
 from onering_assets.lineage.sensor import catalog_sensors
 from onering_assets.ml.drift_assets import drift_defs
 from onering_assets.ml.model_assets import model_defs
@@ -19,6 +19,7 @@ from onering_assets.resources.feast import feast_resource
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.resources.spark import spark_resource
 from onering_assets.settings import Settings
+from onering_assets.stream.resource import pulsar_resource
 
 
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -27,7 +28,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     ``gold_reader`` is the read-only ``onering_reader`` role on Gold (`onering sql`). Feast,
     Spark and MLflow resources import their libraries only when a step opens them.
     """
-    return {**_stores(settings), **_ml(settings)}
+    return {**_stores(settings), **_ml(settings), "pulsar": pulsar_resource(settings)}
 
 
 def _ml(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -86,6 +87,7 @@ def build_definitions(
         bronze.defs(),
         silver.defs(),
         gold.defs(),
+        stream.defs(),
         features.defs(),
         model_defs(),
         drift_defs(),

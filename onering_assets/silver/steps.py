@@ -70,7 +70,7 @@ def staged_selects(
 def published_partitions(table: SqlTable, lake: LakeResource) -> list[str]:
     """Months whose Bronze input is in the lake (what checks run alone can audit)."""
     name = table.upstream[0][1]
-    return [p for p in MONTHLY.get_partition_keys() if lake.exists("bronze", name, p)]
+    return [p for p in MONTHLY.get_partition_keys() if lake.has_rows_for("bronze", name, p)]
 
 
 @dataclass

@@ -31,7 +31,6 @@ SELECT = {
 }
 # Case files too large to commit, built by the test from the base file.
 GENERATED = {"flights_huge_field": lambda: huge_field((BASE / "flights.csv").read_bytes())}
-TABLE_PROPERTY = "corpus_row"  # a case's row of the table, in its report's user_properties
 # pyarrow generates its compute functions at import time, so type checkers cannot see them.
 pc: Any = _compute
 
@@ -204,24 +203,3 @@ def run_case(
     case_settings = settings_for(settings.state_dir, source_folder(folder, case))
     keys = {dg.AssetKey(k.split("/")) for k in SELECT[case.table]}
     return run(case_settings, instance=instance, select=keys)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The corpus table: what happened to each file (printed after the tests)."""
-    rows = [
-        value
-        for report in terminalreporter.stats.get("passed", [])
-        + terminalreporter.stats.get("failed", [])
-        if report.when == "call"
-        for name, value in report.user_properties
-        if name == TABLE_PROPERTY
-    ]
-    if not rows:
-        return
-    write = terminalreporter.write_line
-    header = ("file", "landed", "bronze", "quarantined", "rejected", "silver", "outcome")
-    widths = (26, 7, 7, 22, 58, 7, 10)
-    write("")
-    write(" ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    for row in sorted(rows, key=lambda row: row["file"]):
-        write(" ".join(str(row[h]).ljust(w) for h, w in zip(header, widths, strict=True)))

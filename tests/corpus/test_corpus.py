@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 
 from onering_assets.settings import Settings
+from tests.conftest import CORPUS_ROW
 from tests.corpus.conftest import (
-    TABLE_PROPERTY,
     Case,
     Observed,
     gold_snapshot,
@@ -45,7 +45,7 @@ def record(request: pytest.FixtureRequest, case: Case, seen: Observed) -> None:
         "silver": seen.silver,
         "outcome": seen.outcome,
     }
-    request.node.user_properties.append((TABLE_PROPERTY, row))
+    request.node.user_properties.append((CORPUS_ROW, row))
 
 
 def assert_nothing_lost(seen: Observed) -> None:

@@ -1,0 +1,134 @@
+"""``stream/flights_events``: a bounded batch of flight events from Pulsar into Bronze.
+
+It writes into Bronze flights' own months (``month=…/stream-<batch>.parquet``, beside the
+batch path's ``data.parquet``), so Silver flights reads both; it is its own asset (group
+``stream``) because it runs on its own schedule and needs a broker. See consume.py for why a
+kill at any moment loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+
+from onering_assets.catalog import BronzeTable, load_catalog
+from onering_assets.checks.outcome import Outcome
+from onering_assets.checks.specs import CheckDecl
+from onering_assets.factory import build_table_asset
+from onering_assets.journal import fault
+from onering_assets.partitions import MONTHLY
+from onering_assets.resources import LakeResource
+from onering_assets.stream import consume, files
+from onering_assets.stream.events import dead_letter_topic
+from onering_assets.stream.replay import client as pulsar_client
+from onering_assets.stream.resource import PulsarResource
+
+KEY = dg.AssetKey(["stream", "flights_events"])
+TABLE = "flights"
+DEAD_LETTERS = "dead_letters"
+DECLS = [
+    CheckDecl(
+        DEAD_LETTERS,
+        False,
+        "Messages that cannot be flights (undecodable, not the table's columns, no valid "
+        "month) went to the dead-letter topic; the count and reasons are here.",
+    ),
+]
+
+
+def flights_table() -> BronzeTable:
+    return next(t for t in load_catalog().bronze if t.name == TABLE)
+
+
+def dead_letter_outcome(poison: list[tuple[Any, str]], topic: str) -> Outcome:
+    if not poison:
+        return Outcome(DEAD_LETTERS, True, "every message was a flight")
+    reasons: dict[str, int] = {}
+    for _, reason in poison:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return Outcome(
+        DEAD_LETTERS,
+        False,
+        f"{len(poison)} message(s) sent to {dead_letter_topic(topic)}",
+        failing=len(poison),
+        sample=[{"reason": r, "messages": n} for r, n in sorted(reasons.items())][:5],
+        metadata={"dead_letter_topic": dead_letter_topic(topic)},
+    )
+
+
+def build_stream_asset() -> dg.AssetsDefinition:
+    table = flights_table()
+    required = tuple(c.name for c in table.columns)
+    months = frozenset(MONTHLY.get_partition_keys())
+    spec = dg.AssetSpec(
+        key=KEY,
+        description=(
+            "Flight events consumed from Pulsar in bounded batches into Bronze flights' months "
+            "(stream-<batch>.parquet beside the batch path's files); acknowledged once durable."
+        ),
+        group_name="stream",
+        owners=list(table.owners),
+        tags={"layer": "bronze", "store": "pulsar"},
+        kinds={"pulsar", "parquet"},
+        metadata={"onering/writes": f"bronze.{TABLE}"},
+    )
+
+    def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator[Any]:
+        if not materialize:  # the dead letters are counted when a batch is consumed
+            yield [Outcome(DEAD_LETTERS, True, "counted when a batch is consumed")]
+            return
+        lake: LakeResource = context.resources.lake
+        pulsar: PulsarResource = context.resources.pulsar
+        url, topic = pulsar.service_url(), pulsar.topic
+        client = pulsar_client(url)
+        try:
+            consumer = consume.subscribe(client, topic)
+            got = consume.receive(
+                consumer,
+                required,
+                months,
+                max_messages=pulsar.max_messages,
+                idle_ms=pulsar.idle_ms,
+            )
+            context.log.info(f"received {len(got.messages)} message(s) from {topic}")
+            events = [event for event, _ in got.events]
+            locks = lake.locks()
+            try:
+                with locks.hold(f"publish:bronze.{TABLE}", what=f"Publishing bronze.{TABLE}"):
+                    landed = files.landed_identities(lake, TABLE, {e.month for e in events})
+                    by_month, dropped = consume.new_events(events, landed)
+                    batch = consume.batch_id([e for es in by_month.values() for e in es])
+                    at = consume.now()
+                    written = {
+                        month: files.write_stream_file(
+                            lake, TABLE, month, batch, consume.to_table(evs, batch, topic, at)
+                        )
+                        for month, evs in sorted(by_month.items())
+                    }
+            finally:
+                locks.close()
+            consume.dead_letter(client, topic, got.poison)
+            fault("stream.before_ack")
+            for msg in got.messages:
+                consumer.acknowledge(msg)
+            consumer.close()
+        finally:
+            client.close()
+        yield [dead_letter_outcome(got.poison, topic)]
+        rows = {month: len(evs) for month, evs in by_month.items()}
+        yield dg.MaterializeResult(
+            metadata={
+                "topic": topic,
+                "received": len(got.messages),
+                "rows": sum(rows.values()),
+                "rows_by_month": dict(sorted(rows.items())),
+                "duplicates_removed": dropped,
+                "dead_lettered": len(got.poison),
+                "batch_id": batch if rows else "",
+                "files": sorted(written.values()),
+            }
+        )
+
+    return build_table_asset(spec, DECLS, {"lake", "pulsar"}, body)

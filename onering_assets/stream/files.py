@@ -1,0 +1,82 @@
+"""Streamed Bronze files: ``<layer>/<table>/month=…/stream-<batch>.parquet`` in the lake.
+
+They sit beside the batch path's ``data.parquet`` of the month. A batch re-ingest replaces
+only ``data.parquet``; readers (Silver, the reconciliation) read every ``*.parquet`` of the
+month (``LakeResource.clickhouse_source``).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from onering_assets.resources.lake import LakeResource
+from onering_assets.resources.lake_files import write_parquet
+
+STREAM_PREFIX = "stream-"
+
+
+def month_folder(lake: LakeResource, table: str, month: str) -> tuple[pafs.FileSystem, str]:
+    fs, base = lake._filesystem()
+    return fs, f"{base}/bronze/{table}/month={month}"
+
+
+def stream_files(lake: LakeResource, table: str, month: str) -> list[str]:
+    """The month's streamed files (full paths), in name order."""
+    fs, folder = month_folder(lake, table, month)
+    selector = pafs.FileSelector(folder, allow_not_found=True)
+    return sorted(
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File
+        and info.base_name.startswith(STREAM_PREFIX)
+        and info.base_name.endswith(".parquet")
+    )
+
+
+def landed_identities(
+    lake: LakeResource, table: str, months: set[str]
+) -> dict[str, set[tuple[str, int]]]:
+    """Per month, the ``(source file, line)`` of every streamed row already in the lake."""
+    fs, _ = lake._filesystem()
+    found: dict[str, set[tuple[str, int]]] = {}
+    for month in sorted(months):
+        keys: set[tuple[str, int]] = set()
+        for path in stream_files(lake, table, month):
+            rows = pq.read_table(path, columns=["_source", "_row"], filesystem=fs)
+            for source, line in zip(
+                rows["_source"].to_pylist(), rows["_row"].to_pylist(), strict=True
+            ):
+                keys.add((source.rsplit(" via ", 1)[0], int(line)))
+        found[month] = keys
+    return found
+
+
+def write_stream_file(
+    lake: LakeResource, table: str, month: str, batch: str, data: pa.Table
+) -> str:
+    """Write the month's file of one batch durably: temporary name, fsync, rename, fsync dir."""
+    fs, folder = month_folder(lake, table, month)
+    fs.create_dir(folder, recursive=True)
+    final = f"{folder}/{batch}.parquet"
+    tmp = f"{final}.tmp"
+    write_parquet(data, tmp, fs)
+    local = urlparse(lake.url).scheme == "file"
+    if local:
+        _fsync(tmp)
+    fs.move(tmp, final)
+    if local:
+        _fsync(folder)
+    return final
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
