@@ -1,0 +1,44 @@
+"""`onering stream replay | status | stop` as a user runs them (real processes, real broker)."""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+
+from onering_assets.settings import Settings
+from tests.stream.test_stream import consume
+from tests.test_faults import ok, onering
+
+
+def test_replay_status_and_stop_say_what_they_did(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    state, source = settings.state_dir, settings.source_dir
+    before = ok(onering(state, source, "stream", "status")).stdout
+    assert "not running (starts on first use)" in before
+
+    replayed = ok(onering(state, source, "stream", "replay", "-m", "2013-02", "--limit", "30"))
+    assert replayed.stdout.startswith("published 30 flights in ")
+    assert "onering materialize --select 'key:\"stream/flights_events\"'" in replayed.stdout
+    assert "published 30 of 30 flights to persistent://public/default/onering-flights" in (
+        replayed.stderr
+    )
+    running = ok(onering(state, source, "stream", "status")).stdout
+    url = re.search(r"pulsar://127\.0\.0\.1:\d+", running)
+    assert url and "(pid " in running
+
+    # The broker outlived the command; the asset lands what it holds, from February only.
+    assert consume(settings, instance)["rows_by_month"] == {"2013-02": 30}
+
+    assert ok(onering(state, source, "stream", "stop")).stdout == "stopped the local broker\n"
+    assert "not running" in ok(onering(state, source, "stream", "status")).stdout
+    again = ok(onering(state, source, "stream", "stop")).stdout
+    assert again == "the local broker was not running\n"
+
+
+def test_an_unknown_month_is_one_line_and_exit_2(settings: Settings) -> None:
+    refused = onering(settings.state_dir, settings.source_dir, "stream", "replay", "-m", "2013-13")
+    assert refused.returncode == 2
+    assert refused.stderr == "error: No month 2013-13; months run 2013-01 to 2013-12.\n"
+    assert not (settings.state_dir / "pulsar").exists()  # nothing started for a refusal
