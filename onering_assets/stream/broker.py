@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_bridge.processes import alive, free_port
 from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.resources.locks import store_lock
 
@@ -59,29 +60,10 @@ def binary() -> str:
     return find_pulsar_lite_binary()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie waiting to be reaped is gone
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
 
 
 def config_text(folder: Path, port: int) -> str:
@@ -103,7 +85,7 @@ def running(folder: Path) -> Broker | None:
         return None
     broker = Broker(record["url"], int(record["pid"]), folder)
     port = int(broker.url.rsplit(":", 1)[1])
-    if _alive(broker.pid) and _listening(port):
+    if alive(broker.pid) and _listening(port):
         return broker
     return None
 
@@ -128,7 +110,7 @@ def start(folder: Path, timeout_s: float = STARTUP_TIMEOUT_S) -> Broker:
         found = running(folder)
         if found is not None:
             return found
-        port = _free_port()
+        port = free_port()
         config = folder / "pulsar-lite.toml"
         config.write_text(config_text(folder, port))
         log = folder / "broker.log"
@@ -167,14 +149,14 @@ def stop(folder: Path, timeout_s: float = 10.0) -> bool:
     except (FileNotFoundError, json.JSONDecodeError):
         return False
     pid = int(record["pid"])
-    was_running = _alive(pid)
+    was_running = alive(pid)
     if was_running:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     (folder / RECORD).unlink(missing_ok=True)

@@ -7,13 +7,13 @@ month (``LakeResource.clickhouse_source``).
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from onering_assets.journal import fsync_dir
 from onering_assets.resources.lake import LakeResource
 from onering_assets.resources.lake_files import write_parquet
 
@@ -67,16 +67,8 @@ def write_stream_file(
     write_parquet(data, tmp, fs)
     local = urlparse(lake.url).scheme == "file"
     if local:
-        _fsync(tmp)
+        fsync_dir(tmp)  # (an fsync of the file: the same open-read-only-and-fsync)
     fs.move(tmp, final)
     if local:
-        _fsync(folder)
+        fsync_dir(folder)
     return final
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
