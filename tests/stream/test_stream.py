@@ -20,7 +20,9 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from onering_assets.definitions import build_definitions
 from onering_assets.resources import SourceResource
+from onering_assets.runner import execute
 from onering_assets.settings import Settings
 from onering_assets.stream.assets import DEAD_LETTERS, KEY
 from onering_assets.stream.events import DEFAULT_TOPIC, dead_letter_topic
@@ -137,8 +139,17 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_reason_and_are_c
     poison = _bad_messages(url)
     meta = consume(settings, instance)
     assert (meta["received"], meta["dead_lettered"], meta["rows"]) == (poison + 1, poison, 1)
-    evaluation = latest_evaluation(instance, dg.AssetCheckKey(KEY, DEAD_LETTERS))
+    check = dg.AssetCheckKey(KEY, DEAD_LETTERS)
+    evaluation = latest_evaluation(instance, check)
     assert evaluation.passed is False and evaluation.metadata["failing"].value == poison
+
+    # Run alone, the check reports what the last batch dead-lettered (it re-reads no topic).
+    defs = build_definitions(settings)
+    execute(defs, instance, checks={check}, progress=False)
+    alone = latest_evaluation(instance, check)
+    assert alone.passed is False and alone.metadata["failing"].value == poison
+    assert str(alone.metadata["summary"].value).startswith("the last batch (run ")
+    assert f"sent {poison} message(s) to the DLQ" in str(alone.metadata["summary"].value)
 
     pulsar_client = client(url)
     try:
