@@ -45,16 +45,14 @@ def flights_table() -> BronzeTable:
 def dead_letter_outcome(poison: list[tuple[Any, str]], topic: str) -> Outcome:
     if not poison:
         return Outcome(DEAD_LETTERS, True, "every message was a flight")
-    reasons: dict[str, int] = {}
-    for _, reason in poison:
-        reasons[reason] = reasons.get(reason, 0) + 1
+    counts = consume.reasons(poison)
     return Outcome(
         DEAD_LETTERS,
         False,
         f"{len(poison)} message(s) sent to {dead_letter_topic(topic)}",
         failing=len(poison),
-        sample=[{"reason": r, "messages": n} for r, n in sorted(reasons.items())][:5],
-        metadata={"dead_letter_topic": dead_letter_topic(topic)},
+        sample=[{"reason": r, "messages": n} for r, n in counts.items()][:5],
+        metadata={"dead_letter_topic": dead_letter_topic(topic), "reasons": counts},
     )
 
 
@@ -82,9 +80,10 @@ def build_stream_asset() -> dg.AssetsDefinition:
         ),
         group_name="stream",
         owners=list(table.owners),
-        tags={"layer": "bronze", "store": "pulsar"},
+        tags={"layer": "stream", "store": "lake"},  # rows into Bronze, its ledger in the lake
         kinds={"pulsar", "parquet"},
-        metadata={"onering/writes": f"bronze.{TABLE}"},
+        # Its own lake folder holds one ledger entry per batch (the rows go to Bronze flights).
+        metadata={"onering/writes": f"bronze.{TABLE}", "uri": "stream/flights_events/"},
     )
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator[Any]:
@@ -119,6 +118,18 @@ def build_stream_asset() -> dg.AssetsDefinition:
                         )
                         for month, evs in sorted(by_month.items())
                     }
+                    if got.messages:
+                        record = {
+                            "batch_id": batch,
+                            "topic": topic,
+                            "received": len(got.messages),
+                            "rows_by_month": {m: len(e) for m, e in sorted(by_month.items())},
+                            "duplicates_removed": dropped,
+                            "dead_letter_reasons": consume.reasons(got.poison),
+                            "files": sorted(written.values()),
+                            "run_id": context.run_id,
+                        }
+                        files.write_batch_record(lake, context.run_id, record)
             finally:
                 locks.close()
             consume.dead_letter(client, topic, got.poison)

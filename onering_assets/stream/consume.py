@@ -41,9 +41,10 @@ class Received:
     events: list[tuple[Event, Any]] = field(default_factory=list)
     poison: list[tuple[Any, str]] = field(default_factory=list)
 
-    @property
-    def poison_reasons(self) -> dict[str, int]:
-        return dict(Counter(reason.split(":")[0].split(" (")[0] for _, reason in self.poison))
+
+def reasons(poison: list[tuple[Any, str]]) -> dict[str, int]:
+    """How many poison messages were set aside for each reason."""
+    return dict(sorted(Counter(reason for _, reason in poison).items()))
 
 
 def subscribe(client: Any, topic: str) -> Any:

@@ -7,6 +7,7 @@ month (``LakeResource.clickhouse_source``).
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -72,3 +73,18 @@ def write_stream_file(
     if local:
         fsync_dir(folder)
     return final
+
+
+def write_batch_record(lake: LakeResource, run_id: str, record: dict[str, object]) -> str:
+    """One consumed batch's ledger entry, ``stream/flights_events/<run>.json``.
+
+    What the batch received, landed, dropped and dead-lettered, and its files; the folder is
+    what the catalog shows as the stream asset's container.
+    """
+    fs, base = lake._filesystem()
+    folder = f"{base}/stream/flights_events"
+    fs.create_dir(folder, recursive=True)
+    path = f"{folder}/{run_id}.json"
+    with fs.open_output_stream(path) as out:
+        out.write(json.dumps(record, indent=1, sort_keys=True).encode())
+    return path

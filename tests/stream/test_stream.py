@@ -33,6 +33,14 @@ from tests.test_faults import ok, onering
 BRONZE = dg.AssetKey(["bronze", "flights"])
 SILVER = dg.AssetKey(["silver", "flights"])
 JAN = "2013-01"
+POISON_REASONS = [
+    "missing column(s) carrier",
+    "missing the source or line property",
+    "no valid month ('2014', '1')",
+    "non-string value(s) in dep_delay",
+    "not a JSON object but list",
+    "undecodable: UnicodeDecodeError",
+]
 
 
 def landed(settings: Settings) -> Any:
@@ -163,14 +171,11 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_reason_and_are_c
         reasons = sorted(dlq.receive(5000).properties()["reason"] for _ in range(poison))
     finally:
         pulsar_client.close()
-    assert reasons == [
-        "missing column(s) carrier",
-        "missing the source or line property",
-        "no valid month ('2014', '1')",
-        "non-string value(s) in dep_delay",
-        "not a JSON object but list",
-        "undecodable: UnicodeDecodeError",
-    ]
+    assert reasons == POISON_REASONS
+    [ledger] = (settings.lake_dir / "stream" / "flights_events").glob("*.json")
+    record = json.loads(ledger.read_text())
+    assert record["dead_letter_reasons"] == dict.fromkeys(POISON_REASONS, 1)
+    assert (record["received"], record["rows_by_month"]) == (poison + 1, {JAN: 1})
 
 
 def test_a_message_published_twice_lands_once(
