@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from onering_assets.catalog import BronzeTable, load_catalog
-from onering_assets.checks.outcome import Outcome, not_published
+from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import CheckDecl
 from onering_assets.factory import build_table_asset
 from onering_assets.journal import fault
@@ -59,8 +59,8 @@ def dead_letter_outcome(poison: list[tuple[Any, str]], topic: str) -> Outcome:
 def last_batch_outcome(instance: dg.DagsterInstance) -> Outcome:
     """``dead_letters`` from the latest materialization's metadata (the DLQ is not re-read)."""
     event = instance.get_latest_materialization_event(KEY)
-    if event is None or event.asset_materialization is None:
-        return not_published([DEAD_LETTERS], KEY.to_user_string())[0]
+    if event is None or event.asset_materialization is None:  # nothing consumed, nothing lost
+        return Outcome(DEAD_LETTERS, True, "no batch consumed yet (`onering stream replay` first)")
     metadata = event.asset_materialization.metadata
     value = metadata["dead_lettered"].value if "dead_lettered" in metadata else 0
     count = value if isinstance(value, int) else 0

@@ -35,7 +35,8 @@ def url(settings: Settings) -> str:
     return broker.start(settings.state_dir / "pulsar").url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
+    """One per test: each test's "latest materialization" is its own."""
     with dg.instance_for_test() as inst:
         yield inst
