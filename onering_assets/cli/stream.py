@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -39,6 +40,7 @@ def replay(
     from onering_assets.partitions import MONTHLY
     from onering_assets.resources import SourceResource
     from onering_assets.stream.replay import replay as publish
+    from onering_assets.stream.resource import stream_url
 
     try:
         settings = Settings.from_env()
@@ -46,7 +48,7 @@ def replay(
         if unknown:
             raise ConfigError(f"No month {', '.join(unknown)}; months run 2013-01 to 2013-12.")
         pulsar = _pulsar(settings)
-        url = pulsar.service_url()
+        url = stream_url(settings)
         source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
         landing = source.land("flights")
         err.print(f"replaying {landing.label} to {pulsar.topic} on {url}", highlight=False)
@@ -78,8 +80,9 @@ def status() -> None:
 
     settings = Settings.from_env()
     pulsar = _pulsar(settings)
-    if pulsar.url:
-        out.print(f"broker: {pulsar.url} (ONERING_PULSAR_URL)\ntopic: {pulsar.topic}")
+    if settings.profile != "local":
+        url = os.environ.get("ONERING_PULSAR_URL") or "unset (set ONERING_PULSAR_URL)"
+        out.print(f"broker: {url} (ONERING_PULSAR_URL)\ntopic: {pulsar.topic}")
         return
     folder = settings.state_dir / "pulsar"
     found = broker.running(folder)

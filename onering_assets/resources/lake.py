@@ -265,6 +265,12 @@ class LakeResource(dg.ConfigurableResource):
         path = path or f"{base}/{self.relative_path(layer, table, partition)}"
         shown = path if isinstance(fs, pafs.LocalFileSystem) else f"s3://{path}"
         month = f" {partition}" if partition else ""
+        if path.rsplit("/", 1)[-1].startswith("stream-"):  # a streamed batch's file
+            return CorruptLakeFileError(
+                f"{layer}.{table}{month}: the streamed file {shown} is unreadable ({reason}); "
+                f"move it out of the lake, replay the month (`onering stream replay --month "
+                f"{partition}`) and land it again, then run again."
+            )
         again = f"onering materialize --select 'key:\"{layer}/{table}\"'" + (
             f" --partition {partition}" if partition else ""
         )
@@ -309,15 +315,14 @@ class LakeResource(dg.ConfigurableResource):
         """
         fs, base = self._filesystem()
         moved = []
-        for part in partitions:
-            for path in self.month_files(layer, table, part):
-                if not data_error(fs, path):
-                    continue
-                where = path[len(base) + 1 :].split("/", 2)[2]  # month=…/<file>
-                kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{where}"
-                fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
-                fs.move(path, kept)
-                moved.append(kept)
+        for part in partitions:  # data.parquet only: a streamed file is no re-ingest's to move
+            rel = self.relative_path(layer, table, part)
+            if not data_error(fs, f"{base}/{rel}"):
+                continue
+            kept = f"{base}/quarantine/{layer}/{table}/{batch_id}/corrupt/{rel.split('/', 2)[2]}"
+            fs.create_dir(kept.rsplit("/", 1)[0], recursive=True)
+            fs.move(f"{base}/{rel}", kept)
+            moved.append(kept)
         return moved
 
     def engine_error(self, err: BaseException) -> CorruptLakeFileError | None:

@@ -22,6 +22,7 @@ from onering_assets.partitions import MONTHLY
 from onering_assets.resources import LakeResource
 from onering_assets.stream import consume, files
 from onering_assets.stream.events import dead_letter_topic
+from onering_assets.stream.replay import answered
 from onering_assets.stream.replay import client as pulsar_client
 from onering_assets.stream.resource import PulsarResource
 
@@ -95,13 +96,14 @@ def build_stream_asset() -> dg.AssetsDefinition:
         url, topic = pulsar.service_url(), pulsar.topic
         client = pulsar_client(url)
         try:
-            consumer = consume.subscribe(client, topic)
+            consumer = answered(url, lambda: consume.subscribe(client, topic))
             got = consume.receive(
                 consumer,
                 required,
                 months,
                 max_messages=pulsar.max_messages,
                 idle_ms=pulsar.idle_ms,
+                max_seconds=pulsar.max_seconds,
             )
             context.log.info(f"received {len(got.messages)} message(s) from {topic}")
             events = [event for event, _ in got.events]

@@ -68,13 +68,20 @@ def _listening(port: int) -> bool:
 
 def config_text(folder: Path, port: int) -> str:
     """pulsar-lite's TOML: the protocol on 127.0.0.1:``port``, its data here, no metrics."""
-    return (
+    return (  # JSON strings are valid TOML basic strings: a path with " or \ stays one
         f'addr = "127.0.0.1:{port}"\n'
-        f'db_path = "{folder / "data"}"\n'
+        f"db_path = {json.dumps(str(folder / 'data'))}\n"
         'log_level = "warn"\n'
         "\n[metrics]\n"
         "enabled = false\n"
     )
+
+
+def _is_broker(pid: int) -> bool:
+    try:
+        return "pulsar-lite" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
 
 
 def running(folder: Path) -> Broker | None:
@@ -85,7 +92,7 @@ def running(folder: Path) -> Broker | None:
         return None
     broker = Broker(record["url"], int(record["pid"]), folder)
     port = int(broker.url.rsplit(":", 1)[1])
-    if alive(broker.pid) and _listening(port):
+    if alive(broker.pid) and _is_broker(broker.pid) and _listening(port):
         return broker
     return None
 
@@ -124,8 +131,8 @@ def start(folder: Path, timeout_s: float = STARTUP_TIMEOUT_S) -> Broker:
                 start_new_session=True,  # outlives the command that started it
             )
         deadline = time.monotonic() + timeout_s
-        while not _listening(port):
-            if proc.poll() is not None:
+        while proc.poll() is not None or not _listening(port):
+            if proc.poll() is not None:  # exited (a port taken meanwhile, a bad config)
                 raise BrokerError(
                     f"The local Pulsar broker (pulsar-lite) exited with {proc.returncode} "
                     f"while starting: {_tail(log)}; see {log}."
@@ -149,7 +156,7 @@ def stop(folder: Path, timeout_s: float = 10.0) -> bool:
     except (FileNotFoundError, json.JSONDecodeError):
         return False
     pid = int(record["pid"])
-    was_running = alive(pid)
+    was_running = alive(pid) and _is_broker(pid)  # a recycled pid is never signalled
     if was_running:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -51,7 +51,7 @@ def subscribe(client: Any, topic: str) -> Any:
     """The Bronze subscription (Shared: redelivery and negative acks work on pulsar-lite)."""
     import pulsar
 
-    return client.subscribe(
+    return client.subscribe(  # (callers wrap it in replay.answered)
         topic,
         SUBSCRIPTION,
         consumer_type=pulsar.ConsumerType.Shared,
@@ -67,12 +67,20 @@ def receive(
     *,
     max_messages: int,
     idle_ms: int,
+    max_seconds: float = 60.0,
 ) -> Received:
-    """Receive and decode up to ``max_messages``; stop when none arrives for ``idle_ms``."""
+    """Receive and decode up to ``max_messages`` or for ``max_seconds``.
+
+    The time bound means a trickle cannot keep a batch open; it also ends early when no
+    message arrives for ``idle_ms``.
+    """
+    import time
+
     import pulsar
 
     got = Received()
-    while len(got.messages) < max_messages:
+    deadline = time.monotonic() + max_seconds
+    while len(got.messages) < max_messages and time.monotonic() < deadline:
         try:
             msg = consumer.receive(timeout_millis=idle_ms)
         except pulsar.Timeout:

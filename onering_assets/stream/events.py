@@ -24,7 +24,7 @@ def dead_letter_topic(topic: str) -> str:
 
 def flight_key(row: dict[str, str]) -> str:
     """The message key: the same flight always hashes to the same key (and partition)."""
-    return "|".join(row.get(c, "") for c in KEY_COLUMNS)
+    return "|".join(row.get(c) or "" for c in KEY_COLUMNS)
 
 
 def encode(row: dict[str, str]) -> bytes:
@@ -58,7 +58,7 @@ def decode(
     """
     try:
         row: Any = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # bad UTF-8 or JSON, absurd nesting or digits
         raise PoisonMessageError(f"undecodable: {type(err).__name__}") from None
     if not isinstance(row, dict):
         raise PoisonMessageError(f"not a JSON object but {type(row).__name__}")
@@ -69,7 +69,7 @@ def decode(
     if not_text:  # as landed: every value a string, or null where the file had none
         raise PoisonMessageError(f"non-string value(s) in {', '.join(not_text)}")
     source, line = properties.get("source", ""), properties.get("line", "")
-    if not source or not line.isdigit():
+    if not source or not (line.isascii() and line.isdigit()) or len(line) > 18:
         raise PoisonMessageError("missing the source or line property")
     month = f"{(row['year'] or '').strip()}-{(row['month'] or '').strip().zfill(2)}"
     if month not in months:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from onering_assets.journal import fsync_dir
 from onering_assets.resources.lake import LakeResource
-from onering_assets.resources.lake_files import write_parquet
+from onering_assets.resources.lake_files import reason, write_parquet
 
 STREAM_PREFIX = "stream-"
 
@@ -42,13 +42,22 @@ def stream_files(lake: LakeResource, table: str, month: str) -> list[str]:
 def landed_identities(
     lake: LakeResource, table: str, months: set[str]
 ) -> dict[str, set[tuple[str, int]]]:
-    """Per month, the ``(source file, line)`` of every streamed row already in the lake."""
+    """Per month, the ``(landed file, line)`` of every row already in Bronze.
+
+    Streamed rows name their file in ``_source`` (``<file> via <topic>``); the batch path's
+    rows are that file's lines too (``_source`` = the file), so replaying a month the batch
+    path already landed lands nothing twice. A file that cannot be read is one error naming
+    it (CorruptLakeFileError), never a silent skip.
+    """
     fs, _ = lake._filesystem()
     found: dict[str, set[tuple[str, int]]] = {}
     for month in sorted(months):
         keys: set[tuple[str, int]] = set()
-        for path in stream_files(lake, table, month):
-            rows = pq.read_table(path, columns=["_source", "_row"], filesystem=fs)
+        for path in lake.month_files("bronze", table, month):
+            try:
+                rows = pq.read_table(path, columns=["_source", "_row"], filesystem=fs)
+            except (pa.ArrowException, OSError) as err:
+                raise lake.unreadable("bronze", table, month, reason(err), path) from None
             for source, line in zip(
                 rows["_source"].to_pylist(), rows["_row"].to_pylist(), strict=True
             ):

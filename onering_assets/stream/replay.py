@@ -38,10 +38,25 @@ def client(url: str, timeout_s: int = 30) -> Any:
     )
 
 
+def answered(url: str, call: Callable[[], Any]) -> Any:
+    """``call()``; a broker that does not answer is one BrokerError naming it."""
+    import pulsar
+
+    from onering_assets.stream.broker import BrokerError
+
+    try:
+        return call()
+    except pulsar.PulsarException as err:
+        raise BrokerError(
+            f"Pulsar at {url} did not answer ({type(err).__name__}: {err}); start it, or "
+            "check ONERING_PULSAR_URL."
+        ) from None
+
+
 def months_of(table: pa.Table) -> list[str]:
     """``YYYY-MM`` of each landed row (as the batch path assigns months)."""
     return [
-        f"{y.strip()}-{m.strip().zfill(2)}"
+        f"{(y or '').strip()}-{(m or '').strip().zfill(2)}"
         for y, m in zip(table["year"].to_pylist(), table["month"].to_pylist(), strict=True)
     ]
 
@@ -66,13 +81,15 @@ def replay(
     Raises:
         ReplayError: the broker did not acknowledge every message.
     """
+    if months is not None:  # only the rows wanted become Python objects
+        row_months = months_of(table)
+        wanted = pa.array([m in months for m in row_months], pa.bool_())
+        table, lines = table.filter(wanted), lines.filter(wanted)
+    if limit is not None:
+        table, lines = table.slice(0, limit), lines.slice(0, limit)
     rows = table.to_pylist()
     line_numbers = lines.to_pylist()
     picked = range(len(rows))
-    if months is not None:
-        row_months = months_of(table)
-        picked = [i for i in picked if row_months[i] in months]
-    picked = list(picked)[:limit] if limit is not None else list(picked)
     failures: list[str] = []
     import pulsar
 
@@ -83,8 +100,11 @@ def replay(
     pulsar_client = client(url)
     started = time.perf_counter()
     try:
-        producer = pulsar_client.create_producer(
-            topic, block_if_queue_full=True, batching_enabled=False
+        producer = answered(
+            url,
+            lambda: pulsar_client.create_producer(
+                topic, block_if_queue_full=True, batching_enabled=False
+            ),
         )
         step = max(1, len(picked) // 10)
         for n, i in enumerate(picked, 1):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
+from onering_assets.errors import ConfigError
 from onering_assets.settings import Settings
 from onering_assets.stream import broker
 from onering_assets.stream.events import DEFAULT_TOPIC
@@ -14,8 +16,8 @@ from onering_assets.stream.events import DEFAULT_TOPIC
 class PulsarResource(dg.ConfigurableResource):
     """A Pulsar service URL, or the folder of the local pulsar-lite started on first use.
 
-    ``max_messages`` bounds one batch; ``idle_ms`` ends it early when no message arrives for
-    that long (the topic is drained).
+    ``max_messages`` and ``max_seconds`` bound one batch; ``idle_ms`` ends it early when no
+    message arrives for that long (the topic is drained).
     """
 
     url: str | None = None
@@ -23,6 +25,7 @@ class PulsarResource(dg.ConfigurableResource):
     topic: str = DEFAULT_TOPIC
     max_messages: int = 100_000
     idle_ms: int = 2_000
+    max_seconds: float = 60.0
 
     def service_url(self) -> str:
         if self.url:
@@ -41,3 +44,17 @@ def pulsar_resource(settings: Settings) -> PulsarResource:
     if settings.profile == "local":
         return PulsarResource(broker_dir=str(pulsar_dir(settings)))
     return PulsarResource(url=dg.EnvVar("ONERING_PULSAR_URL"))
+
+
+def stream_url(settings: Settings) -> str:
+    """The broker a command uses outside a run.
+
+    The local one (started if needed), or ``ONERING_PULSAR_URL`` on compose, read here: only
+    inside a run does Dagster resolve the resource's EnvVar.
+    """
+    if settings.profile == "local":
+        return broker.start(pulsar_dir(settings)).url
+    url = os.environ.get("ONERING_PULSAR_URL", "")
+    if not url:
+        raise ConfigError("Set ONERING_PULSAR_URL to the Pulsar broker (pulsar://host:6650).")
+    return url

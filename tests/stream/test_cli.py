@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import dagster as dg
 
 from onering_assets.settings import Settings
 from tests.stream.test_stream import consume
-from tests.test_faults import ok, onering
+from tests.test_faults import cli_env, ok, onering
 
 
 def test_replay_status_and_stop_say_what_they_did(
@@ -42,3 +44,23 @@ def test_an_unknown_month_is_one_line_and_exit_2(settings: Settings) -> None:
     assert refused.returncode == 2
     assert refused.stderr == "error: No month 2013-13; months run 2013-01 to 2013-12.\n"
     assert not (settings.state_dir / "pulsar").exists()  # nothing started for a refusal
+
+
+def test_a_broker_that_does_not_answer_is_one_line_naming_it(settings: Settings) -> None:
+    env = {"ONERING_PROFILE": "compose", "ONERING_PULSAR_URL": "pulsar://127.0.0.1:9"}
+    refused = onering_with(settings, env, "stream", "replay", "-m", "2013-01", "--limit", "1")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    [line] = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: Pulsar at pulsar://127.0.0.1:9 did not answer (")
+    assert "Traceback" not in refused.stderr
+
+
+def onering_with(settings: Settings, extra: dict[str, str], *args: str):
+    env = {**cli_env(settings.state_dir, settings.source_dir, None), **extra}
+    return subprocess.run(
+        [sys.executable, "-m", "onering_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
