@@ -47,6 +47,7 @@ DAG_IDS = sorted(
         "onering_gold",
         "onering_ml",
         "onering_silver",
+        "onering_stream",
     ]
 )
 GRAPH_DAG = "onering_gold"

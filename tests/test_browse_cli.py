@@ -35,7 +35,7 @@ KEYS |= {
     f"features/{view}{suffix}"
     for view in ("carrier_stats", "route_stats", "origin_weather")
     for suffix in ("", "_source")
-} | {"ml/training_set", "ml/flight_late_arrival", "ml/drift_report"}
+} | {"ml/training_set", "ml/flight_late_arrival", "ml/drift_report", "stream/flights_events"}
 
 
 def one_line_error(result, code: int) -> None:
@@ -218,7 +218,7 @@ def test_assets_show_says_where_each_asset_lives(invoke, key: str, where: str, d
     ("key", "hint"),
     [
         ("silver/flight", "did you mean silver/flights?"),
-        ("flights", "did you mean bronze/flights or silver/flights?"),
+        ("flights", "did you mean bronze/flights or silver/flights or stream/flights_events?"),
         ('key:"gold/route_perf"', "did you mean gold/route_performance?"),
         ("nothing/at_all", "No asset 'nothing/at_all'; see `onering assets list`"),
     ],

@@ -97,6 +97,7 @@ def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str,
         "onering_gold",
         "onering_ml",
         "onering_silver",
+        "onering_stream",
     ]
     # The scheduled drift reports: one partitioned run per closed month.
     assert result["timetables"]["onering_drift"] == "CronPartitionTimetable"

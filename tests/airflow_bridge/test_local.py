@@ -185,7 +185,7 @@ def test_trigger_refuses_a_selection_that_picks_none_of_the_dags_assets() -> Non
     assert "picks none of onering_bronze's assets (bronze/airlines," in nowhere.stderr
     assert (
         "(DAGs: onering_bronze, onering_drift, onering_features, onering_gold, onering_ml, "
-        "onering_silver;" in nowhere.stderr
+        "onering_silver, onering_stream;" in nowhere.stderr
     )
 
 
