@@ -31,6 +31,7 @@ SECONDS = {
     "tests/airflow_bridge/test_local.py": 252,
     "tests/test_faults_lake.py": 220,
     "tests/test_faults.py": 194,
+    "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,
     "tests/airflow_bridge/test_graphql.py": 149,
     "tests/test_airflow_ui.py": 138,
@@ -46,6 +47,7 @@ SECONDS = {
     "tests/test_reset.py": 52,
     "tests/test_dev.py": 47,
     "tests/test_query.py": 47,
+    "tests/stream/test_cli.py": 60,
 }
 
 
