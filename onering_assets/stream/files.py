@@ -18,25 +18,10 @@ from onering_assets.journal import fsync_dir
 from onering_assets.resources.lake import LakeResource
 from onering_assets.resources.lake_files import reason, write_parquet
 
-STREAM_PREFIX = "stream-"
-
 
 def month_folder(lake: LakeResource, table: str, month: str) -> tuple[pafs.FileSystem, str]:
     fs, base = lake._filesystem()
     return fs, f"{base}/bronze/{table}/month={month}"
-
-
-def stream_files(lake: LakeResource, table: str, month: str) -> list[str]:
-    """The month's streamed files (full paths), in name order."""
-    fs, folder = month_folder(lake, table, month)
-    selector = pafs.FileSelector(folder, allow_not_found=True)
-    return sorted(
-        info.path
-        for info in fs.get_file_info(selector)
-        if info.type == pafs.FileType.File
-        and info.base_name.startswith(STREAM_PREFIX)
-        and info.base_name.endswith(".parquet")
-    )
 
 
 def landed_identities(
