@@ -64,3 +64,19 @@ def onering_with(settings: Settings, extra: dict[str, str], *args: str):
         text=True,
         timeout=300,
     )
+
+
+def test_the_local_broker_listens_only_on_loopback_and_serves_no_metrics(url: str) -> None:
+    import psutil
+
+    port = int(url.rsplit(":", 1)[1])
+    pulsar_lite = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "pulsar-lite"]
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for p in pulsar_lite
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    mine = {address for address in listening if address[1] == port}
+    assert mine == {("127.0.0.1", port)}
+    assert all(ip == "127.0.0.1" for ip, _ in listening)  # no 0.0.0.0:8080 metrics endpoint
