@@ -152,6 +152,18 @@ def snapshot(settings: Settings) -> dict[str, Any]:
     }
 
 
+NO_BATCH = (
+    "stream/flights_events",
+    "dead_letters",
+    True,
+    "no batch consumed yet (`onering stream replay` first)",
+)
+
+
+def stream_checks(summary: RunSummary) -> list[tuple[str, str, bool, str]]:
+    return [c for c in summary.checks if c[0].startswith("stream/")]
+
+
 def everything_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
 
@@ -169,8 +181,9 @@ def test_checks_on_a_materialized_state_write_nothing(
     medallion = [c for c in summary.checks if c[0].split("/")[0] in MEDALLION]
     assert medallion and all(passed for _, _, passed, _ in medallion), summary.failures
     # The feature views and the model were never built on this state: their checks say so.
-    ml = [c for c in summary.checks if c[0].split("/")[0] not in MEDALLION]
+    ml = [c for c in summary.checks if c[0].split("/")[0] not in (*MEDALLION, "stream")]
     assert ml and all(not passed and NOT_PUBLISHED in d for _, _, passed, d in ml), ml
+    assert stream_checks(summary) == [NO_BATCH]
     assert not summary.rows
     after = snapshot(settings)
     for store in ("lake", "clickhouse", "postgres"):
@@ -193,7 +206,9 @@ def test_checks_on_a_fresh_state_create_nothing(
     assert everything_under(state) == []  # no lake, no chDB folder, no Postgres cluster
     gold = [c for c in summary.checks if c[0].startswith("gold/")]
     assert gold and all(not passed and NOT_PUBLISHED in d for _, _, passed, d in gold)
-    assert all(not passed for _, _, passed, _ in summary.checks)
+    # Nothing consumed is nothing dead-lettered: the stream's one check passes and says why.
+    assert stream_checks(summary) == ([NO_BATCH] if not layer else [])
+    assert all(not passed for key, _, passed, _ in summary.checks if key != "stream/flights_events")
 
 
 def test_gold_checks_do_not_migrate_a_database_without_gold(
