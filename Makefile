@@ -13,8 +13,12 @@ SYNCED := .venv/.onering-synced
 # selection parser, so it cannot share the main one): same rule, its own lock.
 OM_ENV := envs/openmetadata
 OM_SYNCED := $(OM_ENV)/.venv/.onering-synced
+# The flink environment: apache-flink pins numpy<2.2, pyarrow<17, protobuf<6 (through
+# apache-beam); the PyFlink jobs run in it, launched from the assets through Dagster Pipes.
+FLINK_ENV := envs/flink
+FLINK_SYNCED := $(FLINK_ENV)/.venv/.onering-synced
 
-setup: $(SYNCED) $(OM_SYNCED) ## Install uv if missing; create the main and openmetadata environments from their locks
+setup: $(SYNCED) $(OM_SYNCED) $(FLINK_SYNCED) ## Install uv if missing; create the main, openmetadata and flink environments from their locks
 	@:
 
 $(SYNCED): uv.lock pyproject.toml
@@ -25,6 +29,11 @@ $(SYNCED): uv.lock pyproject.toml
 $(OM_SYNCED): $(OM_ENV)/uv.lock $(OM_ENV)/pyproject.toml
 	@bash ops/scripts/ensure-uv.sh
 	$(UV) sync --project $(OM_ENV) --frozen --compile-bytecode
+	@touch $@
+
+$(FLINK_SYNCED): $(FLINK_ENV)/uv.lock $(FLINK_ENV)/pyproject.toml
+	@bash ops/scripts/ensure-uv.sh
+	$(UV) sync --project $(FLINK_ENV) --frozen --compile-bytecode
 	@touch $@
 
 browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
@@ -38,11 +47,12 @@ test: lint browser ## Lint and type-check, then the whole test suite on real emb
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
 	$(UV) run --frozen pytest -n 2 --dist loadscope
 
-lint: setup ## ruff, ruff format, pyright (main env, then the publisher in the openmetadata env)
+lint: setup ## ruff, ruff format, pyright (main env, the publisher in the openmetadata env, the Flink jobs)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen pyright
 	$(UV) run --frozen pyright -p $(OM_ENV)/pyrightconfig.json
+	$(UV) run --frozen pyright -p $(FLINK_ENV)/pyrightconfig.json
 
 dev: setup ## Dagster UI on http://127.0.0.1:3000
 	$(UV) run --frozen onering dev

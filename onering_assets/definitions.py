@@ -19,6 +19,7 @@ from onering_assets.resources.feast import feast_resource
 from onering_assets.resources.mlflow import mlflow_resource
 from onering_assets.resources.spark import spark_resource
 from onering_assets.settings import Settings
+from onering_assets.stream.flink_resource import flink_resource
 from onering_assets.stream.resource import pulsar_resource
 
 
@@ -28,7 +29,12 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     ``gold_reader`` is the read-only ``onering_reader`` role on Gold (`onering sql`). Feast,
     Spark and MLflow resources import their libraries only when a step opens them.
     """
-    return {**_stores(settings), **_ml(settings), "pulsar": pulsar_resource(settings)}
+    return {
+        **_stores(settings),
+        **_ml(settings),
+        "pulsar": pulsar_resource(settings),
+        "flink": flink_resource(settings),
+    }
 
 
 def _ml(settings: Settings) -> dict[str, dg.ConfigurableResource]:

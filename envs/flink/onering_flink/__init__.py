@@ -1,0 +1,1 @@
+"""PyFlink jobs OneRing launches through Dagster Pipes (this environment only)."""
