@@ -65,7 +65,16 @@ def spec(name: str) -> dg.AssetSpec:
         owners=["team:flight-analytics"],
         tags={"layer": "stream", "store": "lake"},
         kinds={"flink", "parquet"},
-        metadata={"uri": f"{LAYER}/{name}/", "onering/engine": "flink"},
+        metadata={
+            "uri": f"{LAYER}/{name}/",
+            "onering/engine": "flink",
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn(f.name, str(f.type), description=flink_io.COLUMNS[f.name])
+                    for f in flink_io.SCHEMAS[name]
+                ]
+            ),
+        },
     )
 
 
@@ -91,7 +100,11 @@ def compare(name: str, got: pa.Table, departures: pa.Table) -> Outcome:
 
 
 def run_job(
-    context: dg.AssetExecutionContext, flink: FlinkResource, csv_path: Path, out: Path
+    context: dg.AssetExecutionContext,
+    flink: FlinkResource,
+    csv_path: Path,
+    out: Path,
+    names: list[str],
 ) -> dict[dg.AssetKey, dict[str, Any]]:
     """Launch the job through Pipes; the metadata it reported, per asset."""
     python = flink.interpreter()
@@ -103,6 +116,7 @@ def run_job(
             "departure_csv": str(csv_path),
             "out_dir": str(out),
             "jobmanager": flink.jobmanager,
+            "results": names,
         },
         env=flink.child_env(),
     )
@@ -179,7 +193,7 @@ def materialize(
         with ch.session() as client:
             handed = flink_io.export_departures(client, csv_path)
         context.log.info(f"handing {handed:,} departures to Flink")
-        reported = run_job(context, flink, csv_path, out)
+        reported = run_job(context, flink, csv_path, out, selected)
         departures = flink_io.read_departures(csv_path)
         results = {
             name: flink_io.read_result(name, sorted(str(p) for p in (out / name).rglob("part-*")))

@@ -56,6 +56,22 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+COLUMNS = {
+    "airport": "Origin airport FAA code.",
+    "hour_start": "Start of the one-hour window, New York local time.",
+    "departures": "Departed flights in the window (dep_at within the hour).",
+    "delayed": f"Of those, departures more than {DELAYED_MIN} minutes late.",
+    "avg_delay_min": "Mean departure delay in minutes (negative is early).",
+    "route": "Origin-destination, e.g. JFK-LAX.",
+    "first_carrier": "Carrier of the streak's first delayed departure.",
+    "first_flight": "Flight number of the streak's first delayed departure.",
+    "first_dep": "Actual departure of the first, New York local time.",
+    "last_carrier": "Carrier of the streak's third delayed departure.",
+    "last_flight": "Flight number of the third.",
+    "last_dep": "Actual departure of the third, New York local time.",
+    "min_delay": "Smallest departure delay of the three, minutes.",
+    "max_delay": "Largest departure delay of the three, minutes.",
+}
 KEYS = {"departures_hourly": ["airport", "hour_start"], "delay_streaks": ["route", "first_dep"]}
 
 

@@ -140,13 +140,52 @@ def test_a_departure_later_than_the_watermark_fails_the_check_and_publishes_noth
         return handed + 1
 
     monkeypatch.setattr(flink_io, "export_departures", late_row)
-    summary = execute(build_definitions(built), instance, assets=KEYS, progress=False)
+    # One asset selected (as an Airflow task selects it): only its query runs.
+    hourly_only = {key("departures_hourly")}
+    summary = execute(build_definitions(built), instance, assets=hourly_only, progress=False)
 
     assert not summary.success
-    outcomes = {c[0]: c for c in summary.checks}
-    hourly = outcomes["stream/departures_hourly"]
-    assert hourly[2] is False and "1 with other values" in hourly[3], hourly
+    [hourly] = summary.checks
+    assert hourly[:3] == ("stream/departures_hourly", "matches_reference", False), hourly
+    assert "1 with other values" in hourly[3], hourly
     assert {n: digest(published(built, n)) for n in NAMES} == before
+
+
+def test_the_same_job_runs_on_a_real_standalone_cluster_on_loopback(
+    built: Settings,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A JobManager and a TaskManager from the wheel's own scripts; the asset submits there."""
+    import psutil
+
+    from onering_assets.stream import flink_cluster
+
+    cluster = flink_cluster.start(tmp_path / "flink-cluster")
+    pids = cluster.pids()
+    try:
+        assert len(pids) == 2  # a standalone session JobManager and a TaskExecutor
+        listening = {
+            c.laddr.ip
+            for pid in pids
+            for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+
+        monkeypatch.setenv("ONERING_FLINK_JOBMANAGER", cluster.jobmanager)
+        streaks = {key("delay_streaks")}
+        summary = execute(build_definitions(built), instance, assets=streaks, progress=False)
+        assert summary.success, summary.failures
+        assert [c[2] for c in summary.checks] == [True]
+        meta = latest(instance, "delay_streaks")
+        assert meta["flink_target"] == cluster.jobmanager
+        jobs = {j["jid"]: j["state"] for j in cluster.rest("/jobs/overview")["jobs"]}
+        assert jobs.get(meta["flink_job_id"]) == "FINISHED", jobs
+    finally:
+        flink_cluster.stop(cluster)
+    assert not any(psutil.pid_exists(p) for p in pids)
 
 
 def test_without_the_flink_environment_the_step_says_how_to_create_it(tmp_path: Path) -> None:
