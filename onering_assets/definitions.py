@@ -46,7 +46,10 @@ def _ml(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 
 def _stores(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
+    source = SourceResource(
+        path=str(settings.source_dir) if settings.source_dir else None,
+        engine=settings.bronze_engine,
+    )
     if settings.profile == "local":
         return {
             "source": source,

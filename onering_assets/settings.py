@@ -36,6 +36,8 @@ class Settings:
         sql_timeout_s: `onering sql`'s time limit per query (``ONERING_SQL_TIMEOUT``, 0 = none).
         sql_max_memory: `onering sql`'s memory limit per query in bytes
             (``ONERING_SQL_MAX_MEMORY``, e.g. ``2G`` or ``512M``; 0 = none).
+        bronze_engine: what parses the landed files for Bronze (``ONERING_BRONZE_ENGINE``):
+            ``arrow`` (pyarrow, in the step) or ``spark`` (dagster-pyspark's session).
     """
 
     profile: Profile
@@ -44,6 +46,7 @@ class Settings:
     lock_timeout_s: float = 120.0
     sql_timeout_s: float = 60.0
     sql_max_memory: int = 2 * 1024**3
+    bronze_engine: str = "arrow"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
             lock_timeout_s=lock_timeout_s,
             sql_timeout_s=_sql_timeout(env.get("ONERING_SQL_TIMEOUT", "60")),
             sql_max_memory=_bytes(env.get("ONERING_SQL_MAX_MEMORY", "2G")),
+            bronze_engine=_engine(env.get("ONERING_BRONZE_ENGINE", "arrow")),
         )
 
     @property
@@ -92,6 +96,18 @@ class Settings:
     def catalog_dir(self) -> Path:
         """The catalog outbox: pending runs, the ledger of published ones, the last result."""
         return self.state_dir / "catalog"
+
+
+BRONZE_ENGINES = ("arrow", "spark")
+
+
+def _engine(value: str) -> str:
+    if value not in BRONZE_ENGINES:
+        raise ConfigError(
+            f"ONERING_BRONZE_ENGINE={value!r} is not an engine; use one of: "
+            f"{', '.join(BRONZE_ENGINES)}."
+        )
+    return value
 
 
 OPENMETADATA_PYTHON = PROJECT_ROOT / "envs" / "openmetadata" / ".venv" / "bin" / "python"

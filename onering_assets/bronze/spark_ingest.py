@@ -1,0 +1,124 @@
+"""Bronze landing through Spark: the same rows, line numbers and quarantine as the Arrow path.
+
+``ONERING_BRONZE_ENGINE=spark`` makes each Bronze asset parse its landed file with Spark
+(dagster-pyspark's session: ``local[*]`` locally, a ``spark://`` master where
+``ONERING_SPARK_MASTER`` names one) instead of pyarrow. Spark reads the file as lines
+(``spark.read.text``), numbers them as the file does (the header is line 1; blank lines
+count and carry no row), parses each line as CSV with every value a string (``from_csv``,
+``NA`` and empty as null) and sets aside the lines it cannot parse or that are not UTF-8.
+What comes back is a :class:`~onering_assets.resources.source.Landing`, so the audit,
+the quarantine and write–audit–publish are the Bronze asset's own, whichever engine parsed.
+
+The lines Spark sets aside are described from the file's own bytes on the driver (the
+reason and the raw bytes the Arrow path records); a spark:// cluster must see the file at
+the same path (a shared folder), since its executors read it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from onering_assets.resources import source as src
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+CORRUPT = "_corrupt"
+LINE = "_line"
+SPARK_REFUSED = "Spark's CSV parser refuses the line"
+# Spark reads these itself; a .zip is unpacked to a temporary file first.
+SPARK_READS = (".csv", ".csv.gz")
+
+
+def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
+    """Every physical line of the file with its 1-based number, computed in the JVM."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F  # noqa: N812 (Spark's own convention)
+
+    # A file's splits become partitions in offset order, and the ids grow within each.
+    ordered = Window.orderBy(F.monotonically_increasing_id())
+    return spark.read.text(path).withColumn(LINE, F.row_number().over(ordered).cast("long"))
+
+
+def parse(lines: DataFrame, names: list[str], header_line: int) -> DataFrame:
+    """The lines after the header as rows of strings, with ``_corrupt`` set when refused."""
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql import types as T  # noqa: N812
+
+    schema = T.StructType(
+        [T.StructField(n, T.StringType()) for n in names] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    options = {
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT,
+        "nullValue": "NA",
+        "emptyValue": "",
+    }
+    body = lines.filter((F.col(LINE) > header_line) & (F.trim("value") != ""))
+    parsed = body.select(
+        LINE, "value", F.from_csv("value", schema.simpleString(), options).alias("row")
+    )
+    # Spark keeps a line's bytes as read: bytes that are not UTF-8 are caught here.
+    refused = F.col(f"row.{CORRUPT}").isNotNull() | ~F.is_valid_utf8("value")
+    return parsed.select(
+        LINE, *(F.col(f"row.`{n}`").alias(n) for n in names), refused.alias(CORRUPT)
+    )
+
+
+def _empty_to_null(table: pa.Table) -> pa.Table:
+    """``""`` is null on the Arrow path (NA and empty are both missing values)."""
+    import pyarrow.compute as pc
+
+    compute: object = pc
+    columns = [
+        getattr(compute, "if_else")(getattr(compute, "equal")(c, ""), None, c)  # noqa: B009
+        for c in table.columns
+    ]
+    return pa.table(columns, names=table.column_names)
+
+
+def malformed(data: bytes, numbers: list[int], expected: int) -> pa.Table:
+    """The refused lines as the Arrow path records them: line, reason, raw bytes."""
+    wanted = set(numbers)
+    rows: dict[str, list] = {"line": [], "reason": [], "raw": []}
+    for number, line in enumerate(data.splitlines(), 1):
+        if number in wanted:
+            rows["line"].append(number)
+            rows["reason"].append(src.defect(line, expected) or SPARK_REFUSED)
+            rows["raw"].append(line)
+    return pa.Table.from_pydict(rows, schema=src.MALFORMED_SCHEMA)
+
+
+def land(spark: SparkSession, source: src.SourceResource, table: str) -> src.Landing:
+    """The table as landed, parsed by Spark: rows, their line numbers, the lines set aside."""
+    path = source.locate(table)
+    data = src.unpack(path).removeprefix(src.BOM)
+    label = source.label(path)
+    if not data or data.isspace():
+        return src.Landing(pa.table({}), pa.array([], pa.int64()), label=label)
+    names, header_index = src.header(data, str(path))
+    with tempfile.TemporaryDirectory(prefix="onering-spark-") as tmp:
+        readable = path
+        if not path.name.endswith(SPARK_READS):
+            readable = Path(tmp) / f"{table}.csv"
+            readable.write_bytes(data)
+        rows = parse(numbered_lines(spark, str(readable)), names, header_index + 1).cache()
+        try:
+            good = rows.filter(f"NOT {CORRUPT}").orderBy(LINE).drop(CORRUPT).toArrow()
+            refused = [r[0] for r in rows.filter(CORRUPT).select(LINE).collect()]
+        finally:
+            rows.unpersist()
+    lines = good.column(LINE).cast(pa.int64())
+    table_rows = _empty_to_null(
+        good.drop_columns([LINE]).cast(pa.schema([(n, pa.string()) for n in names]))
+    )
+    return src.Landing(
+        table_rows,
+        lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines,
+        malformed(data, refused, len(names)),
+        label,
+    )

@@ -1,0 +1,95 @@
+"""Bronze through Spark (``ONERING_BRONZE_ENGINE=spark``) equals Bronze through pyarrow.
+
+The same landed files are ingested twice, once per engine, into two states; every Bronze
+file (each month of flights and weather, each dimension) and every quarantined line must be
+identical row for row, the ingestion columns ``_source``, ``_row`` and ``_partition``
+included: only ``_batch_id`` and ``_ingested_at`` (the run and its clock) differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from onering_assets.settings import Settings
+from tests.conftest import layer_keys, run, settings_for
+
+pytest.importorskip("pyspark", reason="pyspark is not installed (make setup installs it)")
+RUN_COLUMNS = ["_batch_id", "_ingested_at"]
+# Every kind of line the Arrow path sets aside, between good rows, with CRLF and a blank line.
+GOOD = (
+    "2013,1,{day},517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-0{day} 05:00:00"
+)
+HEADER = (
+    "year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,"
+    "carrier,flight,tailnum,origin,dest,air_time,distance,hour,minute,time_hour"
+)
+PLANTED = b"\n".join(
+    [
+        HEADER.encode(),
+        GOOD.format(day=1).encode(),
+        b"2013,1,2,517,515,2,830",  # too few fields
+        GOOD.format(day=2).encode() + b",extra",  # too many
+        b'2013,1,3,"517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,x,y',  # open quote
+        GOOD.format(day=4).replace("EWR", "EW\xff").encode("latin-1"),  # not UTF-8
+        b"",
+        GOOD.format(day=5).encode() + b"\r",  # CRLF
+        b"2013,13,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-13-01",
+        GOOD.format(day=6).replace("N14228", "NA").replace(",11,", ",,").encode(),
+        GOOD.format(day=7).replace("2013,1,", "2013,2,").replace("-01-", "-02-").encode(),
+    ]
+)
+
+
+def lake_contents(settings: Settings) -> dict[str, list[dict]]:
+    """Every Parquet file of Bronze and of its quarantine, by path with the run id removed."""
+    out: dict[str, list[dict]] = {}
+    for path in sorted((settings.lake_dir).rglob("*.parquet")):
+        parts = path.relative_to(settings.lake_dir).parts
+        if parts[0] == "quarantine":  # quarantine/bronze/<table>/<run id>/<label>.parquet
+            parts = (*parts[:3], "<run>", *parts[4:])
+        elif parts[0] != "bronze":
+            continue
+        table = pq.read_table(path)
+        table = table.drop_columns([c for c in RUN_COLUMNS if c in table.column_names])
+        out["/".join(parts)] = table.to_pylist()
+    return out
+
+
+def ingest(settings: Settings, instance: dg.DagsterInstance) -> dict[str, list[dict]]:
+    summary = run(settings, instance=instance, select=layer_keys(settings, ("bronze",)))
+    assert summary.success or summary.failures, summary
+    return lake_contents(settings)
+
+
+@pytest.mark.parametrize("planted", [False, True], ids=["jan-feb", "planted-bad-lines"])
+def test_spark_and_arrow_land_identical_bronze(
+    tmp_path: Path, make_source, instance: dg.DagsterInstance, planted: bool
+) -> None:
+    source = make_source()
+    if planted:
+        (source / "flights.csv").write_bytes(PLANTED)
+    arrow = settings_for(tmp_path / "arrow", source)
+    spark = replace(settings_for(tmp_path / "spark", source), bronze_engine="spark")
+
+    by_arrow = ingest(arrow, instance)
+    by_spark = ingest(spark, instance)
+
+    assert by_arrow.keys() == by_spark.keys()
+    for path in by_arrow:
+        assert by_spark[path] == by_arrow[path], path
+    months = [p for p in by_arrow if p.startswith("bronze/flights/month=")]
+    rows = sum(len(by_arrow[p]) for p in months)
+    if planted:
+        [malformed] = [p for p in by_arrow if p.endswith("flights/<run>/malformed.parquet")]
+        reasons = sorted(r["reason"] for r in by_arrow[malformed])
+        assert len(reasons) == 4 and any("UTF-8" in r for r in reasons), reasons
+        assert rows == 4  # January 1, 5 (CRLF) and 6 (NA and empty), February 7
+        [unassigned] = [p for p in by_arrow if p.endswith("flights/<run>/unassigned.parquet")]
+        assert [r["month"] for r in by_arrow[unassigned]] == ["13"]
+    else:
+        assert rows > 50_000 and len(months) == 2
