@@ -12,6 +12,7 @@ the running one (:meth:`session` says so instead of silently training elsewhere)
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -60,7 +61,8 @@ class SparkResource(dg.ConfigurableResource):
 
     def spark_config(self) -> dict[str, Any]:
         """Every Spark setting the session is built with."""
-        local = self.master.startswith("local")
+        # On this machine (local[*], or a cluster on loopback) the driver listens on loopback.
+        local = self.master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:"))
         return {
             "spark.master": self.master,
             "spark.app.name": self.app_name,
@@ -91,6 +93,6 @@ class SparkResource(dg.ConfigurableResource):
 
 def spark_resource(settings: Settings) -> SparkResource:
     """The profile's Spark: in-process locally, ``ONERING_SPARK_MASTER`` (read at run) else."""
-    if settings.profile == "local":
-        return SparkResource()
+    if settings.profile == "local":  # in-process, unless ONERING_SPARK_MASTER names a cluster
+        return SparkResource(master=os.environ.get(SPARK_MASTER_ENV) or "local[*]")
     return SparkResource(master=dg.EnvVar(SPARK_MASTER_ENV))  # type: ignore[arg-type]

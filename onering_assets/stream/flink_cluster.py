@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -25,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from onering_assets.errors import ConfigError
+from onering_assets.ports import free_port
 from onering_assets.stream.flink_resource import FLINK_ENV
 
 START_TIMEOUT_S = 180.0
@@ -61,12 +61,6 @@ def pyflink_home(venv: Path = FLINK_ENV / ".venv") -> Path:
             f"No Flink distribution under {venv}: run `make setup` (it creates envs/flink/.venv)."
         )
     return found[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def configuration(home: Path, rest_port: int) -> dict:

@@ -8,6 +8,9 @@ included: only ``_batch_id`` and ``_ingested_at`` (the run and its clock) differ
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,3 +96,50 @@ def test_spark_and_arrow_land_identical_bronze(
         assert [r["month"] for r in by_arrow[unassigned]] == ["13"]
     else:
         assert rows > 50_000 and len(months) == 2
+
+
+def test_bronze_through_spark_runs_on_a_real_standalone_cluster(
+    tmp_path: Path, make_source, instance: dg.DagsterInstance
+) -> None:
+    """A master and a worker from pyspark's own classes on loopback; `onering` uses them."""
+    import psutil
+
+    from onering_assets.resources import spark_cluster
+
+    source = make_source()
+    by_arrow = ingest(settings_for(tmp_path / "arrow", source), instance)
+    cluster = spark_cluster.start(tmp_path / "spark-cluster")
+    try:
+        listening = {
+            c.laddr.ip
+            for pid in cluster.pids
+            for c in psutil.Process(pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+        env = {
+            **os.environ,
+            "ONERING_STATE_DIR": str(tmp_path / "on-cluster"),
+            "ONERING_SOURCE_DIR": str(source),
+            "ONERING_BRONZE_ENGINE": "spark",
+            "ONERING_SPARK_MASTER": cluster.master,
+        }
+        args = ["materialize", "--select", "group:bronze", "--from", "2013-01", "--to", "2013-02"]
+        done = subprocess.run(
+            [sys.executable, "-m", "onering_assets.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        apps = cluster.status()
+        ran = apps.get("activeapps", []) + apps.get("completedapps", [])
+        assert ran, apps  # the run's SparkSession was an application of this master
+    finally:
+        spark_cluster.stop(cluster)
+    assert not any(psutil.pid_exists(p) for p in cluster.pids)
+    on_cluster = lake_contents(settings_for(tmp_path / "on-cluster", source))
+    assert on_cluster.keys() == by_arrow.keys()
+    for path in by_arrow:
+        assert on_cluster[path] == by_arrow[path], path
