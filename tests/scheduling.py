@@ -31,6 +31,8 @@ SECONDS = {
     "tests/airflow_bridge/test_local.py": 252,
     "tests/test_faults_lake.py": 220,
     "tests/test_faults.py": 194,
+    "tests/bronze/test_spark_engine.py": 260,
+    "tests/stream/test_flink.py": 190,
     "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,
     "tests/airflow_bridge/test_graphql.py": 149,

@@ -69,17 +69,31 @@ def ingest(settings: Settings, instance: dg.DagsterInstance) -> dict[str, list[d
     return lake_contents(settings)
 
 
+@pytest.fixture(scope="module")
+def by_arrow_jan_feb(
+    tmp_path_factory: pytest.TempPathFactory, make_source, instance: dg.DagsterInstance
+) -> tuple[Path, dict[str, list[dict]]]:
+    """January and February landed by pyarrow (the default engine): the reference."""
+    source = make_source()
+    state = tmp_path_factory.mktemp("arrow") / "state"
+    return source, ingest(settings_for(state, source), instance)
+
+
 @pytest.mark.parametrize("planted", [False, True], ids=["jan-feb", "planted-bad-lines"])
 def test_spark_and_arrow_land_identical_bronze(
-    tmp_path: Path, make_source, instance: dg.DagsterInstance, planted: bool
+    tmp_path: Path,
+    make_source,
+    instance: dg.DagsterInstance,
+    by_arrow_jan_feb: tuple[Path, dict[str, list[dict]]],
+    planted: bool,
 ) -> None:
-    source = make_source()
+    source, by_arrow = by_arrow_jan_feb
     if planted:
+        source = make_source()
         (source / "flights.csv").write_bytes(PLANTED)
-    arrow = settings_for(tmp_path / "arrow", source)
+        by_arrow = ingest(settings_for(tmp_path / "arrow", source), instance)
     spark = replace(settings_for(tmp_path / "spark", source), bronze_engine="spark")
 
-    by_arrow = ingest(arrow, instance)
     by_spark = ingest(spark, instance)
 
     assert by_arrow.keys() == by_spark.keys()
@@ -99,15 +113,14 @@ def test_spark_and_arrow_land_identical_bronze(
 
 
 def test_bronze_through_spark_runs_on_a_real_standalone_cluster(
-    tmp_path: Path, make_source, instance: dg.DagsterInstance
+    tmp_path: Path, by_arrow_jan_feb: tuple[Path, dict[str, list[dict]]]
 ) -> None:
     """A master and a worker from pyspark's own classes on loopback; `onering` uses them."""
     import psutil
 
     from onering_assets.resources import spark_cluster
 
-    source = make_source()
-    by_arrow = ingest(settings_for(tmp_path / "arrow", source), instance)
+    source, by_arrow = by_arrow_jan_feb
     cluster = spark_cluster.start(tmp_path / "spark-cluster")
     try:
         listening = {
