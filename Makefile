@@ -17,8 +17,13 @@ OM_SYNCED := $(OM_ENV)/.venv/.onering-synced
 # apache-beam); the PyFlink jobs run in it, launched from the assets through Dagster Pipes.
 FLINK_ENV := envs/flink
 FLINK_SYNCED := $(FLINK_ENV)/.venv/.onering-synced
+# The airbyte environment (PyAirbyte pins structlog<25 against Airflow's >=26.1) and one per
+# connector (each pins its own airbyte-cdk); all from their locks, from PyPI only.
+AB_ENV := envs/airbyte
+AB_CONNECTORS := $(AB_ENV)/connectors/source-faker $(AB_ENV)/connectors/source-file
+AB_SYNCED := $(AB_ENV)/.venv/.onering-synced $(addsuffix /.venv/.onering-synced,$(AB_CONNECTORS))
 
-setup: $(SYNCED) $(OM_SYNCED) $(FLINK_SYNCED) ## Install uv if missing; create the main, openmetadata and flink environments from their locks
+setup: $(SYNCED) $(OM_SYNCED) $(FLINK_SYNCED) $(AB_SYNCED) ## Install uv if missing; create the main, openmetadata, flink and airbyte environments from their locks
 	@:
 
 $(SYNCED): uv.lock pyproject.toml
@@ -36,6 +41,16 @@ $(FLINK_SYNCED): $(FLINK_ENV)/uv.lock $(FLINK_ENV)/pyproject.toml
 	$(UV) sync --project $(FLINK_ENV) --frozen --compile-bytecode
 	@touch $@
 
+$(AB_ENV)/%/.venv/.onering-synced: $(AB_ENV)/%/uv.lock $(AB_ENV)/%/pyproject.toml
+	@bash ops/scripts/ensure-uv.sh
+	$(UV) sync --project $(AB_ENV)/$* --frozen --compile-bytecode
+	@touch $@
+
+$(AB_ENV)/.venv/.onering-synced: $(AB_ENV)/uv.lock $(AB_ENV)/pyproject.toml
+	@bash ops/scripts/ensure-uv.sh
+	$(UV) sync --project $(AB_ENV) --frozen --compile-bytecode
+	@touch $@
+
 browser: ## Debian chromium for the UI test (skipped with a reason when it cannot be installed)
 	@bash ops/scripts/ensure-chromium.sh || true
 
@@ -47,12 +62,13 @@ test: lint browser ## Lint and type-check, then the whole test suite on real emb
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
 	$(UV) run --frozen pytest -n 2 --dist loadscope
 
-lint: setup ## ruff, ruff format, pyright (main env, the publisher in the openmetadata env, the Flink jobs)
+lint: setup ## ruff, ruff format, pyright (main env, the publisher in the openmetadata env, the Flink job, the Airbyte runner)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen pyright
 	$(UV) run --frozen pyright -p $(OM_ENV)/pyrightconfig.json
 	$(UV) run --frozen pyright -p $(FLINK_ENV)/pyrightconfig.json
+	$(UV) run --frozen pyright -p $(AB_ENV)/pyrightconfig.json
 
 dev: setup ## Dagster UI on http://127.0.0.1:3000
 	$(UV) run --frozen onering dev

@@ -78,11 +78,11 @@ def test_a_dry_run_writes_the_requests_and_publishes_no_run(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(
-        f"dry run: OpenMetadata's requests written to {out}: 25 entities, "
+        f"dry run: OpenMetadata's requests written to {out}: 28 entities, "
     )
-    assert ", 1 run, 25 requests in " in result.stdout and "; 1 run pending" in result.stdout
+    assert ", 1 run, 28 requests in " in result.stdout and "; 1 run pending" in result.stdout
     requests = json.loads(out.read_text())
-    assert len(requests) == 25 and requests[0]["method"] == "PUT"
+    assert len(requests) == 28 and requests[0]["method"] == "PUT"
     [call] = calls(Path(env["FAKE_PUBLISHER_LOG"]))
     assert call["dry_run"] == str(out) and call["runs"] == pending
     assert outbox_for(state).pending() == pending  # a dry run delivers nothing

@@ -71,7 +71,7 @@ def test_every_asset_has_checks_metadata_and_a_description(tmp_path: Path) -> No
     defs = _defs(tmp_path)
     graph = defs.resolve_asset_graph()
     specs = list(defs.resolve_all_asset_specs())
-    groups = {"bronze", "silver", "gold", "stream", "features", "ml", "drift"}
+    groups = {"bronze", "silver", "gold", "stream", "airbyte", "features", "ml", "drift"}
     assert {s.group_name for s in specs} == groups
     for spec in specs:
         assert spec.description, spec.key

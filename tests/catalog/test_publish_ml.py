@@ -90,7 +90,8 @@ def test_lake_folders_are_root_containers_holding_the_feature_and_ml_files(
 ) -> None:
     containers = [e for e in published.document["entities"] if e["entity"] == "container"]
     roots = {e["schema"] for e in containers}
-    assert roots == {"bronze", "features", "ml", "stream"}  # stream: the batch ledger
+    # stream: the batch ledger and the Flink results; airbyte: the connections' streams
+    assert roots == {"bronze", "features", "ml", "stream", "airbyte"}
     for root in roots:
         found = _found(published, "container", f"onering_lake.{root}")
         assert {"OneRing.managed", f"OneRing.{root}"} <= {t["tagFQN"] for t in found["tags"]}

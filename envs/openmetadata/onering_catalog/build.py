@@ -19,14 +19,18 @@ from onering_catalog.datatypes import CLICKHOUSE, POSTGRES, to_column
 
 CLASSIFICATION = "OneRing"
 MANAGED_TAG = f"{CLASSIFICATION}.managed"
-LAYERS = ("bronze", "silver", "gold", "stream", "features", "ml")
+LAYERS = ("bronze", "silver", "gold", "stream", "airbyte", "features", "ml")
 TEST_DEFINITION = "oneringAssetCheck"
 LAKE = "onering_lake"
 LAKE_ROOTS = {  # the lake's top folders (a document container's ``schema``) and what they hold
     "bronze": "OneRing's Bronze layer: files as landed, one folder per table.",
     "features": "OneRing's feature rows: each Feast view's offline source, one folder per view.",
     "ml": "OneRing's ML data: the model's training set and the monthly drift reports.",
-    "stream": "OneRing's stream ledger: one entry per batch consumed from Pulsar.",
+    "stream": (
+        "OneRing's stream folder: one ledger entry per batch consumed from Pulsar, and the "
+        "Flink job's results."
+    ),
+    "airbyte": "OneRing's Airbyte streams: one folder per declared connection's stream.",
 }
 CONTAINER_FORMATS = {"zip", "gz", "zstd", "csv", "tsv", "json", "parquet", "avro"}
 

@@ -23,7 +23,11 @@ from onering_catalog.build import (
 LAYER_TEXT = {
     "features": "OneRing's feature views and their offline rows.",
     "ml": "OneRing's ML assets: training set, model and drift reports.",
-    "stream": "OneRing's streaming ingestion: flight events from Pulsar into Bronze.",
+    "stream": (
+        "OneRing's streaming and Flink assets: flight events from Pulsar into Bronze, and the "
+        "PyFlink job's hourly departures and delay streaks."
+    ),
+    "airbyte": "OneRing's Airbyte connections: each declared stream, read by PyAirbyte.",
 }
 # Where each store and orchestrator lives in compose. No credentials: the catalog only
 # displays these (OneRing pushes metadata; OpenMetadata never connects with them).

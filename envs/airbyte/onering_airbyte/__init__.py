@@ -1,0 +1,1 @@
+"""Airbyte connections OneRing runs with PyAirbyte (this environment only)."""

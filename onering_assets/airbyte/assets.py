@@ -1,0 +1,219 @@
+"""One multi-asset per Airbyte connection: ``airbyte/<connection>_<stream>`` for each stream.
+
+A run launches ``envs/airbyte/onering_airbyte/sync.py`` with the Airbyte environment's
+Python through Dagster Pipes: PyAirbyte checks the config, reads every selected stream in
+full with the connector's own executable (never Airbyte's online registry:
+``AIRBYTE_OFFLINE_MODE=1``), and writes each as Parquet; the connector's record counts come
+back over Pipes. Each stream lands in the lake as ``airbyte/<connection>_<stream>/data.parquet``
+only when check ``records_landed`` passes (every record the connector delivered is in the
+file, and there is at least one). A config the connector refuses fails the step with the
+connector's reason in one line.
+"""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import AssetExecutionContext
+from dagster._core.errors import DagsterPipesExecutionError
+
+from onering_assets.airbyte.connections import Connection, load_connections
+from onering_assets.checks.outcome import Outcome, failures_message, not_published
+from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
+from onering_assets.errors import ConfigError
+from onering_assets.resources import LakeResource, SourceResource
+from onering_assets.settings import PROJECT_ROOT
+
+LAYER = "airbyte"
+AIRBYTE_ENV = PROJECT_ROOT / "envs" / "airbyte"
+ERROR_FILE = "error.txt"  # what sync.py writes when the connection fails
+LANDED = "records_landed"
+DECLS = [
+    CheckDecl(
+        LANDED,
+        True,
+        "Every record the connector delivered is in the landed file, and there is at least one.",
+    )
+]
+
+
+class AirbyteResource(dg.ConfigurableResource):
+    """The Airbyte environment's Python (PyAirbyte; each connector has its own environment)."""
+
+    python: str = str(AIRBYTE_ENV / ".venv" / "bin" / "python")
+
+    def interpreter(self) -> str:
+        if not Path(self.python).is_file():
+            raise ConfigError(
+                f"The Airbyte environment is not installed ({self.python} is missing): run "
+                "`make setup`, which creates envs/airbyte/.venv and each connector's environment."
+            )
+        return self.python
+
+    def child_env(self, work_dir: Path) -> dict[str, str]:
+        venv = str(Path(self.python).parent.parent)
+        return {
+            "PYTHONPATH": "",
+            "VIRTUAL_ENV": venv,
+            "PATH": f"{venv}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "AIRBYTE_OFFLINE_MODE": "1",  # no registry lookups: connectors are local executables
+            "DO_NOT_TRACK": "1",  # no telemetry
+            "AIRBYTE_LOGGING_ROOT": str(work_dir / "logs"),
+            "UV_PYTHON_DOWNLOADS": "never",
+            "PYTHONWARNINGS": "ignore::FutureWarning",
+        }
+
+
+def table_name(connection: Connection, stream: str) -> str:
+    return f"{connection.name}_{stream}"
+
+
+def key(connection: Connection, stream: str) -> dg.AssetKey:
+    return dg.AssetKey([LAYER, table_name(connection, stream)])
+
+
+def spec(connection: Connection, stream: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=key(connection, stream),
+        description=f"{connection.description} Stream {stream!r} of {connection.source}.",
+        group_name="airbyte",
+        owners=list(connection.owners),
+        tags={"layer": LAYER, "store": "lake"},
+        kinds={"airbyte", "parquet"},
+        metadata={
+            "uri": f"{LAYER}/{table_name(connection, stream)}/",
+            "airbyte/connection": f"platform/ingestion/airbyte/{connection.name}.yml",
+            "airbyte/source": connection.source,
+        },
+    )
+
+
+def landed_outcome(rows: int, delivered: int | None) -> Outcome:
+    if delivered is not None and rows != delivered:
+        return Outcome.failed(
+            LANDED, f"{rows} rows landed of {delivered} records delivered", [], {"rows": rows}
+        )
+    if rows == 0:
+        return Outcome.failed(LANDED, "the connector delivered no record", [], {"rows": 0})
+    return Outcome(LANDED, True, f"{rows} records delivered and landed", metadata={"rows": rows})
+
+
+def _run_sync(
+    context: AssetExecutionContext,
+    airbyte: AirbyteResource,
+    connection: Connection,
+    source_dir: Path,
+    tmp: Path,
+) -> dict[dg.AssetKey, dict[str, Any]]:
+    client = dg.PipesSubprocessClient(cwd=str(AIRBYTE_ENV))
+    out = tmp / "out"
+    try:
+        invocation = client.run(
+            context=context,
+            command=[airbyte.interpreter(), "-m", "onering_airbyte.sync"],
+            extras={
+                "connection": connection.resolved(source_dir),
+                "out_dir": str(out),
+                "work_dir": str(tmp / "work"),
+            },
+            env=airbyte.child_env(tmp / "work"),
+        )
+    except DagsterPipesExecutionError:
+        error = out / ERROR_FILE
+        reason = error.read_text() if error.is_file() else "see the step's output"
+        raise dg.Failure(
+            description=f"Airbyte connection {connection.name} ({connection.source}) failed: "
+            f"{reason}",
+            allow_retries=False,
+        ) from None
+    return {
+        r.asset_key: dict(r.metadata or {})
+        for r in invocation.get_results()
+        if isinstance(r, dg.MaterializeResult) and r.asset_key is not None
+    }
+
+
+def build_connection_asset(connection: Connection) -> dg.AssetsDefinition:
+    streams = list(connection.streams)
+    check_specs = [s for stream in streams for s in to_specs(key(connection, stream), DECLS)]
+
+    @dg.multi_asset(
+        name=f"airbyte__{connection.name}",
+        specs=[spec(connection, s) for s in streams],
+        check_specs=check_specs,
+        can_subset=True,
+        required_resource_keys={"lake", "source", "airbyte"},
+        op_tags={"onering/layer": LAYER},
+    )
+    def _assets(context: AssetExecutionContext) -> Iterator[Any]:
+        lake: LakeResource = context.resources.lake
+        selected = [s for s in streams if key(connection, s) in context.selected_asset_keys]
+        if not selected:  # checks alone: the published files against what was delivered
+            for stream in streams:
+                k = key(connection, stream)
+                if not any(c.asset_key == k for c in context.selected_asset_check_keys):
+                    continue
+                name = table_name(connection, stream)
+                if not lake.exists(LAYER, name):
+                    outcomes = not_published([LANDED], f"{LAYER}/{name}")
+                else:
+                    outcomes = [landed_outcome(lake.read(LAYER, name).num_rows, None)]
+                yield from emit(context, k, DECLS, outcomes)
+            return
+        source: SourceResource = context.resources.source
+        with tempfile.TemporaryDirectory(prefix="onering-airbyte-") as folder:
+            tmp = Path(folder)
+            reported = _run_sync(
+                context, context.resources.airbyte, connection, source.directory(), tmp
+            )
+            tables = {s: pq.read_table(tmp / "out" / f"{s}.parquet") for s in streams}
+        yield from _publish(context, lake, connection, selected, tables, reported)
+
+    return _assets
+
+
+def _publish(
+    context: AssetExecutionContext,
+    lake: LakeResource,
+    connection: Connection,
+    selected: list[str],
+    tables: dict[str, pa.Table],
+    reported: dict[dg.AssetKey, dict[str, Any]],
+) -> Iterator[Any]:
+    outcomes: dict[str, Outcome] = {}
+    for stream in selected:
+        meta = reported.get(key(connection, stream), {})
+        delivered = meta.get("airbyte_records")
+        value = getattr(delivered, "value", delivered)
+        outcomes[stream] = landed_outcome(
+            tables[stream].num_rows, value if isinstance(value, int) else -1
+        )
+        yield from emit(context, key(connection, stream), DECLS, [outcomes[stream]])
+    failures = [o for s in selected for o in blocking_failures(DECLS, [outcomes[s]])]
+    if failures:
+        raise dg.Failure(
+            description=(
+                f"Airbyte connection {connection.name}: {len(failures)} blocking check(s) "
+                f"failed; nothing was published.\n{failures_message(failures)}"
+            ),
+            allow_retries=False,
+        )
+    for stream in selected:
+        path = lake.write(LAYER, table_name(connection, stream), None, tables[stream])
+        yield dg.MaterializeResult(
+            asset_key=key(connection, stream),
+            metadata={
+                **reported.get(key(connection, stream), {}),
+                "rows": tables[stream].num_rows,
+                "path": path,
+            },
+        )
+
+
+def build_airbyte_assets() -> list[dg.AssetsDefinition]:
+    return [build_connection_asset(c) for c in load_connections()]
