@@ -33,6 +33,7 @@ SECONDS = {
     "tests/test_faults.py": 194,
     "tests/bronze/test_spark_engine.py": 260,
     "tests/stream/test_flink.py": 190,
+    "tests/test_airbyte.py": 100,
     "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,
     "tests/airflow_bridge/test_graphql.py": 149,
