@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     console = Console()
+    began = time.perf_counter()
     from onering_assets.resources.spark import SparkResource
 
     started = time.perf_counter()
@@ -204,7 +205,13 @@ def main() -> None:
     console.print(table)
     write_results(
         RESULT,
-        {"machine": machine(), "session_s": session_s, "bronze": results, "flink": flink_result},
+        {
+            "machine": machine(),
+            "session_s": session_s,
+            "bronze": results,
+            "flink": flink_result,
+            "bench_seconds": time.perf_counter() - began,
+        },
         console,
     )
 

@@ -173,12 +173,24 @@ def test_the_connector_names_its_pipeline_after_the_dagster_job(
 ) -> None:
     """The connector makes one pipeline per Dagster job, named by the job's id (a hash;
     displayName ``__ASSET_JOB``), where OneRing publishes ``onering_dagster.onering`` for the
-    code location. The tasks agree: one per asset, named ``<layer>__<table>``. Both pipelines
-    would sit in service ``onering_dagster`` if both ran against one server.
+    code location. The connector makes one task per op, OneRing one per asset
+    (``<layer>__<table>``, the Airflow task ids): they agree wherever an op makes one asset;
+    an op making several (the Flink job, an Airbyte connection) is one connector task named
+    after the op. Both pipelines would sit in service ``onering_dagster`` on one server.
     """
     [pipeline] = connector["pipelines"]
     assert re.fullmatch(r"[0-9a-f]{40}", pipeline["name"]), pipeline["name"]
     assert pipeline["display_name"] == "__ASSET_JOB"
     [dagster] = [p for p in built.document["pipelines"] if p["service"] == "onering_dagster"]
     assert dagster["fqn"] == "onering_dagster.onering"
-    assert pipeline["tasks"] == sorted(t["name"] for t in dagster["tasks"])
+    graph = build_definitions(
+        Settings(profile="local", state_dir=built.state)
+    ).resolve_asset_graph()
+
+    def op(task: str) -> str:
+        node = graph.get(dg.AssetKey(task.split("__", 1)))
+        return node.assets_def.node_def.name
+
+    tasks = [t["name"] for t in dagster["tasks"]]
+    assert pipeline["tasks"] == sorted({op(t) for t in tasks})
+    assert {t for t in tasks if op(t) == t} == {t for t in pipeline["tasks"] if t in tasks}
