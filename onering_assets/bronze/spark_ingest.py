@@ -35,13 +35,28 @@ SPARK_READS = (".csv", ".csv.gz")
 
 
 def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
-    """Every physical line of the file with its 1-based number, computed in the JVM."""
-    from pyspark.sql import Window
+    """Every physical line of the file with its 1-based number, computed in the JVM.
+
+    A file's splits become partitions in offset order, and ``monotonically_increasing_id``
+    counts up within each (partition index << 33, then the row's index): a line's number is
+    its index in its partition plus the lines of the partitions before it. Only one row per
+    partition reaches the driver; nothing is sorted.
+    """
     from pyspark.sql import functions as F  # noqa: N812 (Spark's own convention)
 
-    # A file's splits become partitions in offset order, and the ids grow within each.
-    ordered = Window.orderBy(F.monotonically_increasing_id())
-    return spark.read.text(path).withColumn(LINE, F.row_number().over(ordered).cast("long"))
+    lines = (
+        spark.read.text(path)
+        .withColumn("_pid", F.spark_partition_id())
+        .withColumn("_id", F.monotonically_increasing_id())
+    )
+    per_partition = lines.groupBy("_pid").agg(F.count("*").alias("n"), F.min("_id").alias("first"))
+    shifts, before = [], 0
+    for pid, n, first in sorted(tuple(r) for r in per_partition.collect()):
+        shifts.append((pid, before - first))
+        before += n
+    shift = spark.createDataFrame(shifts, "_pid INT, _shift LONG")
+    numbered = lines.join(F.broadcast(shift), "_pid")
+    return numbered.select("value", (F.col("_id") + F.col("_shift") + 1).alias(LINE))
 
 
 def parse(lines: DataFrame, names: list[str], header_line: int) -> DataFrame:
