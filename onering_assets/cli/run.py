@@ -184,9 +184,12 @@ def demo() -> None:
     try:
         settings, defs, instance = load()
         first, last = partition_range(None, None, None)
-        # Not the stream group: it lands what `onering stream replay` published (docs/streaming.md).
+        # Not the stream group (it lands what `onering stream replay` published, and runs the
+        # Flink job) nor the Airbyte connections: each runs on demand (docs/streaming.md).
         graph = defs.resolve_asset_graph()
-        keys = {k for k in graph.materializable_asset_keys if k.path[0] != "stream"}
+        keys = {
+            k for k in graph.materializable_asset_keys if k.path[0] not in ("stream", "airbyte")
+        }
         err.print(f"building {len(keys)} assets for {first}..{last} into {settings.state_dir}")
         summary = execute(defs, instance, assets=keys, first=first, last=last)
     except OneRingError as e:
