@@ -10,7 +10,6 @@ file, and there is at least one). A config the connector refuses fails the step 
 connector's reason in one line.
 """
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from onering_assets.airbyte.connections import Connection, load_connections
 from onering_assets.checks.outcome import Outcome, failures_message, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
 from onering_assets.errors import ConfigError
+from onering_assets.pipes import isolated_env, run_module
 from onering_assets.resources import LakeResource, SourceResource
 from onering_assets.settings import PROJECT_ROOT
 
@@ -56,17 +56,14 @@ class AirbyteResource(dg.ConfigurableResource):
         return self.python
 
     def child_env(self, work_dir: Path) -> dict[str, str]:
-        venv = str(Path(self.python).parent.parent)
-        return {
-            "PYTHONPATH": "",
-            "VIRTUAL_ENV": venv,
-            "PATH": f"{venv}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "AIRBYTE_OFFLINE_MODE": "1",  # no registry lookups: connectors are local executables
-            "DO_NOT_TRACK": "1",  # no telemetry
-            "AIRBYTE_LOGGING_ROOT": str(work_dir / "logs"),
-            "UV_PYTHON_DOWNLOADS": "never",
-            "PYTHONWARNINGS": "ignore::FutureWarning",
-        }
+        return isolated_env(
+            self.python,
+            AIRBYTE_OFFLINE_MODE="1",  # no registry lookups: connectors are local executables
+            DO_NOT_TRACK="1",  # no telemetry
+            AIRBYTE_LOGGING_ROOT=str(work_dir / "logs"),
+            UV_PYTHON_DOWNLOADS="never",
+            PYTHONWARNINGS="ignore::FutureWarning",
+        )
 
 
 def table_name(connection: Connection, stream: str) -> str:
@@ -110,12 +107,13 @@ def _run_sync(
     source_dir: Path,
     tmp: Path,
 ) -> dict[dg.AssetKey, dict[str, Any]]:
-    client = dg.PipesSubprocessClient(cwd=str(AIRBYTE_ENV))
     out = tmp / "out"
     try:
-        invocation = client.run(
-            context=context,
-            command=[airbyte.interpreter(), "-m", "onering_airbyte.sync"],
+        return run_module(
+            context,
+            python=airbyte.interpreter(),
+            module="onering_airbyte.sync",
+            cwd=AIRBYTE_ENV,
             extras={
                 "connection": connection.resolved(source_dir),
                 "out_dir": str(out),
@@ -131,11 +129,6 @@ def _run_sync(
             f"{reason}",
             allow_retries=False,
         ) from None
-    return {
-        r.asset_key: dict(r.metadata or {})
-        for r in invocation.get_results()
-        if isinstance(r, dg.MaterializeResult) and r.asset_key is not None
-    }
 
 
 def build_connection_asset(connection: Connection) -> dg.AssetsDefinition:

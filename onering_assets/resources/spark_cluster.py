@@ -21,8 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_bridge.processes import free_port
 from onering_assets.errors import ConfigError
-from onering_assets.ports import free_port
 
 START_TIMEOUT_S = 180.0
 MASTER = "org.apache.spark.deploy.master.Master"

@@ -20,6 +20,7 @@ from dagster import AssetExecutionContext
 
 from onering_assets.checks.outcome import Outcome, failures_message, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
+from onering_assets.pipes import run_module
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.stream import flink_io
 from onering_assets.stream.flink_resource import FLINK_ENV, FlinkResource
@@ -107,11 +108,11 @@ def run_job(
     names: list[str],
 ) -> dict[dg.AssetKey, dict[str, Any]]:
     """Launch the job through Pipes; the metadata it reported, per asset."""
-    python = flink.interpreter()
-    client = dg.PipesSubprocessClient(cwd=str(FLINK_ENV))
-    invocation = client.run(
-        context=context,
-        command=[python, "-m", "onering_flink.flights_job"],
+    return run_module(
+        context,
+        python=flink.interpreter(),
+        module="onering_flink.flights_job",
+        cwd=FLINK_ENV,
         extras={
             "departure_csv": str(csv_path),
             "out_dir": str(out),
@@ -120,11 +121,6 @@ def run_job(
         },
         env=flink.child_env(),
     )
-    reported: dict[dg.AssetKey, dict[str, Any]] = {}
-    for result in invocation.get_results():
-        if isinstance(result, dg.MaterializeResult) and result.asset_key is not None:
-            reported[result.asset_key] = dict(result.metadata or {})
-    return reported
 
 
 def audit_published(

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from airflow_bridge.processes import free_port
 from onering_assets.errors import ConfigError
-from onering_assets.ports import free_port
 from onering_assets.stream.flink_resource import FLINK_ENV
 
 START_TIMEOUT_S = 180.0

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from onering_assets.errors import ConfigError
+from onering_assets.pipes import isolated_env
 from onering_assets.settings import PROJECT_ROOT, Settings
 
 FLINK_ENV = PROJECT_ROOT / "envs" / "flink"
@@ -49,14 +50,8 @@ class FlinkResource(dg.ConfigurableResource):
 
     def child_env(self) -> dict[str, str]:
         """The subprocess's own environment: none of the main environment's Python paths."""
-        venv = str(Path(self.python).parent.parent)
         java_home = os.environ.get("JAVA_HOME", "")
-        return {
-            "PYTHONPATH": "",
-            "VIRTUAL_ENV": venv,
-            "PATH": f"{venv}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            **({"JAVA_HOME": java_home} if java_home else {}),
-        }
+        return isolated_env(self.python, **({"JAVA_HOME": java_home} if java_home else {}))
 
 
 def flink_resource(settings: Settings) -> FlinkResource:
