@@ -41,6 +41,7 @@ from tests.test_ui import (  # noqa: F401 (pytest fixtures, used by name)
 
 DAG_IDS = sorted(
     [
+        "onering_airbyte",
         "onering_bronze",
         "onering_drift",
         "onering_features",

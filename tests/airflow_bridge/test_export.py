@@ -91,6 +91,7 @@ def test_dagbag_parses_the_exported_files_without_dagster(airflow_env: dict[str,
     assert result["errors"] == {}
     assert result["dagster"] == []
     assert sorted(result["dags"]) == [
+        "onering_airbyte",
         "onering_bronze",
         "onering_drift",
         "onering_features",

@@ -184,8 +184,8 @@ def test_trigger_refuses_a_selection_that_picks_none_of_the_dags_assets() -> Non
     assert len(nowhere.stderr.strip().splitlines()) == 1
     assert "picks none of onering_bronze's assets (bronze/airlines," in nowhere.stderr
     assert (
-        "(DAGs: onering_bronze, onering_drift, onering_features, onering_gold, onering_ml, "
-        "onering_silver, onering_stream;" in nowhere.stderr
+        "(DAGs: onering_airbyte, onering_bronze, onering_drift, onering_features, onering_gold, "
+        "onering_ml, onering_silver, onering_stream;" in nowhere.stderr
     )
 
 
