@@ -36,6 +36,9 @@ KEYS |= {
     for view in ("carrier_stats", "route_stats", "origin_weather")
     for suffix in ("", "_source")
 } | {"ml/training_set", "ml/flight_late_arrival", "ml/drift_report", "stream/flights_events"}
+KEYS |= {"stream/departures_hourly", "stream/delay_streaks"} | {
+    f"airbyte/{name}" for name in ("faker_users", "faker_products", "landed_airlines_airlines")
+}
 
 
 def one_line_error(result, code: int) -> None:

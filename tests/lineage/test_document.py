@@ -198,6 +198,8 @@ def test_airflow_pipelines_are_the_exported_dags(document: dict) -> None:
         "gold__carrier_monthly_performance",
         "gold__route_performance",
         "ml__training_set",
+        "stream__delay_streaks",
+        "stream__departures_hourly",
     ]
     assert downstream["gold__route_performance"] == []
     assert downstream["ml__flight_late_arrival"] == ["ml__drift_report"]
