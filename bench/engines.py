@@ -177,7 +177,10 @@ def main() -> None:
     from onering_assets.resources.spark import SparkResource
 
     started = time.perf_counter()
-    spark = SparkResource(app_name="onering-bench").session()
+    # Bronze through Spark hands the landed file's rows to the step as Arrow: Spark's 1g
+    # default heap runs out on the 10x flights (3.4 M rows). Set it the same way for big files:
+    # ONERING_SPARK_MASTER's cluster, or spark.driver.memory in the resource's conf.
+    spark = SparkResource(app_name="onering-bench", conf={"spark.driver.memory": "4g"}).session()
     session_s = time.perf_counter() - started
     results = [bronze(s, args.repeat, spark) for s in args.scales]
     flink_result = flink(args.repeat)

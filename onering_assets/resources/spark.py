@@ -39,9 +39,6 @@ DEFAULT_CONF: dict[str, str] = {
 LOCAL_CONF: dict[str, str] = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
-    # Bronze through Spark hands the landed file's rows to the step as Arrow: Spark's 1g default
-    # runs out of heap on the 10x flights (3.4 M rows); the JVM takes it only as it needs it.
-    "spark.driver.memory": "4g",
 }
 
 
