@@ -79,25 +79,15 @@ def parse(lines: DataFrame, names: list[str], header_line: int) -> DataFrame:
     )
     # Spark keeps a line's bytes as read: bytes that are not UTF-8 are caught here.
     refused = F.col(f"row.{CORRUPT}").isNotNull() | ~F.is_valid_utf8("value")
-    return parsed.select(
-        LINE, *(F.col(f"row.`{n}`").alias(n) for n in names), refused.alias(CORRUPT)
-    )
-
-
-def _empty_to_null(table: pa.Table) -> pa.Table:
-    """``""`` is null on the Arrow path (NA and empty are both missing values)."""
-    import pyarrow.compute as pc
-
-    compute: object = pc
-    columns = [
-        getattr(compute, "if_else")(getattr(compute, "equal")(c, ""), None, c)  # noqa: B009
-        for c in table.columns
-    ]
-    return pa.table(columns, names=table.column_names)
+    # Spark takes one null marker (NA); the Arrow path reads empty values as null too.
+    values = (F.nullif(F.col(f"row.`{n}`"), F.lit("")).alias(n) for n in names)
+    return parsed.select(LINE, *values, refused.alias(CORRUPT))
 
 
 def malformed(data: bytes, numbers: list[int], expected: int) -> pa.Table:
     """The refused lines as the Arrow path records them: line, reason, raw bytes."""
+    if not numbers:  # the common case: no need to split the file into lines
+        return src.MALFORMED_SCHEMA.empty_table()
     wanted = set(numbers)
     rows: dict[str, list] = {"line": [], "reason": [], "raw": []}
     for number, line in enumerate(data.splitlines(), 1):
@@ -128,9 +118,7 @@ def land(spark: SparkSession, source: src.SourceResource, table: str) -> src.Lan
         finally:
             rows.unpersist()
     lines = good.column(LINE).cast(pa.int64())
-    table_rows = _empty_to_null(
-        good.drop_columns([LINE]).cast(pa.schema([(n, pa.string()) for n in names]))
-    )
+    table_rows = good.drop_columns([LINE]).cast(pa.schema([(n, pa.string()) for n in names]))
     return src.Landing(
         table_rows,
         lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines,
