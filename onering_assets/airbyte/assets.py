@@ -22,10 +22,10 @@ from dagster import AssetExecutionContext
 from dagster._core.errors import DagsterPipesExecutionError
 
 from onering_assets.airbyte.connections import Connection, load_connections
-from onering_assets.checks.outcome import Outcome, failures_message, not_published
-from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
+from onering_assets.checks.outcome import Outcome, not_published
+from onering_assets.checks.specs import CheckDecl, emit, to_specs
 from onering_assets.errors import ConfigError
-from onering_assets.pipes import isolated_env, run_module
+from onering_assets.pipes import Produced, isolated_env, land_checked, run_module
 from onering_assets.resources import LakeResource, SourceResource
 from onering_assets.settings import PROJECT_ROOT
 
@@ -164,48 +164,28 @@ def build_connection_asset(connection: Connection) -> dg.AssetsDefinition:
             reported = _run_sync(
                 context, context.resources.airbyte, connection, source.directory(), tmp
             )
-            tables = {s: pq.read_table(tmp / "out" / f"{s}.parquet") for s in streams}
-        yield from _publish(context, lake, connection, selected, tables, reported)
+            produced = [
+                _produced(connection, s, pq.read_table(tmp / "out" / f"{s}.parquet"), reported)
+                for s in selected
+            ]
+        what = f"Airbyte connection {connection.name}"
+        yield from land_checked(context, lake, LAYER, DECLS, produced, what)
 
     return _assets
 
 
-def _publish(
-    context: AssetExecutionContext,
-    lake: LakeResource,
+def _produced(
     connection: Connection,
-    selected: list[str],
-    tables: dict[str, pa.Table],
+    stream: str,
+    data: pa.Table,
     reported: dict[dg.AssetKey, dict[str, Any]],
-) -> Iterator[Any]:
-    outcomes: dict[str, Outcome] = {}
-    for stream in selected:
-        meta = reported.get(key(connection, stream), {})
-        delivered = meta.get("airbyte_records")
-        value = getattr(delivered, "value", delivered)
-        outcomes[stream] = landed_outcome(
-            tables[stream].num_rows, value if isinstance(value, int) else -1
-        )
-        yield from emit(context, key(connection, stream), DECLS, [outcomes[stream]])
-    failures = [o for s in selected for o in blocking_failures(DECLS, [outcomes[s]])]
-    if failures:
-        raise dg.Failure(
-            description=(
-                f"Airbyte connection {connection.name}: {len(failures)} blocking check(s) "
-                f"failed; nothing was published.\n{failures_message(failures)}"
-            ),
-            allow_retries=False,
-        )
-    for stream in selected:
-        path = lake.write(LAYER, table_name(connection, stream), None, tables[stream])
-        yield dg.MaterializeResult(
-            asset_key=key(connection, stream),
-            metadata={
-                **reported.get(key(connection, stream), {}),
-                "rows": tables[stream].num_rows,
-                "path": path,
-            },
-        )
+) -> Produced:
+    """A stream's file, checked against the records the connector reported over Pipes."""
+    meta = reported.get(key(connection, stream), {})
+    delivered = meta.get("airbyte_records")
+    value = getattr(delivered, "value", delivered)
+    outcome = landed_outcome(data.num_rows, value if isinstance(value, int) else -1)
+    return Produced(key(connection, stream), table_name(connection, stream), data, outcome, meta)
 
 
 def build_airbyte_assets() -> list[dg.AssetsDefinition]:

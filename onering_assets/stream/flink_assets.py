@@ -18,9 +18,9 @@ import dagster as dg
 import pyarrow as pa
 from dagster import AssetExecutionContext
 
-from onering_assets.checks.outcome import Outcome, failures_message, not_published
-from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
-from onering_assets.pipes import run_module
+from onering_assets.checks.outcome import Outcome, not_published
+from onering_assets.checks.specs import CheckDecl, emit, to_specs
+from onering_assets.pipes import Produced, land_checked, run_module
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.stream import flink_io
 from onering_assets.stream.flink_resource import FLINK_ENV, FlinkResource
@@ -148,8 +148,7 @@ def audit_published(
 
 
 def build_flink_assets() -> dg.AssetsDefinition:
-    decls = {key(n): DECLS for n in NAMES}
-    check_specs = [s for k, d in decls.items() for s in to_specs(k, d)]
+    check_specs = [s for n in NAMES for s in to_specs(key(n), DECLS)]
 
     @dg.multi_asset(
         name="stream__flink_flights",
@@ -195,26 +194,14 @@ def materialize(
             name: flink_io.read_result(name, sorted(str(p) for p in (out / name).rglob("part-*")))
             for name in selected
         }
-    outcomes = {name: compare(name, results[name], departures) for name in selected}
-    for name in selected:
-        yield from emit(context, key(name), DECLS, [outcomes[name]])
-    failures = [o for name in selected for o in blocking_failures(DECLS, [outcomes[name]])]
-    if failures:
-        raise dg.Failure(
-            description=(
-                f"The Flink job's results failed {len(failures)} blocking check(s); nothing was "
-                f"published, the previous files stay.\n{failures_message(failures)}"
-            ),
-            allow_retries=False,
+    produced = [
+        Produced(
+            key(name),
+            name,
+            results[name],
+            compare(name, results[name], departures),
+            {**reported.get(key(name), {}), "departures": handed},
         )
-    for name in selected:
-        path = lake.write(LAYER, name, None, results[name])
-        yield dg.MaterializeResult(
-            asset_key=key(name),
-            metadata={
-                **reported.get(key(name), {}),
-                "rows": results[name].num_rows,
-                "departures": handed,
-                "path": path,
-            },
-        )
+        for name in selected
+    ]
+    yield from land_checked(context, lake, LAYER, DECLS, produced, "The Flink job's results")
