@@ -13,7 +13,9 @@ and that ``onering lineage show`` prints from. It names:
 - ``pipelines``: the Dagster code location (one task per asset) and each exported Airflow
   DAG (its tasks and the assets each materializes);
 - ``edges``: asset to asset with column lineage (from the SQL; by name through Feast views
-  and into the model), the SQL, and every pipeline task that produces the edge;
+  and into the model), the SQL, and every pipeline task that produces the edge; an asset
+  that writes into another's table (the Pulsar stream into Bronze flights) has an edge to
+  it marked ``writes``;
 - ``runs``: statuses with times, per-task results and check results (see ``runs.py``).
 
 No secrets and no machine paths: nothing here reads settings, DSNs or the state folder.
@@ -55,6 +57,8 @@ ENTITY_OF_SERVICE = {
     "onering_mlflow": "mlmodel",
 }
 DAGSTER_PIPELINE = f"onering_dagster.{CODE_LOCATION}"
+# Metadata of an asset that lands its rows in another asset's table (``schema.table``).
+WRITES = "onering/writes"
 
 
 def task_name(key: str) -> str:
@@ -238,6 +242,39 @@ def _edges(
                     "pipelines": producers.get(target, []),
                 }
             )
+    return edges + _writes(graph, entities, producers)
+
+
+def _writes(
+    graph: Any, entities: list[dict[str, Any]], producers: Mapping[str, list[dict[str, str]]]
+) -> list[dict[str, Any]]:
+    """Edges of assets that land rows in another asset's table (``onering/writes``).
+
+    The stream asset writes its batches into Bronze flights' months, which Silver reads
+    beside the batch path's files: an edge to that table, produced by the writer's tasks,
+    marked ``writes`` (the target's own task does not read it). No column pairs: the
+    writer's entity is its ledger, not the rows.
+    """
+    tables = {f"{e['schema']}.{e['name']}": e["key"] for e in entities}
+    edges = []
+    for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
+        written = graph.get(key).metadata.get(WRITES)
+        if written is None:
+            continue
+        target = tables.get(_text(written))
+        if target is None:
+            raise ValueError(f"{key.to_user_string()} writes {_text(written)}, no asset's table")
+        source = key.to_user_string()
+        edges.append(
+            {
+                "from": source,
+                "to": target,
+                "columns": [],
+                "sql": None,
+                "pipelines": producers.get(source, []),
+                "writes": True,
+            }
+        )
     return edges
 
 

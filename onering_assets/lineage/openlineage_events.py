@@ -196,7 +196,13 @@ class _Builder:
 
     def asset(self, key: str, step: Mapping[str, Any] | None, final: RunState | None) -> None:
         entity, record = self.entities[key], self.record
-        edges = [e for e in self.document["edges"] if e["to"] == key]
+        edges = [e for e in self.document["edges"] if e["to"] == key and not e.get("writes")]
+        # A table this asset writes rows into (the stream into Bronze) is one of its outputs.
+        written = [
+            output_dataset(self.entities[e["to"]], None, None)
+            for e in self.document["edges"]
+            if e["from"] == key and e.get("writes")
+        ]
         sql = next((e["sql"] for e in edges if e["sql"]), None)
         name = f"{CODE_LOCATION}.{task_name(key)}"
         doc = f"Materializes {key}. {entity['description']}".strip()
@@ -218,7 +224,12 @@ class _Builder:
         parent = self.parent(record["run_id"], self.run_job)
         start_run = Run(runId=run_id, facets=self.run_facets(None, "", parent))
         self.emit(
-            RunState.START, start, job, start_run, inputs, [output_dataset(entity, lineage, None)]
+            RunState.START,
+            start,
+            job,
+            start_run,
+            inputs,
+            [output_dataset(entity, lineage, None), *written],
         )
         if state is None:
             return
@@ -227,7 +238,8 @@ class _Builder:
         message = "; ".join(f"{c['name']}: {c['summary']}" for c in failed) or f"{key} failed"
         end_run = Run(runId=run_id, facets=self.run_facets(state, message, parent))
         end = (step or {}).get("end") or record.get("end") or start
-        self.emit(state, end, job, end_run, inputs, [output_dataset(entity, lineage, rows)])
+        outputs = [output_dataset(entity, lineage, rows), *written]
+        self.emit(state, end, job, end_run, inputs, outputs)
 
     def checks(self, key: str) -> None:
         checks = [c for c in self.record.get("checks", []) if c["asset"] == key]

@@ -67,7 +67,12 @@ def _tree(
     for n, edge in enumerate(edges):
         last = n == len(edges) - 1
         other = edge["from"] if upstream else edge["to"]
-        lines.append(prefix + ("└── " if last else "├── ") + graph.label(other))
+        writes = ""
+        if edge.get("writes"):  # a writer, not a reader: the stream into Bronze flights
+            writes = (
+                f"  writes its rows into {edge['to']}" if upstream else f"  {key} writes into it"
+            )
+        lines.append(prefix + ("└── " if last else "├── ") + graph.label(other) + writes)
         inner = prefix + ("    " if last else "│   ")
         if with_columns:
             lines += [inner + "  " + line for line in _column_lines(edge, upstream, columns)]

@@ -174,6 +174,23 @@ def test_edges_carry_column_lineage_sql_and_every_producing_task(document: dict)
     }
 
 
+def test_the_stream_writes_into_bronze_flights_which_silver_reads(document: dict) -> None:
+    """The stream asset lands its batches in Bronze flights' months: an edge marked
+    ``writes``, produced by the stream's tasks (not Bronze's), so Silver's lineage shows it."""
+    writes = [e for e in document["edges"] if e.get("writes")]
+    assert [(e["from"], e["to"]) for e in writes] == [("stream/flights_events", "bronze/flights")]
+    assert writes[0]["pipelines"] == [
+        {"pipeline": "onering_airflow.onering_stream", "task": "stream__flights_events"},
+        {"pipeline": "onering_dagster.onering", "task": "stream__flights_events"},
+    ]
+    assert writes[0]["columns"] == []  # the stream's entity is its ledger, not the rows
+    lines = lineage_lines(document, "silver/flights", direction="upstream")
+    assert lines[-1] == (
+        "    └── stream/flights_events  (container onering_lake.stream.flights_events)"
+        "  writes its rows into bronze/flights"
+    )
+
+
 def test_airflow_pipelines_are_the_exported_dags(document: dict) -> None:
     """The Airflow pipelines and their tasks are exactly the committed DAG plans'."""
     dags_dir = PLATFORM_DIR / "orchestration/airflow/dags"

@@ -193,6 +193,44 @@ def test_real_run_rows_and_airflow_parents(document: dict, events: dict) -> None
     ]
 
 
+def test_the_stream_job_outputs_bronze_flights_and_bronze_does_not_read_it(
+    document: dict,
+) -> None:
+    """A ``writes`` edge is an output of the writer's job, never an input of the target's."""
+    run_id = str(uuid.uuid4())
+    steps = [
+        {
+            "name": name,
+            "status": "SUCCESS",
+            "start": "2026-12-01T03:00:01.000+00:00",
+            "end": "2026-12-01T03:00:02.000+00:00",
+        }
+        for name in ("stream__flights_events", "bronze__flights")
+    ]
+    record = {
+        "run_id": run_id,
+        "pipeline": "onering_dagster.onering",
+        "execution_id": run_id,
+        "status": "SUCCESS",
+        "start": "2026-12-01T03:00:00.000+00:00",
+        "end": "2026-12-01T03:00:03.000+00:00",
+        "airflow": None,
+        "partitions": None,
+        "tasks": steps,
+        "steps": steps,
+        "materializations": [
+            {"asset": "stream/flights_events", "partitions": None, "rows": 1},
+            {"asset": "bronze/flights", "partitions": None, "rows": 16},
+        ],
+        "checks": [],
+    }
+    evs = run_events(document, record)
+    stream = find(evs, "onering.stream__flights_events", "COMPLETE")
+    assert [o.name for o in stream.outputs] == ["stream/flights_events", "bronze/flights"]
+    bronze = find(evs, "onering.bronze__flights", "COMPLETE")
+    assert "stream/flights_events" not in [i.name for i in bronze.inputs]
+
+
 def test_checks_become_data_quality_assertions(document: dict, events: dict) -> None:
     run = record_of(document, "SUCCESS", airflow=False)
     checked = find(
