@@ -177,10 +177,14 @@ def test_the_connector_names_its_pipeline_after_the_dagster_job(
     (``<layer>__<table>``, the Airflow task ids): they agree wherever an op makes one asset;
     an op making several (the Flink job, an Airbyte connection) is one connector task named
     after the op. Both pipelines would sit in service ``onering_dagster`` on one server.
+    The one declared job, ``stream_to_silver`` (Silver flights, run by the stream sensor), is
+    one more connector pipeline with its one task.
     """
-    [pipeline] = connector["pipelines"]
+    by_name = {p["display_name"]: p for p in connector["pipelines"]}
+    assert sorted(by_name) == ["__ASSET_JOB", "stream_to_silver"]
+    assert by_name["stream_to_silver"]["tasks"] == ["silver__flights"]
+    pipeline = by_name["__ASSET_JOB"]
     assert re.fullmatch(r"[0-9a-f]{40}", pipeline["name"]), pipeline["name"]
-    assert pipeline["display_name"] == "__ASSET_JOB"
     [dagster] = [p for p in built.document["pipelines"] if p["service"] == "onering_dagster"]
     assert dagster["fqn"] == "onering_dagster.onering"
     graph = build_definitions(

@@ -1,0 +1,71 @@
+"""A landed stream batch rebuilds Silver flights for its months (the `stream_to_silver` sensor).
+
+Real pulsar-lite on loopback, the real stream asset, the sensor evaluated by Dagster against
+the real instance, and the job it targets run as the daemon would launch it.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow as pa
+
+from onering_assets.definitions import build_definitions
+from onering_assets.resources import SourceResource
+from onering_assets.settings import Settings
+from onering_assets.stream.assets import KEY
+from onering_assets.stream.events import DEFAULT_TOPIC
+from onering_assets.stream.replay import replay
+from onering_assets.stream.silver_sensor import JOB, stream_to_silver
+from tests.conftest import run, silver_query
+
+FEB = "2013-02"
+BRONZE = dg.AssetKey(["bronze", "flights"])
+SILVER = dg.AssetKey(["silver", "flights"])
+PLANTED = "SELECT count() FROM silver.flights WHERE flight BETWEEN 9000 AND 9019"
+
+
+def _plant_february(url: str, settings: Settings) -> None:
+    """20 February flights with keys of their own, published as events."""
+    landing = SourceResource(path=str(settings.source_dir)).land("flights")
+    february = pa.array([m == "2" for m in landing.table["month"].to_pylist()])
+    rows = landing.table.filter(february).slice(0, 20)
+    lines = landing.lines.filter(february).slice(0, 20)
+    flights = pa.array([str(9000 + i) for i in range(20)], pa.string())
+    rows = rows.set_column(rows.column_names.index("flight"), "flight", flights)
+    replay(url, DEFAULT_TOPIC, rows, lines, "planted.csv")
+
+
+def _evaluate(
+    defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
+) -> tuple[list[dg.RunRequest], str | None]:
+    context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
+    result = stream_to_silver.evaluate_tick(context)
+    return list(result.run_requests or []), result.cursor
+
+
+def test_a_landed_batch_makes_its_months_queryable_in_silver(
+    settings: Settings, url: str, instance: dg.DagsterInstance
+) -> None:
+    defs = build_definitions(settings)
+    built = run(settings, instance=instance, select={BRONZE, SILVER}, first=FEB, last=FEB)
+    assert built.success
+    assert silver_query(settings, PLANTED) == [(0,)]
+    assert _evaluate(defs, instance, None)[0] == []  # nothing landed from the stream yet
+
+    _plant_february(url, settings)
+    assert run(settings, instance=instance, select={KEY}).success
+    requests, cursor = _evaluate(defs, instance, None)
+    event = instance.get_latest_materialization_event(KEY)
+    assert event is not None and event.asset_materialization is not None
+    batch = event.asset_materialization.metadata["batch_id"].value
+    assert [(r.partition_key, r.run_key) for r in requests] == [(FEB, f"{batch}/{FEB}")]
+    assert silver_query(settings, PLANTED) == [(0,)]  # not until the requested run
+
+    job = defs.resolve_job_def(JOB.name)
+    result = job.execute_in_process(instance=instance, partition_key=requests[0].partition_key)
+    assert result.success
+    assert silver_query(settings, PLANTED) == [(20,)]  # the streamed rows, queryable
+    checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == SILVER]
+    assert checks and all(c.passed for c in checks)  # with Silver's checks, which passed
+
+    assert _evaluate(defs, instance, cursor)[0] == []  # the same batch is requested once
