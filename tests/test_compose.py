@@ -59,3 +59,24 @@ def test_compose_profile_reads_only_variables_the_env_file_defines(tmp_path: Pat
     secrets = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
     assert wanted - secrets <= defined
     assert "ONERING_CLICKHOUSE_DSN" in wanted and "ONERING_POSTGRES_DSN" in wanted
+
+
+def test_every_service_runs_a_pinned_image_and_probes_its_own_port_or_api() -> None:
+    """Pinned tags (never ``latest``); each long-running service's healthcheck asks the
+    service itself (the Flink and Spark probes also run against the real releases in
+    tests/stream/test_flink.py and tests/bronze/test_spark_engine.py)."""
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert {
+        "pulsar",
+        "flink-jobmanager",
+        "flink-taskmanager",
+        "spark-master",
+        "spark-worker",
+    } <= set(services)
+    for name, service in services.items():
+        tag = service["image"].partition(":")[2]
+        assert tag and tag != "latest", f"{name}: {service['image']} is not pinned"
+        if service.get("restart") == "no":  # a one-shot job (the bucket) has nothing to probe
+            continue
+        test = service["healthcheck"]["test"]
+        assert test[0] == "CMD" and "true" not in test[1:2], f"{name}: {test}"

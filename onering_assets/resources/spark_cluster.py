@@ -34,6 +34,7 @@ class SparkCluster:
     folder: Path
     port: int
     ui_port: int
+    worker_ui_port: int = 0
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -88,7 +89,7 @@ def start(folder: Path, cores: int = 2, memory: str = "2g") -> SparkCluster:
     """Start a master and a worker; return once the worker is ALIVE at the master."""
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     (folder / "work").mkdir(exist_ok=True)
-    cluster = SparkCluster(folder, free_port(), free_port())
+    cluster = SparkCluster(folder, free_port(), free_port(), free_port())
     host = ["--host", "127.0.0.1"]
     cluster.processes.append(
         _daemon(
@@ -97,7 +98,8 @@ def start(folder: Path, cores: int = 2, memory: str = "2g") -> SparkCluster:
             [MASTER, *host, "--port", str(cluster.port), "--webui-port", str(cluster.ui_port)],
         )
     )
-    worker = [WORKER, *host, "--port", str(free_port()), "--webui-port", str(free_port())]
+    worker = [WORKER, *host, "--port", str(free_port())]
+    worker += ["--webui-port", str(cluster.worker_ui_port)]
     worker += ["--cores", str(cores), "--memory", memory, "--work-dir", str(folder / "work")]
     cluster.processes.append(_daemon(folder, "worker", [*worker, cluster.master]))
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from onering_assets.settings import Settings
+from tests.compose_probes import probe
 from tests.conftest import layer_keys, run, settings_for
 
 pytest.importorskip("pyspark", reason="pyspark is not installed (make setup installs it)")
@@ -130,6 +131,9 @@ def test_bronze_through_spark_runs_on_a_real_standalone_cluster(
             if c.status == psutil.CONN_LISTEN
         }
         assert listening and listening <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
+        # compose's healthchecks of the same release, against these two
+        assert probe("spark-master", "127.0.0.1/8080", f"127.0.0.1/{cluster.ui_port}") == 0
+        assert probe("spark-worker", "127.0.0.1/8081", f"127.0.0.1/{cluster.worker_ui_port}") == 0
         env = {
             **os.environ,
             "ONERING_STATE_DIR": str(tmp_path / "on-cluster"),
@@ -152,6 +156,7 @@ def test_bronze_through_spark_runs_on_a_real_standalone_cluster(
     finally:
         spark_cluster.stop(cluster)
     assert not any(psutil.pid_exists(p) for p in cluster.pids)
+    assert probe("spark-master", "127.0.0.1/8080", f"127.0.0.1/{cluster.ui_port}") != 0
     on_cluster = lake_contents(settings_for(tmp_path / "on-cluster", source))
     assert on_cluster.keys() == by_arrow.keys()
     for path in by_arrow:

@@ -24,6 +24,7 @@ from onering_assets.settings import Settings
 from onering_assets.stream import flink_io
 from onering_assets.stream.flink_assets import NAMES, key
 from onering_assets.stream.flink_resource import FlinkResource
+from tests.compose_probes import probe
 from tests.conftest import layer_keys, run, settings_for, silver_query
 
 FLINK = FlinkResource()
@@ -183,9 +184,14 @@ def test_the_same_job_runs_on_a_real_standalone_cluster_on_loopback(
         assert meta["flink_target"] == cluster.jobmanager
         jobs = {j["jid"]: j["state"] for j in cluster.rest("/jobs/overview")["jobs"]}
         assert jobs.get(meta["flink_job_id"]) == "FINISHED", jobs
+        # compose's healthchecks of the same release, against these two
+        rest = f"127.0.0.1/{cluster.rest_port}"
+        assert probe("flink-jobmanager", "127.0.0.1/8081", rest) == 0
+        assert probe("flink-taskmanager", "flink-jobmanager/8081", rest) == 0
     finally:
         flink_cluster.stop(cluster)
     assert not any(psutil.pid_exists(p) for p in pids)
+    assert probe("flink-jobmanager", "127.0.0.1/8081", rest) != 0
 
 
 def test_without_the_flink_environment_the_step_says_how_to_create_it(tmp_path: Path) -> None:
