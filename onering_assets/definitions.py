@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from onering_assets import airbyte, bronze, features, gold, silver, stream
-from onering_assets.airbyte.assets import AirbyteResource
+from onering_assets.airbyte.assets import airbyte_resource
 from onering_assets.lineage.sensor import catalog_sensors
 from onering_assets.ml.drift_assets import drift_defs
 from onering_assets.ml.model_assets import model_defs
@@ -35,7 +35,7 @@ def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         **_ml(settings),
         "pulsar": pulsar_resource(settings),
         "flink": flink_resource(settings),
-        "airbyte": AirbyteResource(),
+        "airbyte": airbyte_resource(),
     }
 
 

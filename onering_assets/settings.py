@@ -167,6 +167,72 @@ class CatalogSettings:
         )
 
 
+AIRBYTE_URL = "ONERING_AIRBYTE_URL"
+AIRBYTE_CLIENT_ID = "ONERING_AIRBYTE_CLIENT_ID"
+AIRBYTE_CLIENT_SECRET = "ONERING_AIRBYTE_CLIENT_SECRET"
+
+
+@dataclass(frozen=True)
+class AirbyteSettings:
+    """A running Airbyte that the declared connections drive instead of PyAirbyte.
+
+    Its application's ``ONERING_AIRBYTE_CLIENT_ID`` and ``ONERING_AIRBYTE_CLIENT_SECRET``
+    (and ``AWS_*`` for its S3 destination) reach the resource only through ``dg.EnvVar``.
+
+    Attributes:
+        url: the instance's root (``ONERING_AIRBYTE_URL``, e.g. ``http://localhost:8000`` for
+            ``abctl``); ``None``: PyAirbyte runs the connections here.
+        workspace_id: ``ONERING_AIRBYTE_WORKSPACE_ID``; empty: the instance's first workspace.
+        lake_url: ``s3://bucket/prefix`` its S3 destination writes the streams under
+            (``ONERING_AIRBYTE_LAKE_URL``; default ``ONERING_LAKE_URL`` + ``/airbyte``).
+        s3_endpoint: that S3 API as the instance's workers reach it
+            (``ONERING_AIRBYTE_S3_ENDPOINT``; default ``ONERING_S3_ENDPOINT_URL``; empty: AWS).
+        s3_region: ``ONERING_AIRBYTE_S3_REGION``.
+        source_dir: what ``${source_dir}`` becomes in a config sent to the instance
+            (``ONERING_AIRBYTE_SOURCE_DIR``; empty: the folder Bronze reads).
+        poll_interval_s: seconds between two looks at a running job
+            (``ONERING_AIRBYTE_POLL_INTERVAL``).
+    """
+
+    url: str | None = None
+    workspace_id: str = ""
+    lake_url: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    source_dir: str = ""
+    poll_interval_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AirbyteSettings:
+        """Read the Airbyte variables now.
+
+        Raises:
+            ConfigError: the URL is not ``http(s)://host…`` or the interval not positive.
+        """
+        env = os.environ if env is None else env
+        url = env.get(AIRBYTE_URL, "").strip().rstrip("/") or None
+        if url is not None and not (
+            urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc
+        ):
+            raise ConfigError(
+                f"{AIRBYTE_URL}={url!r} must be the instance's http(s) root, "
+                "e.g. http://localhost:8000."
+            )
+        lake = env.get("ONERING_LAKE_URL", "")
+        default_lake = f"{lake.rstrip('/')}/airbyte" if lake.startswith("s3://") else ""
+        return cls(
+            url=url,
+            workspace_id=env.get("ONERING_AIRBYTE_WORKSPACE_ID", ""),
+            lake_url=env.get("ONERING_AIRBYTE_LAKE_URL", default_lake),
+            s3_endpoint=env.get(
+                "ONERING_AIRBYTE_S3_ENDPOINT", env.get("ONERING_S3_ENDPOINT_URL", "")
+            ),
+            s3_region=env.get("ONERING_AIRBYTE_S3_REGION", cls.s3_region),
+            source_dir=env.get("ONERING_AIRBYTE_SOURCE_DIR", ""),
+            poll_interval_s=_positive(env, "ONERING_AIRBYTE_POLL_INTERVAL", cls.poll_interval_s),
+        )
+
+
 def redact_url(url: str) -> str:
     """``url`` without a user, password or query (which may carry credentials), for display."""
     parts = urlsplit(url)

@@ -8,10 +8,15 @@ back over Pipes. Each stream lands in the lake as ``airbyte/<connection>_<stream
 only when check ``records_landed`` passes (every record the connector delivered is in the
 file, and there is at least one). A config the connector refuses fails the step with the
 connector's reason in one line.
+
+With ``ONERING_AIRBYTE_URL`` set, the same multi-asset drives that running Airbyte instead
+(``remote.py``): its connection is made to match the YAML, synced through dagster-airbyte,
+and each stream's records come from the job.
 """
 
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,12 @@ from onering_assets.checks.specs import CheckDecl, emit, to_specs
 from onering_assets.errors import ConfigError
 from onering_assets.pipes import Produced, isolated_env, land_checked, run_module
 from onering_assets.resources import LakeResource, SourceResource
-from onering_assets.settings import PROJECT_ROOT
+from onering_assets.settings import (
+    AIRBYTE_CLIENT_ID,
+    AIRBYTE_CLIENT_SECRET,
+    PROJECT_ROOT,
+    AirbyteSettings,
+)
 
 LAYER = "airbyte"
 AIRBYTE_ENV = PROJECT_ROOT / "envs" / "airbyte"
@@ -43,9 +53,25 @@ DECLS = [
 
 
 class AirbyteResource(dg.ConfigurableResource):
-    """The Airbyte environment's Python (PyAirbyte; each connector has its own environment)."""
+    """Where the connections run: PyAirbyte here, or a running Airbyte when ``url`` is set.
+
+    ``python`` is the Airbyte environment's interpreter (each connector has its own
+    environment). The other fields are :class:`AirbyteSettings`' and the instance's
+    credentials (see ``docs/settings.md``); the secrets come only as ``dg.EnvVar``.
+    """
 
     python: str = str(AIRBYTE_ENV / ".venv" / "bin" / "python")
+    url: str = ""
+    workspace_id: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    lake_url: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    source_dir: str = ""
+    poll_interval_s: float = 5.0
 
     def interpreter(self) -> str:
         if not Path(self.python).is_file():
@@ -64,6 +90,31 @@ class AirbyteResource(dg.ConfigurableResource):
             UV_PYTHON_DOWNLOADS="never",
             PYTHONWARNINGS="ignore::FutureWarning",
         )
+
+
+def airbyte_resource(env: Mapping[str, str] | None = None) -> AirbyteResource:
+    """PyAirbyte here, or the instance ``ONERING_AIRBYTE_URL`` names (read now, not at import)."""
+    env = os.environ if env is None else env
+    settings = AirbyteSettings.from_env(env)
+    if settings.url is None:
+        return AirbyteResource()
+
+    def secret(name: str) -> str:
+        return dg.EnvVar(name) if env.get(name) else ""
+
+    return AirbyteResource(
+        url=settings.url,
+        workspace_id=settings.workspace_id,
+        client_id=secret(AIRBYTE_CLIENT_ID),
+        client_secret=secret(AIRBYTE_CLIENT_SECRET),
+        lake_url=settings.lake_url,
+        s3_endpoint=settings.s3_endpoint,
+        s3_region=settings.s3_region,
+        aws_access_key_id=secret("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=secret("AWS_SECRET_ACCESS_KEY"),
+        source_dir=settings.source_dir,
+        poll_interval_s=settings.poll_interval_s,
+    )
 
 
 def table_name(connection: Connection, stream: str) -> str:
@@ -144,34 +195,60 @@ def build_connection_asset(connection: Connection) -> dg.AssetsDefinition:
         op_tags={"onering/layer": LAYER},
     )
     def _assets(context: AssetExecutionContext) -> Iterator[Any]:
-        lake: LakeResource = context.resources.lake
-        selected = [s for s in streams if key(connection, s) in context.selected_asset_keys]
-        if not selected:  # checks alone: the published files against what was delivered
-            for stream in streams:
-                k = key(connection, stream)
-                if not any(c.asset_key == k for c in context.selected_asset_check_keys):
-                    continue
-                name = table_name(connection, stream)
-                if not lake.exists(LAYER, name):
-                    outcomes = not_published([LANDED], f"{LAYER}/{name}")
-                else:
-                    outcomes = [landed_outcome(lake.read(LAYER, name).num_rows, None)]
-                yield from emit(context, k, DECLS, outcomes)
-            return
+        airbyte: AirbyteResource = context.resources.airbyte
         source: SourceResource = context.resources.source
-        with tempfile.TemporaryDirectory(prefix="onering-airbyte-") as folder:
-            tmp = Path(folder)
-            reported = _run_sync(
-                context, context.resources.airbyte, connection, source.directory(), tmp
-            )
-            produced = [
-                _produced(connection, s, pq.read_table(tmp / "out" / f"{s}.parquet"), reported)
-                for s in selected
-            ]
-        what = f"Airbyte connection {connection.name}"
-        yield from land_checked(context, lake, LAYER, DECLS, produced, what)
+        selected = [s for s in streams if key(connection, s) in context.selected_asset_keys]
+        checked = [
+            s
+            for s in streams
+            if any(c.asset_key == key(connection, s) for c in context.selected_asset_check_keys)
+        ]
+        if airbyte.url:  # a running Airbyte lands the data; dagster-airbyte drives it
+            from onering_assets.airbyte.remote import check_on_instance, run_on_instance
+
+            if selected:
+                yield from run_on_instance(
+                    context, airbyte, connection, selected, source.directory()
+                )
+            else:
+                yield from check_on_instance(context, airbyte, connection, checked)
+        elif selected:
+            yield from _run_locally(context, airbyte, connection, selected, source.directory())
+        else:  # checks alone: the published files against what was delivered
+            yield from _check_lake(context, context.resources.lake, connection, checked)
 
     return _assets
+
+
+def _run_locally(
+    context: AssetExecutionContext,
+    airbyte: AirbyteResource,
+    connection: Connection,
+    selected: list[str],
+    source_dir: Path,
+) -> Iterator[Any]:
+    """PyAirbyte in the Airbyte environment; each stream landed once its check passes."""
+    with tempfile.TemporaryDirectory(prefix="onering-airbyte-") as folder:
+        tmp = Path(folder)
+        reported = _run_sync(context, airbyte, connection, source_dir, tmp)
+        produced = [
+            _produced(connection, s, pq.read_table(tmp / "out" / f"{s}.parquet"), reported)
+            for s in selected
+        ]
+    what = f"Airbyte connection {connection.name}"
+    yield from land_checked(context, context.resources.lake, LAYER, DECLS, produced, what)
+
+
+def _check_lake(
+    context: AssetExecutionContext, lake: LakeResource, connection: Connection, streams: list[str]
+) -> Iterator[Any]:
+    for stream in streams:
+        name = table_name(connection, stream)
+        if not lake.exists(LAYER, name):
+            outcomes = not_published([LANDED], f"{LAYER}/{name}")
+        else:
+            outcomes = [landed_outcome(lake.read(LAYER, name).num_rows, None)]
+        yield from emit(context, key(connection, stream), DECLS, outcomes)
 
 
 def _produced(
