@@ -96,14 +96,14 @@ class Instance:
             )
         return found[image]
 
-    def _named(self, kind: str, name: str) -> Mapping[str, Any] | None:
+    def named(self, kind: str, name: str) -> Mapping[str, Any] | None:
         items = self.client.listed(f"/{kind}s", workspaceIds=self.workspace_id)
         return next((i for i in items if i.get("name") == name), None)
 
     def actor(self, kind: str, name: str, connector: str, configuration: dict[str, Any]) -> str:
         """Find ``kind`` (source or destination) ``name``; create it or patch its config."""
         definition_id = self.definition(kind, connector)
-        found = self._named(kind, name)
+        found = self.named(kind, name)
         if found is None:
             body = {
                 "name": name,
@@ -139,7 +139,7 @@ class Instance:
             "schedule": {"scheduleType": "manual"},
             "status": "active",
         }
-        found = self._named("connection", name)
+        found = self.named("connection", name)
         if found is None:
             body = {"name": name, "sourceId": source_id, "destinationId": destination_id}
             created = self.client.post("/connections", body | want)

@@ -126,7 +126,7 @@ def check_on_instance(
 
     try:
         instance = _instance(airbyte)
-        found = instance._named("connection", f"onering-{connection.name}")
+        found = instance.named("connection", f"onering-{connection.name}")
         job_id = instance.latest_job(str(found["connectionId"])) if found else None
         jobs = instance.stream_stats(job_id) if job_id is not None else {}
     except AirbyteInstanceError as err:
