@@ -2,16 +2,15 @@
 
 The stream asset writes into Bronze flights' folder, which is not a Dagster dependency of
 Silver (selecting ``+silver/flights`` must never start a consumer), so nothing would rebuild
-Silver when a batch lands. This sensor reads each new ``stream/flights_events``
-materialization and requests one run of ``silver/flights`` (with its checks) per month the
-batch landed rows in; the run key (batch id and month) makes a re-evaluated event request
-nothing twice. It runs wherever Dagster's daemon runs (``onering dev``, compose); it is on by
-default and can be stopped in the UI like any sensor.
+Silver when a batch lands. This sensor reads every ``stream/flights_events``
+materialization since its cursor and requests one run of ``silver/flights`` (with its
+checks) per month each batch landed rows in; the run key (batch id and month) makes a
+re-evaluated event request nothing twice. It runs wherever Dagster's daemon runs
+(``onering dev``, compose); it is on by default and can be stopped in the UI like any
+sensor.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import dagster as dg
 
@@ -19,6 +18,7 @@ from onering_assets.partitions import MONTHLY
 from onering_assets.stream.assets import KEY
 
 SILVER_FLIGHTS = dg.AssetKey(["silver", "flights"])
+BATCHES_PER_TICK = 100  # more wait for the next tick (the cursor is the last one read)
 JOB = dg.define_asset_job(
     "stream_to_silver",
     selection=dg.AssetSelection.assets(SILVER_FLIGHTS),
@@ -43,23 +43,34 @@ def silver_requests(metadata: dg.RawMetadataMapping) -> list[dg.RunRequest]:
     ]
 
 
-@dg.asset_sensor(
-    asset_key=KEY,
+@dg.sensor(
     name="stream_to_silver",
     job=JOB,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Rebuilds Silver flights for each month a stream batch landed rows in.",
 )
-def stream_to_silver(
-    context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry
-) -> Iterator[dg.RunRequest | dg.SkipReason]:
-    materialization = asset_event.asset_materialization
-    requests = silver_requests(materialization.metadata if materialization else {})
-    if not requests:
-        yield dg.SkipReason("the latest stream batch landed no rows")
-        return
-    context.log.info(
-        f"stream batch landed rows for {', '.join(r.partition_key or '' for r in requests)}"
+def stream_to_silver(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Every stream materialization since the cursor, oldest first.
+
+    Several batches may land between two ticks; each one's months are requested.
+    """
+    after = int(context.cursor) if context.cursor else None
+    found = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=KEY, after_storage_id=after),
+        limit=BATCHES_PER_TICK,
+        ascending=True,
     )
-    yield from requests
+    requests: list[dg.RunRequest] = []
+    for record in found.records:
+        materialization = record.asset_materialization
+        requests += silver_requests(materialization.metadata if materialization else {})
+    cursor = str(found.records[-1].storage_id) if found.records else context.cursor
+    if not requests:
+        skip = (
+            "no new stream batch" if not found.records else "the new stream batches landed no rows"
+        )
+        return dg.SensorResult(skip_reason=skip, cursor=cursor)
+    months = ", ".join(sorted({r.partition_key or "" for r in requests}))
+    context.log.info(f"{len(found.records)} stream batch(es) landed rows for {months}")
+    return dg.SensorResult(run_requests=requests, cursor=cursor)

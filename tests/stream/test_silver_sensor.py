@@ -18,19 +18,28 @@ from onering_assets.stream.replay import replay
 from onering_assets.stream.silver_sensor import JOB, stream_to_silver
 from tests.conftest import run, silver_query
 
-FEB = "2013-02"
+JAN, FEB = "2013-01", "2013-02"
 BRONZE = dg.AssetKey(["bronze", "flights"])
 SILVER = dg.AssetKey(["silver", "flights"])
-PLANTED = "SELECT count() FROM silver.flights WHERE flight BETWEEN 9000 AND 9019"
+PLANTED = (
+    "SELECT count() FROM silver.flights WHERE flight BETWEEN 9000 AND 9019"
+    " AND _partition = '2013-02'"
+)
 
 
-def _plant_february(url: str, settings: Settings) -> None:
-    """20 February flights with keys of their own, published as events."""
+def _batch_id(instance: dg.DagsterInstance) -> str:
+    event = instance.get_latest_materialization_event(KEY)
+    assert event is not None and event.asset_materialization is not None
+    return str(event.asset_materialization.metadata["batch_id"].value)
+
+
+def _plant(url: str, settings: Settings, month: str, count: int) -> None:
+    """``count`` flights of ``month`` with keys of their own (9000…), published as events."""
     landing = SourceResource(path=str(settings.source_dir)).land("flights")
-    february = pa.array([m == "2" for m in landing.table["month"].to_pylist()])
-    rows = landing.table.filter(february).slice(0, 20)
-    lines = landing.lines.filter(february).slice(0, 20)
-    flights = pa.array([str(9000 + i) for i in range(20)], pa.string())
+    wanted = pa.array([m == str(int(month[5:])) for m in landing.table["month"].to_pylist()])
+    rows = landing.table.filter(wanted).slice(0, count)
+    lines = landing.lines.filter(wanted).slice(0, count)
+    flights = pa.array([str(9000 + i) for i in range(count)], pa.string())
     rows = rows.set_column(rows.column_names.index("flight"), "flight", flights)
     replay(url, DEFAULT_TOPIC, rows, lines, "planted.csv")
 
@@ -40,7 +49,7 @@ def _evaluate(
 ) -> tuple[list[dg.RunRequest], str | None]:
     context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
     result = stream_to_silver.evaluate_tick(context)
-    return list(result.run_requests or []), result.cursor
+    return list(result.run_requests or []), result.cursor or cursor
 
 
 def test_a_landed_batch_makes_its_months_queryable_in_silver(
@@ -52,13 +61,17 @@ def test_a_landed_batch_makes_its_months_queryable_in_silver(
     assert silver_query(settings, PLANTED) == [(0,)]
     assert _evaluate(defs, instance, None)[0] == []  # nothing landed from the stream yet
 
-    _plant_february(url, settings)
+    _plant(url, settings, FEB, 20)
     assert run(settings, instance=instance, select={KEY}).success
+    first = _batch_id(instance)
+    _plant(url, settings, JAN, 5)  # a second batch lands before the sensor's next tick
+    assert run(settings, instance=instance, select={KEY}).success
+    second = _batch_id(instance)
     requests, cursor = _evaluate(defs, instance, None)
-    event = instance.get_latest_materialization_event(KEY)
-    assert event is not None and event.asset_materialization is not None
-    batch = event.asset_materialization.metadata["batch_id"].value
-    assert [(r.partition_key, r.run_key) for r in requests] == [(FEB, f"{batch}/{FEB}")]
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        (FEB, f"{first}/{FEB}"),
+        (JAN, f"{second}/{JAN}"),
+    ]
     assert silver_query(settings, PLANTED) == [(0,)]  # not until the requested run
 
     job = defs.resolve_job_def(JOB.name)
@@ -68,4 +81,4 @@ def test_a_landed_batch_makes_its_months_queryable_in_silver(
     checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == SILVER]
     assert checks and all(c.passed for c in checks)  # with Silver's checks, which passed
 
-    assert _evaluate(defs, instance, cursor)[0] == []  # the same batch is requested once
+    assert _evaluate(defs, instance, cursor)[0] == []  # each batch is requested once
