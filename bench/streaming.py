@@ -1,15 +1,21 @@
 """Streaming throughput: OneRing's replay and stream asset against the bare Pulsar client.
 
-    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02] [--repeat 3]
+    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02] [--latency-month 2013-03]
+                                        [--repeat 3]
 
 On a fresh state folder with its own local pulsar-lite, for the given months of the packaged
 flights (January alone: 27,004 flights):
 
 - replay: ``onering stream replay``'s function (rows to keyed JSON messages) against the floor,
   the same payloads pre-encoded and sent with ``send_async`` by the bare client;
-- land: the ``stream/flights_events`` asset in one Dagster run (receive, decode, de-duplicate,
-  write Parquet, acknowledge) against the floor, the bare client receiving and acknowledging
-  the same number of messages from a second topic, decoding nothing and writing nothing.
+- land: the ``stream/flights_events`` asset (receive, decode, de-duplicate, write Parquet
+  durably, acknowledge), timed twice: as the whole Dagster run, and as the asset's own work
+  (its step's start to its materialization, from the run's event log); against the floor, the
+  bare client receiving and then acknowledging the same number of messages from a second
+  topic, decoding nothing and writing nothing;
+- latency: ``LATENCY_EVENTS`` events of ``--latency-month`` replayed, the stream asset run,
+  then Silver flights for that month, until a SELECT on Silver returns them; against the
+  floor, the bare client publishing and receiving the same events.
 
 Each ratio is printed beside its floor, measured in the same run; median of ``--repeat``.
 Writes ``bench/results/streaming.json``.
@@ -18,8 +24,10 @@ Writes ``bench/results/streaming.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,7 @@ from rich.table import Table
 from bench.harness import RESULTS_DIR, machine, state_folder, write_results
 
 RESULT = RESULTS_DIR / "streaming.json"
+LATENCY_EVENTS = 1_000
 
 
 def _floor_publish(
@@ -50,7 +59,13 @@ def _floor_publish(
     return seconds
 
 
-def _floor_consume(url: str, topic: str, count: int) -> float:
+def _floor_consume(url: str, topic: str, count: int, *, interleaved: bool = False) -> float:
+    """The bare client receiving ``count`` messages and acknowledging them, nothing else.
+
+    By default as the asset does it: receive every message (its payload and properties
+    read, as any consumer must), then acknowledge them all; ``interleaved`` acknowledges each
+    as it arrives instead (the loop the first version of this bench timed; slower here).
+    """
     import pulsar
 
     from onering_assets.stream.replay import client
@@ -64,50 +79,127 @@ def _floor_consume(url: str, topic: str, count: int) -> float:
         receiver_queue_size=1000,
     )
     started = time.perf_counter()
-    for _ in range(count):
-        consumer.acknowledge(consumer.receive(timeout_millis=30_000))
+    if interleaved:
+        for _ in range(count):
+            consumer.acknowledge(consumer.receive(timeout_millis=30_000))
+    else:
+        received = []
+        for _ in range(count):
+            msg = consumer.receive(timeout_millis=30_000)
+            received.append((msg, msg.data(), msg.properties()))
+        for msg, _, _ in received:
+            consumer.acknowledge(msg)
     seconds = time.perf_counter() - started
     consumer.close()
     pulsar_client.close()
     return seconds
 
 
-def one_round(months: set[str], work: Path) -> dict[str, float]:
+def _step_seconds(instance: Any, run_id: str) -> float:
+    """The stream asset's own work in a run: its step's start to its materialization.
+
+    (Connect, receive, decode, de-duplicate, write, dead-letter, acknowledge: the body of the
+    asset, without the run's start-up and end.)
+    """
+    times: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type_value in ("STEP_START", "ASSET_MATERIALIZATION"):
+            times.setdefault(event.event_type_value, entry.timestamp)
+    return times["ASSET_MATERIALIZATION"] - times["STEP_START"]
+
+
+def _payloads(landing: Any, months: set[str], limit: int | None = None) -> list[Any]:
+    from onering_assets.stream.events import encode, flight_key
+    from onering_assets.stream.replay import months_of
+
+    row_months = months_of(landing.table)
+    picked = [i for i, m in enumerate(row_months) if m in months][:limit]
+    rows = landing.table.take(picked).to_pylist()
+    lines = landing.lines.take(picked).to_pylist()
+    return [
+        (encode(row), flight_key(row), {"source": landing.label, "line": str(line)})
+        for row, line in zip(rows, lines, strict=True)
+    ]
+
+
+def one_round(months: set[str], latency_month: str, work: Path) -> dict[str, float]:
     import dagster as dg
 
     from onering_assets.definitions import build_definitions
-    from onering_assets.resources import SourceResource
+    from onering_assets.resources import ClickHouseResource, SourceResource
     from onering_assets.runner import execute
     from onering_assets.settings import Settings
     from onering_assets.stream import broker
     from onering_assets.stream.assets import KEY
-    from onering_assets.stream.events import DEFAULT_TOPIC, encode, flight_key
-    from onering_assets.stream.replay import months_of, replay
+    from onering_assets.stream.events import DEFAULT_TOPIC
+    from onering_assets.stream.replay import replay
 
     settings = Settings(profile="local", state_dir=work / "state")
     url = broker.start(settings.state_dir / "pulsar").url
     try:
         landing = SourceResource(path=None).land("flights")
-        row_months = months_of(landing.table)
-        rows, lines = landing.table.to_pylist(), landing.lines.to_pylist()
-        picked = [i for i, m in enumerate(row_months) if m in months]
-        payloads = [
-            (encode(rows[i]), flight_key(rows[i]), {"source": landing.label, "line": str(lines[i])})
-            for i in picked
-        ]
+        payloads = _payloads(landing, months)
         floor_topic = "persistent://public/default/bench-floor"
-        result: dict[str, float] = {"messages": float(len(picked))}
+        interleaved_topic = "persistent://public/default/bench-floor-interleaved"
+        result: dict[str, float] = {"messages": float(len(payloads)), "load_1m": os.getloadavg()[0]}
         result["floor_publish_s"] = _floor_publish(url, floor_topic, payloads)
+        _floor_publish(url, interleaved_topic, payloads)
         result["replay_s"] = replay(
             url, DEFAULT_TOPIC, landing.table, landing.lines, landing.label, months=months
         ).seconds
-        result["floor_consume_s"] = _floor_consume(url, floor_topic, len(picked))
+        result["floor_consume_s"] = _floor_consume(url, floor_topic, len(payloads))
+        result["floor_interleaved_s"] = _floor_consume(
+            url, interleaved_topic, len(payloads), interleaved=True
+        )
         defs = build_definitions(settings)
         with dg.instance_for_test() as instance:
             started = time.perf_counter()
             summary = execute(defs, instance, assets={KEY}, progress=False)
             result["land_s"] = time.perf_counter() - started
             assert summary.success, summary.failures
+            result["land_asset_s"] = _step_seconds(instance, summary.run_id)
+
+            # Publish to queryable in Silver, one batch of LATENCY_EVENTS of another month.
+            batch = _payloads(landing, {latency_month}, LATENCY_EVENTS)
+            latency_topic = "persistent://public/default/bench-latency-floor"
+            floor_started = time.perf_counter()
+            _floor_publish(url, latency_topic, batch)
+            _floor_consume(url, latency_topic, len(batch))
+            result["latency_floor_s"] = time.perf_counter() - floor_started
+            started = time.perf_counter()
+            replay(
+                url,
+                DEFAULT_TOPIC,
+                landing.table,
+                landing.lines,
+                landing.label,
+                months={latency_month},
+                limit=LATENCY_EVENTS,
+            )
+            result["latency_publish_s"] = time.perf_counter() - started
+            streamed = execute(defs, instance, assets={KEY}, progress=False)
+            assert streamed.success, streamed.failures
+            result["latency_stream_run_s"] = time.perf_counter() - started
+            silver = dg.AssetKey(["silver", "flights"])
+            built = execute(
+                defs,
+                instance,
+                assets={silver},
+                first=latency_month,
+                last=latency_month,
+                progress=False,
+            )
+            assert built.success, built.failures
+            result["latency_silver_run_s"] = time.perf_counter() - started
+            with ClickHouseResource(dsn=f"chdb://{settings.clickhouse_dir}").session() as ch:
+                [(count,)] = ch.query(
+                    "SELECT count() FROM silver.flights WHERE _source LIKE '% via %'"
+                ).result_rows
+            result["latency_s"] = time.perf_counter() - started
+            assert count == len(batch), (count, len(batch))
+            result["latency_events"] = float(count)
+        result["load_1m_end"] = os.getloadavg()[0]
         return result
     finally:
         broker.stop(settings.state_dir / "pulsar")
@@ -116,13 +208,17 @@ def one_round(months: set[str], work: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--months", nargs="+", default=["2013-01"])
+    parser.add_argument("--latency-month", default="2013-03")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.latency_month in args.months:
+        parser.error("--latency-month must be a month --months does not stream")
     began = time.perf_counter()
+    measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rounds = []
     for i in range(args.repeat):
         with state_folder(f"onering-streaming-{i}-", keep=False) as work:
-            rounds.append(one_round(set(args.months), work))
+            rounds.append(one_round(set(args.months), args.latency_month, work))
 
     def med(name: str) -> float:
         return statistics.median(r[name] for r in rounds)
@@ -136,20 +232,39 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for step, ours, floor in (
         ("replay (publish)", "replay_s", "floor_publish_s"),
-        ("land (consume, write, ack)", "land_s", "floor_consume_s"),
+        ("land, whole Dagster run", "land_s", "floor_consume_s"),
+        ("land, the asset's own work", "land_asset_s", "floor_consume_s"),
     ):
         a, b = med(ours), med(floor)
-        rows[step] = {"seconds": a, "floor_seconds": b, "ratio": a / b}
+        rows[step] = {"seconds": a, "floor_seconds": b, "ratio": a / b, "rate": messages / a}
         table.add_row(
             step,
             f"{a:.2f} s ({messages / a:,.0f}/s)",
             f"{b:.2f} s ({messages / b:,.0f}/s)",
             f"{a / b:.2f}×",
         )
+    events = int(rounds[0]["latency_events"])
+    a, b = med("latency_s"), med("latency_floor_s")
+    step = f"publish to queryable in Silver ({events:,} events, {args.latency_month})"
+    rows[step] = {
+        "seconds": a,
+        "floor_seconds": b,
+        "ratio": a / b,
+        "publish_s": med("latency_publish_s"),
+        "stream_run_done_s": med("latency_stream_run_s"),
+        "silver_run_done_s": med("latency_silver_run_s"),
+    }
+    table.add_row(step, f"{a:.2f} s", f"{b:.2f} s (publish + receive)", f"{a / b:.2f}×")
     console = Console()
     console.print(table)
+    console.print(
+        f"bare receive-and-ack loop acknowledging each message as it arrives: "
+        f"{med('floor_interleaved_s'):.2f} s; load average (1 min) "
+        f"{min(r['load_1m'] for r in rounds):.2f}–{max(r['load_1m_end'] for r in rounds):.2f}"
+    )
     payload = {
         "machine": machine(pulsar_client="pulsar-client", pulsar_lite="pulsar-lite"),
+        "measured_at": measured_at,
         "messages": messages,
         "rounds": rounds,
         "steps": rows,

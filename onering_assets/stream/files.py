@@ -43,10 +43,15 @@ def landed_identities(
                 rows = pq.read_table(path, columns=["_source", "_row"], filesystem=fs)
             except (pa.ArrowException, OSError) as err:
                 raise lake.unreadable("bronze", table, month, reason(err), path) from None
-            for source, line in zip(
-                rows["_source"].to_pylist(), rows["_row"].to_pylist(), strict=True
-            ):
-                keys.add((source.rsplit(" via ", 1)[0], int(line)))
+            sources = rows["_source"].combine_chunks().dictionary_encode()
+            files = [s.rsplit(" via ", 1)[0] for s in sources.dictionary.to_pylist()]
+            keys.update(
+                zip(
+                    [files[i] for i in sources.indices.to_pylist()],
+                    rows["_row"].to_pylist(),
+                    strict=True,
+                )
+            )
         found[month] = keys
     return found
 

@@ -55,10 +55,15 @@ def answered(url: str, call: Callable[[], Any]) -> Any:
 
 def months_of(table: pa.Table) -> list[str]:
     """``YYYY-MM`` of each landed row (as the batch path assigns months)."""
-    return [
-        f"{(y or '').strip()}-{(m or '').strip().zfill(2)}"
-        for y, m in zip(table["year"].to_pylist(), table["month"].to_pylist(), strict=True)
-    ]
+    found: dict[tuple[str | None, str | None], str] = {}  # a few distinct pairs, many rows
+    months: list[str] = []
+    for key in zip(table["year"].to_pylist(), table["month"].to_pylist(), strict=True):
+        month = found.get(key)
+        if month is None:
+            y, m = key
+            month = found[key] = f"{(y or '').strip()}-{(m or '').strip().zfill(2)}"
+        months.append(month)
+    return months
 
 
 def replay(

@@ -16,8 +16,9 @@ from onering_assets.stream.events import DEFAULT_TOPIC
 class PulsarResource(dg.ConfigurableResource):
     """A Pulsar service URL, or the folder of the local pulsar-lite started on first use.
 
-    ``max_messages`` and ``max_seconds`` bound one batch; ``idle_ms`` ends it early when no
-    message arrives for that long (the topic is drained).
+    ``max_messages`` and ``max_seconds`` bound one batch; it ends early once it has received
+    the message that was the topic's last when it began, or when no message arrives for
+    ``idle_ms`` (the only end when the broker cannot name its last message).
     """
 
     url: str | None = None
