@@ -153,6 +153,11 @@ def build_stream_asset() -> dg.AssetsDefinition:
                 "dead_lettered": len(got.poison),
                 "batch_id": batch if rows else "",
                 "files": sorted(written.values()),
+                # Every month this batch delivered, landed now or by an attempt killed before
+                # its acknowledgement (whose rows are in Bronze already): Silver rebuilds them
+                # (silver_sensor). The digest names the messages received, whatever landed.
+                "months": sorted({e.month for e in events}),
+                "received_id": consume.batch_id(events) if events else "",
             }
         )
 

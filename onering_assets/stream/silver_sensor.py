@@ -4,13 +4,20 @@ The stream asset writes into Bronze flights' folder, which is not a Dagster depe
 Silver (selecting ``+silver/flights`` must never start a consumer), so nothing would rebuild
 Silver when a batch lands. This sensor reads every ``stream/flights_events``
 materialization since its cursor and requests one run of ``silver/flights`` (with its
-checks) per month each batch landed rows in; the run key (batch id and month) makes a
-re-evaluated event request nothing twice. It runs wherever Dagster's daemon runs
-(``onering dev``, compose); it is on by default and can be stopped in the UI like any
-sensor.
+checks) per month each batch delivered (also the months whose rows an attempt killed before
+its acknowledgement had already landed, which the redelivered batch finds in Bronze). The
+run key (the digest of the messages received, and the month) makes a re-evaluated event
+request nothing twice; a record whose metadata is not the stream asset's is logged and
+skipped, never blocking later ones. It runs wherever Dagster's daemon runs (``onering dev``,
+compose); it is on by default and can be stopped in the UI like any sensor. A kill after the
+acknowledgement and before the materialization is recorded leaves nothing for it to read:
+build Silver for that month by hand.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -27,19 +34,46 @@ JOB = dg.define_asset_job(
 )
 
 
-def silver_requests(metadata: dg.RawMetadataMapping) -> list[dg.RunRequest]:
-    """One run of Silver flights per month a stream batch landed rows in."""
-    value = metadata.get("rows_by_month")
-    rows_by_month = getattr(value, "value", value) or {}
-    batch = getattr(metadata.get("batch_id"), "value", metadata.get("batch_id")) or ""
+def _value(metadata: Mapping[str, Any], name: str) -> Any:
+    entry = metadata.get(name)
+    return getattr(entry, "value", entry)
+
+
+def _months(metadata: Mapping[str, Any]) -> list[str]:
+    """The months a batch delivered: ``months``, else those ``rows_by_month`` landed rows in.
+
+    Raises:
+        ValueError: neither is a list of month keys / a mapping of month to a row count.
+    """
+    months = _value(metadata, "months")
+    if months is not None:
+        if not isinstance(months, list) or not all(isinstance(m, str) for m in months):
+            raise ValueError(f"months is not a list of months: {months!r}")
+        return sorted(set(months))
+    rows = _value(metadata, "rows_by_month") or {}
+    if not isinstance(rows, Mapping) or not all(
+        isinstance(m, str) and isinstance(n, int) and not isinstance(n, bool)
+        for m, n in rows.items()
+    ):
+        raise ValueError(f"rows_by_month is not month -> row count: {rows!r}")
+    return sorted(m for m, n in rows.items() if n > 0)
+
+
+def silver_requests(metadata: Mapping[str, Any]) -> list[dg.RunRequest]:
+    """One run of Silver flights per month a stream batch delivered.
+
+    Raises:
+        ValueError: the materialization's metadata is not what the stream asset records.
+    """
+    months = [m for m in _months(metadata) if m in MONTHLY.get_partition_keys()]
+    batch = _value(metadata, "received_id") or _value(metadata, "batch_id")
+    if months and not (isinstance(batch, str) and batch):
+        raise ValueError(f"no batch digest to key its runs by: {batch!r}")
     return [
         dg.RunRequest(
-            run_key=f"{batch}/{month}",
-            partition_key=month,
-            tags={"onering/stream_batch": str(batch)},
+            run_key=f"{batch}/{month}", partition_key=month, tags={"onering/stream_batch": batch}
         )
-        for month, rows in sorted(rows_by_month.items())
-        if rows and month in MONTHLY.get_partition_keys()
+        for month in months
     ]
 
 
@@ -64,7 +98,10 @@ def stream_to_silver(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     requests: list[dg.RunRequest] = []
     for record in found.records:
         materialization = record.asset_materialization
-        requests += silver_requests(materialization.metadata if materialization else {})
+        try:
+            requests += silver_requests(materialization.metadata if materialization else {})
+        except ValueError as err:  # never stuck on one record: later batches still count
+            context.log.warning(f"stream materialization {record.storage_id} skipped: {err}")
     cursor = str(found.records[-1].storage_id) if found.records else context.cursor
     if not requests:
         skip = (

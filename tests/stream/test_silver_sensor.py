@@ -15,7 +15,7 @@ from onering_assets.settings import Settings
 from onering_assets.stream.assets import KEY
 from onering_assets.stream.events import DEFAULT_TOPIC
 from onering_assets.stream.replay import replay
-from onering_assets.stream.silver_sensor import JOB, stream_to_silver
+from onering_assets.stream.silver_sensor import JOB
 from tests.conftest import run, silver_query
 
 JAN, FEB = "2013-01", "2013-02"
@@ -28,9 +28,10 @@ PLANTED = (
 
 
 def _batch_id(instance: dg.DagsterInstance) -> str:
+    """The digest of the messages the latest stream batch received (its runs' key)."""
     event = instance.get_latest_materialization_event(KEY)
     assert event is not None and event.asset_materialization is not None
-    return str(event.asset_materialization.metadata["batch_id"].value)
+    return str(event.asset_materialization.metadata["received_id"].value)
 
 
 def _plant(url: str, settings: Settings, month: str, count: int) -> None:
@@ -44,11 +45,14 @@ def _plant(url: str, settings: Settings, month: str, count: int) -> None:
     replay(url, DEFAULT_TOPIC, rows, lines, "planted.csv")
 
 
-def _evaluate(
+def evaluate(
     defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None
 ) -> tuple[list[dg.RunRequest], str | None]:
+    """One tick of the sensor the definitions register (as the daemon would run it)."""
+    sensor = defs.resolve_sensor_def("stream_to_silver")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING  # on without a click
     context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
-    result = stream_to_silver.evaluate_tick(context)
+    result = sensor.evaluate_tick(context)
     return list(result.run_requests or []), result.cursor or cursor
 
 
@@ -59,7 +63,7 @@ def test_a_landed_batch_makes_its_months_queryable_in_silver(
     built = run(settings, instance=instance, select={BRONZE, SILVER}, first=FEB, last=FEB)
     assert built.success
     assert silver_query(settings, PLANTED) == [(0,)]
-    assert _evaluate(defs, instance, None)[0] == []  # nothing landed from the stream yet
+    assert evaluate(defs, instance, None)[0] == []  # nothing landed from the stream yet
 
     _plant(url, settings, FEB, 20)
     assert run(settings, instance=instance, select={KEY}).success
@@ -67,7 +71,7 @@ def test_a_landed_batch_makes_its_months_queryable_in_silver(
     _plant(url, settings, JAN, 5)  # a second batch lands before the sensor's next tick
     assert run(settings, instance=instance, select={KEY}).success
     second = _batch_id(instance)
-    requests, cursor = _evaluate(defs, instance, None)
+    requests, cursor = evaluate(defs, instance, None)
     assert [(r.partition_key, r.run_key) for r in requests] == [
         (FEB, f"{first}/{FEB}"),
         (JAN, f"{second}/{JAN}"),
@@ -81,4 +85,23 @@ def test_a_landed_batch_makes_its_months_queryable_in_silver(
     checks = [e for e in result.get_asset_check_evaluations() if e.asset_key == SILVER]
     assert checks and all(c.passed for c in checks)  # with Silver's checks, which passed
 
-    assert _evaluate(defs, instance, cursor)[0] == []  # each batch is requested once
+    assert evaluate(defs, instance, cursor)[0] == []  # each batch is requested once
+
+
+def test_a_materialization_it_cannot_read_is_skipped_and_later_batches_still_count(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    """Metadata planted by hand (not the stream asset's) never stops the sensor."""
+    defs = build_definitions(settings)
+    planted = [
+        {"rows_by_month": "2013-02"},  # not a mapping
+        {"months": ["2013-02"]},  # no digest to key its runs by
+        {"rows_by_month": {"2013-02": "5"}},  # a count that is text
+    ]
+    for metadata in planted:
+        instance.report_runless_asset_event(dg.AssetMaterialization(KEY, metadata=metadata))
+    good = {"months": ["2013-03", "2014-07"], "received_id": "stream-good", "rows": 0}
+    instance.report_runless_asset_event(dg.AssetMaterialization(KEY, metadata=good))
+    requests, cursor = evaluate(defs, instance, None)
+    assert [(r.partition_key, r.run_key) for r in requests] == [("2013-03", "stream-good/2013-03")]
+    assert evaluate(defs, instance, cursor)[0] == []

@@ -23,12 +23,13 @@ import pyarrow.parquet as pq
 
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import SourceResource
-from onering_assets.runner import execute
+from onering_assets.runner import execute, instance_for
 from onering_assets.settings import Settings
 from onering_assets.stream.assets import DEAD_LETTERS, KEY
 from onering_assets.stream.events import DEFAULT_TOPIC, dead_letter_topic
 from onering_assets.stream.replay import client, replay
 from tests.conftest import MEDALLION_SELECTION, run, silver_query
+from tests.stream.test_silver_sensor import evaluate
 from tests.test_faults import ok, onering
 
 BRONZE = dg.AssetKey(["bronze", "flights"])
@@ -219,6 +220,11 @@ def test_a_consumer_killed_between_write_and_ack_loses_and_duplicates_nothing(
 
     ok(onering(state, source, "materialize", *select))  # the broker redelivers the batch
     assert stream_files(settings, JAN) == [written]  # removed as duplicates, no new file
+    # Nothing new landed, yet the daemon's sensor still rebuilds January's Silver: the rows
+    # the killed attempt wrote are in Bronze and no Silver run was requested for them.
+    with instance_for(settings) as instance:
+        requests, _ = evaluate(build_definitions(settings), instance, None)
+    assert [r.partition_key for r in requests] == [JAN]
     medallion = ("--select", MEDALLION_SELECTION, "--from", JAN, "--to", JAN)
     ok(onering(state, source, "materialize", *medallion))
     # The batch path then landed all of January too, so each streamed flight came twice: the
