@@ -59,6 +59,14 @@ def numbered_lines(spark: SparkSession, path: str) -> DataFrame:
     return numbered.select("value", (F.col("_id") + F.col("_shift") + 1).alias(LINE))
 
 
+# A quoted value and its delimiter: a quote, anything with quotes doubled, a quote.
+CLOSED_QUOTED_VALUE = r'(^|,)"(?:[^"]|"")*+"'
+OPENING_QUOTE = r'(^|,)"'
+# Text after a value's closing quote (`"N1\"4228"`): not RFC 4180. Arrow appends it to the
+# value; Spark's parser cannot do the same, so Spark refuses the line (it is set aside).
+TEXT_AFTER_CLOSING_QUOTE = CLOSED_QUOTED_VALUE + "[^,]"
+
+
 def parse(lines: DataFrame, names: list[str], header_line: int) -> DataFrame:
     """The lines after the header as rows of strings, with ``_corrupt`` set when refused."""
     from pyspark.sql import functions as F  # noqa: N812
@@ -72,13 +80,24 @@ def parse(lines: DataFrame, names: list[str], header_line: int) -> DataFrame:
         "columnNameOfCorruptRecord": CORRUPT,
         "nullValue": "NA",
         "emptyValue": "",
+        # RFC 4180, as Arrow reads it: a quote inside a quoted value is doubled, and a
+        # backslash is an ordinary character (Spark's default escape is the backslash).
+        "quote": '"',
+        "escape": '"',
     }
-    body = lines.filter((F.col(LINE) > header_line) & (F.trim("value") != ""))
+    # Only empty lines are skipped, as Arrow skips them (a line of spaces is refused there).
+    body = lines.filter((F.col(LINE) > header_line) & (F.col("value") != ""))
     parsed = body.select(
         LINE, "value", F.from_csv("value", schema.simpleString(), options).alias("row")
     )
-    # Spark keeps a line's bytes as read: bytes that are not UTF-8 are caught here.
-    refused = F.col(f"row.{CORRUPT}").isNotNull() | ~F.is_valid_utf8("value")
+    # Spark keeps a line's bytes as read: bytes that are not UTF-8 are caught here. A value
+    # that opens a quote it never closes (a quoted line break, which Arrow refuses as
+    # unbalanced quotes) Spark would land truncated: with every closed quoted value removed,
+    # a quote still opening a value means the line is refused. (A quote inside an unquoted
+    # value is an ordinary character, for both.)
+    closed = F.regexp_replace("value", CLOSED_QUOTED_VALUE, "$1")
+    unbalanced = closed.rlike(OPENING_QUOTE) | F.col("value").rlike(TEXT_AFTER_CLOSING_QUOTE)
+    refused = F.col(f"row.{CORRUPT}").isNotNull() | ~F.is_valid_utf8("value") | unbalanced
     # Spark takes one null marker (NA); the Arrow path reads empty values as null too.
     values = (F.nullif(F.col(f"row.`{n}`"), F.lit("")).alias(n) for n in names)
     return parsed.select(LINE, *values, refused.alias(CORRUPT))

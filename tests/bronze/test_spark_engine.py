@@ -45,6 +45,13 @@ PLANTED = b"\n".join(
         b"2013,13,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-13-01",
         GOOD.format(day=6).replace("N14228", "NA").replace(",11,", ",,").encode(),
         GOOD.format(day=7).replace("2013,1,", "2013,2,").replace("-01-", "-02-").encode(),
+        # RFC 4180 quoting, as Arrow reads it (review): a doubled quote inside a quoted value,
+        # a backslash as an ordinary character, a quote inside an unquoted value
+        GOOD.format(day=8).replace("N14228", '"N1""42\\28"').encode(),
+        GOOD.format(day=9).replace("UA,1545", 'U"A,1545').encode(),
+        b'2013,1,10,517,515,2,830,819,11,UA,1545,"N14',  # a quoted line break: refused
+        b'228",EWR,IAH,227,1400,5,15,2013-01-10 05:00:00',  # (its second line too)
+        b"   ",  # spaces only: refused, never skipped
     ]
 )
 
@@ -105,8 +112,10 @@ def test_spark_and_arrow_land_identical_bronze(
     if planted:
         [malformed] = [p for p in by_arrow if p.endswith("flights/<run>/malformed.parquet")]
         reasons = sorted(r["reason"] for r in by_arrow[malformed])
-        assert len(reasons) == 4 and any("UTF-8" in r for r in reasons), reasons
-        assert rows == 4  # January 1, 5 (CRLF) and 6 (NA and empty), February 7
+        assert len(reasons) == 7 and any("UTF-8" in r for r in reasons), reasons
+        assert rows == 6  # January 1, 5 (CRLF), 6 (NA and empty), 8, 9; February 7
+        tails = {r["tailnum"] for p in months for r in by_arrow[p]}
+        assert 'N1"42\\28' in tails  # a doubled quote is one quote, a backslash itself
         [unassigned] = [p for p in by_arrow if p.endswith("flights/<run>/unassigned.parquet")]
         assert [r["month"] for r in by_arrow[unassigned]] == ["13"]
     else:
