@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -52,6 +51,15 @@ def replay(
         source = SourceResource(path=str(settings.source_dir) if settings.source_dir else None)
         landing = source.land("flights")
         err.print(f"replaying {landing.label} to {pulsar.topic} on {url}", highlight=False)
+        built = _months_in_bronze(settings, set(month or MONTHLY.get_partition_keys()))
+        if built:
+            err.print(
+                f"note: {', '.join(built)} already in Bronze (the batch path's file): the stream "
+                "asset recognises those flights as landed and lands nothing new from them; "
+                "replay into a state folder without them (ONERING_STATE_DIR) to see them land",
+                highlight=False,
+                soft_wrap=True,
+            )
         done = publish(
             url,
             pulsar.topic,
@@ -73,15 +81,24 @@ def replay(
     )
 
 
+def _months_in_bronze(settings: Settings, months: set[str]) -> list[str]:
+    """The months whose batch-path file is in the local lake (compose's lake is not read)."""
+    if settings.profile != "local":
+        return []
+    folder = settings.lake_dir / "bronze" / "flights"
+    return sorted(m for m in months if (folder / f"month={m}" / "data.parquet").exists())
+
+
 @stream_app.command()
 def status() -> None:
     """Where the topic is, and whether the local broker runs."""
     from onering_assets.stream import broker
+    from onering_assets.stream.resource import named_broker
 
     settings = Settings.from_env()
     pulsar = _pulsar(settings)
-    if settings.profile != "local":
-        url = os.environ.get("ONERING_PULSAR_URL") or "unset (set ONERING_PULSAR_URL)"
+    if settings.profile != "local" or named_broker():
+        url = named_broker() or "unset (set ONERING_PULSAR_URL)"
         out.print(f"broker: {url} (ONERING_PULSAR_URL)\ntopic: {pulsar.topic}")
         return
     folder = settings.state_dir / "pulsar"
@@ -94,7 +111,10 @@ def status() -> None:
 def stop() -> None:
     """Stop the local broker (its topics are kept; the next use starts it again)."""
     from onering_assets.stream import broker
+    from onering_assets.stream.resource import named_broker
 
     settings = Settings.from_env()
     stopped = broker.stop(settings.state_dir / "pulsar")
     out.print("stopped the local broker" if stopped else "the local broker was not running")
+    if named_broker():
+        out.print(f"(ONERING_PULSAR_URL names the broker in use, {named_broker()}: not stopped)")

@@ -36,26 +36,39 @@ class PulsarResource(dg.ConfigurableResource):
         return broker.start(Path(self.broker_dir)).url
 
 
+PULSAR_URL_ENV = "ONERING_PULSAR_URL"
+
+
 def pulsar_dir(settings: Settings) -> Path:
     return settings.state_dir / "pulsar"
 
 
+def named_broker() -> str:
+    """``ONERING_PULSAR_URL`` when set: the broker every profile then uses ("" when unset)."""
+    return os.environ.get(PULSAR_URL_ENV, "").strip()
+
+
 def pulsar_resource(settings: Settings) -> PulsarResource:
-    """Local: pulsar-lite under ``<state>/pulsar``; compose: ``ONERING_PULSAR_URL``."""
+    """The broker the stream asset consumes from.
+
+    ``ONERING_PULSAR_URL`` when set (read now, locally); else local pulsar-lite under
+    ``<state>/pulsar``; compose requires the variable (read at run).
+    """
     if settings.profile == "local":
+        if named_broker():
+            return PulsarResource(url=named_broker())
         return PulsarResource(broker_dir=str(pulsar_dir(settings)))
-    return PulsarResource(url=dg.EnvVar("ONERING_PULSAR_URL"))
+    return PulsarResource(url=dg.EnvVar(PULSAR_URL_ENV))
 
 
 def stream_url(settings: Settings) -> str:
     """The broker a command uses outside a run.
 
-    The local one (started if needed), or ``ONERING_PULSAR_URL`` on compose, read here: only
-    inside a run does Dagster resolve the resource's EnvVar.
+    ``ONERING_PULSAR_URL`` when set (read here: only inside a run does Dagster resolve the
+    resource's EnvVar), else the local one (started if needed); compose requires it.
     """
+    if named_broker():
+        return named_broker()
     if settings.profile == "local":
         return broker.start(pulsar_dir(settings)).url
-    url = os.environ.get("ONERING_PULSAR_URL", "")
-    if not url:
-        raise ConfigError("Set ONERING_PULSAR_URL to the Pulsar broker (pulsar://host:6650).")
-    return url
+    raise ConfigError(f"Set {PULSAR_URL_ENV} to the Pulsar broker (pulsar://host:6650).")

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from onering_assets.settings import Settings
+from tests.conftest import run
 from tests.stream.test_stream import consume
 from tests.test_faults import cli_env, ok, onering
 
@@ -38,6 +40,16 @@ def test_replay_status_and_stop_say_what_they_did(
     again = ok(onering(state, source, "stream", "stop")).stdout
     assert again == "the local broker was not running\n"
 
+    # A month the batch path already landed: the replay says its events will land nothing.
+    bronze = dg.AssetKey(["bronze", "flights"])
+    assert run(
+        settings, instance=instance, select={bronze}, first="2013-02", last="2013-02"
+    ).success
+    replayed = ok(onering(state, source, "stream", "replay", "-m", "2013-02", "--limit", "5"))
+    assert "note: 2013-02 already in Bronze (the batch path's file)" in replayed.stderr
+    assert consume(settings, instance)["rows_by_month"] == {}
+    ok(onering(state, source, "stream", "stop"))
+
 
 def test_an_unknown_month_is_one_line_and_exit_2(settings: Settings) -> None:
     refused = onering(settings.state_dir, settings.source_dir, "stream", "replay", "-m", "2013-13")
@@ -46,13 +58,21 @@ def test_an_unknown_month_is_one_line_and_exit_2(settings: Settings) -> None:
     assert not (settings.state_dir / "pulsar").exists()  # nothing started for a refusal
 
 
-def test_a_broker_that_does_not_answer_is_one_line_naming_it(settings: Settings) -> None:
-    env = {"ONERING_PROFILE": "compose", "ONERING_PULSAR_URL": "pulsar://127.0.0.1:9"}
+@pytest.mark.parametrize("profile", ["compose", "local"])
+def test_a_broker_that_does_not_answer_is_one_line_naming_it(
+    settings: Settings, profile: str
+) -> None:
+    """ONERING_PULSAR_URL names the broker on every profile (locally too, never a hidden
+    local broker instead)."""
+    env = {"ONERING_PROFILE": profile, "ONERING_PULSAR_URL": "pulsar://127.0.0.1:9"}
     refused = onering_with(settings, env, "stream", "replay", "-m", "2013-01", "--limit", "1")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     [line] = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
     assert line.startswith("error: Pulsar at pulsar://127.0.0.1:9 did not answer (")
     assert "Traceback" not in refused.stderr
+    assert not (settings.state_dir / "pulsar").exists()  # no local broker started
+    status = onering_with(settings, env, "stream", "status")
+    assert status.stdout.startswith("broker: pulsar://127.0.0.1:9 (ONERING_PULSAR_URL)")
 
 
 def onering_with(settings: Settings, extra: dict[str, str], *args: str):
