@@ -196,6 +196,17 @@ def reference(name: str, departures: pa.Table) -> pa.Table:
     )
 
 
+def _repeated(table: pa.Table, keys: list[str]) -> list[tuple[Any, ...]]:
+    """Each key ``table`` holds more than once, once per extra row."""
+    seen: set[tuple[Any, ...]] = set()
+    repeated = []
+    for key in zip(*(table.column(k).to_pylist() for k in keys), strict=True):
+        if key in seen:
+            repeated.append(key)
+        seen.add(key)
+    return repeated
+
+
 def differences(
     name: str, got: pa.Table, want: pa.Table
 ) -> tuple[int, int, int, list[dict[str, Any]]]:
@@ -208,6 +219,7 @@ def differences(
     have, expected = keyed(got), keyed(want)
     missing = [k for k in expected if k not in have]
     extra = [k for k in have if k not in expected]
+    extra += _repeated(got, keys)  # a key Flink gave twice is an extra row (dicts keep one)
     changed = [k for k in expected if k in have and not _same(have[k], expected[k])]
     sample = (
         [{"missing": str(k)} for k in missing[:2]]

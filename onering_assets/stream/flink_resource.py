@@ -9,7 +9,9 @@ a standalone cluster; empty runs them on a local mini-cluster inside the subproc
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +22,7 @@ from onering_assets.settings import PROJECT_ROOT, Settings
 
 FLINK_ENV = PROJECT_ROOT / "envs" / "flink"
 JOBMANAGER_ENV = "ONERING_FLINK_JOBMANAGER"
+PROBE_TIMEOUT_S = 10
 
 
 class FlinkResource(dg.ConfigurableResource):
@@ -46,7 +49,22 @@ class FlinkResource(dg.ConfigurableResource):
                 f"{JOBMANAGER_ENV}={self.jobmanager!r}: give the JobManager's REST endpoint as "
                 "host:port (e.g. flink-jobmanager:8081)."
             )
+        if self.jobmanager:
+            self._answers()
         return self.python
+
+    def _answers(self) -> None:
+        """The JobManager's REST API answers, or one line naming it (before a JVM starts)."""
+        url = f"http://{self.jobmanager}/overview"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S) as response:
+                json.loads(response.read())
+        except (OSError, ValueError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise ConfigError(
+                f"The Flink JobManager at {url} does not answer ({reason}): check "
+                f"{JOBMANAGER_ENV} (host:port of its REST endpoint) and that the cluster runs."
+            ) from None
 
     def child_env(self) -> dict[str, str]:
         """The subprocess's own environment: none of the main environment's Python paths."""

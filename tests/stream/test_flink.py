@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_bridge.processes import free_port
 from onering_assets.definitions import build_definitions
 from onering_assets.errors import ConfigError
 from onering_assets.runner import check_keys, execute
 from onering_assets.settings import Settings
 from onering_assets.stream import flink_io
-from onering_assets.stream.flink_assets import NAMES, key
+from onering_assets.stream.flink_assets import NAMES, compare, key
 from onering_assets.stream.flink_resource import FlinkResource
 from tests.compose_probes import probe
 from tests.conftest import layer_keys, run, settings_for, silver_query
@@ -199,3 +201,25 @@ def test_without_the_flink_environment_the_step_says_how_to_create_it(tmp_path: 
         FlinkResource(python=str(tmp_path / "python")).interpreter()
     with pytest.raises(ConfigError, match="host:port"):
         FlinkResource(jobmanager="flink-jobmanager").interpreter()
+    # A JobManager that is not there: one line naming it, before any JVM starts.
+    nobody = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ConfigError, match=rf"JobManager at http://{nobody}/overview does not"):
+        FlinkResource(jobmanager=nobody).interpreter()
+
+
+def test_a_row_flink_gives_twice_fails_the_check() -> None:
+    """Rows are compared by key and counted: a duplicated row is an extra one."""
+    departures = pa.table(
+        {
+            "carrier": ["UA", "UA", "AA"],
+            "flight": pa.array([1, 2, 3], pa.int32()),
+            "origin": ["EWR", "EWR", "JFK"],
+            "dest": ["ORD", "ORD", "LAX"],
+            "dep_local": ["2013-01-01 05:10:00", "2013-01-01 05:40:00", "2013-01-01 06:00:00"],
+            "dep_delay": pa.array([20, -3, 0], pa.int32()),
+        }
+    )
+    want = flink_io.reference("departures_hourly", departures)
+    assert compare("departures_hourly", want, departures).passed
+    twice = compare("departures_hourly", pa.concat_tables([want, want.slice(0, 1)]), departures)
+    assert not twice.passed and "1 extra" in twice.summary
