@@ -71,7 +71,7 @@ def _land(context: dg.AssetExecutionContext, source: SourceResource, name: str) 
 
     spark: SparkResource = context.resources.spark
     context.log.info(f"parsing {name} with Spark ({spark.master})")
-    return spark_ingest.land(spark.session(), source, name)
+    return spark_ingest.land(spark.session(), source, name, spark.scratch_dir)
 
 
 def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:

@@ -117,15 +117,23 @@ def malformed(data: bytes, numbers: list[int], expected: int) -> pa.Table:
     return pa.Table.from_pydict(rows, schema=src.MALFORMED_SCHEMA)
 
 
-def land(spark: SparkSession, source: src.SourceResource, table: str) -> src.Landing:
-    """The table as landed, parsed by Spark: rows, their line numbers, the lines set aside."""
+def land(
+    spark: SparkSession, source: src.SourceResource, table: str, scratch_dir: str = ""
+) -> src.Landing:
+    """The table as landed, parsed by Spark: rows, their line numbers, the lines set aside.
+
+    A ``.zip`` is unpacked under ``scratch_dir`` (executors elsewhere must see it at that
+    path; empty: the system's temp folder).
+    """
     path = source.locate(table)
     data = src.unpack(path).removeprefix(src.BOM)
     label = source.label(path)
     if not data or data.isspace():
         return src.Landing(pa.table({}), pa.array([], pa.int64()), label=label)
     names, header_index = src.header(data, str(path))
-    with tempfile.TemporaryDirectory(prefix="onering-spark-") as tmp:
+    if scratch_dir:
+        Path(scratch_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="onering-spark-", dir=scratch_dir or None) as tmp:
         readable = path
         if not path.name.endswith(SPARK_READS):
             readable = Path(tmp) / f"{table}.csv"

@@ -52,22 +52,34 @@ class SparkResource(dg.ConfigurableResource):
         conf: extra Spark settings, over :data:`DEFAULT_CONF`.
         log_level: the JVM's log level once started (Spark's own WARN prints a line per
             harmless condition).
+        driver_host: the name executors reach the driver by (``ONERING_SPARK_DRIVER_HOST``,
+            e.g. ``host.docker.internal`` for compose's worker); the driver then listens on
+            every interface. Empty: loopback for a local or loopback master.
+        scratch_dir: where Bronze unpacks a ``.zip`` for Spark to read
+            (``ONERING_SPARK_SCRATCH_DIR``): executors elsewhere must see it at the same
+            path. Empty: the system's temp folder.
     """
 
     master: str = "local[*]"
     app_name: str = "onering-training"
     conf: dict[str, str] = Field(default_factory=dict)
     log_level: str = "ERROR"
+    driver_host: str = ""
+    scratch_dir: str = ""
 
     def spark_config(self) -> dict[str, Any]:
         """Every Spark setting the session is built with."""
-        # On this machine (local[*], or a cluster on loopback) the driver listens on loopback.
+        # On this machine (local[*], or a cluster on loopback) the driver listens on loopback,
+        # unless executors elsewhere (containers) reach it by another name.
         local = self.master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:"))
+        driver = LOCAL_CONF if local and not self.driver_host else {}
+        if self.driver_host:
+            driver = {"spark.driver.host": self.driver_host, "spark.driver.bindAddress": "0.0.0.0"}
         return {
             "spark.master": self.master,
             "spark.app.name": self.app_name,
             **DEFAULT_CONF,
-            **(LOCAL_CONF if local else {}),
+            **driver,
             **self.conf,
         }
 
@@ -93,6 +105,10 @@ class SparkResource(dg.ConfigurableResource):
 
 def spark_resource(settings: Settings) -> SparkResource:
     """The profile's Spark: in-process locally, ``ONERING_SPARK_MASTER`` (read at run) else."""
+    where = {
+        "driver_host": os.environ.get("ONERING_SPARK_DRIVER_HOST", ""),
+        "scratch_dir": os.environ.get("ONERING_SPARK_SCRATCH_DIR", ""),
+    }
     if settings.profile == "local":  # in-process, unless ONERING_SPARK_MASTER names a cluster
-        return SparkResource(master=os.environ.get(SPARK_MASTER_ENV) or "local[*]")
-    return SparkResource(master=dg.EnvVar(SPARK_MASTER_ENV))  # type: ignore[arg-type]
+        return SparkResource(master=os.environ.get(SPARK_MASTER_ENV) or "local[*]", **where)
+    return SparkResource(master=dg.EnvVar(SPARK_MASTER_ENV), **where)  # type: ignore[arg-type]

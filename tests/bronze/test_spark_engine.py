@@ -170,3 +170,38 @@ def test_bronze_through_spark_runs_on_a_real_standalone_cluster(
     assert on_cluster.keys() == by_arrow.keys()
     for path in by_arrow:
         assert on_cluster[path] == by_arrow[path], path
+
+
+def test_executors_elsewhere_get_the_drivers_name_and_the_unpacked_file_s_folder(
+    tmp_path: Path,
+) -> None:
+    """compose's worker runs in a container: it reaches the driver by ONERING_SPARK_DRIVER_HOST
+    and reads a .zip source unpacked under ONERING_SPARK_SCRATCH_DIR (mounted there)."""
+    import zipfile
+
+    from onering_assets.bronze import spark_ingest
+    from onering_assets.resources import SourceResource
+    from onering_assets.resources.spark import SparkResource
+
+    on_host = SparkResource(master="spark://127.0.0.1:7077").spark_config()
+    assert (on_host["spark.driver.host"], on_host["spark.driver.bindAddress"]) == (
+        "127.0.0.1",
+        "127.0.0.1",
+    )
+    named = SparkResource(master="spark://127.0.0.1:7077", driver_host="host.docker.internal")
+    config = named.spark_config()
+    assert (config["spark.driver.host"], config["spark.driver.bindAddress"]) == (
+        "host.docker.internal",
+        "0.0.0.0",
+    )
+
+    source = tmp_path / "source"
+    source.mkdir()
+    with zipfile.ZipFile(source / "flights.csv.zip", "w") as archive:
+        archive.writestr("flights.csv", PLANTED)
+    scratch = tmp_path / "scratch" / "spark"
+    spark = SparkResource().session()
+    unpacked = spark_ingest.land(spark, SourceResource(path=str(source)), "flights", str(scratch))
+    in_temp = spark_ingest.land(spark, SourceResource(path=str(source)), "flights")
+    assert unpacked.table.equals(in_temp.table) and unpacked.table.num_rows == 7  # + month 13
+    assert scratch.is_dir() and not any(scratch.iterdir())  # used, then cleaned up
