@@ -170,6 +170,7 @@ class CatalogSettings:
 AIRBYTE_URL = "ONERING_AIRBYTE_URL"
 AIRBYTE_CLIENT_ID = "ONERING_AIRBYTE_CLIENT_ID"
 AIRBYTE_CLIENT_SECRET = "ONERING_AIRBYTE_CLIENT_SECRET"
+AIRBYTE_POLL_TIMEOUT = "ONERING_AIRBYTE_POLL_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,8 @@ class AirbyteSettings:
             (``ONERING_AIRBYTE_SOURCE_DIR``; empty: the folder Bronze reads).
         poll_interval_s: seconds between two looks at a running job
             (``ONERING_AIRBYTE_POLL_INTERVAL``).
+        poll_timeout_s: seconds a sync may run before the step cancels it and fails
+            (``ONERING_AIRBYTE_POLL_TIMEOUT``).
     """
 
     url: str | None = None
@@ -201,13 +204,15 @@ class AirbyteSettings:
     s3_region: str = "us-east-1"
     source_dir: str = ""
     poll_interval_s: float = 5.0
+    poll_timeout_s: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AirbyteSettings:
         """Read the Airbyte variables now.
 
         Raises:
-            ConfigError: the URL is not ``http(s)://host…`` or the interval not positive.
+            ConfigError: the URL is not ``http(s)://host…`` or the interval or the timeout
+                not positive.
         """
         env = os.environ if env is None else env
         url = env.get(AIRBYTE_URL, "").strip().rstrip("/") or None
@@ -230,6 +235,7 @@ class AirbyteSettings:
             s3_region=env.get("ONERING_AIRBYTE_S3_REGION", cls.s3_region),
             source_dir=env.get("ONERING_AIRBYTE_SOURCE_DIR", ""),
             poll_interval_s=_positive(env, "ONERING_AIRBYTE_POLL_INTERVAL", cls.poll_interval_s),
+            poll_timeout_s=_positive(env, AIRBYTE_POLL_TIMEOUT, cls.poll_timeout_s),
         )
 
 

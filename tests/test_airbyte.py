@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from onering_assets.airbyte import assets as airbyte_assets
+from onering_assets.airbyte import connections
 from onering_assets.airbyte.connections import CONNECTIONS_DIR, load_connections, parse
 from onering_assets.definitions import build_definitions
 from onering_assets.errors import ConfigError
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 FAKER = {dg.AssetKey(["airbyte", "faker_users"]), dg.AssetKey(["airbyte", "faker_products"])}
 AIRLINES = dg.AssetKey(["airbyte", "landed_airlines_airlines"])
+FAKER_YML = "source: source-faker\nconfig: {}\nstreams: [users]\n"
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +102,26 @@ def test_a_config_the_connector_refuses_fails_in_one_line_with_its_reason(
         ("source: source-faker\nconfig: []\nstreams: [users]\n", "'config' must be a mapping"),
         ("source: source-faker\nconfig: {}\nstreams: []\nschedule: daily\n", "unknown key"),
         ("source: [unclosed\n", "not YAML"),
+        # A bare string is not split into owners "t", "e", "a", "m"…
+        (f"{FAKER_YML}owners: team:data-platform\n", "'owners' must be a list of strings"),
+        (f"{FAKER_YML}owners: [team:a, 3]\n", "'owners' must be a list of strings"),
+        (f"{FAKER_YML}description:\n", "'description' must be a string"),  # not "None"
+        (f"{FAKER_YML}description: [a, b]\n", "'description' must be a string"),
+        (
+            "source: source-faker\nconfig: {}\nstreams: [users, products, users]\n",
+            "'streams' lists users more than once",
+        ),
+        # The connector is a folder under envs/airbyte/connectors/, never a path elsewhere.
+        (
+            "source: /tmp/x/source-x\nconfig: {}\nstreams: [users]\n",
+            "'source' must be a connector name like source-faker, not '/tmp/x/source-x'",
+        ),
+        (
+            "source: ../../../tmp/x/source-x\nconfig: {}\nstreams: [users]\n",
+            "'source' must be a connector name like source-faker",
+        ),
+        ("source: source-faker/../source-file\nconfig: {}\nstreams: [users]\n", "'source'"),
+        ("source: ''\nconfig: {}\nstreams: [users]\n", "'source' must be a connector name"),
     ],
 )
 def test_a_broken_declaration_is_refused_in_one_line_naming_the_file(
@@ -110,6 +132,21 @@ def test_a_broken_declaration_is_refused_in_one_line_naming_the_file(
     with pytest.raises(ConfigError, match=r"broken\.yml") as err:
         parse(path)
     assert problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_connector_folder_leading_outside_the_connectors_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connectors, elsewhere = tmp_path / "connectors", tmp_path / "elsewhere" / "source-x"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    connectors.mkdir()
+    (connectors / "source-x").symlink_to(elsewhere)
+    monkeypatch.setattr(connections, "CONNECTORS_DIR", connectors)
+    path = tmp_path / "linked.yml"
+    path.write_text("source: source-x\nconfig: {}\nstreams: [users]\n")
+    with pytest.raises(ConfigError, match=r"linked\.yml: no connector environment for 'source-x'"):
+        parse(path)
 
 
 def test_every_shipped_declaration_loads() -> None:

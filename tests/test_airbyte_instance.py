@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 import requests
 
+from onering_assets.airbyte import client
 from onering_assets.airbyte.assets import build_connection_asset
 from onering_assets.airbyte.connections import CONNECTIONS_DIR, parse
 from onering_assets.definitions import build_definitions, resources_for
@@ -270,3 +271,87 @@ def test_the_loopback_refuses_what_airbytes_api_refuses(airbyte_api: AirbyteApi)
     assert airbyte_api.actors["source"] == {}
     created = requests.post(f"{url}/sources", json=body, headers=auth, timeout=5)
     assert created.status_code == 200 and created.json()["sourceType"] == "faker"
+
+
+def test_a_job_that_never_ends_is_cancelled_after_the_poll_timeout(
+    airbyte_api: AirbyteApi,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    point_at(monkeypatch, airbyte_api.url)
+    monkeypatch.setenv("ONERING_AIRBYTE_POLL_TIMEOUT", "0.5")
+    monkeypatch.setattr(airbyte_api, "_finish", lambda job: None)  # it stays "running"
+
+    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+
+    failure = one_line_failure(summary)
+    assert "Airbyte job 1 of connection" in failure, failure
+    assert "still ran after ONERING_AIRBYTE_POLL_TIMEOUT=0.5 s: cancelled it" in failure
+    assert [j["status"] for j in airbyte_api.jobs.values()] == ["cancelled"]
+    assert AirbyteSettings.from_env({}).poll_timeout_s == 3600  # finite by default
+    with pytest.raises(ConfigError, match="ONERING_AIRBYTE_POLL_TIMEOUT='0'"):
+        AirbyteSettings.from_env({"ONERING_AIRBYTE_POLL_TIMEOUT": "0"})
+
+
+def test_a_sync_left_running_is_polled_to_its_end_and_two_are_named(
+    airbyte_api: AirbyteApi,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    point_at(monkeypatch, airbyte_api.url)
+    assert execute(build_definitions(settings), instance, assets=FAKER, progress=False).success
+    [connection_id] = list(airbyte_api.connections)
+    airbyte_api._start(connection_id)  # what a killed step leaves: job 2, still running
+
+    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+
+    assert summary.success, summary.failures  # not "already running: no reason recorded"
+    assert len(airbyte_api.jobs) == 2 and metadata(instance, USERS)["airbyte_job_id"] == 2
+    # Two running (not what one Airbyte allows, but what a bug could leave): both named.
+    job = airbyte_api._start(connection_id)
+    airbyte_api.jobs[4] = {**job, "jobId": 4}
+    failure = one_line_failure(
+        execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    )
+    assert f"Airbyte connection {connection_id} has syncs running (jobs 3, 4)" in failure
+    assert "DELETE /api/public/v1/jobs/<id>" in failure, failure
+
+
+def erring_polls(api: AirbyteApi, times: int) -> None:
+    """The first ``times`` polls of a job answer 500."""
+    real, left = api.handle, [times]
+
+    def handle(method: str, target: str, headers, raw: bytes):
+        if method == "GET" and "/api/public/v1/jobs/" in target and left[0]:
+            left[0] -= 1
+            api.requests.append((method, target))
+            return 500, {"status": 500, "title": "error", "detail": "internal server error"}
+        return real(method, target, headers, raw)
+
+    api.handle = handle  # type: ignore[method-assign]
+
+
+def test_a_5xx_while_polling_is_retried_with_backoff_and_named_as_such(
+    airbyte_api: AirbyteApi,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    point_at(monkeypatch, airbyte_api.url)
+    monkeypatch.setattr(client, "POLL_BACKOFF_MAX_S", 0.1)
+    # Five 500s in a row (more than the quick retries of other requests): the sync goes on.
+    erring_polls(airbyte_api, 5)
+    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    assert summary.success, summary.failures
+    assert [j["status"] for j in airbyte_api.jobs.values()] == ["succeeded"]
+
+    # A 500 that lasts past the window: one line saying so, not "unreachable".
+    monkeypatch.setattr(client, "POLL_RETRY_WINDOW_S", 0.5)
+    erring_polls(airbyte_api, 1000)
+    failure = one_line_failure(
+        execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    )
+    assert f"Airbyte at {airbyte_api.url} answered 500 on GET /api/public/v1/jobs/2" in failure
+    assert "internal server error" in failure and "unreachable" not in failure, failure

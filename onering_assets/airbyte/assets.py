@@ -3,11 +3,11 @@
 A run launches ``envs/airbyte/onering_airbyte/sync.py`` with the Airbyte environment's
 Python through Dagster Pipes: PyAirbyte checks the config, reads every selected stream in
 full with the connector's own executable (never Airbyte's online registry:
-``AIRBYTE_OFFLINE_MODE=1``), and writes each as Parquet; the connector's record counts come
+``AIRBYTE_OFFLINE_MODE=1``), and writes each as Parquet; the cached tables' row counts come
 back over Pipes. Each stream lands in the lake as ``airbyte/<connection>_<stream>/data.parquet``
-only when check ``records_landed`` passes (every record the connector delivered is in the
-file, and there is at least one). A config the connector refuses fails the step with the
-connector's reason in one line.
+only when check ``records_landed`` passes (the Parquet file holds as many rows as the
+PyAirbyte DuckDB cache table it was written from, and at least one). A config the connector
+refuses fails the step with the connector's reason in one line.
 
 With ``ONERING_AIRBYTE_URL`` set, the same multi-asset drives that running Airbyte instead
 (``remote.py``): its connection is made to match the YAML, synced through dagster-airbyte,
@@ -72,6 +72,7 @@ class AirbyteResource(dg.ConfigurableResource):
     aws_secret_access_key: str = ""
     source_dir: str = ""
     poll_interval_s: float = 5.0
+    poll_timeout_s: float = 3600.0
 
     def interpreter(self) -> str:
         if not Path(self.python).is_file():
@@ -114,6 +115,7 @@ def airbyte_resource(env: Mapping[str, str] | None = None) -> AirbyteResource:
         aws_secret_access_key=secret("AWS_SECRET_ACCESS_KEY"),
         source_dir=settings.source_dir,
         poll_interval_s=settings.poll_interval_s,
+        poll_timeout_s=settings.poll_timeout_s,
     )
 
 

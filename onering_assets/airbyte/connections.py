@@ -22,6 +22,7 @@ from onering_assets.settings import PLATFORM_DIR, PROJECT_ROOT
 CONNECTIONS_DIR = PLATFORM_DIR / "ingestion" / "airbyte"
 CONNECTORS_DIR = PROJECT_ROOT / "envs" / "airbyte" / "connectors"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+SOURCE = re.compile(r"^source-[a-z0-9-]+$")
 KEYS = {"description", "source", "owners", "config", "streams"}
 
 
@@ -54,6 +55,39 @@ class Connection:
         }
 
 
+def _connector(source: str) -> bool:
+    """Whether ``source`` has an environment, a folder of its own under ``CONNECTORS_DIR``."""
+    folder = (CONNECTORS_DIR / source).resolve()
+    return folder.parent == CONNECTORS_DIR.resolve() and (folder / "pyproject.toml").is_file()
+
+
+def _field_problems(raw: dict[str, Any]) -> list[str]:
+    """What is wrong with the streams, description, owners and source (empty: nothing)."""
+    problems: list[str] = []
+    streams = raw.get("streams", [])
+    if (
+        not isinstance(streams, list)
+        or not streams
+        or not all(isinstance(s, str) and NAME.match(s) for s in streams)
+    ):
+        problems.append("'streams' must be a non-empty list of lowercase names")
+    elif len(set(streams)) < len(streams):
+        twice = sorted({s for s in streams if streams.count(s) > 1})
+        problems.append(f"'streams' lists {', '.join(twice)} more than once")
+    if not isinstance(raw.get("description", ""), str):
+        problems.append("'description' must be a string")
+    owners = raw.get("owners", [])
+    if not isinstance(owners, list) or not all(isinstance(o, str) and o for o in owners):
+        problems.append("'owners' must be a list of strings, e.g. [team:data-platform]")
+    source = raw.get("source", "source-")
+    if not isinstance(source, str) or not SOURCE.match(source):
+        problems.append(f"'source' must be a connector name like source-faker, not {source!r}")
+    elif "source" in raw and not _connector(source):
+        known = sorted(p.name for p in CONNECTORS_DIR.iterdir() if p.is_dir())
+        problems.append(f"no connector environment for {source!r} (have: {', '.join(known)})")
+    return problems
+
+
 def parse(path: Path) -> Connection:
     """One declaration, or a ConfigError naming the file and what is wrong."""
     where = f"{path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}"
@@ -69,24 +103,14 @@ def parse(path: Path) -> Connection:
         problems.append("the file's name must be lowercase letters, digits and _")
     if not isinstance(raw.get("config", {}), dict):
         problems.append("'config' must be a mapping")
-    streams = raw.get("streams", [])
-    if (
-        not isinstance(streams, list)
-        or not streams
-        or not all(isinstance(s, str) and NAME.match(s) for s in streams)
-    ):
-        problems.append("'streams' must be a non-empty list of lowercase names")
-    source = str(raw.get("source", ""))
-    if source and not (CONNECTORS_DIR / source / "pyproject.toml").is_file():
-        known = sorted(p.name for p in CONNECTORS_DIR.iterdir() if p.is_dir())
-        problems.append(f"no connector environment for {source!r} (have: {', '.join(known)})")
+    problems += _field_problems(raw)
     if problems:
         raise ConfigError(f"{where}: {'; '.join(problems)}.")
     return Connection(
         name=path.stem,
-        source=source,
+        source=raw["source"],
         config=dict(raw["config"]),
-        streams=tuple(streams),
+        streams=tuple(raw["streams"]),
         description=str(raw.get("description", "")).strip(),
         owners=tuple(raw.get("owners", ())),
     )

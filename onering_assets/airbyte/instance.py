@@ -5,23 +5,32 @@ and config), destination ``onering-lake`` (S3 Parquet under ``ONERING_AIRBYTE_LA
 folder per stream, ``<connection>_<stream>/``), connection ``onering-<connection>`` (the YAML's
 streams, full refresh, manual schedule). Each is created when missing and patched when it
 differs from the declaration; otherwise left alone. dagster-airbyte's client then starts the
-sync and polls it; the job's attempts (Configuration API) give each stream's records emitted
-and committed, or Airbyte's failure reason.
+sync (or resumes polling one left running, e.g. by a killed step) and polls it, for at most
+``ONERING_AIRBYTE_POLL_TIMEOUT`` seconds; the job's attempts (Configuration API) give each
+stream's records emitted and committed, or Airbyte's failure reason.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster_airbyte.translator import AirbyteJobStatusType
 
 from onering_assets.airbyte.client import AirbyteInstanceError, OneRingAirbyteClient
 from onering_assets.airbyte.connections import Connection
+from onering_assets.settings import AIRBYTE_POLL_TIMEOUT
 
 MASKED = "**********"  # how Airbyte returns a secret of a stored configuration
 DESTINATION = "onering-lake"
+RUNNING = {
+    AirbyteJobStatusType.RUNNING,
+    AirbyteJobStatusType.PENDING,
+    AirbyteJobStatusType.INCOMPLETE,
+}
 
 
 @dataclass(frozen=True)
@@ -199,18 +208,40 @@ class Instance:
         jobs = self.client.get_jobs_for_connection(connection_id)
         return max((j.id for j in jobs), default=None)
 
+    def running_jobs(self, connection_id: str) -> list[int]:
+        jobs = self.client.get_jobs_for_connection(connection_id)
+        return sorted(j.id for j in jobs if j.status in RUNNING)
+
     def sync(self, connection_id: str) -> int:
-        """Start a sync and poll it to its end (dagster-airbyte); the succeeded job's id.
+        """Poll a new sync, or the one already running, to its end; the succeeded job's id.
+
+        dagster-airbyte starts and polls it, and cancels it when the poll ends otherwise.
 
         Raises:
-            AirbyteInstanceError: the job failed or was cancelled, with Airbyte's reason.
+            AirbyteInstanceError: the job failed or was cancelled, with Airbyte's reason; it
+                outlasted ``ONERING_AIRBYTE_POLL_TIMEOUT`` (then it is cancelled); more than
+                one sync of the connection runs.
         """
         try:
             output = self.client.sync_and_poll(connection_id)
         except dg.Failure as err:
+            what = " ".join(str(err.description or err).split())
+            if what.startswith("Timeout:"):
+                job = re.search(r"job (\d+)", what)
+                raise AirbyteInstanceError(
+                    f"Airbyte job {job.group(1) if job else '?'} of connection {connection_id} "
+                    f"still ran after {AIRBYTE_POLL_TIMEOUT}={self.client.poll_timeout:g} s: "
+                    f"cancelled it; raise {AIRBYTE_POLL_TIMEOUT} if the sync needs longer."
+                ) from None
+            if "running" in what:  # several syncs of the connection run: which is ours?
+                running = ", ".join(map(str, self.running_jobs(connection_id))) or "?"
+                raise AirbyteInstanceError(
+                    f"Airbyte connection {connection_id} has syncs running (jobs {running}): "
+                    "cancel them on the instance (its UI, or DELETE /api/public/v1/jobs/<id>) "
+                    "and run again."
+                ) from None
             job_id = self.latest_job(connection_id)
             reason = self.failure(job_id) if job_id is not None else ""
-            what = " ".join(str(err.description or err).split())
             raise AirbyteInstanceError(
                 f"{what.rstrip('.')}: {reason}" if reason else what
             ) from None

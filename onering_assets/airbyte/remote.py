@@ -46,6 +46,7 @@ def _instance(airbyte: AirbyteResource) -> Instance:
         "client_id": airbyte.client_id,
         "client_secret": airbyte.client_secret,
         "poll_interval_s": airbyte.poll_interval_s,
+        "poll_timeout_s": airbyte.poll_timeout_s,
     }
     probe = client_for(airbyte.url, workspace_id=airbyte.workspace_id, **options)
     workspace = workspace_of(probe, airbyte.workspace_id)
