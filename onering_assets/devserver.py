@@ -222,6 +222,10 @@ def guard(port: int, home: Path) -> int:
     me = os.getpid()
     keeper = os.fork()
     if keeper == 0:
+        # A stop relayed before run() installs its handlers ends the keeper (even a SIGINT
+        # that a background job's `onering dev` inherited as ignored).
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
         code = 1
         try:
             _die_with_parent()
@@ -233,9 +237,9 @@ def guard(port: int, home: Path) -> int:
         finally:
             os._exit(code)  # never return into the relay below
 
-    def relay(_signum: int, _frame: object) -> None:
+    def relay(signum: int, _frame: object) -> None:  # the keeper names what was received
         with contextlib.suppress(ProcessLookupError):
-            os.kill(keeper, signal.SIGTERM)
+            os.kill(keeper, signum)
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, relay)

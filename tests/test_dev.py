@@ -183,7 +183,7 @@ def test_onering_dev_stops_every_process_it_started(dev: Dev) -> None:
     took = time.monotonic() - sent
     assert not dev.survivors(), f"still running {took:.1f} s after {sig.name}: {dev.survivors()}"
     assert not port_in_use(dev.port)
-    assert "stopping the Dagster UI" in dev.log.read_text()
+    assert f"{sig.name} received, stopping the Dagster UI" in dev.log.read_text()
     assert "superseded" not in dev.log.read_text()  # no "use dg dev" warning for the user
     assert "still running after" not in dev.log.read_text()  # they took SIGINT: none killed
     print(f"{sig.name}: {len(dev.tree)} processes gone in {took:.1f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Annotated
@@ -80,4 +81,10 @@ def dev(
     require_free_port("127.0.0.1", port, "the Dagster UI")
     instance_for(Settings.from_env())
     err.print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    raise typer.Exit(subprocess.call(command(port), env=os.environ.copy()))
+    guard = subprocess.Popen(command(port), env=os.environ.copy())
+    try:
+        code = guard.wait()
+    except KeyboardInterrupt:  # passed on (a SIGINT sent to this process alone too), named
+        guard.send_signal(signal.SIGINT)
+        code = guard.wait()
+    raise typer.Exit(code)

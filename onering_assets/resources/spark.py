@@ -105,10 +105,13 @@ class SparkResource(dg.ConfigurableResource):
 
 def spark_resource(settings: Settings) -> SparkResource:
     """The profile's Spark: in-process locally, ``ONERING_SPARK_MASTER`` (read at run) else."""
-    where = {
-        "driver_host": os.environ.get("ONERING_SPARK_DRIVER_HOST", ""),
-        "scratch_dir": os.environ.get("ONERING_SPARK_SCRATCH_DIR", ""),
-    }
+    host = os.environ.get("ONERING_SPARK_DRIVER_HOST", "")
+    scratch = os.environ.get("ONERING_SPARK_SCRATCH_DIR", "")
     if settings.profile == "local":  # in-process, unless ONERING_SPARK_MASTER names a cluster
-        return SparkResource(master=os.environ.get(SPARK_MASTER_ENV) or "local[*]", **where)
-    return SparkResource(master=dg.EnvVar(SPARK_MASTER_ENV), **where)  # type: ignore[arg-type]
+        master = os.environ.get(SPARK_MASTER_ENV) or "local[*]"
+        return SparkResource(master=master, driver_host=host, scratch_dir=scratch)
+    return SparkResource(
+        master=dg.EnvVar(SPARK_MASTER_ENV),  # type: ignore[arg-type]
+        driver_host=host,
+        scratch_dir=scratch,
+    )
