@@ -9,6 +9,8 @@ import time
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
+LINE_CHARS = 400  # a failed check's text in a progress line (the summary prints it whole)
+
 
 class ProgressHandler(logging.Handler):
     """Turns Dagster events into progress lines; everything at WARNING and above passes through."""
@@ -47,7 +49,11 @@ class ProgressHandler(logging.Handler):
             data = event.event_specific_data
             if isinstance(data, AssetCheckEvaluation) and not data.passed:
                 key = data.asset_key.to_user_string()
-                return f"  check failed {key}:{data.check_name}: {data.description}"
+                warned = data.severity == dg.AssetCheckSeverity.WARN
+                verdict = "check warned (non-blocking)" if warned else "check failed"
+                text = data.description or ""  # whole in the summary; a line here
+                text = text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1] + "…"
+                return f"  {verdict} {key}:{data.check_name}: {text}"
         if kind == "STEP_SKIPPED":
             return f"  skipped {step} (upstream failed)"
         return None
