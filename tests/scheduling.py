@@ -52,6 +52,7 @@ SECONDS = {
     "tests/test_query.py": 47,
     "tests/stream/test_cli.py": 60,
     "tests/stream/test_silver_sensor.py": 40,
+    "tests/test_progress.py": 1,
     "tests/test_airbyte_instance.py": 25,
 }
 
