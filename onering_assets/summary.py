@@ -158,10 +158,15 @@ def summarize(result: dg.ExecuteInProcessResult, seconds: float) -> RunSummary:
         elif event.event_type_value == "STEP_FAILURE":
             _step_failure(summary, event)
     failed = {f.split(":", 1)[0] for f in summary.failures}
-    selected = sorted(k.to_user_string() for k in result.job_def.asset_layer.selected_asset_keys)
-    summary.skipped = [
-        k for k in selected if k not in summary.rows and k.replace("/", "__") not in failed
-    ]
+    layer = result.job_def.asset_layer
+    # Its own step failed (a multi-asset's step is named after its op, not the asset): not
+    # "skipped because upstream failed".
+    summary.skipped = sorted(
+        k.to_user_string()
+        for k in layer.selected_asset_keys
+        if k.to_user_string() not in summary.rows
+        and layer.asset_graph.get(k).assets_def.node_def.name not in failed
+    )
     return summary
 
 

@@ -92,6 +92,7 @@ def test_a_config_the_connector_refuses_fails_in_one_line_with_its_reason(
     assert "count: 'many' is not of type 'integer'" in message, message
     after = (settings.lake_dir / "airbyte" / "faker_users" / "data.parquet").read_bytes()
     assert after == before  # nothing published
+    assert summary.skipped == []  # its own step failed: not "upstream failed or stopped"
 
 
 @pytest.mark.parametrize(
