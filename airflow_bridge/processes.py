@@ -28,6 +28,29 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
     return lambda: prctl(1, sig)  # PR_SET_PDEATHSIG
 
 
+# Run by the main interpreter in the child: ask for ``sig`` on the parent's death, check the
+# parent is still the one that started it, then become the real command (exec keeps it).
+_DEATH_WRAPPER = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[1]), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[2]):\n"
+    "    os._exit(1)\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+)
+
+
+def dying_with_parent(argv: list[str], sig: signal.Signals) -> list[str]:
+    """``argv`` started so that it gets ``sig`` when this process dies (Linux; else as is).
+
+    The same as ``preexec_fn=die_with_parent(sig)`` without a ``preexec_fn``, which is unsafe
+    in a process with threads (a Dagster code server evaluating sensors: a child crashed with
+    SIGSEGV between fork and exec): a small Python sets the signal, then execs ``argv``.
+    """
+    if sys.platform != "linux":
+        return argv
+    return [sys.executable, "-c", _DEATH_WRAPPER, str(int(sig)), str(os.getpid()), *argv]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -53,6 +53,7 @@ SECONDS = {
     "tests/stream/test_cli.py": 60,
     "tests/stream/test_silver_sensor.py": 40,
     "tests/test_progress.py": 1,
+    "tests/airflow_bridge/test_processes.py": 2,
     "tests/test_airbyte_instance.py": 25,
 }
 

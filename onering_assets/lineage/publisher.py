@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Any
 
-from airflow_bridge.processes import die_with_parent
+from airflow_bridge.processes import dying_with_parent
 from onering_assets.errors import ConfigError
 from onering_assets.settings import PROJECT_ROOT, CatalogSettings
 
@@ -79,15 +79,17 @@ def run_publisher(
             f"the catalog publisher's environment is missing ({python}): run `make setup`, "
             "or point ONERING_CATALOG_PYTHON at its interpreter"
         )
+    # Killed with its parent (an Airflow task), without a preexec_fn: this may run in a
+    # code server's sensor thread.
+    argv = dying_with_parent([str(python), "-m", "onering_catalog", *args], signal.SIGKILL)
     proc = subprocess.Popen(
-        [str(python), "-m", "onering_catalog", *args],
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=PROJECT_ROOT,
         env=_child_env(),
         start_new_session=True,  # its own group, killed whole at the time-out
-        preexec_fn=die_with_parent(signal.SIGKILL),  # killed with its parent (an Airflow task)
     )
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
