@@ -1,7 +1,7 @@
 """Streaming throughput: OneRing's replay and stream asset against the bare Pulsar client.
 
-    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02] [--latency-month 2013-03]
-                                        [--repeat 3]
+    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02] [--limit 50000]
+                                        [--latency-month 2013-03] [--repeat 3]
 
 On a fresh state folder with its own local pulsar-lite, for the given months of the packaged
 flights (January alone: 27,004 flights):
@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.harness import RESULTS_DIR, machine, state_folder, write_results
+from onering_assets.stream.consume import UNACKED_LIMIT
 
 RESULT = RESULTS_DIR / "streaming.json"
 LATENCY_EVENTS = 1_000
@@ -63,11 +64,14 @@ def _floor_consume(url: str, topic: str, count: int, *, interleaved: bool = Fals
     """The bare client receiving ``count`` messages and acknowledging them, nothing else.
 
     By default as the asset does it: receive every message (its payload and properties
-    read, as any consumer must), then acknowledge them all; ``interleaved`` acknowledges each
-    as it arrives instead (the loop the first version of this bench timed; slower here).
+    read, as any consumer must), then acknowledge them all and close, which sends the last
+    acknowledgements (the client groups them; the asset's time includes its close too);
+    ``interleaved`` acknowledges each as it arrives instead (the loop the first version of
+    this bench timed; slower here).
     """
     import pulsar
 
+    from onering_assets.stream.consume import RECEIVER_QUEUE
     from onering_assets.stream.replay import client
 
     pulsar_client = client(url)
@@ -76,7 +80,7 @@ def _floor_consume(url: str, topic: str, count: int, *, interleaved: bool = Fals
         "floor",
         consumer_type=pulsar.ConsumerType.Shared,
         initial_position=pulsar.InitialPosition.Earliest,
-        receiver_queue_size=1000,
+        receiver_queue_size=RECEIVER_QUEUE,  # (the asset's own: 1000 was slower)
     )
     started = time.perf_counter()
     if interleaved:
@@ -89,8 +93,8 @@ def _floor_consume(url: str, topic: str, count: int, *, interleaved: bool = Fals
             received.append((msg, msg.data(), msg.properties()))
         for msg, _, _ in received:
             consumer.acknowledge(msg)
+    consumer.close()  # (acknowledgements are grouped: closing sends the last ones)
     seconds = time.perf_counter() - started
-    consumer.close()
     pulsar_client.close()
     return seconds
 
@@ -123,7 +127,9 @@ def _payloads(landing: Any, months: set[str], limit: int | None = None) -> list[
     ]
 
 
-def one_round(months: set[str], latency_month: str, work: Path) -> dict[str, float]:
+def one_round(
+    months: set[str], latency_month: str, work: Path, limit: int | None = None
+) -> dict[str, float]:
     import dagster as dg
 
     from onering_assets.definitions import build_definitions
@@ -139,14 +145,20 @@ def one_round(months: set[str], latency_month: str, work: Path) -> dict[str, flo
     url = broker.start(settings.state_dir / "pulsar").url
     try:
         landing = SourceResource(path=None).land("flights")
-        payloads = _payloads(landing, months)
+        payloads = _payloads(landing, months, limit)
         floor_topic = "persistent://public/default/bench-floor"
         interleaved_topic = "persistent://public/default/bench-floor-interleaved"
         result: dict[str, float] = {"messages": float(len(payloads)), "load_1m": os.getloadavg()[0]}
         result["floor_publish_s"] = _floor_publish(url, floor_topic, payloads)
         _floor_publish(url, interleaved_topic, payloads)
         result["replay_s"] = replay(
-            url, DEFAULT_TOPIC, landing.table, landing.lines, landing.label, months=months
+            url,
+            DEFAULT_TOPIC,
+            landing.table,
+            landing.lines,
+            landing.label,
+            months=months,
+            limit=limit,
         ).seconds
         result["floor_consume_s"] = _floor_consume(url, floor_topic, len(payloads))
         result["floor_interleaved_s"] = _floor_consume(
@@ -210,15 +222,22 @@ def main() -> None:
     parser.add_argument("--months", nargs="+", default=["2013-01"])
     parser.add_argument("--latency-month", default="2013-03")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        help="the first N flights of those months (at most 50,000: one batch, see consume.py)",
+    )
     args = parser.parse_args()
     if args.latency_month in args.months:
         parser.error("--latency-month must be a month --months does not stream")
+    if args.limit is not None and not 0 < args.limit <= UNACKED_LIMIT:
+        parser.error(f"--limit must be 1 to {UNACKED_LIMIT:,} (one batch of the asset)")
     began = time.perf_counter()
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rounds = []
     for i in range(args.repeat):
         with state_folder(f"onering-streaming-{i}-", keep=False) as work:
-            rounds.append(one_round(set(args.months), args.latency_month, work))
+            rounds.append(one_round(set(args.months), args.latency_month, work, args.limit))
 
     def med(name: str) -> float:
         return statistics.median(r[name] for r in rounds)

@@ -21,7 +21,7 @@ from onering_assets.journal import fault
 from onering_assets.partitions import MONTHLY
 from onering_assets.resources import LakeResource
 from onering_assets.stream import consume, files
-from onering_assets.stream.events import dead_letter_topic
+from onering_assets.stream.events import Event, dead_letter_topic
 from onering_assets.stream.replay import answered
 from onering_assets.stream.replay import client as pulsar_client
 from onering_assets.stream.resource import PulsarResource
@@ -69,6 +69,24 @@ def last_batch_outcome(instance: dg.DagsterInstance) -> Outcome:
     return Outcome(DEAD_LETTERS, count == 0, summary, failing=count)
 
 
+def stall_warning(got: consume.Received, pulsar: PulsarResource) -> str:
+    return (
+        f"The batch waited {pulsar.idle_ms} ms for more after {len(got.messages):,} "
+        "message(s), before the one that was the topic's last when it began: if the broker "
+        "limits unacknowledged messages per consumer below max_messages "
+        f"({pulsar.max_messages:,}; Pulsar's maxUnackedMessagesPerConsumer is "
+        f"{consume.UNACKED_LIMIT:,} by default), set max_messages at or below that limit. "
+        "What was not received comes in the next batch."
+    )
+
+
+def received_id(events: list[Event], batch: str, dropped: int) -> str:
+    """The digest of the messages received: the batch's own id when none was dropped."""
+    if not events:
+        return ""
+    return batch if not dropped else consume.batch_id(events)
+
+
 def build_stream_asset() -> dg.AssetsDefinition:
     table = flights_table()
     required = tuple(c.name for c in table.columns)
@@ -94,53 +112,56 @@ def build_stream_asset() -> dg.AssetsDefinition:
         lake: LakeResource = context.resources.lake
         pulsar: PulsarResource = context.resources.pulsar
         url, topic = pulsar.service_url(), pulsar.topic
-        client = pulsar_client(url)
-        try:
-            consumer = answered(url, lambda: consume.subscribe(client, topic))
-            got = consume.receive(
-                consumer,
-                required,
-                months,
-                max_messages=pulsar.max_messages,
-                idle_ms=pulsar.idle_ms,
-                max_seconds=pulsar.max_seconds,
-            )
-            context.log.info(f"received {len(got.messages)} message(s) from {topic}")
-            events = [event for event, _ in got.events]
-            locks = lake.locks()
+        with consume.collector_paused():  # (a batch makes no cycles; see there)
+            client = pulsar_client(url)
             try:
-                with locks.hold(f"publish:bronze.{TABLE}", what=f"Publishing bronze.{TABLE}"):
-                    landed = files.landed_identities(lake, TABLE, {e.month for e in events})
-                    by_month, dropped = consume.new_events(events, landed)
-                    batch = consume.batch_id([e for es in by_month.values() for e in es])
-                    at = consume.now()
-                    written = {
-                        month: files.write_stream_file(
-                            lake, TABLE, month, batch, consume.to_table(evs, batch, topic, at)
-                        )
-                        for month, evs in sorted(by_month.items())
-                    }
-                    if got.messages:
-                        record = {
-                            "batch_id": batch,
-                            "topic": topic,
-                            "received": len(got.messages),
-                            "rows_by_month": {m: len(e) for m, e in sorted(by_month.items())},
-                            "duplicates_removed": dropped,
-                            "dead_letter_reasons": consume.reasons(got.poison),
-                            "files": sorted(written.values()),
-                            "run_id": context.run_id,
+                consumer = answered(url, lambda: consume.subscribe(client, topic))
+                got = consume.receive(
+                    consumer,
+                    required,
+                    months,
+                    max_messages=pulsar.max_messages,
+                    idle_ms=pulsar.idle_ms,
+                    max_seconds=pulsar.max_seconds,
+                )
+                context.log.info(f"received {len(got.messages)} message(s) from {topic}")
+                if got.stalled:
+                    context.log.warning(stall_warning(got, pulsar))
+                events = [event for event, _ in got.events]
+                locks = lake.locks()
+                try:
+                    with locks.hold(f"publish:bronze.{TABLE}", what=f"Publishing bronze.{TABLE}"):
+                        landed = files.landed_identities(lake, TABLE, {e.month for e in events})
+                        by_month, dropped = consume.new_events(events, landed)
+                        batch = consume.batch_id([e for es in by_month.values() for e in es])
+                        at = consume.now()
+                        written = {
+                            month: files.write_stream_file(
+                                lake, TABLE, month, batch, consume.to_table(evs, batch, topic, at)
+                            )
+                            for month, evs in sorted(by_month.items())
                         }
-                        files.write_batch_record(lake, context.run_id, record)
+                        if got.messages:
+                            record = {
+                                "batch_id": batch,
+                                "topic": topic,
+                                "received": len(got.messages),
+                                "rows_by_month": {m: len(e) for m, e in sorted(by_month.items())},
+                                "duplicates_removed": dropped,
+                                "dead_letter_reasons": consume.reasons(got.poison),
+                                "files": sorted(written.values()),
+                                "run_id": context.run_id,
+                            }
+                            files.write_batch_record(lake, context.run_id, record)
+                finally:
+                    locks.close()
+                consume.dead_letter(client, topic, got.poison)
+                fault("stream.before_ack")
+                for msg in got.messages:
+                    consumer.acknowledge(msg)
+                consumer.close()
             finally:
-                locks.close()
-            consume.dead_letter(client, topic, got.poison)
-            fault("stream.before_ack")
-            for msg in got.messages:
-                consumer.acknowledge(msg)
-            consumer.close()
-        finally:
-            client.close()
+                client.close()
         yield [dead_letter_outcome(got.poison, topic)]
         rows = {month: len(evs) for month, evs in by_month.items()}
         yield dg.MaterializeResult(
@@ -157,7 +178,7 @@ def build_stream_asset() -> dg.AssetsDefinition:
                 # its acknowledgement (whose rows are in Bronze already): Silver rebuilds them
                 # (silver_sensor). The digest names the messages received, whatever landed.
                 "months": sorted({e.month for e in events}),
-                "received_id": consume.batch_id(events) if events else "",
+                "received_id": received_id(events, batch, dropped),
             }
         )
 

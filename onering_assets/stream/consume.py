@@ -22,18 +22,25 @@ identities, so the same messages always make the same file names.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from onering_assets.stream.events import Event, dead_letter_topic, decode_block
 
 SUBSCRIPTION = "onering-bronze"
+# Pulsar's default maxUnackedMessagesPerConsumer (pulsar-lite's too): a Shared consumer holding
+# this many unacknowledged messages is sent no more, so a larger batch would wait out idle_ms.
+UNACKED_LIMIT = 50_000
 RECEIVER_QUEUE = 5000  # messages the client holds ahead (1000 left the broker waiting)
 DECODE_BLOCK = 8192  # messages decoded together (one JSON parse; a poison one costs its block)
 
@@ -45,6 +52,27 @@ class Received:
     messages: list[Any] = field(default_factory=list)
     events: list[tuple[Event, Any]] = field(default_factory=list)
     poison: list[tuple[Any, str]] = field(default_factory=list)
+    # Ended idle before the message that was the topic's last: the broker stopped sending.
+    stalled: bool = False
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for one batch, and back on after (even on error).
+
+    A batch allocates tens of thousands of small objects (messages, their payloads, events),
+    none in a reference cycle, so reference counting frees them as before; but each cyclic
+    collection they would trigger walks the whole heap of a process that holds a Dagster run.
+    Measured (January, 27,004 messages): receiving took 1.09 s with it on, 0.93 s off, and
+    writing 0.28 s against 0.18 s.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def reasons(poison: list[tuple[Any, str]]) -> dict[str, int]:
@@ -93,6 +121,10 @@ def receive(
     the message that was the topic's last when it began (what is published meanwhile is the
     next batch's), or when no message arrives for ``idle_ms``. Messages are decoded a block at
     a time (``events.decode_block``) while the broker sends the next ones.
+
+    ``stalled`` says the broker stopped sending before that last message: most likely its
+    limit of unacknowledged messages per consumer (``UNACKED_LIMIT``) is below
+    ``max_messages``.
     """
     import time
 
@@ -109,6 +141,7 @@ def receive(
             try:
                 msg = consumer.receive(timeout_millis=idle_ms)
             except pulsar.Timeout:
+                got.stalled = end is not None and bool(got.messages)
                 break
             got.messages.append(msg)
             datas.append(msg.data())
@@ -200,7 +233,7 @@ def to_table(events: list[Event], batch: str, topic: str, ingested_at: datetime)
     n = len(events)
     if parts:
         landed = pa.concat_tables(parts, promote_options="default").select(columns)
-        data = dict(zip(columns, landed.take(pa.array(taken, pa.int64())).columns, strict=True))
+        data = dict(zip(columns, gather(landed, taken).columns, strict=True))
     else:
         data = {}
     sources: dict[str, str] = {}
@@ -216,6 +249,29 @@ def to_table(events: list[Event], batch: str, topic: str, ingested_at: datetime)
     data["_row"] = pa.array([e.line for e in events], pa.uint64())
     data["_partition"] = pa.array([e.month for e in events], pa.string())
     return pa.table(data)
+
+
+MAX_RUNS = 64  # more runs of consecutive rows than this: one gather (take) instead
+
+
+def gather(table: pa.Table, taken: list[int]) -> pa.Table:
+    """``table.take(taken)``; when the rows come in a few runs, as zero-copy slices instead.
+
+    The usual batch is the blocks' rows in order, less a few (poison, duplicates, another
+    month's): copying every string of the month again cost as much as the rest of the write.
+    """
+    if not taken:
+        return table.slice(0, 0)
+    rows = np.asarray(taken, dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(rows) != 1) + 1))
+    if len(starts) > MAX_RUNS:
+        return table.take(pa.array(rows))
+    ends = np.append(starts[1:], len(rows))
+    if len(starts) == 1 and rows[0] == 0 and len(rows) == table.num_rows:
+        return table
+    return pa.concat_tables(
+        [table.slice(int(rows[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    )
 
 
 def now() -> datetime:

@@ -111,7 +111,7 @@ def parse_block(datas: list[bytes], required: tuple[str, ...]) -> pa.Table | Non
     unexpected column is an error), in ``required``'s order. pyarrow's parser is stricter
     than ``json.loads`` (a duplicate key, a lone surrogate, NaN are errors here), so a payload
     it accepts decodes the same both ways; the one difference, a null where a column is
-    absent, is why a row with a null is decoded on its own (``incomplete_rows``).
+    absent, is why a row with a null is checked on its own (``incomplete_rows``).
     """
     import pyarrow.json as pajson
 
@@ -159,7 +159,10 @@ def decode_block(
     The payloads are parsed together into one table (``parse_block``); an event keeps a
     reference to it and its row number, not a dict. When that is not certain to match
     ``decode`` (a payload that is not one string-valued object of the table's columns), each
-    message is decoded on its own, as is every row with a null.
+    message is decoded on its own. A row with a null is checked on its own too (the fast
+    parse cannot tell a null from an absent column); once ``decode`` finds every column
+    present, the parsed row is exactly the decoded one, so its event points into the block
+    like the others.
     """
     table = parse_block(datas, required)
     if table is None:
@@ -169,8 +172,12 @@ def decode_block(
     partitions: dict[tuple[str, str], str] = {}  # (year, month) -> "YYYY-MM", as identity()
     decoded: list[Event | str] = []
     for i, props in enumerate(properties):
-        if i in incomplete:
-            decoded.append(decode_one(datas[i], props, required, months))
+        if i in incomplete:  # a null, or an absent column? ``decode`` tells
+            one = decode_one(datas[i], props, required, months)
+            # Every column present: the parsed row is exactly the decoded one (see above).
+            decoded.append(
+                one if isinstance(one, str) else one._replace(row=None, block=table, position=i)
+            )
             continue
         source, line = props.get("source", ""), props.get("line", "")
         year, month_value = years[i], month_values[i]

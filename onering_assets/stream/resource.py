@@ -9,7 +9,7 @@ import dagster as dg
 
 from onering_assets.errors import ConfigError
 from onering_assets.settings import Settings
-from onering_assets.stream import broker
+from onering_assets.stream import broker, consume
 from onering_assets.stream.events import DEFAULT_TOPIC
 
 
@@ -18,13 +18,15 @@ class PulsarResource(dg.ConfigurableResource):
 
     ``max_messages`` and ``max_seconds`` bound one batch; it ends early once it has received
     the message that was the topic's last when it began, or when no message arrives for
-    ``idle_ms`` (the only end when the broker cannot name its last message).
+    ``idle_ms`` (the only end when the broker cannot name its last message). The default
+    batch is Pulsar's default limit of unacknowledged messages per consumer
+    (``consume.UNACKED_LIMIT``): past it the broker sends nothing until the batch acknowledges.
     """
 
     url: str | None = None
     broker_dir: str | None = None
     topic: str = DEFAULT_TOPIC
-    max_messages: int = 100_000
+    max_messages: int = consume.UNACKED_LIMIT
     idle_ms: int = 2_000
     max_seconds: float = 60.0
 

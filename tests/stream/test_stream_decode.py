@@ -5,6 +5,8 @@ What each test proves:
   event (identity, month, row) or the same poison reason, for good rows, rows with nulls and
   every kind of poison, mixed in one block, and in blocks the fast parse refuses;
 - ``to_table`` of block events is the table the one-by-one events make, row for row;
+- ``gather`` (how ``to_table`` picks the rows) is ``take``, whether the rows come in one run,
+  a few (slices) or many;
 - a batch ends once it has received the topic's last message, without waiting ``idle_ms``.
 """
 
@@ -15,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from onering_assets.catalog import load_catalog
@@ -117,7 +120,9 @@ def test_a_block_decoded_at_once_keeps_no_dict_per_row_and_lands_the_same_table(
     assert all(isinstance(e, Event) for e in fast + slow)
     fast_events = [e for e in fast if isinstance(e, Event)]
     slow_events = [e for e in slow if isinstance(e, Event)]
-    assert sum(e.row is None for e in fast_events) == 199 - 28  # rows with a null: one by one
+    # Rows with a null are checked one by one, but point into the block like the others.
+    assert all(e.row is None and e.block is not None for e in fast_events)
+    assert all(e.row is not None for e in slow_events)
     at = datetime(2026, 1, 1, tzinfo=UTC)
     picked = fast_events[::-1][::2]  # any subset, in any order (a month after de-duplication)
     expected = consume.to_table(
@@ -129,6 +134,24 @@ def test_a_block_decoded_at_once_keeps_no_dict_per_row_and_lands_the_same_table(
     )
     assert consume.to_table([], "b", "topic", at).num_rows == 0
     assert expected["_row"].to_pylist() == [e.line for e in picked]
+
+
+@pytest.mark.parametrize(
+    "taken",
+    [
+        list(range(300)),  # the whole table: itself
+        list(range(10, 300)),  # one run
+        [*range(0, 50), *range(60, 120), 5, *range(200, 210)],  # a few runs, one out of order
+        list(range(0, 300, 2)),  # many runs: one take
+        list(range(299, -1, -1)),  # reversed
+        [],
+    ],
+)
+def test_gather_is_take(taken: list[int]) -> None:
+    table = pa.table({"a": [str(i) for i in range(300)], "b": list(range(300))})
+    table = pa.concat_tables([table.slice(0, 100), table.slice(100)])  # (two chunks)
+    expected = table.take(pa.array(taken, pa.int64()))
+    assert consume.gather(table, taken).equals(expected)
 
 
 def test_a_batch_ends_at_the_topics_last_message_without_waiting_for_idle(url: str) -> None:
@@ -146,6 +169,42 @@ def test_a_batch_ends_at_the_topics_last_message_without_waiting_for_idle(url: s
         assert len(got.messages) == len(got.events) == 10 and not got.poison
         for msg in got.messages:
             consumer.acknowledge(msg)
+        consumer.close()
+    finally:
+        pulsar_client.close()
+
+
+def test_a_batch_past_the_brokers_unacked_limit_stops_there_and_says_so(url: str) -> None:
+    """pulsar-lite, like Pulsar, sends a Shared consumer no more than 50,000 unacked messages.
+
+    A batch asked for more is flagged ``stalled`` (the asset warns, naming the limit) and
+    loses nothing: the next batch gets the rest; the default batch is that limit.
+    """
+    from onering_assets.stream.resource import PulsarResource
+
+    assert PulsarResource().max_messages == consume.UNACKED_LIMIT == 50_000
+    topic = "persistent://public/default/unacked-limit"
+    total = consume.UNACKED_LIMIT + 100
+    pulsar_client = client(url)
+    try:
+        producer = pulsar_client.create_producer(
+            topic, batching_enabled=False, block_if_queue_full=True
+        )
+        for i in range(1, total + 1):
+            producer.send_async(b"x", None, properties={"source": "t.csv", "line": str(i)})
+        producer.flush()
+        producer.close()
+        consumer = consume.subscribe(pulsar_client, topic)
+        got = consume.receive(consumer, REQUIRED, MONTHS, max_messages=total, idle_ms=500)
+        assert (got.stalled, len(got.messages)) == (True, consume.UNACKED_LIMIT)
+        for msg in got.messages:
+            consumer.acknowledge(msg)
+        consumer.close()  # (as the asset does: its next batch is a new consumer)
+        consumer = consume.subscribe(pulsar_client, topic)
+        rest = consume.receive(consumer, REQUIRED, MONTHS, max_messages=total, idle_ms=500)
+        assert not rest.stalled and len(rest.messages) == 100
+        lines = {int(m.properties()["line"]) for m in got.messages + rest.messages}
+        assert lines == set(range(1, total + 1))
         consumer.close()
     finally:
         pulsar_client.close()
