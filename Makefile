@@ -4,7 +4,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_COMPILE_BYTECODE := 1
 export ONERING_STATE_DIR ?= $(CURDIR)/.onering
 
-.PHONY: setup demo test lint dev reset browser
+.PHONY: setup demo test lint dev reset browser airflow-check compose-check bench stack-up stack-down
 
 # The environment is synced (and its bytecode compiled) only when uv.lock or pyproject.toml
 # changed since the last sync, so a warm `make demo` does no set-up work.
@@ -75,3 +75,24 @@ dev: setup ## Dagster UI on http://127.0.0.1:3000
 
 reset: ## Delete local state (.onering/)
 	$(UV) run --frozen onering reset --yes
+
+airflow-check: setup ## Fail if the committed Airflow DAG files are stale (`onering airflow export --check`)
+	$(UV) run --frozen onering airflow export --check
+
+compose-check: setup ## Validate compose/ against the Compose Specification, its variables, mounts and healthchecks (no Docker needed)
+	$(UV) run --frozen pytest -q tests/test_compose.py
+
+bench: setup ## The benchmarks (each prints its table beside its floor; docs/performance.md)
+	$(UV) run --frozen python -m bench.pipeline
+	$(UV) run --frozen python -m bench.streaming
+	$(UV) run --frozen python -m bench.engines
+
+# For users with Docker (not run here: no Docker engine). PROFILES picks the compose profiles.
+PROFILES ?= core
+COMPOSE := docker compose --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
+stack-up: ## The full stack in Docker (PROFILES="core stream ml catalog bi ci"; copy compose/.env.example to compose/.env first)
+	@test -f compose/.env || { echo "Copy compose/.env.example to compose/.env and fill in the secrets first." >&2; exit 2; }
+	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --wait
+
+stack-down: ## Stop the full stack (volumes kept; add ARGS=-v to delete them)
+	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) down $(ARGS)
