@@ -274,11 +274,34 @@ def serving(
         "ONERING_STATE_DIR": str(state_dir),
     }
     url = f"http://127.0.0.1:{port}"
+    command = dagster_command(port, daemon=daemon)
+    with launched(command, full_env, log_path, url, ready, "Dagster UI", timeout_s, 0.5):
+        yield url
+
+
+@contextmanager
+def launched(
+    command: list[str],
+    env: Mapping[str, str],
+    log_path: Path,
+    url: str,
+    ready: Callable[[str], str | None],
+    what: str,
+    timeout_s: float,
+    poll_s: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server in its own process group; yield it once ready; stop the group after.
+
+    Its output goes to ``log_path``; it is ready when ``ready(url)`` names nothing missing.
+
+    Raises:
+        OneRingError: it exited or was not ready within ``timeout_s``; with its log's end.
+    """
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            dagster_command(port, daemon=daemon),
+            command,
             cwd=PROJECT_ROOT,
-            env=full_env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -291,9 +314,9 @@ def serving(
             if status is not None or time.monotonic() > deadline:
                 why = f"exited {status}" if status is not None else "timed out"
                 log_end = log_path.read_text(errors="replace")[-3000:]
-                raise OneRingError(f"Dagster UI on {url} {why} ({waiting}):\n{log_end}")
-            time.sleep(0.5)
-        yield url
+                raise OneRingError(f"{what} on {url} {why} ({waiting}):\n{log_end}")
+            time.sleep(poll_s)
+        yield proc
     finally:
         stop(proc)
 

@@ -8,17 +8,14 @@ as one by :func:`onering_assets.devserver.stop`).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from onering_assets.errors import OneRingError
-from onering_assets.settings import PLATFORM_DIR, PROJECT_ROOT, Settings
+from onering_assets.settings import PLATFORM_DIR, Settings
 
 SERVICE_DIR = PLATFORM_DIR / "ml" / "bento_service"
 DEFAULT_HOST = "127.0.0.1"
@@ -89,28 +86,18 @@ def running(
     Raises:
         OneRingError: it exited or was not ready within ``timeout_s``; with its log's end.
     """
-    from onering_assets.devserver import exit_status, stop
+    from onering_assets.devserver import launched
 
     url = f"http://{DEFAULT_HOST}:{port}"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            command(DEFAULT_HOST, port),
-            cwd=PROJECT_ROOT,
-            env=server_env(settings, env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while (waiting := ready(url)) is not None:
-            status = exit_status(proc)
-            if status is not None or time.monotonic() > deadline:
-                why = f"exited {status}" if status is not None else "timed out"
-                log_end = log_path.read_text(errors="replace")[-3000:]
-                raise OneRingError(f"prediction service on {url} {why} ({waiting}):\n{log_end}")
-            time.sleep(0.25)
+    started = launched(
+        command(DEFAULT_HOST, port),
+        server_env(settings, env),
+        log_path,
+        url,
+        ready,
+        "prediction service",
+        timeout_s,
+        0.25,
+    )
+    with started as proc:
         yield Server(url, proc.pid)
-    finally:
-        stop(proc)
