@@ -12,6 +12,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     catalog,
     gc,
     lineage,
+    metrics,
     ml_app,
     run,
     serve,
