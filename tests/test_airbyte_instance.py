@@ -13,7 +13,7 @@ files in S3 as modelled.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +27,7 @@ from onering_assets.definitions import build_definitions, resources_for
 from onering_assets.errors import ConfigError
 from onering_assets.runner import check_keys, execute
 from onering_assets.settings import AirbyteSettings, Settings
+from onering_assets.summary import RunSummary
 from tests.airbyte_api.server import AirbyteApi
 from tests.conftest import settings_for
 
@@ -51,6 +52,16 @@ def airbyte_api() -> Iterator[AirbyteApi]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return settings_for(tmp_path / "state", None)
+
+
+@pytest.fixture
+def run(settings: Settings, instance: dg.DagsterInstance) -> Callable[..., RunSummary]:
+    """A run of the given assets (the faker connection's by default) on this test's state."""
+
+    def run(assets: set[dg.AssetKey] = FAKER) -> RunSummary:
+        return execute(build_definitions(settings), instance, assets=assets, progress=False)
+
+    return run
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, url: str, secret: str = CLIENT_SECRET) -> None:
@@ -81,13 +92,14 @@ def one_line_failure(summary) -> str:
 
 
 def test_first_run_creates_and_syncs_and_an_unchanged_run_creates_nothing(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
     settings: Settings,
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     assert summary.success, summary.failures
     assert sorted(airbyte_api.writes()) == sorted(CREATED)
@@ -112,7 +124,7 @@ def test_first_run_creates_and_syncs_and_an_unchanged_run_creates_nothing(
     assert connection["prefix"] == "faker_"
     assert [s["name"] for s in connection["configurations"]["streams"]] == ["users", "products"]
 
-    again = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    again = run()
 
     assert again.success, again.failures
     assert sorted(airbyte_api.writes()) == sorted(CREATED)  # nothing created or patched
@@ -124,6 +136,7 @@ def test_first_run_creates_and_syncs_and_an_unchanged_run_creates_nothing(
 
 
 def test_a_yaml_change_updates_the_connection_and_a_drift_is_reverted(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -131,11 +144,11 @@ def test_a_yaml_change_updates_the_connection_and_a_drift_is_reverted(
     tmp_path: Path,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
-    assert execute(build_definitions(settings), instance, assets=FAKER, progress=False).success
+    assert run().success
     # Someone changes the connection on the instance: the next run puts the YAML back.
     [connection] = airbyte_api.connections.values()
     connection["configurations"]["streams"].pop()
-    assert execute(build_definitions(settings), instance, assets=FAKER, progress=False).success
+    assert run().success
     assert airbyte_api.writes()[3:] == [("PATCH", f"/connections/{connection['connectionId']}")]
     assert len(connection["configurations"]["streams"]) == 2
 
@@ -165,8 +178,8 @@ def test_a_yaml_change_updates_the_connection_and_a_drift_is_reverted(
 
 
 def test_a_failed_job_fails_in_one_line_with_airbytes_reason(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -174,7 +187,7 @@ def test_a_failed_job_fails_in_one_line_with_airbytes_reason(
     airbyte_api.fail_next_job = "Something went wrong in the connector. See the logs for more."
     before = instance.get_latest_materialization_event(USERS)
 
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     failure = one_line_failure(summary)
     assert "Airbyte connection faker on http://127.0.0.1:" in failure, failure
@@ -184,14 +197,13 @@ def test_a_failed_job_fails_in_one_line_with_airbytes_reason(
 
 
 def test_refused_credentials_fail_in_one_line_naming_the_variables(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
-    instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url, secret="not-the-secret")
 
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     failure = one_line_failure(summary)
     assert "refused the credentials (401 on POST /api/public/v1/applications/token)" in failure
@@ -200,14 +212,14 @@ def test_refused_credentials_fail_in_one_line_naming_the_variables(
 
 
 def test_an_unreachable_url_fails_in_one_line_naming_it(
-    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    run: Callable[..., RunSummary], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     point_at(monkeypatch, f"http://127.0.0.1:{port}")
 
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     failure = one_line_failure(summary)
     assert f"Airbyte at http://127.0.0.1:{port} is unreachable (ConnectionError" in failure
@@ -215,14 +227,13 @@ def test_an_unreachable_url_fails_in_one_line_naming_it(
 
 
 def test_a_connector_the_instance_lacks_fails_in_one_line(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
-    instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
 
-    summary = execute(build_definitions(settings), instance, assets={AIRLINES}, progress=False)
+    summary = run({AIRLINES})
 
     failure = one_line_failure(summary)
     assert "has no source connector airbyte/source-file" in failure, failure
@@ -274,16 +285,15 @@ def test_the_loopback_refuses_what_airbytes_api_refuses(airbyte_api: AirbyteApi)
 
 
 def test_a_job_that_never_ends_is_cancelled_after_the_poll_timeout(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
-    instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
     monkeypatch.setenv("ONERING_AIRBYTE_POLL_TIMEOUT", "0.5")
     monkeypatch.setattr(airbyte_api, "_finish", lambda job: None)  # it stays "running"
 
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     failure = one_line_failure(summary)
     assert "Airbyte job 1 of connection" in failure, failure
@@ -295,26 +305,24 @@ def test_a_job_that_never_ends_is_cancelled_after_the_poll_timeout(
 
 
 def test_a_sync_left_running_is_polled_to_its_end_and_two_are_named(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
     instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
-    assert execute(build_definitions(settings), instance, assets=FAKER, progress=False).success
+    assert run().success
     [connection_id] = list(airbyte_api.connections)
     airbyte_api._start(connection_id)  # what a killed step leaves: job 2, still running
 
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
 
     assert summary.success, summary.failures  # not "already running: no reason recorded"
     assert len(airbyte_api.jobs) == 2 and metadata(instance, USERS)["airbyte_job_id"] == 2
     # Two running (not what one Airbyte allows, but what a bug could leave): both named.
     job = airbyte_api._start(connection_id)
     airbyte_api.jobs[4] = {**job, "jobId": 4}
-    failure = one_line_failure(
-        execute(build_definitions(settings), instance, assets=FAKER, progress=False)
-    )
+    failure = one_line_failure(run())
     assert f"Airbyte connection {connection_id} has syncs running (jobs 3, 4)" in failure
     assert "DELETE /api/public/v1/jobs/<id>" in failure, failure
 
@@ -334,24 +342,21 @@ def erring_polls(api: AirbyteApi, times: int) -> None:
 
 
 def test_a_5xx_while_polling_is_retried_with_backoff_and_named_as_such(
+    run: Callable[..., RunSummary],
     airbyte_api: AirbyteApi,
-    settings: Settings,
-    instance: dg.DagsterInstance,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     point_at(monkeypatch, airbyte_api.url)
     monkeypatch.setattr(client, "POLL_BACKOFF_MAX_S", 0.1)
     # Five 500s in a row (more than the quick retries of other requests): the sync goes on.
     erring_polls(airbyte_api, 5)
-    summary = execute(build_definitions(settings), instance, assets=FAKER, progress=False)
+    summary = run()
     assert summary.success, summary.failures
     assert [j["status"] for j in airbyte_api.jobs.values()] == ["succeeded"]
 
     # A 500 that lasts past the window: one line saying so, not "unreachable".
     monkeypatch.setattr(client, "POLL_RETRY_WINDOW_S", 0.5)
     erring_polls(airbyte_api, 1000)
-    failure = one_line_failure(
-        execute(build_definitions(settings), instance, assets=FAKER, progress=False)
-    )
+    failure = one_line_failure(run())
     assert f"Airbyte at {airbyte_api.url} answered 500 on GET /api/public/v1/jobs/2" in failure
     assert "internal server error" in failure and "unreachable" not in failure, failure
