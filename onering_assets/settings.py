@@ -57,6 +57,12 @@ class Settings:
             raise ConfigError(
                 f"ONERING_PROFILE={profile!r} is not a profile; use one of: {', '.join(PROFILES)}."
             )
+        if profile == "compose" and env is os.environ:
+            # The compose profile's secrets and DSNs from the environment, then .env, then
+            # Infisical, put into this process's environment for dg.EnvVar (docs/secrets.md).
+            from onering_assets.secrets import provide_compose
+
+            provide_compose()
         state_dir = Path(env.get("ONERING_STATE_DIR", ".onering")).expanduser().resolve()
         source = env.get("ONERING_SOURCE_DIR")
         timeout = env.get("ONERING_LOCK_TIMEOUT", "120")
