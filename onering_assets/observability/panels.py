@@ -63,9 +63,9 @@ PIPELINE: tuple[PromPanel, ...] = (
     ),
     PromPanel(
         "Check history",
-        "sum by (asset, check, status) (increase(onering_check_evaluations_total[1h]))",
-        "{{asset}} {{check}} {{status}}",
-        description="Check evaluations per hour by outcome.",
+        "onering_check_passed",
+        "{{asset}} {{check}}",
+        description="Each check's latest outcome over time: 1 passed, 0 failed.",
     ),
     PromPanel("Runs by status", "sum by (status) (onering_runs_total)", "{{status}}", kind="stat"),
     PromPanel(
