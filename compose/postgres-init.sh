@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # compose's postgres-init job (idempotent, run on every `up`): the databases the services keep
-# their own state in, OpenMetadata's role, and onering_reader's login. The reader's grants
+# their own state in (Dagster, Airflow, MLflow, Metabase), OpenMetadata's role, and onering_reader's login. The reader's grants
 # come from Gold's Liquibase changelog (002-gold-reader.sql), which finds the role here
 # ("roles are server-wide, so it may exist already"). Passwords reach psql as variables on
 # stdin, never on a command line.
@@ -8,7 +8,7 @@ set -euo pipefail
 psql -v ON_ERROR_STOP=1 -q \
     -v reader_password="$ONERING_READER_PASSWORD" \
     -v om_password="${OPENMETADATA_DB_PASSWORD:-}" <<'SQL'
-SELECT format('CREATE DATABASE %I', d) FROM unnest(ARRAY['airflow', 'mlflow', 'metabase']) AS d
+SELECT format('CREATE DATABASE %I', d) FROM unnest(ARRAY['dagster', 'airflow', 'mlflow', 'metabase']) AS d
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d)
 \gexec
 SELECT 'CREATE ROLE onering_reader NOLOGIN'

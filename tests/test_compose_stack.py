@@ -312,6 +312,25 @@ def test_onering_reaches_each_store_by_its_compose_name(service: str, tmp_path: 
     assert spark_driver == service or (service == "airflow-scheduler" == spark_driver)
 
 
+@pytest.mark.parametrize("service", ["dagster-daemon", "airflow-scheduler", "mlflow", "bentoml"])
+def test_every_address_a_onering_container_gets_is_a_compose_service(service: str) -> None:
+    """Beyond the stores: Dagster's and Airflow's own databases, MLflow, BentoML's URL."""
+    services = document()["services"]
+    spec = services[service]
+    values = [*container_env(service).values()]
+    values += [interpolate(str(arg), _example_env()) for arg in spec.get("command", [])]
+    addresses = [
+        _address(v.split("=", 1)[-1]) for v in values if re.search(r"://|^[a-z-]+:\d+$", v)
+    ]
+    assert addresses
+    for address in filter(None, addresses):
+        host, port = address
+        if host == "0.0.0.0":  # a listen address, not a peer
+            continue
+        assert host in services, f"{service}: {host} is not a compose service"
+        assert port in _container_ports(services[host]), f"{service}: {host} has no port {port}"
+
+
 def test_host_env_file_and_container_env_name_the_same_variables() -> None:
     """compose/onering.env (OneRing on the host) and the containers set the same stores."""
     host = {
@@ -373,7 +392,7 @@ def test_postgres_init_makes_the_databases_and_the_readers_login(server) -> None
     _run_init(server)  # idempotent: a second `up` changes nothing and does not fail
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         names = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
-        assert {"airflow", "mlflow", "metabase"} <= names
+        assert {"dagster", "airflow", "mlflow", "metabase"} <= names
         assert "openmetadata_db" not in names  # no OpenMetadata password: nothing for it
         apply_changelogs(conn, LIQUIBASE_DIR)  # what the liquibase job then applies
     reader = make_conninfo(
