@@ -70,7 +70,7 @@ def test_the_exporter_reports_the_failed_run_and_check(failed: str) -> None:
     assert written == {"bronze/flights"}  # Silver was not published
 
 
-def annotations(labels: dict[str, str]) -> dict[str, str]:
+def expected_annotations(labels: dict[str, str]) -> dict[str, str]:
     """The alert's annotation templates with ``{{ $labels.x }}`` filled in."""
     rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
     (rule,) = [r for r in rules if r.get("alert") == "OneRingBlockingCheckFailed"]
@@ -94,7 +94,7 @@ def rules_test(failed: str, expect_alerts: bool) -> dict:
     alerts = [
         {
             "exp_labels": {**dict(labels), "severity": "critical"},
-            "exp_annotations": annotations(dict(labels)),
+            "exp_annotations": expected_annotations(dict(labels)),
         }
         for labels, value in passed.items()
         if value == 0 and dict(labels)["blocking"] == "true"
