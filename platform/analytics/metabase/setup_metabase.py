@@ -39,9 +39,6 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: onering_assets is beside it
     sys.path.insert(0, str(ROOT))
 
-from onering_assets.catalog import load_catalog  # noqa: E402
-from onering_assets.resources.embedded_pg import READER  # noqa: E402
-
 GOLD_NAME = "OneRing Gold (Postgres)"
 SILVER_NAME = "OneRing Silver (ClickHouse)"
 DASHBOARD_NAME = "OneRing: Gold marts"
@@ -166,6 +163,8 @@ def _by_name(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
 
 def databases(config: Config) -> list[dict[str, Any]]:
     """The two connections: Gold as the read-only role, Silver on ClickHouse."""
+    from onering_assets.resources.embedded_pg import READER  # the role `onering sql` uses
+
     gold = {
         "engine": "postgres",
         "name": GOLD_NAME,
@@ -197,6 +196,8 @@ def databases(config: Config) -> list[dict[str, Any]]:
 
 def mart_questions(database_id: int) -> list[dict[str, Any]]:
     """One native question per declared Gold mart, its rows in key order."""
+    from onering_assets.catalog import load_catalog  # imported when needed: it takes seconds
+
     questions = []
     for mart in load_catalog().gold:
         order = ", ".join(f'"{column}"' for column in mart.key) or "1"
@@ -231,8 +232,10 @@ def set_up(config: Config, say: Any = None) -> dict[str, Any]:
     mb = Metabase(config.url)
     mb.wait(config.wait_s)
     mb.log_in(config)
-    ids = [ensure(mb, "/api/database", "/api/database", db) for db in databases(config)]
-    say(f"connections: {GOLD_NAME} as {READER} (id {ids[0]}), {SILVER_NAME} (id {ids[1]})")
+    connections = databases(config)
+    ids = [ensure(mb, "/api/database", "/api/database", db) for db in connections]
+    reader = connections[0]["details"]["user"]
+    say(f"connections: {GOLD_NAME} as {reader} (id {ids[0]}), {SILVER_NAME} (id {ids[1]})")
     cards = [ensure(mb, "/api/card", "/api/card?f=all", q) for q in mart_questions(ids[0])]
     dashboard = ensure(
         mb,
