@@ -411,3 +411,55 @@ def test_postgres_init_gives_openmetadata_its_role_and_database(server) -> None:
             "openmetadata_db",
             "openmetadata_user",
         )
+
+
+def _platform_addresses() -> list[tuple[str, str, int]]:
+    """``(file, host, port)`` for every peer the platform's configs for compose name."""
+    platform = PROJECT_ROOT / "platform"
+    found = []
+    grafana = platform / "observability" / "grafana" / "provisioning" / "datasources"
+    for path in sorted(grafana.glob("*.yml")):
+        for source in yaml.safe_load(path.read_text())["datasources"]:
+            data = source.get("jsonData", {})
+            if "host" in data:
+                found.append((path.name, data["host"], int(data["port"])))
+            elif source.get("url"):
+                found.append((path.name, *_address_or_fail(source["url"])))
+    prometheus = platform / "observability" / "prometheus" / "prometheus.yml"
+    for job in yaml.safe_load(prometheus.read_text())["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            found += [(prometheus.name, *_address_or_fail(t)) for t in static["targets"]]
+    catalog = platform / "catalog" / "openmetadata"
+    ingestion = yaml.safe_load((catalog / "dagster-ingestion.yaml").read_text())
+    for url in (
+        ingestion["source"]["serviceConnection"]["config"]["host"],
+        ingestion["workflowConfig"]["openMetadataServerConfig"]["hostPort"],
+    ):
+        found.append(("dagster-ingestion.yaml", *_address_or_fail(url)))
+    server = dict(
+        line.split("=", 1)
+        for line in (catalog / "openmetadata-server.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    found.append(("openmetadata-server.env", server["DB_HOST"], int(server["DB_PORT"])))
+    found.append(
+        ("openmetadata-server.env", server["ELASTICSEARCH_HOST"], int(server["ELASTICSEARCH_PORT"]))
+    )
+    found.append(("openmetadata-server.env", *_address_or_fail(server["SERVER_HOST_API_URL"])))
+    return found
+
+
+def _address_or_fail(value: str) -> tuple[str, int]:
+    address = _address(value)
+    assert address is not None, value
+    return address
+
+
+def test_the_platform_configs_name_compose_services_and_their_ports() -> None:
+    """Grafana's data sources, Prometheus's targets, OpenMetadata's settings and workflow."""
+    services = document()["services"]
+    found = _platform_addresses()
+    assert len(found) >= 9
+    for where, host, port in found:
+        assert host in services, f"{where}: {host} is not a compose service"
+        assert port in _container_ports(services[host]), f"{where}: {host} has no port {port}"
