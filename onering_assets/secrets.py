@@ -303,14 +303,24 @@ class Secrets:
             return self._remote
 
     def source_of(self, name: str) -> str | None:
-        """``environment``, ``.env``, ``infisical`` or ``None``: where ``name`` comes from."""
+        """``environment``, ``.env``, ``infisical`` or ``None``: where ``name`` comes from.
+
+        An empty value counts as unset (``compose/.env.example`` leaves secrets empty), unless
+        no later source has a value either.
+        """
+        fallback = None
         if name in self.env:
-            return "environment"
-        if name in self.dotenv():
-            return ".env"
-        if name in self.remote():
+            if self.env[name]:
+                return "environment"
+            fallback = "environment"
+        dotenv = self.dotenv()
+        if name in dotenv:
+            if dotenv[name]:
+                return ".env"
+            fallback = fallback or ".env"
+        if self.remote().get(name):
             return "infisical"
-        return None
+        return fallback or ("infisical" if name in self.remote() else None)
 
     def resolve(self, name: str) -> str | None:
         """The value of ``name`` from the first source defining it, or ``None``."""
@@ -333,16 +343,16 @@ class Secrets:
         return _REFERENCE.sub(fill, value)
 
     def provide(self, names: Iterable[str], target: MutableMapping[str, str]) -> list[str]:
-        """Set each of ``names`` missing from ``target`` that a source defines.
+        """Set each of ``names`` missing (or empty) in ``target`` that a source defines.
 
         Values get their ``${…}`` references expanded. Returns the names set, never values.
         """
         provided = []
         for name in dict.fromkeys(names):
-            if name in target:
+            if target.get(name):
                 continue
             value = self.resolve(name)
-            if value is not None:
+            if value:
                 target[name] = self.expand(value)
                 provided.append(name)
         return provided

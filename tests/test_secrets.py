@@ -107,6 +107,21 @@ def test_environment_wins_then_dotenv_then_infisical(
     )
 
 
+def test_an_empty_value_counts_as_unset(infisical: InfisicalServer, tmp_path: Path) -> None:
+    """As after sourcing compose/.env.example, whose secrets are empty."""
+    pg = planted("pg")
+    infisical.state.put("dev", "/", "POSTGRES_PASSWORD", pg)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("POSTGRES_PASSWORD=\nGRAFANA_ADMIN_PASSWORD=\n")
+    env = {**infisical.env(), "POSTGRES_PASSWORD": "", "ONERING_DOTENV": str(dotenv)}
+    resolver = Secrets(env=env)
+    assert resolver.resolve("POSTGRES_PASSWORD") == pg
+    assert resolver.resolve("GRAFANA_ADMIN_PASSWORD") == ""  # empty everywhere: empty
+    target = dict(env)
+    assert provide_compose(target) == ["POSTGRES_PASSWORD"]
+    assert target["POSTGRES_PASSWORD"] == pg and "GRAFANA_ADMIN_PASSWORD" not in target
+
+
 def test_secret_path_and_environment_select_the_folder(infisical: InfisicalServer) -> None:
     infisical.state.put("prod", "/onering", "POSTGRES_PASSWORD", "from-prod-onering")
     infisical.state.put("dev", "/", "POSTGRES_PASSWORD", "from-dev-root")
@@ -201,9 +216,12 @@ def test_the_cli_prints_the_refusal_in_one_line(infisical: InfisicalServer, tmp_
         timeout=300,
         cwd=PROJECT_ROOT,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr[-2000:]
     assert wrong not in proc.stdout + proc.stderr
-    assert "INFISICAL_CLIENT_SECRET" in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: Infisical at http://127.0.0.1:")
+    assert "refused the machine identity (HTTP 401)" in lines[0]
+    assert "INFISICAL_CLIENT_SECRET" in lines[0]
 
 
 # --- the compose profile ------------------------------------------------------------------------
