@@ -1,6 +1,6 @@
 """Streaming throughput: OneRing's replay and stream asset against the bare Pulsar client.
 
-    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02] [--limit 50000]
+    .venv/bin/python -m bench.streaming [--months 2013-01 2013-02 --limit 50000]
                                         [--latency-month 2013-03] [--repeat 3]
 
 On a fresh state folder with its own local pulsar-lite, for the given months of the packaged
@@ -146,6 +146,11 @@ def one_round(
     try:
         landing = SourceResource(path=None).land("flights")
         payloads = _payloads(landing, months, limit)
+        if len(payloads) > UNACKED_LIMIT:  # the asset's batch and the floor's loop stop there
+            raise SystemExit(
+                f"{len(payloads):,} flights in {' '.join(sorted(months))}: one batch takes at "
+                f"most {UNACKED_LIMIT:,}; add --limit {UNACKED_LIMIT}"
+            )
         floor_topic = "persistent://public/default/bench-floor"
         interleaved_topic = "persistent://public/default/bench-floor-interleaved"
         result: dict[str, float] = {"messages": float(len(payloads)), "load_1m": os.getloadavg()[0]}

@@ -70,13 +70,15 @@ def last_batch_outcome(instance: dg.DagsterInstance) -> Outcome:
 
 
 def stall_warning(got: consume.Received, pulsar: PulsarResource) -> str:
+    """What an idle end short of the topic's last message means, without guessing which."""
     return (
-        f"The batch waited {pulsar.idle_ms} ms for more after {len(got.messages):,} "
-        "message(s), before the one that was the topic's last when it began: if the broker "
-        "limits unacknowledged messages per consumer below max_messages "
+        f"The batch waited {pulsar.idle_ms} ms after {len(got.messages):,} message(s) without "
+        "reaching the one that was the topic's last when it began. Either that message was "
+        "acknowledged already (an earlier batch's messages redelivered), or the broker held "
+        "messages back: if it limits unacknowledged messages per consumer below max_messages "
         f"({pulsar.max_messages:,}; Pulsar's maxUnackedMessagesPerConsumer is "
-        f"{consume.UNACKED_LIMIT:,} by default), set max_messages at or below that limit. "
-        "What was not received comes in the next batch."
+        f"{consume.UNACKED_LIMIT:,} by default), lower max_messages to that limit. Messages "
+        "not received stay unacknowledged for the next batch."
     )
 
 

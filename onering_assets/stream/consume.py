@@ -52,7 +52,7 @@ class Received:
     messages: list[Any] = field(default_factory=list)
     events: list[tuple[Event, Any]] = field(default_factory=list)
     poison: list[tuple[Any, str]] = field(default_factory=list)
-    # Ended idle before the message that was the topic's last: the broker stopped sending.
+    # Ended idle before the message that was the topic's last (see ``receive``).
     stalled: bool = False
 
 
@@ -122,9 +122,10 @@ def receive(
     next batch's), or when no message arrives for ``idle_ms``. Messages are decoded a block at
     a time (``events.decode_block``) while the broker sends the next ones.
 
-    ``stalled`` says the broker stopped sending before that last message: most likely its
-    limit of unacknowledged messages per consumer (``UNACKED_LIMIT``) is below
-    ``max_messages``.
+    ``stalled`` says the batch ended idle before that last message: either the broker held
+    messages back (its limit of unacknowledged messages per consumer, ``UNACKED_LIMIT`` by
+    default, below ``max_messages``) or that message was acknowledged already (an earlier
+    batch's messages redelivered); the broker does not say which.
     """
     import time
 
@@ -263,6 +264,8 @@ def gather(table: pa.Table, taken: list[int]) -> pa.Table:
     if not taken:
         return table.slice(0, 0)
     rows = np.asarray(taken, dtype=np.int64)
+    if rows.min() < 0 or rows.max() >= table.num_rows:  # (as take refuses them)
+        raise IndexError(f"row {rows.max()} or {rows.min()} is not in {table.num_rows} rows")
     starts = np.concatenate(([0], np.flatnonzero(np.diff(rows) != 1) + 1))
     if len(starts) > MAX_RUNS:
         return table.take(pa.array(rows))

@@ -145,11 +145,18 @@ def test_a_block_decoded_at_once_keeps_no_dict_per_row_and_lands_the_same_table(
         list(range(0, 300, 2)),  # many runs: one take
         list(range(299, -1, -1)),  # reversed
         [],
+        [3, 3, 3, 4, 4],  # repeated rows
+        [0, 300],  # a row past the end: refused, as take refuses it
+        [-1],
     ],
 )
 def test_gather_is_take(taken: list[int]) -> None:
     table = pa.table({"a": [str(i) for i in range(300)], "b": list(range(300))})
     table = pa.concat_tables([table.slice(0, 100), table.slice(100)])  # (two chunks)
+    if any(not 0 <= row < 300 for row in taken):
+        with pytest.raises(IndexError):
+            consume.gather(table, taken)
+        return
     expected = table.take(pa.array(taken, pa.int64()))
     assert consume.gather(table, taken).equals(expected)
 
@@ -180,6 +187,7 @@ def test_a_batch_past_the_brokers_unacked_limit_stops_there_and_says_so(url: str
     A batch asked for more is flagged ``stalled`` (the asset warns, naming the limit) and
     loses nothing: the next batch gets the rest; the default batch is that limit.
     """
+    from onering_assets.stream.assets import stall_warning
     from onering_assets.stream.resource import PulsarResource
 
     assert PulsarResource().max_messages == consume.UNACKED_LIMIT == 50_000
@@ -205,6 +213,11 @@ def test_a_batch_past_the_brokers_unacked_limit_stops_there_and_says_so(url: str
         assert not rest.stalled and len(rest.messages) == 100
         lines = {int(m.properties()["line"]) for m in got.messages + rest.messages}
         assert lines == set(range(1, total + 1))
+        # What the asset logs for it names the limit and max_messages, and guesses nothing.
+        warning = stall_warning(got, PulsarResource(max_messages=total))
+        assert "after 50,000 message(s)" in warning and "max_messages (50,100" in warning
+        assert "maxUnackedMessagesPerConsumer is 50,000" in warning
+        assert "acknowledged already" in warning
         consumer.close()
     finally:
         pulsar_client.close()
