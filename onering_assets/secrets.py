@@ -1,18 +1,13 @@
 """The one secret resolver: the process environment, then a ``.env`` file, then Infisical.
 
-``resolve(name)`` answers from the first source that defines ``name``:
-
-1. the process environment (``os.environ``);
-2. a ``.env`` file of ``KEY=VALUE`` lines (``ONERING_DOTENV``, default ``<repo>/.env``);
-3. Infisical, when ``INFISICAL_URL``, ``INFISICAL_CLIENT_ID``, ``INFISICAL_CLIENT_SECRET``,
-   ``INFISICAL_PROJECT_ID`` and ``INFISICAL_ENVIRONMENT`` are set (``INFISICAL_SECRET_PATH``,
-   default ``/``): one universal-auth login and one listing through the official
-   ``infisicalsdk``, cached for the life of the process.
-
-Values never reach Dagster definitions, asset metadata, run config or a log line: the
-compose profile calls ``provide_compose()`` (from ``Settings.from_env``), which puts the
-resolved values into the process environment, where Dagster reads them at run time through
-``dg.EnvVar``. An error names the variables to check and never carries a value.
+``resolve(name)`` answers from the first source with a value: ``os.environ``; the
+``KEY=VALUE`` file ``ONERING_DOTENV`` (default ``<repo>/.env``); Infisical when the
+``INFISICAL_*`` variables are set (one universal-auth login and one listing through the
+official ``infisicalsdk``, cached per process). The compose profile calls
+``provide_compose()`` (from ``Settings.from_env``), which puts the values into the process
+environment, where Dagster reads them at run time through ``dg.EnvVar``: never into
+definitions, metadata, run config or a log line. Errors name variables, never values. See
+docs/secrets.md.
 """
 
 from __future__ import annotations
@@ -40,13 +35,8 @@ INFISICAL_PROJECT_ID = "INFISICAL_PROJECT_ID"
 INFISICAL_ENVIRONMENT = "INFISICAL_ENVIRONMENT"
 INFISICAL_SECRET_PATH = "INFISICAL_SECRET_PATH"
 INFISICAL_TIMEOUT = "INFISICAL_TIMEOUT"
-INFISICAL_REQUIRED = (
-    INFISICAL_URL,
-    INFISICAL_CLIENT_ID,
-    INFISICAL_CLIENT_SECRET,
-    INFISICAL_PROJECT_ID,
-    INFISICAL_ENVIRONMENT,
-)
+INFISICAL_REQUIRED = (INFISICAL_URL, INFISICAL_CLIENT_ID, INFISICAL_CLIENT_SECRET)
+INFISICAL_REQUIRED += (INFISICAL_PROJECT_ID, INFISICAL_ENVIRONMENT)
 
 # The secrets a OneRing process of the compose profile may need (compose/.env.example marks
 # the stack's own secrets "(secret)"; the onboarding script pushes those).
@@ -182,7 +172,7 @@ def client_for(settings: InfisicalSettings) -> Any:
         SecretsRefusedError: it refused the client id and secret.
     """
     from infisical_sdk import InfisicalSDKClient
-    from infisical_sdk.infisical_requests import APIError
+    from infisical_sdk.infisical_requests import APIError, InfisicalError
 
     _reachable(settings)
     client = InfisicalSDKClient(host=settings.url, cache_ttl=None)  # type: ignore[arg-type]
@@ -192,12 +182,17 @@ def client_for(settings: InfisicalSettings) -> Any:
     try:
         client.auth.universal_auth.login(settings.client_id, settings.client_secret)
     except APIError as e:
+        if e.status_code == 404:
+            raise SecretsRefusedError(
+                f"{_shown(settings.url)} has no Infisical universal-auth login (HTTP 404): "
+                f"check {INFISICAL_URL}."
+            ) from None
         raise SecretsRefusedError(
             f"Infisical at {_shown(settings.url)} refused the machine identity (HTTP "
             f"{e.status_code}): check {INFISICAL_CLIENT_ID} and {INFISICAL_CLIENT_SECRET}."
         ) from None
-    except (requests.RequestException, OSError, ValueError, KeyError, TypeError):
-        raise _unreachable(settings, "its login failed") from None
+    except (InfisicalError, requests.RequestException, OSError, ValueError, KeyError, TypeError):
+        raise _unreachable(settings, "no valid answer to the login") from None
     return client
 
 
@@ -210,7 +205,7 @@ def fetch_infisical(settings: InfisicalSettings) -> dict[str, str]:
         SecretsUnavailableError: Infisical cannot be reached.
         SecretsRefusedError: it refused the credentials or the project, environment or path.
     """
-    from infisical_sdk.infisical_requests import APIError
+    from infisical_sdk.infisical_requests import APIError, InfisicalError
 
     client = client_for(settings)
     try:
@@ -227,8 +222,8 @@ def fetch_infisical(settings: InfisicalSettings) -> dict[str, str]:
             f"Infisical at {_shown(settings.url)} refused to list secrets (HTTP {e.status_code})"
             f": check {settings.where()} and the identity's access to them."
         ) from None
-    except (requests.RequestException, OSError, ValueError, KeyError, TypeError):
-        raise _unreachable(settings, "its secrets listing failed") from None
+    except (InfisicalError, requests.RequestException, OSError, ValueError, KeyError, TypeError):
+        raise _unreachable(settings, "no valid answer to the secrets listing") from None
     finally:
         client.close()
     values: dict[str, str] = {}
@@ -284,9 +279,6 @@ class Secrets:
         self._dotenv: dict[str, str] | None = None
         self._remote: dict[str, str] | None = None
         self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"Secrets(dotenv={str(self.dotenv_path)!r}, infisical={self.infisical!r})"
 
     def dotenv(self) -> dict[str, str]:
         """The ``.env`` file's values (empty when there is no file)."""

@@ -189,6 +189,14 @@ def test_unreachable_infisical_fails_fast_in_one_line(infisical: InfisicalServer
     assert unreachable.value.retryable
 
 
+def test_a_url_that_is_not_infisical_names_the_url(infisical: InfisicalServer) -> None:
+    env = {**infisical.env(), "INFISICAL_URL": f"{infisical.url}/not-infisical"}
+    with pytest.raises(SecretsRefusedError) as wrong:
+        Secrets(env=env, dotenv=NOWHERE).resolve("POSTGRES_PASSWORD")
+    message = one_line_naming(wrong.value, "HTTP 404", "INFISICAL_URL")
+    assert "/not-infisical" not in message  # a URL's path may carry anything: not shown
+
+
 def test_half_configured_infisical_names_what_is_missing(infisical: InfisicalServer) -> None:
     env = {k: v for k, v in infisical.env().items() if k != "INFISICAL_PROJECT_ID"}
     with pytest.raises(ConfigError) as half:
