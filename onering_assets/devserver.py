@@ -94,8 +94,9 @@ def disable_community_dialog(home: Path) -> None:
 def prepare_home(home: Path) -> None:
     """OneRing's ``dagster.yaml`` in ``home`` (written if missing), with the UI's settings."""
     from onering_assets.runner import write_instance_config
+    from onering_assets.settings import Settings
 
-    write_instance_config(home)
+    write_instance_config(home, Settings.from_env().profile)
     disable_community_dialog(home)
 
 

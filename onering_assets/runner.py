@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
+from onering_assets import instance_config
 from onering_assets.errors import ConfigError, NothingSelectedError
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.resources.locks import store_lock
@@ -24,25 +24,9 @@ from onering_assets.summary import RunSummary, record_cancel, summarize
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
-INSTANCE_CONFIG = {
-    "telemetry": {"enabled": False},
-    # Runs launched from the UI (or the bridge's dagster_graphql mode) queue and run one at
-    # a time: chDB has one owner per directory. The daemon looks at the queue every second
-    # (Dagster's default, 5 s, was most of a launched task's overhead: bench/airflow_tasks.py).
-    "run_coordinator": {
-        "module": "dagster._core.run_coordinator",
-        "class": "QueuedRunCoordinator",
-        "config": {"max_concurrent_runs": 1, "dequeue_interval_seconds": 1},
-    },
-}
-
-
-def write_instance_config(home: Path) -> None:
-    """OneRing's ``dagster.yaml`` in ``home``, unless one is there already."""
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False))
+def write_instance_config(home: Path, profile: str = "local") -> None:
+    """OneRing's ``dagster.yaml`` for ``profile`` in ``home``, unless the user wrote their own."""
+    instance_config.write(home, profile)
 
 
 # Instances of a OneRing state folder: their runs are recorded in its catalog outbox.
@@ -61,7 +45,9 @@ def instance_for(settings: Settings) -> dg.DagsterInstance:
 
 def _instance_for(settings: Settings) -> dg.DagsterInstance:
     home = settings.dagster_home
-    write_instance_config(home)
+    write_instance_config(home, settings.profile)
+    if settings.profile == "compose":
+        instance_config.check_postgres_url()
     os.environ["DAGSTER_HOME"] = str(home)
     ready = home / ".storage-ready"
     if ready.exists():

@@ -24,7 +24,6 @@ import yaml
 from airflow_bridge.processes import free_port, port_in_use
 from onering_assets.devserver import NUX_OFF, answers, disable_community_dialog
 from onering_assets.errors import ConfigError
-from onering_assets.runner import INSTANCE_CONFIG
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 120.0
@@ -32,8 +31,10 @@ STOP_TIMEOUT_S = 10.0
 # A dagster.yaml as OneRing wrote it before the UI's community dialog was turned off, with
 # a setting and a comment of someone's own: both must survive the upgrade.
 OLD_CONFIG = (
-    yaml.safe_dump(INSTANCE_CONFIG, sort_keys=False)
-    + "# my own setting\nrun_monitoring:\n  enabled: true\n"
+    "telemetry:\n  enabled: false\nrun_coordinator:\n"
+    "  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+    "  config:\n    max_concurrent_runs: 1\n    dequeue_interval_seconds: 1\n"
+    "# my own setting\nrun_monitoring:\n  enabled: true\n"
 )
 
 
