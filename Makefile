@@ -60,6 +60,8 @@ demo: setup ## Materialize Bronze, Silver, Gold, the feature views, the model an
 # Two workers (CI has two cores); tests/scheduling.py says how the suite is split.
 test: lint browser ## Lint and type-check, then the whole test suite on real embedded components
 	@bash ops/scripts/ensure-liquibase.sh >/dev/null || echo "Liquibase not installed: its compatibility tests will be skipped"
+	@bash ops/scripts/ensure-groovy.sh >/dev/null || echo "groovy not installed: the Jenkinsfile tests will be skipped"
+	@bash ops/scripts/ensure-prometheus.sh >/dev/null || echo "Prometheus not installed: tests/observability will be skipped"
 	$(UV) run --frozen pytest -n 2 --dist loadscope
 
 lint: setup ## ruff, ruff format, pyright (main env, the publisher in the openmetadata env, the Flink job, the Airbyte runner)
@@ -80,7 +82,7 @@ airflow-check: setup ## Fail if the committed Airflow DAG files are stale (`oner
 	$(UV) run --frozen onering airflow export --check
 
 compose-check: setup ## Validate compose/ against the Compose Specification, its variables, mounts and healthchecks (no Docker needed)
-	$(UV) run --frozen pytest -q tests/test_compose.py
+	$(UV) run --frozen pytest -q tests/test_compose.py tests/test_compose_stack.py tests/test_metabase.py
 
 bench: setup ## The benchmarks (each prints its table beside its floor; docs/performance.md)
 	$(UV) run --frozen python -m bench.pipeline
