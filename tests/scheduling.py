@@ -55,6 +55,13 @@ SECONDS = {
     "tests/test_progress.py": 1,
     "tests/airflow_bridge/test_processes.py": 2,
     "tests/test_airbyte_instance.py": 25,
+    "tests/observability/test_metrics.py": 85,
+    "tests/observability/test_metrics_failure.py": 35,
+    "tests/stream/test_stream_decode.py": 25,
+    "tests/test_compose_stack.py": 15,
+    "tests/test_metabase.py": 15,
+    "tests/ci/test_jenkins.py": 10,
+    "tests/test_instance_config.py": 8,
 }
 
 
