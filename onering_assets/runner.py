@@ -24,6 +24,7 @@ from onering_assets.summary import RunSummary, record_cancel, summarize
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
+
 def write_instance_config(home: Path, profile: str = "local") -> None:
     """OneRing's ``dagster.yaml`` for ``profile`` in ``home``, unless the user wrote their own."""
     instance_config.write(home, profile)
