@@ -16,6 +16,7 @@ from onering_assets.checks.outcome import Outcome, failures_message
 from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
 from onering_assets.metadata import KINDS, spec_metadata, spec_tags
 from onering_assets.partitions import MONTHLY
+from onering_assets.resources.locks import waited, waited_since
 
 Body = Callable[[dg.AssetExecutionContext, bool], Iterator[list[Outcome] | dg.MaterializeResult]]
 
@@ -60,6 +61,23 @@ def materialize_result(
     return dg.MaterializeResult(metadata=meta)
 
 
+LOCK_WAITS = "lock_wait_seconds"
+
+
+def with_lock_waits(result: dg.MaterializeResult, waits: dict[str, float]) -> dg.MaterializeResult:
+    """The result with ``lock_wait_seconds``: how long the step waited for locks, by kind."""
+    if not waits:
+        return result
+    metadata = {**(result.metadata or {}), LOCK_WAITS: waits}
+    return dg.MaterializeResult(
+        asset_key=result.asset_key,
+        metadata=metadata,
+        check_results=result.check_results,
+        data_version=result.data_version,
+        tags=result.tags,
+    )
+
+
 def build_table_asset(
     spec: dg.AssetSpec,
     decls: list[CheckDecl],
@@ -81,9 +99,10 @@ def build_table_asset(
     )
     def _asset(context: AssetExecutionContext) -> Iterator[Any]:
         materialize = key in context.selected_asset_keys
+        before = waited()
         for item in body(context, materialize):
             if isinstance(item, dg.MaterializeResult):
-                yield item
+                yield with_lock_waits(item, waited_since(before))
                 continue
             yield from emit(context, key, decls, item)
             failures = blocking_failures(decls, item)

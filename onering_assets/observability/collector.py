@@ -50,6 +50,7 @@ class Totals:
         self.checks: dict[tuple, int] = defaultdict(int)
         self.latest_check: dict[tuple, tuple[float, bool]] = {}
         self.step_seconds: dict[tuple, list[float]] = defaultdict(list)
+        self.lock_waits: dict[tuple, float] = defaultdict(float)
 
     def add(self, facts: RunFacts) -> None:
         self.runs[facts.status] += 1
@@ -63,6 +64,8 @@ class Totals:
             self.rows[labels] += w.rows or 0
             self.rejected[labels] += w.rejected
             self.last_materialized[labels] = max(w.when, self.last_materialized.get(labels, 0))
+            for kind, seconds in w.lock_waits.items():
+                self.lock_waits[(*labels, kind)] += seconds
         for c in facts.checked:
             blocking = "true" if c.blocking else "false"
             status = "passed" if c.passed else "failed"
@@ -112,6 +115,14 @@ class Totals:
             for labels, n in sorted(values.items()):
                 family.add_metric(list(labels), n)
             yield family
+        waits = CounterMetricFamily(
+            "onering_store_lock_wait_seconds",
+            "Seconds materializing steps waited for store and publication locks, by lock kind.",
+            labels=[*asset, "lock"],
+        )
+        for labels, seconds in sorted(self.lock_waits.items()):
+            waits.add_metric(list(labels), seconds)
+        yield waits
         last = GaugeMetricFamily(
             "onering_asset_last_materialization_timestamp_seconds",
             "Unix time of the asset's latest materialization.",

@@ -26,6 +26,7 @@ class Written:
     rows: int | None
     rejected: int
     when: float
+    lock_waits: dict[str, float] = field(default_factory=dict)  # seconds, by lock kind
 
 
 @dataclass(frozen=True)
@@ -85,19 +86,31 @@ def rows_of(metadata: Mapping[str, Any], partition: str | None) -> int | None:
     return None
 
 
-def rejected_of(metadata: Mapping[str, Any], partition: str | None) -> int:
-    """Rows the build rejected (Silver's ``rejects_by_reason``), counted once per run.
+def _once_per_run(metadata: Mapping[str, Any], partition: str | None) -> bool:
+    """Whether this materialization carries the run's whole-build numbers.
 
-    The reasons are the whole build's, so a ranged run counts them on its first month only.
+    A ranged run records one materialization per month with the same metadata: numbers of the
+    whole build (rejects, lock waits) count on its first month only.
     """
-    reasons = _value(metadata, "rejects_by_reason")
-    if not isinstance(reasons, Mapping):
-        return 0
     by_partition = _value(metadata, "rows_by_partition")
     first = min(by_partition) if isinstance(by_partition, Mapping) and by_partition else None
-    if partition is not None and first is not None and partition != first:
+    return partition is None or first is None or partition == first
+
+
+def rejected_of(metadata: Mapping[str, Any], partition: str | None) -> int:
+    """Rows the build rejected (Silver's ``rejects_by_reason``), counted once per run."""
+    reasons = _value(metadata, "rejects_by_reason")
+    if not isinstance(reasons, Mapping) or not _once_per_run(metadata, partition):
         return 0
     return sum(int(n) for n in reasons.values())
+
+
+def lock_waits_of(metadata: Mapping[str, Any], partition: str | None) -> dict[str, float]:
+    """Seconds the step waited for locks, by kind (``lock_wait_seconds``), once per run."""
+    waits = _value(metadata, "lock_wait_seconds")
+    if not isinstance(waits, Mapping) or not _once_per_run(metadata, partition):
+        return {}
+    return {str(kind): float(seconds) for kind, seconds in waits.items()}
 
 
 def _written(entry: Any) -> Written:
@@ -109,6 +122,7 @@ def _written(entry: Any) -> Written:
         rows=rows_of(mat.metadata, mat.partition),
         rejected=rejected_of(mat.metadata, mat.partition),
         when=entry.timestamp,
+        lock_waits=lock_waits_of(mat.metadata, mat.partition),
     )
 
 

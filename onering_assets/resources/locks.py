@@ -4,6 +4,10 @@ chDB opens a data directory in one process only; a second process fails with an 
 engine error. Taking ``store_lock`` first turns that into a wait, then a clear error.
 ``FileLocks`` and ``PgLocks`` give the same named locks (publish one table, keep a run's
 staging alive) on one machine and across hosts.
+
+Every acquisition adds how long it waited to this process's ``waited()`` totals, by kind
+(``store:clickhouse``, ``publish``, ``stage``…): the steps put the difference into their
+materialization's metadata, and the metrics export it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +25,31 @@ from pathlib import Path
 import psycopg
 
 from onering_assets.errors import StoreBusyError
+
+_WAITED: dict[str, float] = defaultdict(float)
+_WAITED_LOCK = threading.Lock()
+
+
+def waited() -> dict[str, float]:
+    """Seconds this process has waited for locks so far, by kind."""
+    with _WAITED_LOCK:
+        return dict(_WAITED)
+
+
+def waited_since(before: dict[str, float]) -> dict[str, float]:
+    """Seconds waited for locks since ``before`` (a ``waited()``), by kind, rounded to ms."""
+    now = waited()
+    return {kind: round(now[kind] - before.get(kind, 0.0), 3) for kind in sorted(now)}
+
+
+def _note_wait(kind: str, seconds: float) -> None:
+    with _WAITED_LOCK:
+        _WAITED[kind] += seconds
+
+
+def lock_kind(name: str) -> str:
+    """A named lock's kind, the part before ``:`` (``publish:silver.flights`` → ``publish``)."""
+    return name.split(":", 1)[0]
 
 
 def _holder(lock_path: Path) -> str:
@@ -55,8 +86,12 @@ def exclusive_flock(
 
 
 @contextmanager
-def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None]:
+def store_lock(
+    lock_path: Path, *, timeout_s: float, what: str, kind: str | None = None
+) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path``, waiting up to ``timeout_s`` seconds.
+
+    The wait counts as ``kind`` (default ``store:<file name>``) in ``waited()``.
 
     Raises:
         StoreBusyError: the lock is still held by another process after ``timeout_s``.
@@ -70,7 +105,9 @@ def store_lock(lock_path: Path, *, timeout_s: float, what: str) -> Iterator[None
             f"ONERING_LOCK_TIMEOUT (now {timeout_s:g} s)."
         )
 
+    started = time.monotonic()
     with exclusive_flock(lock_path, timeout_s, busy) as fd:
+        _note_wait(kind or f"store:{lock_path.stem.lstrip('.')}", time.monotonic() - started)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
@@ -99,7 +136,7 @@ class FileLocks:
         """
         path = self.folder / _lock_file_name(name)
         try:
-            with store_lock(path, timeout_s=self.timeout_s, what=what):
+            with store_lock(path, timeout_s=self.timeout_s, what=what, kind=lock_kind(name)):
                 yield
         finally:
             if name.startswith("stage:"):
@@ -144,7 +181,8 @@ class PgLocks:
     def hold(self, name: str, *, what: str) -> Iterator[None]:
         """Hold lock ``name`` on this object's session, waiting up to the timeout."""
         conn = self._connection()
-        deadline = time.monotonic() + self.timeout_s
+        started = time.monotonic()
+        deadline = started + self.timeout_s
         while not _try_lock(conn, name):
             if time.monotonic() >= deadline:
                 raise StoreBusyError(
@@ -152,6 +190,7 @@ class PgLocks:
                     f"for it to finish, or raise ONERING_LOCK_TIMEOUT (now {self.timeout_s:g} s)."
                 )
             time.sleep(0.2)
+        _note_wait(lock_kind(name), time.monotonic() - started)
         try:
             yield
         finally:
