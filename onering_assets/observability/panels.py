@@ -97,6 +97,14 @@ PIPELINE: tuple[PromPanel, ...] = (
         description="Time since each Gold mart was last materialized (alert: over 26 h).",
     ),
     PromPanel(
+        "Store lock waits",
+        "sum by (asset, lock) (onering_store_lock_wait_seconds_total)",
+        "{{asset}} {{lock}}",
+        kind="table",
+        unit="s",
+        description="Seconds materializing steps waited for store and publication locks.",
+    ),
+    PromPanel(
         "Airflow bridge tasks",
         "sum by (dag_id, task_id, status) (onering_airflow_task_runs_total)",
         "{{dag_id}}.{{task_id}} {{status}}",

@@ -26,25 +26,30 @@ import psycopg
 
 from onering_assets.errors import StoreBusyError
 
-_WAITED: dict[str, float] = defaultdict(float)
+_WAITED: dict[str, tuple[float, int]] = defaultdict(lambda: (0.0, 0))  # seconds, acquisitions
 _WAITED_LOCK = threading.Lock()
 
 
-def waited() -> dict[str, float]:
-    """Seconds this process has waited for locks so far, by kind."""
+def waited() -> dict[str, tuple[float, int]]:
+    """Seconds this process has waited for locks so far, and acquisitions, by kind."""
     with _WAITED_LOCK:
         return dict(_WAITED)
 
 
-def waited_since(before: dict[str, float]) -> dict[str, float]:
-    """Seconds waited for locks since ``before`` (a ``waited()``), by kind, rounded to ms."""
-    now = waited()
-    return {kind: round(now[kind] - before.get(kind, 0.0), 3) for kind in sorted(now)}
+def waited_since(before: dict[str, tuple[float, int]]) -> dict[str, float]:
+    """Seconds waited for each kind of lock acquired since ``before`` (rounded to ms)."""
+    waits = {}
+    for kind, (seconds, count) in sorted(waited().items()):
+        then_seconds, then_count = before.get(kind, (0.0, 0))
+        if count > then_count:
+            waits[kind] = round(seconds - then_seconds, 3)
+    return waits
 
 
 def _note_wait(kind: str, seconds: float) -> None:
     with _WAITED_LOCK:
-        _WAITED[kind] += seconds
+        total, count = _WAITED[kind]
+        _WAITED[kind] = (total + seconds, count + 1)
 
 
 def lock_kind(name: str) -> str:

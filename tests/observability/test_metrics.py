@@ -226,6 +226,25 @@ def gold_age(built: Built, result: list) -> None:
     assert all(0 <= age <= time.time() - record.start_time + 5 for age in ages.values())  # type: ignore[operator]
 
 
+def lock_waits(built: Built, result: list) -> None:
+    """Each asset's waits as its materialization recorded them (a month's metadata is the
+    run's: counted once), read from the event log."""
+    logs = built.instance.all_logs(built.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    expected: dict[tuple[str, str], float] = {}
+    for entry in logs:
+        mat = entry.asset_materialization
+        assert mat is not None
+        if "lock_wait_seconds" not in mat.metadata:  # took no lock
+            continue
+        waits = mat.metadata["lock_wait_seconds"].value
+        assert isinstance(waits, dict)
+        for kind, seconds in waits.items():
+            expected[("/".join(mat.asset_key.path), kind)] = float(seconds)  # type: ignore[arg-type]
+    got = by(result, "asset", "lock")
+    assert set(got) == set(expected) and ("silver/flights", "publish") in got
+    assert all(abs(got[k] - expected[k]) < 1e-6 for k in expected), (got, expected)
+
+
 def airflow_tasks(built: Built, result: list) -> None:
     tagged = (AIRFLOW["airflow/dag_id"], AIRFLOW["airflow/task_id"], "success")
     assert by(result, "dag_id", "task_id", "status") == {tagged: 1}
@@ -241,6 +260,7 @@ EXPECTED: dict[str, Callable[[Built, list], None]] = {
     "Mean step duration": mean_step_duration,
     "Silver reject rate": silver_reject_rate,
     "Gold age": gold_age,
+    "Store lock waits": lock_waits,
     "Airflow bridge tasks": airflow_tasks,
 }
 
