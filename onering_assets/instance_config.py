@@ -9,14 +9,17 @@
   with SQLAlchemy 2.1 a bare ``postgresql://`` means psycopg 3, on which dagster-postgres'
   ``NOTIFY`` fails (``check_postgres_url`` says so before Dagster does).
 
-OneRing writes the file into ``$DAGSTER_HOME`` with a first line naming the profile. A file
-with that line for another profile, or older than this code, is rewritten; a file without
-it is the user's own and is left alone.
+OneRing writes the file into ``$DAGSTER_HOME`` with a first line naming the profile, and
+rewrites such a file whenever it differs from what this code writes (another profile, an
+older OneRing, or an edit: to keep your own settings, delete that first line). A file
+without it is yours: this module never rewrites it (``onering dev`` only adds the UI's
+``nux: enabled: false`` when it has no ``nux`` setting).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +85,13 @@ def check_postgres_url(env: dict[str, str] | None = None) -> None:
             f"Set {POSTGRES_URL_ENV} (postgresql+psycopg2://user:password@host:5432/dagster): "
             "the compose profile keeps Dagster's runs and events in Postgres."
         )
-    scheme = url.split("://", 1)[0]
+    scheme, separator, _ = url.partition("://")
     if scheme != "postgresql+psycopg2":
+        # Only a scheme is ever named: whatever else the value holds may be a password.
+        named = separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]{0,30}", scheme)
+        found = f"not {scheme}://" if named else "its value has no scheme"
         raise ConfigError(
-            f"{POSTGRES_URL_ENV} must start postgresql+psycopg2:// (not {scheme}://): "
+            f"{POSTGRES_URL_ENV} must start postgresql+psycopg2:// ({found}): "
             "dagster-postgres needs psycopg2, and SQLAlchemy reads a bare postgresql:// as "
             "psycopg 3."
         )

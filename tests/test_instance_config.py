@@ -111,6 +111,17 @@ def test_without_the_url_or_with_psycopg_3_the_compose_instance_names_the_variab
     monkeypatch.setenv("ONERING_DAGSTER_POSTGRES_URL", "postgresql://u:p@postgres:5432/dagster")
     with pytest.raises(ConfigError, match=r"must start postgresql\+psycopg2:// \(not postgresql"):
         instance_for(settings)
+    # A value without a scheme (a pasted "user:password@host") is never echoed.
+    for planted in (
+        "onering:S3cret@postgres:5432/dagster",
+        "x:S3cret@h://y",
+        "u:S3cret://h",
+        "S3cret",
+    ):
+        monkeypatch.setenv("ONERING_DAGSTER_POSTGRES_URL", planted)
+        with pytest.raises(ConfigError) as refused:
+            instance_for(settings)
+        assert "S3cret" not in str(refused.value) and "psycopg2://" in str(refused.value)
 
 
 def test_the_state_folders_instance_follows_the_profile(

@@ -77,7 +77,10 @@ class Totals:
             self.step_seconds[(s.step, s.status)].append(s.seconds)
 
     def families(self) -> Iterator[Metric]:
-        runs = CounterMetricFamily("onering_runs", "Runs by status.", labels=["status"])
+        # A gauge: a queued or started run moves to another status, and `onering gc` deletes.
+        runs = GaugeMetricFamily(
+            "onering_runs", "Runs the instance holds, by status.", labels=["status"]
+        )
         for status, n in sorted(self.runs.items()):
             runs.add_metric([status], n)
         yield runs

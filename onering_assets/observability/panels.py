@@ -67,7 +67,7 @@ PIPELINE: tuple[PromPanel, ...] = (
         "{{asset}} {{check}}",
         description="Each check's latest outcome over time: 1 passed, 0 failed.",
     ),
-    PromPanel("Runs by status", "sum by (status) (onering_runs_total)", "{{status}}", kind="stat"),
+    PromPanel("Runs by status", "sum by (status) (onering_runs)", "{{status}}", kind="stat"),
     PromPanel(
         "Mean run duration",
         "sum by (status) (onering_run_duration_seconds_sum)"

@@ -48,5 +48,5 @@ def test_metrics_show_on_an_empty_state_folder(tmp_path: Path) -> None:
         [str(onering), "metrics", "show"], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "# TYPE onering_runs_total counter" in result.stdout
-    assert "onering_runs_total{" not in result.stdout  # no run yet, no sample
+    assert "# TYPE onering_runs gauge" in result.stdout
+    assert "onering_runs{" not in result.stdout  # no run yet, no sample

@@ -50,7 +50,7 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 
 
 def test_the_exporter_reports_the_failed_run_and_check(failed: str) -> None:
-    assert samples(failed, "onering_runs_total") == {(("status", "failure"),): 1.0}
+    assert samples(failed, "onering_runs") == {(("status", "failure"),): 1.0}
     passed = samples(failed, "onering_check_passed")
     failing = [dict(k) for k, v in passed.items() if v == 0]
     assert failing == [{"asset": "silver/flights", "blocking": "true", "check": names.REJECT_RATE}]
