@@ -51,6 +51,8 @@ class Totals:
         self.latest_check: dict[tuple, tuple[float, bool]] = {}
         self.step_seconds: dict[tuple, list[float]] = defaultdict(list)
         self.lock_waits: dict[tuple, float] = defaultdict(float)
+        # (asset, layer) -> [(when, rows written, rows rejected)], one entry per run (build)
+        self.builds: dict[tuple, list[tuple[float, int, int]]] = defaultdict(list)
 
     def add(self, facts: RunFacts) -> None:
         self.runs[facts.status] += 1
@@ -58,14 +60,20 @@ class Totals:
             self.run_seconds[(facts.status,)].append(facts.seconds)
         if facts.airflow:
             self.airflow[(*facts.airflow, facts.status)] += 1
+        built: dict[tuple, tuple[float, int, int]] = {}
         for w in facts.written:
             labels = (w.asset, w.layer)
+            if w.splits_rejects:
+                when, rows, rejected = built.get(labels, (0.0, 0, 0))
+                built[labels] = (max(when, w.when), rows + (w.rows or 0), rejected + w.rejected)
             self.materializations[labels] += 1
             self.rows[labels] += w.rows or 0
             self.rejected[labels] += w.rejected
             self.last_materialized[labels] = max(w.when, self.last_materialized.get(labels, 0))
             for kind, seconds in w.lock_waits.items():
                 self.lock_waits[(*labels, kind)] += seconds
+        for labels, build in built.items():
+            self.builds[labels].append(build)
         for c in facts.checked:
             blocking = "true" if c.blocking else "false"
             status = "passed" if c.passed else "failed"
@@ -126,6 +134,18 @@ class Totals:
         for labels, seconds in sorted(self.lock_waits.items()):
             waits.add_metric(list(labels), seconds)
         yield waits
+        ratio = GaugeMetricFamily(
+            "onering_reject_ratio",
+            "Rows rejected of all rows read by the latest build of the asset, and by the one "
+            "before (a build is one run that published it).",
+            labels=[*asset, "build"],
+        )
+        for labels, builds in sorted(self.builds.items()):
+            ordered = sorted(builds, reverse=True)
+            for name, (_, rows, rejected) in zip(("latest", "previous"), ordered, strict=False):
+                if rows + rejected:
+                    ratio.add_metric([*labels, name], rejected / (rows + rejected))
+        yield ratio
         last = GaugeMetricFamily(
             "onering_asset_last_materialization_timestamp_seconds",
             "Unix time of the asset's latest materialization.",

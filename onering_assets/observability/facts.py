@@ -27,6 +27,7 @@ class Written:
     rejected: int
     when: float
     lock_waits: dict[str, float] = field(default_factory=dict)  # seconds, by lock kind
+    splits_rejects: bool = False  # the asset keeps rejects (its build's reject ratio counts)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _written(entry: Any) -> Written:
         rejected=rejected_of(mat.metadata, mat.partition),
         when=entry.timestamp,
         lock_waits=lock_waits_of(mat.metadata, mat.partition),
+        splits_rejects=isinstance(_value(mat.metadata, "rejects_by_reason"), Mapping),
     )
 
 

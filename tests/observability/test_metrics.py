@@ -271,10 +271,21 @@ def test_every_prometheus_panel_shows_what_the_run_made_true(built: Built, prom)
         EXPECTED[panel.title](built, prom.query(panel.expr))
 
 
+def test_the_reject_ratio_of_the_latest_build_is_the_tables(built: Built, prom) -> None:
+    """One build so far: ``latest`` is its share of rejects, and there is no ``previous``."""
+    ratios = by(prom.query("onering_reject_ratio"), "asset", "build")
+    assert {build for _, build in ratios} == {"latest"}
+    assert ratios[("silver/flights", "latest")] > 0  # the planted rows
+    for (asset, _), ratio in ratios.items():
+        table = asset.split("/")[1]
+        rejected, kept = built.silver_count(f"{table}_rejects"), built.silver_count(table)
+        assert ratio == pytest.approx(rejected / (rejected + kept))
+
+
 def test_no_alert_fires_on_a_clean_run(prom) -> None:
     groups = prom.api("rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 4 and all(r["health"] == "ok" for r in rules), rules
+    assert len(rules) == 3 and all(r["health"] == "ok" for r in rules), rules
     assert all(r["state"] == "inactive" for r in rules if r["type"] == "alerting"), rules
     assert prom.query("ALERTS") == []
     declared = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
