@@ -95,8 +95,9 @@ def service_problems(name: str, service: dict[str, Any]) -> list[str]:
     problems = []
     image = interpolate(service.get("image", ""), _example_env())
     tag = image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else ""
-    if tag in ("", "latest"):
-        problems.append(f"{name}: image {image!r} is not pinned")
+    # A release: major.minor at least, or a dated release (a word tag or a major alone moves).
+    if not re.search(r"\d+\.\d+|\d{4}-\d\d-\d\dT", tag):
+        problems.append(f"{name}: image {image!r} is not pinned to a release")
     if service.get("restart") == "no":  # a one-shot job: what depends on it waits for its exit
         return problems
     test = service.get("healthcheck", {}).get("test")
@@ -129,6 +130,9 @@ def test_the_compose_file_has_no_problem() -> None:
         (lambda d: d["services"]["metabase"].pop("healthcheck"), "metabase: no healthcheck"),
         (lambda d: d["services"]["metabase"].update(image="metabase/metabase:latest"), "pinned"),
         (lambda d: d["services"]["redis"].update(image="redis"), "redis: image 'redis'"),
+        (lambda d: d["services"]["redis"].update(image="redis:7"), "not pinned to a release"),
+        (lambda d: d["services"]["redis"].update(image="redis:alpine"), "not pinned to a release"),
+        (lambda d: d["services"]["redis"].update(image="redis:stable"), "not pinned to a release"),
         (
             lambda d: d["services"]["redis"].update(command=["redis-server", "${PLANTED_VAR}"]),
             "${PLANTED_VAR} is not in compose/.env.example",
