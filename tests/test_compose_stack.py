@@ -52,6 +52,7 @@ OWN_PROBES = (
     "airflow jobs check --job-type",
 )
 TRIVIAL = re.compile(r"^\s*(true|exit 0|:|/bin/true|echo\b.*)\s*$")
+SWALLOWED = re.compile(r"(\|\||;)\s*(true|exit 0|:|/bin/true)\b")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|JWT|FERNET")
 # Variables whose values OneRing's resources take as addresses, and the services they name.
 STORE_NAMES = {
@@ -104,6 +105,10 @@ def service_problems(name: str, service: dict[str, Any]) -> list[str]:
     if not test or test[0] != "CMD":
         return [*problems, f"{name}: no healthcheck in the CMD form ({test})"]
     command = " ".join(test[1:])
+    if service["healthcheck"].get("disable"):
+        problems.append(f"{name}: healthcheck disabled")
+    if SWALLOWED.search(command):  # a failing probe made to pass
+        problems.append(f"{name}: healthcheck {command!r} ignores its probe's failure")
     if TRIVIAL.match(command) or test[1:2] in (["true"], ["/bin/true"]):
         problems.append(f"{name}: healthcheck {command!r} probes nothing")
     elif not any(probe in command for probe in OWN_PROBES):
@@ -131,6 +136,13 @@ def test_the_compose_file_has_no_problem() -> None:
         (lambda d: d["services"]["metabase"].update(image="metabase/metabase:latest"), "pinned"),
         (lambda d: d["services"]["redis"].update(image="redis"), "redis: image 'redis'"),
         (lambda d: d["services"]["redis"].update(image="redis:7"), "not pinned to a release"),
+        (
+            lambda d: d["services"]["redis"]["healthcheck"].update(
+                test=["CMD", "sh", "-c", "redis-cli -h 127.0.0.1 ping || true"]
+            ),
+            "ignores its probe's failure",
+        ),
+        (lambda d: d["services"]["redis"]["healthcheck"].update(disable=True), "disabled"),
         (lambda d: d["services"]["redis"].update(image="redis:alpine"), "not pinned to a release"),
         (lambda d: d["services"]["redis"].update(image="redis:stable"), "not pinned to a release"),
         (
