@@ -94,7 +94,8 @@ PROFILES ?= core
 COMPOSE := docker compose --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
 stack-up: ## The full stack in Docker (PROFILES="core stream ml catalog bi ci"; copy compose/.env.example to compose/.env first)
 	@test -f compose/.env || { echo "Copy compose/.env.example to compose/.env and fill in the secrets first." >&2; exit 2; }
-	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d --wait
+	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d
+	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) ps
 
 stack-down: ## Stop the full stack (volumes kept; add ARGS=-v to delete them)
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) down $(ARGS)
