@@ -61,9 +61,14 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark_start() -> Iterator[Future[SparkSession]]:
-    """The process's SparkSession, starting in a background thread; stopped at the end.
+    """The process's SparkSession, starting in a background thread; stopped after tests/ml.
+
+    Package scope (every fixture here): a worker that runs another folder's Spark tests
+    afterwards (tests/bronze/test_spark_engine.py) must get a session with its own settings,
+    not this one: reused after the training, its JVM died mid-Bronze in CI (Py4J: "Answer
+    from Java side is empty").
 
     A JVM takes seconds to start: ``champion`` asks for it first and builds the training
     set meanwhile (pyspark installs its SIGINT handler only from the main thread).
@@ -75,7 +80,7 @@ def spark_start() -> Iterator[Future[SparkSession]]:
         starting.result().stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark(spark_start: Future[SparkSession]) -> SparkSession:
     """The session every Spark test and training asset in this process shares."""
     return spark_start.result()
@@ -120,7 +125,7 @@ def _relocate(store: Path, old: Path, new: Path) -> None:
                     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ml_base_state(tmp_path_factory: pytest.TempPathFactory, make_source: SourceFactory) -> Path:
     """Jan–Feb 2013 Bronze + Silver (flights, weather) and the feature views. Read only."""
     state = copy_state(base.silver_state(tmp_path_factory, make_source), tmp_path_factory, "ml")
@@ -160,7 +165,7 @@ class Champion:
     version: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def champion(
     spark_start: Future[SparkSession],
     ml_base_state: Path,
@@ -188,7 +193,7 @@ def champion(
     return Champion(settings, training_run, model_run, version)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service_start(
     champion: Champion, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Future[Server]]:
@@ -203,7 +208,7 @@ def service_start(
         yield pool.submit(stack.enter_context, running(champion.settings, free_port(), log))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(service_start: Future[Server]) -> Server:
     """The champion's BentoML server on a free 127.0.0.1 port, once it answers."""
     return service_start.result()
