@@ -4,6 +4,7 @@ Real Airflow 3 (`dag.test()` in a child process, retries as bridge.yml sets them
 Dagster runs on the embedded stores, real locks, processes and signals.
 """
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.export import render, snapshot, write
 from onering_assets.definitions import build_definitions
+from onering_assets.resources.locks import FileLocks
 from onering_assets.settings import Settings
 from tests.airflow_bridge.dagster_runs import failure_messages, run_status, runs_of, wait_for
 
@@ -108,14 +110,25 @@ def test_killed_task_ends_its_dagster_run_canceled_and_the_retry_succeeds(
         mode=mode,
         python=sys.executable,
     )
-    env = {"ONERING_STATE_DIR": str(state), "ONERING_SOURCE_DIR": str(make_source())}
-    dag = start_dag(dags, "onering", {"partition": "2013-01"}, **env)
-    wait_for(lambda: run_status(state, "silver__weather", 1) == "STARTED", "the first try")
-    dag.proc.send_signal(signal.SIGTERM)
-    # Under a loaded CI machine a cancel has taken over a minute; a run that finished first
-    # would stay SUCCESS: wait for any end, then say which.
-    ended = {"CANCELED", "SUCCESS", "FAILURE"}
-    wait_for(lambda: run_status(state, "silver__weather", 1) in ended, "the cancel", 240)
+    env = {
+        "ONERING_STATE_DIR": str(state),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "ONERING_LOCK_TIMEOUT": "600",  # (longer than the slowest cancel seen in CI)
+    }
+    # The first try waits at Silver weather's publication lock, held here, so it is still
+    # STARTED when the task is killed (a one-month build could finish between two polls:
+    # it did once in CI, and the test waited for a STARTED it never saw).
+    with contextlib.ExitStack() as held:
+        held.enter_context(
+            FileLocks(state / "clickhouse.locks").hold("publish:silver.weather", what="a test")
+        )
+        dag = start_dag(dags, "onering", {"partition": "2013-01"}, **env)
+        wait_for(lambda: run_status(state, "silver__weather", 1) == "STARTED", "the first try")
+        dag.proc.send_signal(signal.SIGTERM)
+        # Under a loaded CI machine a cancel has taken over a minute: wait for any end, then
+        # say which.
+        ended = {"CANCELED", "SUCCESS", "FAILURE"}
+        wait_for(lambda: run_status(state, "silver__weather", 1) in ended, "the cancel", 240)
     assert run_status(state, "silver__weather", 1) == "CANCELED"
     result = dag.result()
     assert result["tasks"]["silver__weather"] == "success", result["log"][-3000:]
