@@ -37,7 +37,7 @@ class NothingSelectedError(ConfigError):
 
 
 class ChangelogError(ConfigError):
-    """A Liquibase changeset already applied to Gold was edited, or its record is foreign."""
+    """A changeset already applied (Gold or Silver) was edited, failed, or a table is undeclared."""
 
 
 class QueryError(OneRingError):

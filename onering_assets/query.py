@@ -102,7 +102,7 @@ def _countable(statement: str) -> bool:
 
 
 @contextmanager
-def _resolved(resource: Any) -> Iterator[Any]:
+def resolved(resource: Any) -> Iterator[Any]:
     """The resource with its ``dg.EnvVar`` settings read (they are names until then)."""
     try:
         manager = resource.process_config_and_initialize_cm()
@@ -350,10 +350,10 @@ def run_query(
     spool = Spool(limit, text)
     try:
         if target == "silver":
-            with _resolved(resources["clickhouse"]) as ch:
+            with resolved(resources["clickhouse"]) as ch:
                 spool_silver(ch, checked, spool, limits)
         else:
-            with _resolved(resources["gold_reader"]) as pg:
+            with resolved(resources["gold_reader"]) as pg:
                 spool_gold(pg, checked, spool, limits)
         spool.finish()
     except BaseException:

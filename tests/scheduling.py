@@ -39,6 +39,8 @@ SECONDS = {
     "tests/airflow_bridge/test_graphql.py": 149,
     "tests/test_airflow_ui.py": 138,
     "tests/test_bad_data.py": 137,
+    "tests/test_migrate_cli.py": 25,
+    "tests/silver/test_ddl.py": 12,
     "tests/test_stores.py": 118,
     "tests/test_ui.py": 83,
     "tests/lineage": 83,

@@ -13,6 +13,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     gc,
     lineage,
     metrics,
+    migrate,
     ml_app,
     run,
     serve,

@@ -12,26 +12,30 @@ upgraded in place once their content is verified.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import psycopg
 import sqlglot
 from sqlglot import exp
 
 from onering_assets.catalog import Column
-from onering_assets.errors import ChangelogError, ConfigError, StoreBusyError
-from onering_assets.gold.liquibase import (
+from onering_assets.changelogs.formatted import (
     LIQUIBASE_VERSION,
     Changeset,
     changelog_files,
-    java_trim,
     read_changelog,
     read_changesets,
 )
+from onering_assets.changelogs.history import (
+    Plan,
+    Ran,
+    comments,
+    deployment_id,
+    plan_changesets,
+)
+from onering_assets.errors import StoreBusyError
 
 __all__ = [
     "Changeset",
@@ -71,86 +75,6 @@ def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
                 if isinstance(col, exp.ColumnDef)
             )
     return tables
-
-
-@dataclass(frozen=True)
-class Ran:
-    """One row of ``databasechangelog``: a changeset some tool recorded as applied."""
-
-    id: str
-    author: str
-    filename: str
-    md5sum: str | None
-    comments: str | None
-
-
-@dataclass
-class Plan:
-    """What to do with the changelog: rows to bring up to date, changesets to run."""
-
-    upgrades: list[tuple[Ran, Changeset]] = field(default_factory=list)
-    pending: list[Changeset] = field(default_factory=list)
-
-
-def _key(id_: str, author: str, filename: str) -> tuple[str, str, str]:
-    # Liquibase's RanChangeSet.isSameAs compares id, author and path ignoring case.
-    return id_.lower(), author.lower(), filename.replace("\\", "/").lower()
-
-
-def legacy_checksum(changeset: Changeset) -> str:
-    """The ``comments`` value OneRing wrote before it recorded Liquibase's checksum."""
-    statements = "\n".join(
-        line for line in changeset.sql.splitlines() if not line.lstrip().startswith("--")
-    ).strip()
-    return "sha256:" + hashlib.sha256(statements.encode()).hexdigest()[:32]
-
-
-def _refuse_edit(changeset: Changeset, recorded: str) -> ChangelogError:
-    return ChangelogError(
-        f"Changeset {changeset.label} in {changeset.filename} ({changeset.path}) was edited"
-        f" after it was applied to Gold (recorded {recorded}, the file now gives"
-        f" {changeset.checksum}). Restore it and add a new changeset for the change; OneRing"
-        " supports neither runOnChange nor rollback. To accept the edit on purpose, add"
-        f" '--validCheckSum: {changeset.checksum}' under its --changeset line."
-    )
-
-
-def _verify(changeset: Changeset, row: Ran) -> None:
-    stored = row.md5sum
-    if stored and stored.startswith("8:"):
-        if not changeset.accepts(stored):
-            raise _refuse_edit(changeset, stored)
-        return
-    legacy = row.comments or ""
-    # No Liquibase checksum: only an earlier OneRing's sha256 can tell an edit (else accept,
-    # as Liquibase accepts a NULL md5sum and fills it in).
-    edited = legacy.startswith("sha256:") and legacy != legacy_checksum(changeset)
-    if edited and not changeset.accepts(None):
-        raise _refuse_edit(changeset, f"{legacy} by an earlier OneRing")
-
-
-def plan_changesets(changesets: list[Changeset], rows: list[Ran]) -> Plan:
-    """Match changesets with recorded rows; refuse edited or duplicated changesets."""
-    by_key = {_key(r.id, r.author, r.filename): r for r in rows}
-    plan = Plan()
-    seen: set[tuple[str, str, str]] = set()
-    for cs in changesets:
-        key = _key(cs.id, cs.author, cs.filename)
-        if key in seen:
-            raise ConfigError(f"Changeset {cs.label} appears twice in {cs.filename}.")
-        seen.add(key)
-        row = by_key.get(key)
-        if row is None:
-            # An earlier OneRing recorded the bare file name instead of Liquibase's path.
-            row = by_key.get(_key(cs.id, cs.author, PurePosixPath(cs.filename).name))
-        if row is None:
-            plan.pending.append(cs)
-            continue
-        _verify(cs, row)
-        stale = not (row.md5sum or "").startswith("8:")
-        if stale or row.filename != cs.filename:
-            plan.upgrades.append((row, cs))
-    return plan
 
 
 _LOG_DDL = """
@@ -211,19 +135,13 @@ def _upgrade(conn: psycopg.Connection, row: Ran, cs: Changeset) -> None:
         (
             cs.filename,
             cs.checksum,
-            _comments(cs),
+            comments(cs),
             LIQUIBASE_VERSION,
             row.id,
             row.author,
             row.filename,
         ),
     )
-
-
-def _comments(cs: Changeset) -> str:
-    # MarkChangeSetRanGenerator: trimToEmpty, then cut to 250 characters ending in "...".
-    text = java_trim(cs.comments or "")
-    return text if len(text) <= 250 else text[:247] + "..."
 
 
 def _record(conn: psycopg.Connection, cs: Changeset, order: int, deployment: str) -> None:
@@ -238,7 +156,7 @@ def _record(conn: psycopg.Connection, cs: Changeset, order: int, deployment: str
             cs.filename,
             order,
             cs.checksum,
-            _comments(cs),
+            comments(cs),
             LIQUIBASE_VERSION,
             deployment,
         ),
@@ -263,8 +181,7 @@ def apply_changelogs(conn: psycopg.Connection, liquibase_dir: Path) -> list[str]
             _upgrade(conn, row, cs)
         last = conn.execute("SELECT max(orderexecuted) FROM public.databasechangelog").fetchone()
         order = (last[0] if last and last[0] is not None else 0) + 1
-        # AbstractChangeLogHistoryService.generateDeploymentId: the last 10 digits of epoch ms.
-        deployment = str(time.time_ns() // 1_000_000)[-10:]
+        deployment = deployment_id(time.time_ns())
         for cs in plan.pending:
             conn.execute(cs.sql)  # type: ignore[arg-type]  # DDL from our own changelog
             _record(conn, cs, order, deployment)

@@ -98,22 +98,37 @@ def _engine(table: SqlTable, order_by: tuple[str, ...]) -> str:
     return f"ENGINE = MergeTree {partition}ORDER BY ({', '.join(quote(c) for c in order_by)})"
 
 
-def create_statements(table: SqlTable) -> list[str]:
-    """The published tables, created if missing and upgraded in place if older.
+FAILED_REJECT_COLUMNS = (("_run_id", "String"), ("_failed_at", "DateTime('UTC')"), *REJECT_COLUMNS)
 
-    Tables made before ``_row`` existed gain it (0, "position unknown", for their rows), at
-    the position a new table has it, so the schema check and ``CREATE … AS`` staging agree.
+
+def declared_tables(table: SqlTable) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """What the YAML declares: each table's name, columns and engine clause.
+
+    The changelog under ``platform/versioning/liquibase-clickhouse/`` creates them; a build
+    compares ClickHouse with this (``onering_assets.silver.schema``) before it writes.
     """
     names = SilverNames(table.name, "")
-    columns = ", ".join(f"{quote(n)} {t}" for n, t in table_columns(table))
-    rejects = ", ".join(f"{quote(n)} {t}" for n, t in REJECT_COLUMNS)
     return [
-        f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
-        f"CREATE TABLE IF NOT EXISTS {names.target} ({columns}) {_engine(table, table.order_by)}",
-        f"CREATE TABLE IF NOT EXISTS {names.rejects} ({rejects}) "
-        f"{_engine(table, ('_partition', '_reject_reason'))}",
-        f"ALTER TABLE {names.target} ADD COLUMN IF NOT EXISTS `_row` UInt64",
-        f"ALTER TABLE {names.rejects} ADD COLUMN IF NOT EXISTS `_row` UInt64 AFTER `_source`",
+        (table.name, table_columns(table), _engine(table, table.order_by)),
+        (
+            names.rejects_name,
+            list(REJECT_COLUMNS),
+            _engine(table, ("_partition", "_reject_reason")),
+        ),
+        (
+            names.failed_rejects_name,
+            list(FAILED_REJECT_COLUMNS),
+            "ENGINE = MergeTree PARTITION BY _run_id ORDER BY (_partition, _reject_reason, _row)",
+        ),
+    ]
+
+
+def create_statements(table: SqlTable) -> list[str]:
+    """The ``CREATE`` statements a changeset for a new Silver table would hold."""
+    return [f"CREATE DATABASE IF NOT EXISTS {DATABASE}"] + [
+        f"CREATE TABLE IF NOT EXISTS {DATABASE}.{quote(name)} "
+        f"({', '.join(f'{quote(n)} {t}' for n, t in columns)}) {engine}"
+        for name, columns, engine in declared_tables(table)
     ]
 
 
@@ -123,13 +138,10 @@ def keep_failed_rejects(names: SilverNames) -> list[str]:
     Evidence only: never published into ``<table>_rejects`` (so reconciliation and
     write–audit–publish are untouched); one partition per run, which ``onering gc`` drops
     after the quarantine retention. The run id is a bound parameter ``{run_id:String}``.
+    The table itself is created by Silver's changelog.
     """
-    columns = ", ".join(f"{quote(n)} {t}" for n, t in REJECT_COLUMNS)
     names_list = ", ".join(quote(n) for n, _ in REJECT_COLUMNS)
     return [
-        f"CREATE TABLE IF NOT EXISTS {names.failed_rejects} (`_run_id` String, "
-        f"`_failed_at` DateTime('UTC'), {columns}) ENGINE = MergeTree "
-        "PARTITION BY _run_id ORDER BY (_partition, _reject_reason, _row)",
         f"INSERT INTO {names.failed_rejects} (`_run_id`, `_failed_at`, {names_list}) "
         f"SELECT {{run_id:String}}, now(), {names_list} FROM {names.rejects_stage}",
     ]

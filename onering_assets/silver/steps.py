@@ -20,7 +20,7 @@ from onering_assets.errors import ConfigError
 from onering_assets.partitions import MONTHLY
 from onering_assets.resources import LakeResource
 from onering_assets.resources.locks import Locks
-from onering_assets.silver import plan, recovery
+from onering_assets.silver import ddl, plan, recovery, schema
 from onering_assets.silver.audit import Audited, audit
 
 if TYPE_CHECKING:
@@ -117,13 +117,15 @@ class SilverBuild:
         return self.locks
 
     def create(self) -> None:
-        """Create or upgrade the published tables; finish crashed publishes, drop orphans.
+        """Migrate, check the table against its YAML, finish crashed publishes, drop orphans.
 
-        chDB did the recovery when it was opened; a ClickHouse server is recovered here, by
+        Silver's pending changesets are applied first (``silver.ddl``); a table that is not
+        what its YAML declares stops the build (``silver.schema``). chDB did the recovery
+        when it was opened; a ClickHouse server is recovered here, by
         every run that writes (each table under its publication lock).
         """
-        for statement in plan.create_statements(self.table):
-            self.client.command(statement)
+        ddl.apply_changelogs(self.client, self._locks())
+        schema.verify(self.client, self.table)
         recovery.recover(self.client, self._locks())
 
     def stage(self) -> None:

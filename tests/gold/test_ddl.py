@@ -17,18 +17,11 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from onering_assets.changelogs.formatted import changeset_checksum
+from onering_assets.changelogs.history import Ran, legacy_checksum, plan_changesets
 from onering_assets.errors import ChangelogError, ConfigError, StoreBusyError
 from onering_assets.gold.assets import LIQUIBASE_DIR
-from onering_assets.gold.ddl import (
-    Ran,
-    apply_changelogs,
-    gold_columns,
-    legacy_checksum,
-    plan_changesets,
-    read_changelog,
-    read_changesets,
-)
-from onering_assets.gold.liquibase import changeset_checksum
+from onering_assets.gold.ddl import apply_changelogs, gold_columns, read_changelog, read_changesets
 from onering_assets.resources import PostgresResource
 from onering_assets.resources.postgres import stop_embedded
 

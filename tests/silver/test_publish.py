@@ -15,6 +15,7 @@ import pytest
 from onering_assets import journal
 from onering_assets.bronze.ingest import split, stamp
 from onering_assets.catalog import load_catalog
+from onering_assets.errors import ChangelogError
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.resources.locks import FileLocks
 from onering_assets.silver import plan, recovery
@@ -261,7 +262,13 @@ def test_a_publish_that_fails_half_way_keeps_its_staging_and_is_rolled_forward(s
     )
     assert [e.run for e in journal.ClickHouseJournal(client).pending()] == ["new"]
 
-    build(lake, ch, "next")  # create() restores the rejects table and rolls the entry forward
+    # A table dropped outside the changelog is not silently re-created: the build refuses,
+    # naming it, and the pending publish waits for it.
+    with pytest.raises(ChangelogError, match=r"silver\.airlines_rejects does not exist"):
+        build(lake, ch, "next")
+    assert [e.run for e in journal.ClickHouseJournal(client).pending()] == ["new"]
+    client.command(plan.create_statements(AIRLINES)[2])  # what its changeset creates
+    build(lake, ch, "next")  # create() rolls the entry forward
     assert published(ch) == [("AA", "New", "new", 1)]
     assert client.query("SELECT count() FROM silver.airlines_rejects").result_rows == [(0,)]
     assert journal.ClickHouseJournal(client).pending() == []

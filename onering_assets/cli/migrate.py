@@ -1,0 +1,38 @@
+"""`onering migrate`: apply (or, with --status, list) Gold's and Silver's pending changesets."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from onering_assets.cli.common import app, out, refuse
+from onering_assets.errors import OneRingError
+from onering_assets.settings import Settings
+
+
+@app.command()
+def migrate(
+    status: Annotated[
+        bool, typer.Option("--status", help="Only list the pending changesets; apply nothing.")
+    ] = False,
+) -> None:
+    """Apply the pending Liquibase changesets of Gold (Postgres) and Silver (ClickHouse).
+
+    Edited changesets are refused, naming the file; each applied one is recorded in the
+    store's databasechangelog as Liquibase records it.
+    """
+    from onering_assets.migrations import migrate as run_migrations
+
+    try:
+        done = run_migrations(Settings.from_env(), apply=not status)
+    except OneRingError as e:
+        raise refuse(e) from None
+    for m in done:
+        verb = "pending" if status else "applied"
+        listed = ", ".join(m.changesets) if m.changesets else "nothing"
+        out.print(
+            f"{m.store}: {verb} {len(m.changesets)} changeset(s) ({m.history}): {listed}",
+            highlight=False,
+            soft_wrap=True,
+        )
