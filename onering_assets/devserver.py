@@ -30,9 +30,9 @@ from onering_assets.errors import ConfigError, OneRingError
 from onering_assets.settings import PROJECT_ROOT
 
 CODE_LOCATION = "onering_assets.definitions"
-# Dagster needs ~3-7 s (on 2 busy cores) to shut the webserver, daemon and code servers down;
-# what still runs after this grace period is killed.
-STOP_GRACE_S = 5.0
+# Dagster needs ~3-7 s on 2 busy cores (more under load) to shut the webserver, daemon and
+# code servers down; what still runs after this grace period is killed.
+STOP_GRACE_S = 8.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # prctl(2)
 # The UI's "Join the Dagster community" dialog covers the first screen; `nux` is the key of
