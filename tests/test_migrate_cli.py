@@ -48,8 +48,9 @@ def test_status_lists_migrate_applies_and_an_edit_is_refused(tmp_path: Path) -> 
     assert f"Gold (Postgres): pending {len(gold)} changeset(s)" in listed.stdout
     assert f"Silver (ClickHouse): pending {len(silver_labels)} changeset(s)" in listed.stdout
     assert all(label in listed.stdout for label in gold + silver_labels)
-    # --status wrote nothing: no Silver database, no history.
-    assert silver(state, "SELECT name FROM system.databases WHERE name = 'silver'") == []
+    assert listed.stdout.index("Gold (Postgres)") < listed.stdout.index("Silver (ClickHouse)")
+    # --status created nothing: neither store was started or made to say it.
+    assert not (state / "clickhouse").exists() and not (state / "postgres").exists()
 
     applied = onering(state)
     assert applied.returncode == 0, applied.stderr
@@ -73,3 +74,16 @@ def test_status_lists_migrate_applies_and_an_edit_is_refused(tmp_path: Path) -> 
     assert "onering:008-flights in changelog/001-silver-tables.sql" in refused.stderr
     assert "was edited after it was applied to ClickHouse" in refused.stderr
     assert "Traceback" not in refused.stderr
+    assert "Gold (Postgres): applied 0 changeset(s)" in refused.stdout  # printed before Silver's
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+    # The checksum restored, --status on the created stores lists nothing pending.
+    flights = next(cs for cs in read_changelog(CHANGELOG_DIR) if cs.id == "008-flights")
+    silver(
+        state,
+        f"ALTER TABLE default.databasechangelog UPDATE MD5SUM = '{flights.checksum}'"
+        " WHERE ID = '008-flights' SETTINGS mutations_sync = 1",
+    )
+    status = onering(state, "--status")
+    assert status.returncode == 0, status.stderr
+    assert "Silver (ClickHouse): pending 0 changeset(s)" in status.stdout

@@ -69,6 +69,11 @@ def failures_message(outcomes: Iterable[Outcome]) -> str:
     return "\n".join(f"- {o.name}: {o.summary}" for o in outcomes if not o.passed)
 
 
+def same_type(a: str, b: str) -> bool:
+    """Whether two spellings name one type (``Decimal(10,2)`` is ``Decimal(10, 2)``)."""
+    return a.replace(" ", "").lower() == b.replace(" ", "").lower()
+
+
 def schema_outcome(
     name: str, declared: Sequence[tuple[str, str]], actual: Sequence[tuple[str, str]], where: str
 ) -> Outcome:
@@ -78,7 +83,7 @@ def schema_outcome(
     for column, expected in declared:
         if column not in have:
             problems.append(f"missing {column}")
-        elif have[column].replace(" ", "").lower() != expected.replace(" ", "").lower():
+        elif not same_type(have[column], expected):
             problems.append(f"{column} is {have[column]}, declared {expected}")
     extra = sorted(set(have) - {c for c, _ in declared})
     problems += [f"undeclared {c}" for c in extra]

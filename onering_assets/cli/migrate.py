@@ -8,6 +8,7 @@ import typer
 
 from onering_assets.cli.common import app, out, refuse
 from onering_assets.errors import OneRingError
+from onering_assets.migrations import Migration
 from onering_assets.settings import Settings
 
 
@@ -25,14 +26,17 @@ def migrate(
     from onering_assets.migrations import migrate as run_migrations
 
     try:
-        done = run_migrations(Settings.from_env(), apply=not status)
+        for m in run_migrations(Settings.from_env(), apply=not status):
+            _say(m, status)
     except OneRingError as e:
         raise refuse(e) from None
-    for m in done:
-        verb = "pending" if status else "applied"
-        listed = ", ".join(m.changesets) if m.changesets else "nothing"
-        out.print(
-            f"{m.store}: {verb} {len(m.changesets)} changeset(s) ({m.history}): {listed}",
-            highlight=False,
-            soft_wrap=True,
-        )
+
+
+def _say(m: Migration, status: bool) -> None:
+    verb = "pending" if status else "applied"
+    listed = ", ".join(m.changesets) if m.changesets else "nothing"
+    out.print(
+        f"{m.store}: {verb} {len(m.changesets)} changeset(s) ({m.history}): {listed}",
+        highlight=False,
+        soft_wrap=True,
+    )

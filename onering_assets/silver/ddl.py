@@ -18,6 +18,8 @@ does; the changesets before it stay applied. Write changesets that can run again
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ from onering_assets.changelogs.history import (
     plan_changesets,
 )
 from onering_assets.errors import ChangelogError, StoreBusyError
+from onering_assets.query import one_line
 from onering_assets.resources.locks import Locks
 from onering_assets.settings import PLATFORM_DIR
 
@@ -58,8 +61,9 @@ _LOCK_DDL = (
 def split_statements(sql: str) -> list[str]:
     """The statements of a changeset, split at ``;`` outside quotes and comments.
 
-    Liquibase splits a formatted-SQL changeset the same way (``splitStatements:true``, its
+    Liquibase splits a formatted-SQL changeset at ``;`` too (``splitStatements:true``, its
     default) and sends each statement alone, which is what a ClickHouse server accepts.
+    ``--`` and ``/* … */`` comments are dropped.
     """
     statements: list[str] = []
     current: list[str] = []
@@ -77,9 +81,11 @@ def split_statements(sql: str) -> list[str]:
         elif ch in "'\"`":
             quote = ch
             current.append(ch)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end < 0 else end
+        elif sql.startswith("--", i) or sql.startswith("/*", i):
+            close = "\n" if sql[i] == "-" else "*/"
+            end = sql.find(close, i + 2)
+            i = len(sql) if end < 0 else end + len(close)
+            current.append(" ")
             continue
         elif ch == ";":
             statements.append("".join(current))
@@ -91,20 +97,36 @@ def split_statements(sql: str) -> list[str]:
     return [s.strip() for s in statements if s.strip()]
 
 
-def _recorded(client: Client) -> list[Ran]:
+@contextmanager
+def _history(what: str) -> Iterator[None]:
+    """Driver errors on the history tables, as one line naming them."""
+    try:
+        yield
+    except (ChangelogError, StoreBusyError):
+        raise
+    except Exception as exc:  # the driver's own error types differ for chDB and HTTP
+        raise ChangelogError(
+            f"{what} {LOG_TABLE} failed: {one_line(str(exc))}. Is it a history table another"
+            " tool made? Liquibase's ClickHouse extension and OneRing create it alike."
+        ) from exc
+
+
+def recorded(client: Client) -> list[Ran]:
+    """The rows of ``default.databasechangelog`` (none when it does not exist)."""
     exists = client.query(
         "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
         parameters={"db": HISTORY_DATABASE, "t": "databasechangelog"},
     )
     if not exists.result_rows[0][0]:
         return []
-    rows = client.query(f"SELECT ID, AUTHOR, FILENAME, MD5SUM, COMMENTS FROM {LOG_TABLE}")
+    with _history("Reading"):
+        rows = client.query(f"SELECT ID, AUTHOR, FILENAME, MD5SUM, COMMENTS FROM {LOG_TABLE}")
     return [Ran(*row) for row in rows.result_rows]
 
 
 def pending_changesets(client: Client, changelog_dir: Path = CHANGELOG_DIR) -> list[Changeset]:
     """Changesets not applied to ClickHouse yet, read without writing; edits are refused."""
-    return plan_changesets(read_changelog(changelog_dir), _recorded(client), "ClickHouse").pending
+    return plan_changesets(read_changelog(changelog_dir), recorded(client), "ClickHouse").pending
 
 
 def _refuse_if_liquibase_runs(client: Client) -> None:
@@ -120,14 +142,21 @@ def _refuse_if_liquibase_runs(client: Client) -> None:
 
 
 def _run(client: Client, cs: Changeset) -> None:
-    for statement in split_statements(cs.sql):
+    statements = split_statements(cs.sql) if cs.split_statements else [cs.sql]
+    for i, statement in enumerate(statements):
         try:
             client.command(statement)
         except Exception as exc:  # the driver's own error types differ for chDB and HTTP
+            ran = (
+                f"; its statements 1-{i} ran and stay (ClickHouse DDL is not transactional),"
+                " so make them safe to run again (IF NOT EXISTS)"
+                if i
+                else ""
+            )
             raise ChangelogError(
-                f"Changeset {cs.label} in {cs.path} failed on ClickHouse: {exc}. It is not"
-                " recorded; the changesets before it stay applied (ClickHouse DDL is not"
-                " transactional). Fix it and run again."
+                f"Changeset {cs.label} in {cs.path} failed on ClickHouse at statement {i + 1}"
+                f" of {len(statements)}: {one_line(str(exc))}. It is not recorded{ran}; the"
+                " changesets before it stay applied. Fix it and run again."
             ) from exc
 
 
@@ -176,18 +205,21 @@ def apply_changelogs(
     """
     changesets = read_changelog(changelog_dir)
     with locks.hold(MIGRATE_LOCK, what="Silver's changelog"):
-        client.command(f"CREATE DATABASE IF NOT EXISTS {HISTORY_DATABASE}")
-        client.command(_LOCK_DDL)
-        _refuse_if_liquibase_runs(client)
-        client.command(_LOG_DDL)
-        plan = plan_changesets(changesets, _recorded(client), "ClickHouse")
-        for row, cs in plan.upgrades:
-            _upgrade(client, row, cs)
-        last = client.query(f"SELECT max(ORDEREXECUTED) FROM {LOG_TABLE}").result_rows
+        with _history("Creating or locking"):
+            client.command(f"CREATE DATABASE IF NOT EXISTS {HISTORY_DATABASE}")
+            client.command(_LOCK_DDL)
+            _refuse_if_liquibase_runs(client)
+            client.command(_LOG_DDL)
+        plan = plan_changesets(changesets, recorded(client), "ClickHouse")
+        with _history("Updating"):
+            for row, cs in plan.upgrades:
+                _upgrade(client, row, cs)
+            last = client.query(f"SELECT max(ORDEREXECUTED) FROM {LOG_TABLE}").result_rows
         order = int(last[0][0] or 0) + 1
         deployment = deployment_id(time.time_ns())
         for cs in plan.pending:
             _run(client, cs)
-            _record(client, cs, order, deployment)
+            with _history("Recording a changeset in"):
+                _record(client, cs, order, deployment)
             order += 1
     return [cs.label for cs in plan.pending]

@@ -8,11 +8,15 @@ being applied by an implicit ``CREATE`` or failing half-way through a publish.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onering_assets.catalog import SqlTable
+from onering_assets.changelogs.formatted import Changeset, read_changelog
+from onering_assets.checks.outcome import same_type
 from onering_assets.errors import ChangelogError
-from onering_assets.silver import plan
+from onering_assets.silver import ddl, plan
 from onering_assets.silver.ddl import CHANGELOG_DIR
 
 if TYPE_CHECKING:
@@ -51,10 +55,26 @@ def _expected_keys(engine: str) -> tuple[str, str]:
     return _key(partition), _key(order)
 
 
+def _changed_keys(name: str, engine: str, partition: str, order: str) -> str:
+    """The changesets that give a table other keys: ClickHouse cannot change them in place."""
+    new = f"silver.{name}__rekeyed"
+    return (
+        f"keys differ: ClickHouse has PARTITION BY {partition or '(none)'} ORDER BY ({order});"
+        f" the YAML declares {engine.removeprefix('ENGINE = MergeTree ')}. Keys cannot change in"
+        f" place: in a changeset, CREATE TABLE {new} AS silver.{name} {engine}; INSERT INTO"
+        f" {new} SELECT * FROM silver.{name}; EXCHANGE TABLES {new} AND silver.{name};"
+        f" DROP TABLE {new}"
+    )
+
+
 def differences(
     name: str, declared: list[tuple[str, str]], engine: str, actual: tuple
 ) -> list[str]:
-    """What differs between a declared table and ClickHouse's, one line each."""
+    """What differs between a declared table and ClickHouse's, one line each, with its fix.
+
+    Types compare as the ``column_schema`` check compares them (spaces and case aside);
+    column order does not matter (staging is created as the table, inserts name columns).
+    """
     columns, partition_key, sorting_key = actual
     have = dict(columns)
     want = dict(declared)
@@ -68,7 +88,7 @@ def differences(
         f"column `{n}` is {have[n]} in ClickHouse but declared {t}"
         f" (ALTER TABLE silver.{name} MODIFY COLUMN `{n}` {t})"
         for n, t in declared
-        if n in have and have[n] != t
+        if n in have and not same_type(have[n], t)
     ]
     lines += [
         f"column `{n}` {t} is in ClickHouse but not declared (add it to the YAML, or"
@@ -76,33 +96,46 @@ def differences(
         for n, t in columns
         if n not in want
     ]
-    if not lines and [n for n, _ in columns] != [n for n, _ in declared]:
-        lines.append(
-            f"columns are in another order: ClickHouse has {', '.join(n for n, _ in columns)};"
-            f" the YAML declares {', '.join(n for n, _ in declared)}"
-        )
-    partition, order = _expected_keys(engine)
-    if (_key(partition_key), _key(sorting_key)) != (partition, order):
-        lines.append(
-            f"keys differ: ClickHouse has PARTITION BY {partition_key or '(none)'} ORDER BY"
-            f" ({sorting_key}); the YAML declares PARTITION BY {partition or '(none)'} ORDER BY"
-            f" ({order}) (a new sort key means a new table and a copy)"
-        )
+    partition, order = _key(partition_key), _key(sorting_key)
+    if (partition, order) != _expected_keys(engine):
+        lines.append(_changed_keys(name, engine, partition, order))
     return lines
 
 
-def verify(client: Client, table: SqlTable) -> None:
+def _creator(table: str, changesets: list[Changeset]) -> Changeset | None:
+    pattern = re.compile(
+        rf"create\s+table\s+(if\s+not\s+exists\s+)?`?silver`?\.`?{re.escape(table)}`?[\s(]",
+        re.IGNORECASE,
+    )
+    return next((cs for cs in changesets if pattern.search(cs.sql)), None)
+
+
+def _missing(
+    client: Client, name: str, declared: list[tuple[str, str]], engine: str, changelog_dir: Path
+) -> str:
+    columns = ",\n    ".join(f"`{n}` {t}" for n, t in declared)
+    create = (
+        f"--changeset <you>:<id>\nCREATE DATABASE IF NOT EXISTS silver;\n"
+        f"CREATE TABLE IF NOT EXISTS silver.{name} (\n    {columns}\n) {engine};"
+    )
+    applied = {(r.id, r.author) for r in ddl.recorded(client)}
+    creator = _creator(name, read_changelog(changelog_dir))
+    if creator is not None and (creator.id, creator.author) in applied:
+        return (
+            f"silver.{name} does not exist, though changeset {creator.label} ({creator.path.name})"
+            " that creates it is recorded as applied: it was dropped outside the changelog."
+            f" Re-create it in a new changeset:\n{create}"
+        )
+    return f"silver.{name} does not exist: no changeset creates it. Add one, e.g.\n{create}"
+
+
+def verify(client: Client, table: SqlTable, changelog_dir: Path = CHANGELOG_DIR) -> None:
     """Refuse to build ``table`` unless ClickHouse holds exactly what its YAML declares."""
     problems: list[str] = []
     for name, declared, engine in plan.declared_tables(table):
         actual = _actual(client, name)
         if actual is None:
-            columns = ",\n    ".join(f"`{n}` {t}" for n, t in declared)
-            problems.append(
-                f"silver.{name} does not exist: no changeset creates it. Add one, e.g.\n"
-                f"--changeset <you>:<id>\nCREATE TABLE IF NOT EXISTS silver.{name} (\n"
-                f"    {columns}\n) {engine};"
-            )
+            problems.append(_missing(client, name, declared, engine, changelog_dir))
             continue
         found = differences(name, declared, engine, actual)
         problems += [f"silver.{name}: {line}" for line in found]

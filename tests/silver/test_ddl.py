@@ -145,7 +145,10 @@ def test_a_type_key_or_extra_column_difference_is_named(client, locks) -> None:
     message = str(refused.value)
     assert "column `dep_delay` is Nullable(Float32) in ClickHouse but declared" in message
     assert "column `note` String is in ClickHouse but not declared" in message
-    assert "silver.flights_rejects_failed does not exist: no changeset creates it" in message
+    assert (
+        "silver.flights_rejects_failed does not exist, though changeset"
+        " onering:010-flights-rejects-failed" in message
+    )
     assert "CREATE TABLE IF NOT EXISTS silver.flights_rejects_failed (" in message
 
 
@@ -223,9 +226,101 @@ def test_two_onering_processes_take_turns(client, locks) -> None:
         ("SELECT 1;\nSELECT 2;", ["SELECT 1", "SELECT 2"]),
         ("SELECT ';' AS s; -- a; comment\nSELECT `a;b`", ["SELECT ';' AS s", "SELECT `a;b`"]),
         ("SELECT 'it\\'s;' ;;", ["SELECT 'it\\'s;'"]),
+        ("ALTER x /* a; it's */;\nSELECT 1", ["ALTER x", "SELECT 1"]),
     ],
 )
 def test_statements_are_split_at_semicolons_outside_quotes_and_comments(
     sql: str, statements: list[str]
 ) -> None:
     assert ddl.split_statements(sql) == statements
+
+
+def test_a_type_spelled_otherwise_is_the_same_type(client, locks, platform: Path) -> None:
+    """``Decimal(10,2)`` in the YAML is ClickHouse's ``Decimal(10, 2)``, as for column_schema."""
+    ddl.apply_changelogs(client, locks, changelog_of(platform))
+    yml = platform / "analytics" / "clickhouse" / "silver" / "airlines.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "  - {name: name,",
+            "  - {name: fee, type: 'Decimal(10,2)', description: A fee.}\n  - {name: name,",
+        )
+    )
+    sql = platform / "analytics" / "clickhouse" / "silver" / "airlines.sql"
+    text = sql.read_text()
+    assert " AS name" in text
+    sql.write_text(text.replace(" AS name", " AS name, toDecimal64(0, 2) AS fee", 1))
+    airlines = load_catalog.__wrapped__(platform).sql_table("silver", "airlines")
+    with pytest.raises(ChangelogError) as refused:
+        schema.verify(client, airlines, changelog_of(platform))
+    fix = "ALTER TABLE silver.airlines ADD COLUMN `fee` Decimal(10,2) AFTER `carrier`"
+    assert fix in str(refused.value)
+    (changelog_of(platform) / "changelog" / "003-fee.sql").write_text(
+        f"--liquibase formatted sql\n--changeset you:003-fee\n{fix};\n"
+    )
+    ddl.apply_changelogs(client, locks, changelog_of(platform))
+    schema.verify(client, airlines, changelog_of(platform))  # Decimal(10, 2) in ClickHouse
+
+
+def test_other_keys_are_refused_with_the_changeset_that_rebuilds_the_table(
+    client, locks, platform: Path
+) -> None:
+    ddl.apply_changelogs(client, locks, changelog_of(platform))
+    client.command("INSERT INTO silver.planes (tailnum) VALUES ('N1'), ('N2')")
+    yml = platform / "analytics" / "clickhouse" / "silver" / "planes.yml"
+    text = yml.read_text()
+    assert "order_by: [tailnum]" in text
+    yml.write_text(text.replace("order_by: [tailnum]", "order_by: [tailnum, _ingested_at]"))
+    planes = load_catalog.__wrapped__(platform).sql_table("silver", "planes")
+    with pytest.raises(ChangelogError) as refused:
+        schema.verify(client, planes, changelog_of(platform))
+    message = str(refused.value)
+    assert "keys differ: ClickHouse has PARTITION BY (none) ORDER BY (tailnum)" in message
+    steps = message.split("Keys cannot change in place: in a changeset, ", 1)[1].splitlines()[0]
+    (changelog_of(platform) / "changelog" / "003-planes-keys.sql").write_text(
+        f"--liquibase formatted sql\n--changeset you:003-planes-keys\n{steps};\n"
+    )
+    assert ddl.apply_changelogs(client, locks, changelog_of(platform)) == ["you:003-planes-keys"]
+    schema.verify(client, planes, changelog_of(platform))
+    assert client.query("SELECT tailnum FROM silver.planes ORDER BY 1").result_rows == [
+        ("N1",),
+        ("N2",),
+    ]  # the rows came along
+
+
+def test_a_table_dropped_after_its_changeset_ran_names_that_changeset(client, locks) -> None:
+    ddl.apply_changelogs(client, locks)
+    client.command("DROP TABLE silver.airlines")
+    with pytest.raises(ChangelogError) as refused:
+        schema.verify(client, load_catalog().sql_table("silver", "airlines"))
+    message = str(refused.value)
+    assert "changeset onering:002-airlines (001-silver-tables.sql) that creates it" in message
+    assert "dropped outside the changelog" in message
+    assert "CREATE DATABASE IF NOT EXISTS silver;" in message
+
+
+def test_a_failing_statement_is_named_with_what_of_its_changeset_ran(
+    client, locks, platform: Path
+) -> None:
+    (changelog_of(platform) / "changelog" / "003-two.sql").write_text(
+        "--liquibase formatted sql\n--changeset you:003-two\n"
+        "ALTER TABLE silver.airlines ADD COLUMN note1 String;\n"
+        "ALTER TABLE silver.airlines ADD COLUMN note2 NoSuchType;\n"
+    )
+    with pytest.raises(ChangelogError) as refused:
+        ddl.apply_changelogs(client, locks, changelog_of(platform))
+    message = str(refused.value)
+    assert "failed on ClickHouse at statement 2 of 2" in message
+    assert "its statements 1-1 ran and stay" in message
+    assert "\n" not in message
+
+
+def test_a_history_table_of_another_shape_is_one_line(client, locks) -> None:
+    client.command(
+        "CREATE TABLE default.databasechangelog (id String, author String) ENGINE MergeTree"
+        " ORDER BY id"
+    )
+    with pytest.raises(ChangelogError, match=r"Reading default\.databasechangelog failed") as bad:
+        ddl.pending_changesets(client)
+    assert "\n" not in str(bad.value)
+    with pytest.raises(ChangelogError, match=r"default\.databasechangelog failed"):
+        ddl.apply_changelogs(client, locks)
