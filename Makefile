@@ -91,11 +91,12 @@ bench: setup ## The benchmarks (each prints its table beside its floor; docs/per
 
 # For users with Docker (not run here: no Docker engine). PROFILES picks the compose profiles.
 PROFILES ?= core
-COMPOSE := docker compose --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
-stack-up: ## The full stack in Docker (PROFILES="core stream ml catalog bi ci"; copy compose/.env.example to compose/.env first)
+COMPOSE := docker compose -p onering --project-directory compose -f compose/docker-compose.yml --env-file compose/.env
+stack-up: ## The full stack in Docker (PROFILES="core stream ml catalog bi ci observability"; copy compose/.env.example to compose/.env first)
 	@test -f compose/.env || { echo "Copy compose/.env.example to compose/.env and fill in the secrets first." >&2; exit 2; }
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) up -d
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) ps
 
 stack-down: ## Stop the full stack (volumes kept; add ARGS=-v to delete them)
+	@test -f compose/.env || { echo "compose/.env is missing: nothing was started from this checkout." >&2; exit 2; }
 	$(COMPOSE) $(foreach p,$(PROFILES),--profile $(p)) down $(ARGS)

@@ -28,3 +28,6 @@ WHERE :'om_password' <> '' AND NOT EXISTS (SELECT FROM pg_database WHERE datname
 \gexec
 SQL
 echo "postgres-init: databases and roles ready"
+if [ -z "${OPENMETADATA_DB_PASSWORD:-}" ]; then
+  echo "postgres-init: OPENMETADATA_DB_PASSWORD is empty: no openmetadata_db (the catalog profile needs it; set it in compose/.env and run postgres-init again)"
+fi

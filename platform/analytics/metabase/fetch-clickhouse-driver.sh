@@ -12,6 +12,11 @@
 # verified yourself. (CLICKHOUSE_DRIVER_URL and METABASE_PLUGINS_DIR override the source and
 # the folder: tests/test_metabase.py checks these steps on a local file:// jar.)
 set -euo pipefail
+case "${1:-}" in
+  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [--help] (settings come from the environment, see --help)" >&2; exit 2 ;;
+esac
 version="${CLICKHOUSE_DRIVER_VERSION:-1.53.4}"
 expected_sha="${CLICKHOUSE_DRIVER_SHA256:-}"
 here="$(cd "$(dirname "$0")" && pwd)"
