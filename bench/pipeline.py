@@ -58,10 +58,12 @@ from bench.harness import (
 )
 from bench.pipeline_analysis import analyze
 from bench.pipeline_dagster import worker_dagster
+from bench.pipeline_floor import worker_floor
 from bench.pipeline_raw import worker_raw
 from bench.pipeline_report import print_report
 
 MODULE = "bench.pipeline"
+WORKERS = {"dagster": worker_dagster, "raw": worker_raw, "floor": worker_floor}
 WORKER_TIMEOUT_S = 1200
 
 IMPORT_SNIPPET = """
@@ -80,14 +82,13 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 def run_worker(argv: list[str]) -> None:
     """Entry point of a worker subprocess: run one measurement, write its JSON."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--worker", choices=["dagster", "raw"], required=True)
+    parser.add_argument("--worker", choices=list(WORKERS), required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--source-dir", type=Path)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    work = worker_dagster if args.worker == "dagster" else worker_raw
-    result = work(args.state_dir, args.source_dir, args.repeat)
+    result = WORKERS[args.worker](args.state_dir, args.source_dir, args.repeat)
     args.out.write_text(json.dumps(result, default=str))
 
 
@@ -164,7 +165,9 @@ def bench_scale(scale: int, repeat: int, keep: bool, console: Any) -> dict[str, 
     console.log(f"x{scale}: dagster worker done in {dag['process_seconds']:.1f} s")
     raw = spawn_worker("raw", scale, source_dir, repeat, keep)
     console.log(f"x{scale}: raw worker done in {raw['process_seconds']:.1f} s")
-    return analyze(scale, imports, dag, raw, manifest)
+    floor = spawn_worker("floor", scale, source_dir, repeat, keep)
+    console.log(f"x{scale}: floor worker done in {floor['process_seconds']:.1f} s")
+    return analyze(scale, imports, dag, raw, manifest, floor)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         run_worker(argv)
         return
     parser = argparse.ArgumentParser(description="OneRing pipeline benchmark")
-    parser.add_argument("--scales", default="1,10", help="comma-separated, e.g. 1,10")
+    parser.add_argument("--scales", default="1,10", help="comma-separated, e.g. 1,10,30")
     parser.add_argument("--repeat", type=int, default=3, help="measured warm runs per worker")
     parser.add_argument("--keep", action="store_true", help="keep the state folders")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "pipeline.json")

@@ -1,5 +1,6 @@
-"""Pipeline bench, from the two workers' runs to the numbers: rows/s per layer, the
-overhead ratios, and a per-step breakdown of where the Dagster-minus-raw gap goes."""
+"""Pipeline bench, from the three workers' runs to the numbers: rows/s per layer, the
+overhead ratios, a per-step breakdown of where the Dagster-minus-raw gap goes, and each
+layer against the engine floor (with whether the floor produced the same rows)."""
 
 from __future__ import annotations
 
@@ -98,14 +99,66 @@ def dominant(
     }
 
 
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+def versus_floor(
+    dag_run: dict[str, Any], raw_run: dict[str, Any], floor_run: dict[str, Any]
+) -> dict[str, dict[str, float | None]]:
+    """Seconds per layer (sum of its steps) and in total (the whole run) of each worker's
+    median run, with the ratios Dagster / raw, Dagster / floor and raw / floor."""
+    dag = layer_sums(dag_run["steps"], dag_run["rows"])
+    raw = layer_sums({k: v["seconds"] for k, v in raw_run["steps"].items()}, raw_run["rows"])
+    floor = layer_sums({k: v["seconds"] for k, v in floor_run["steps"].items()}, floor_run["rows"])
+    seconds = {
+        layer: (dag[layer]["seconds"], raw[layer]["seconds"], floor[layer]["seconds"])
+        for layer in LAYERS
+    }
+    seconds["total"] = (dag_run["seconds"], raw_run["seconds"], floor_run["seconds"])
+    return {
+        part: {
+            "dagster_s": d,
+            "raw_s": r,
+            "floor_s": f,
+            "dagster_over_raw": _ratio(d, r),
+            "dagster_over_floor": _ratio(d, f),
+            "raw_over_floor": _ratio(r, f),
+        }
+        for part, (d, r, f) in seconds.items()
+    }
+
+
+def floor_differences(
+    dag: dict[str, Any], dag_run: dict[str, Any], floor: dict[str, Any], floor_run: dict[str, Any]
+) -> list[str]:
+    """Where the floor's result is not the Dagster run's: rows per asset, then the
+    fingerprint (rows and row hash) of every Silver table, its rejects and every mart."""
+    found = []
+    keys = {k for k in (*dag_run["rows"], *floor_run["rows"]) if k.split("/")[0] in LAYERS}
+    for key in sorted(keys):
+        a, b = dag_run["rows"].get(key), floor_run["rows"].get(key)
+        if a != b:
+            found.append(f"{key}: {a} rows in the Dagster run, {b} in the floor")
+    theirs, ours = dag.get("fingerprint") or {}, floor.get("fingerprint") or {}
+    for key in sorted(set(theirs) | set(ours)):
+        if theirs.get(key) != ours.get(key):
+            found.append(
+                f"{key}: contents differ (Dagster {theirs.get(key)}, floor {ours.get(key)})"
+            )
+    return found
+
+
 def analyze(
     scale: int,
     imports: dict[str, Any],
     dag: dict[str, Any],
     raw: dict[str, Any],
     source: dict[str, Any] | None,
+    floor: dict[str, Any],
 ) -> dict[str, Any]:
     dag_run, raw_run_ = median_run(dag["runs"]), median_run(raw["runs"])
+    floor_run = median_run(floor["runs"])
     return {
         "scale": scale,
         "source": source,
@@ -132,4 +185,14 @@ def analyze(
         "breakdown": breakdown(dag_run, raw_run_),
         "dominant": dominant(dag_run, raw_run_, dag.get("probes", {})),
         "rows_match": {k: v for k, v in dag_run["rows"].items() if raw_run_["rows"].get(k) != v},
+        "floor": {
+            **floor,
+            "cold_seconds": floor["runs"][0]["seconds"],
+            "warm": floor_run,
+            "throughput": throughput(
+                {k: v["seconds"] for k, v in floor_run["steps"].items()}, floor_run["rows"]
+            ),
+        },
+        "versus_floor": versus_floor(dag_run, raw_run_, floor_run),
+        "floor_differences": floor_differences(dag, dag_run, floor, floor_run),
     }

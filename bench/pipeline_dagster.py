@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from bench.dagster_log import EventStoreTimer, event_store_seconds, run_phases, step_seconds
 from bench.harness import peak_rss_mb
-from bench.pipeline_scope import FIRST, LAST
+from bench.pipeline_floor import fingerprint
+from bench.pipeline_scope import FIRST, LAST, Stores
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -61,12 +62,15 @@ def worker_dagster(state_dir: Path, source_dir: Path | None, repeat: int) -> dic
     store_timer = EventStoreTimer(instance)
     runs = [dagster_run(defs, instance, store_timer) for _ in range(1 + repeat)]
     rss = peak_rss_mb()
+    probes = dagster_probes(defs, instance, runs[-1]["run_id"])
     return {
         "import_seconds": imported - started,
         "build_seconds": built - imported,
         "runs": runs,
         "rss": rss,
-        "probes": dagster_probes(defs, instance, runs[-1]["run_id"]),
+        "probes": probes,
+        # What the engine floor must match (bench/pipeline_floor.py), off the clock.
+        "fingerprint": fingerprint(Stores.for_state(state_dir, source_dir)),
     }
 
 

@@ -1,5 +1,6 @@
 """Pipeline bench, the report: the summary table against the targets, a per-step table
-per scale, where the gap goes, and one PASS/FAIL line per target."""
+per scale, where the gap goes, the engine-floor table (Dagster, raw and floor per layer),
+whether the floor produced the Dagster run's rows, and one PASS/FAIL line per target."""
 
 from __future__ import annotations
 
@@ -228,9 +229,75 @@ def print_report(results: list[dict[str, Any]]) -> None:
             f"({dom['event_log_writes']} writes; one probe write "
             f"{dom['probes'].get('event_write_ms', 0):.1f} ms)"
         )
+    console.print(floor_table(results))
+    for line in floor_lines(results):
+        console.print(line)
     for line in verdicts(results):
         console.print(line)
     console.print(NOTES)
+
+
+FLOOR_COLUMNS = (
+    "scale",
+    "layer",
+    "dagster",
+    "raw",
+    "floor",
+    "dagster / raw",
+    "dagster / floor",
+    "raw / floor",
+    "floor rows/s",
+)
+
+
+def floor_table(results: list[dict[str, Any]]) -> Any:
+    """Per scale and layer: seconds of the Dagster, raw and floor median runs and the ratios."""
+    from rich.table import Table
+
+    table = Table(
+        title="Engine floor, measured in the same run (warm, median run of each worker): "
+        "layer = sum of its steps, total = whole run"
+    )
+    for name in FLOOR_COLUMNS:
+        table.add_column(name, justify="left" if name in ("scale", "layer") else "right")
+    for i, r in enumerate(results):
+        speed = r["floor"]["throughput"]
+        for part, v in r["versus_floor"].items():
+            rate = fmt_rate(speed.get(f"{part}_rows_per_s")) if part in LAYERS else ""
+            if part == "total":
+                rate = f"peak RSS {r['floor']['rss']['self_mb']:.0f} MB"
+            table.add_row(
+                f"{r['scale']}x",
+                part,
+                fmt_s(v["dagster_s"]),
+                fmt_s(v["raw_s"]),
+                fmt_s(v["floor_s"]),
+                fmt_ratio(v["dagster_over_raw"]),
+                fmt_ratio(v["dagster_over_floor"]),
+                fmt_ratio(v["raw_over_floor"]),
+                rate,
+                end_section=part == "total" and i < len(results) - 1,
+            )
+    return table
+
+
+def floor_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Whether the floor produced the Dagster run's rows; a warning line per difference."""
+    lines = []
+    for r in results:
+        differences = r["floor_differences"]
+        if not differences:
+            checked = len(r["floor"].get("fingerprint") or {})
+            lines.append(
+                f"  {r['scale']}x: the floor wrote the Dagster run's rows: same rows per asset, "
+                f"same contents of {checked} Silver/rejects/Gold tables"
+            )
+        for difference in differences:
+            lines.append(
+                f"[red]WARNING[/red] {r['scale']}x: the floor's result differs from the Dagster "
+                f"run's, {difference}"
+            )
+    return lines
 
 
 NOTES = """Notes:
@@ -242,7 +309,11 @@ NOTES = """Notes:
   embedded Postgres server itself is daemonized and not counted in either number.
   State folders are made under $TMPDIR (here a disk unless TMPDIR=/dev/shm): every
   event-log write is a SQLite commit with fsync, which also forces out the freshly
-  replaced Parquet files of the Bronze step."""
+  replaced Parquet files of the Bronze step.
+  floor = bench/pipeline_floor.py: the same engines doing the same work in the fewest
+  hand-written steps (pyarrow CSV -> monthly Parquet; one typed, de-duplicating
+  INSERT ... SELECT per Silver table, rejects split off; each mart's SELECT in chDB and
+  COPY into Postgres), with no orchestration and no checks."""
 
 
 def verdicts(results: list[dict[str, Any]]) -> list[str]:

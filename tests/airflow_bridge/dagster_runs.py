@@ -37,6 +37,22 @@ def run_status(
     return None
 
 
+def checks_evaluated(state: Path, task_id: str, try_number: int) -> int:
+    """How many asset checks the task's run for that try has evaluated so far."""
+    if not (state / "dagster" / ".storage-ready").exists():
+        return 0
+    run = next(
+        (r for r in runs_of(state, task_id) if r.tags["airflow/try_number"] == str(try_number)),
+        None,
+    )
+    if run is None:
+        return 0
+    with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
+        return len(
+            instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        )
+
+
 def failure_messages(state: Path, run_id: str) -> str:
     with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
         records = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)

@@ -17,10 +17,18 @@ import pytest
 
 from airflow_bridge.config import RenderConfig
 from airflow_bridge.export import render, snapshot, write
+from onering_assets.catalog import load_catalog
+from onering_assets.checks.specs import silver_checks
 from onering_assets.definitions import build_definitions
 from onering_assets.resources.locks import FileLocks
 from onering_assets.settings import Settings
-from tests.airflow_bridge.dagster_runs import failure_messages, run_status, runs_of, wait_for
+from tests.airflow_bridge.dagster_runs import (
+    checks_evaluated,
+    failure_messages,
+    run_status,
+    runs_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -124,6 +132,10 @@ def test_killed_task_ends_its_dagster_run_canceled_and_the_retry_succeeds(
         )
         dag = start_dag(dags, "onering", {"partition": "2013-01"}, **env)
         wait_for(lambda: run_status(state, "silver__weather", 1) == "STARTED", "the first try")
+        # ... and inside its step: staged and audited, waiting to publish (a SIGTERM in the
+        # run's first moments, before its step, is not a cancel Dagster sees).
+        checks = len(silver_checks(load_catalog().sql_table("silver", "weather")))
+        wait_for(lambda: checks_evaluated(state, "silver__weather", 1) >= checks, "the audit")
         dag.proc.send_signal(signal.SIGTERM)
         # Under a loaded CI machine a cancel has taken over a minute: wait for any end, then
         # say which.
