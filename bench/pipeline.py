@@ -35,7 +35,9 @@ worker in its own fresh process and fresh state folder:
 reported. In the Dagster worker every write to the event log storage is timed, so the
 per-step table shows how much of each step is event-log I/O. State folders and the
 generated sources are made under ``$TMPDIR`` (``TMPDIR=/dev/shm`` puts them on tmpfs).
-At 1x and 10x the whole bench takes about 6 minutes on 2 cores.
+``--scales 1,10 --repeat 1`` took 12 minutes on 2 cores, most of it the Dagster runs, which
+also materialize the non-medallion assets (airbyte, stream, features, ml: about 60 s of
+each 1x run); the floor table therefore compares the three layers apart from the whole run.
 
 The tables are printed and everything is written to ``bench/results/pipeline.json``; worker
 logs (the Dagster event log on stderr) go to ``bench/results/logs/``.
