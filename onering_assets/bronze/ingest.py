@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as _compute
 
@@ -53,12 +55,13 @@ def stamp(
     """
     n = data.num_rows
     when = ingested_at or datetime.now(UTC)
-    rows = pa.array(range(1, n + 1), pa.uint64()) if lines is None else lines.cast(pa.uint64())
+    rows = pa.array(np.arange(1, n + 1, dtype=np.uint64)) if lines is None else lines
+    # Constant columns are repeated scalars: no Python list of n objects (2 s at 3.4 M rows).
     return (
-        data.append_column("_batch_id", pa.array([batch_id] * n, pa.string()))
-        .append_column("_ingested_at", pa.array([when] * n, pa.timestamp("ms", tz="UTC")))
-        .append_column("_source", pa.array([source] * n, pa.string()))
-        .append_column("_row", rows)
+        data.append_column("_batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), n))
+        .append_column("_ingested_at", pa.repeat(pa.scalar(when, pa.timestamp("ms", tz="UTC")), n))
+        .append_column("_source", pa.repeat(pa.scalar(source, pa.string()), n))
+        .append_column("_row", rows.cast(pa.uint64()))
     )
 
 
@@ -75,15 +78,43 @@ def split(data: pa.Table, table: BronzeTable, partitions: list[str] | None) -> L
     """Assign rows to the selected partitions; rows in no known month are unassigned."""
     columns = tuple(c for c in data.column_names if not c.startswith("_"))
     if not table.partitioned:
-        tagged = data.append_column("_partition", pa.array([""] * data.num_rows, pa.string()))
+        tagged = data.append_column("_partition", pa.repeat(pa.scalar("", pa.string()), len(data)))
         return Landed({"": tagged}, tagged.slice(0, 0), columns)
     keys = month_of_rows(data)
     tagged = data.append_column("_partition", keys)
     known = pc.is_in(keys, value_set=pa.array(MONTHLY.get_partition_keys()))
     known = pc.fill_null(known, False)
     wanted = partitions or MONTHLY.get_partition_keys()
-    by_partition = {p: tagged.filter(pc.equal(keys, p)) for p in wanted}
-    return Landed(by_partition, tagged.filter(pc.invert(known)), columns)
+    return Landed(_by_month(tagged, wanted), tagged.filter(pc.invert(known)), columns)
+
+
+def _by_month(tagged: pa.Table, wanted: Sequence[str]) -> dict[str, pa.Table]:
+    """Each wanted month's rows in file order, mostly without copying.
+
+    Landed files run month after month, so most record batches of the parsed file hold one
+    month: those are taken whole (zero-copy); only a batch that straddles months is filtered.
+    (A filter per month over the whole table read every column twelve times, and one take
+    of a sort order copied every column: 2.6 s and 2.0 s at 3.4 M rows.)
+    """
+    value_set = pa.array(list(wanted), pa.string())
+    parts: list[list[pa.RecordBatch]] = [[] for _ in wanted]
+    for batch in tagged.to_batches():
+        if not batch.num_rows:
+            continue
+        position = pc.index_in(batch.column("_partition"), value_set=value_set)
+        bounds = pc.min_max(position)
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        if low is not None and low == high and position.null_count == 0:
+            parts[low].append(batch)
+            continue
+        for i in range(low or 0, (high if high is not None else -1) + 1):
+            rows = batch.filter(pc.fill_null(pc.equal(position, i), False))
+            if rows.num_rows:
+                parts[i].append(rows)
+    return {
+        month: pa.Table.from_batches(batches, schema=tagged.schema)
+        for month, batches in zip(wanted, parts, strict=True)
+    }
 
 
 def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
