@@ -92,3 +92,30 @@ def test_malformed_lines_are_a_warning_outcome_with_their_line_numbers() -> None
     assert not bad.passed and bad.failing == 1
     assert bad.sample == [{"line": 7, "reason": "not UTF-8"}]
     assert all(o.name != MALFORMED_LINES for o in outcomes(FLIGHTS, landed))  # type: ignore[arg-type]
+
+
+def test_months_split_from_batches_that_straddle_months_keep_file_order() -> None:
+    """Whole one-month batches are taken as they are, mixed ones filtered: either way each
+    month holds exactly its rows, in the order of the file, and bad months are unassigned."""
+    months = ["1", "1", "2", "1", "13", "3", "3", None, "2", "12"] * 30
+    data = pa.table(
+        {
+            "year": ["2013"] * len(months),
+            "month": months,
+            "flight": [str(i) for i in range(len(months))],
+        }
+    )
+    batched = pa.Table.from_batches(data.to_batches(max_chunksize=7))  # batches mix months
+    homogeneous = pa.Table.from_batches(
+        [data.slice(i, 1).to_batches()[0] for i in range(len(months))]  # one row each
+    )
+    table = FLIGHTS
+    for source in (batched, homogeneous):
+        wanted = ["2013-02", "2013-01"]
+        landed = split(stamp(source, batch_id="b", source="s"), table, wanted)  # type: ignore[arg-type]
+        assert list(landed.by_partition) == ["2013-02", "2013-01"]
+        for key, month in (("2013-01", "1"), ("2013-02", "2")):
+            expected = [str(i) for i, m in enumerate(months) if m == month]
+            assert landed.by_partition[key]["flight"].to_pylist() == expected
+            assert set(landed.by_partition[key]["_partition"].to_pylist()) == {key}
+        assert landed.unassigned["month"].to_pylist() == [m for m in months if m in ("13", None)]
