@@ -155,6 +155,13 @@ def mark(ok: bool) -> str:
     return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
 
 
+def fmt_rate(value: float | None) -> str:
+    """Rows per second as ``k/s`` or ``M/s``; ``-`` when unknown."""
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.2f} M/s" if value >= 1e6 else f"{value / 1e3:.1f} k/s"
+
+
 def fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 

@@ -1,12 +1,13 @@
 """Pipeline bench, the report: the summary table against the targets, a per-step table
-per scale, where the gap goes, the engine-floor table (Dagster, raw and floor per layer),
-whether the floor produced the Dagster run's rows, and one PASS/FAIL line per target."""
+per scale, where the gap goes, and one PASS/FAIL line per target; the engine-floor table
+and its same-result lines are in ``pipeline_floor_report``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.harness import fmt_ratio, fmt_s, fmt_spread, mark
+from bench.harness import fmt_rate, fmt_ratio, fmt_s, fmt_spread, mark
+from bench.pipeline_floor_report import floor_lines, floor_table
 from bench.pipeline_scope import LAYERS, warm_runs
 
 TARGET_IMPORT_S = 3.0
@@ -14,12 +15,6 @@ TARGET_RUN_1X_S = 60.0
 TARGET_RATIO_10X = 1.25
 TARGET_FLOOR_RATIO = 2.0  # issue 13: Dagster <= 2x the engine floor at 10x and 30x
 TARGET_RAW_RATIO = 1.15  # issue 13: Dagster <= 1.15x raw at 10x
-
-
-def fmt_rate(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value / 1e6:.2f} M/s" if value >= 1e6 else f"{value / 1e3:.1f} k/s"
 
 
 Row = tuple[str, list[str], str]
@@ -237,74 +232,6 @@ def print_report(results: list[dict[str, Any]]) -> None:
     for line in verdicts(results):
         console.print(line)
     console.print(NOTES)
-
-
-FLOOR_COLUMNS = (
-    "scale",
-    "layer",
-    "dagster",
-    "raw",
-    "floor",
-    "dagster / raw",
-    "dagster / floor",
-    "raw / floor",
-    "floor rows/s",
-)
-
-
-def floor_table(results: list[dict[str, Any]]) -> Any:
-    """Per scale and layer: seconds of the Dagster, raw and floor median runs and the ratios."""
-    from rich.table import Table
-
-    table = Table(
-        title="Engine floor, measured in the same run (warm, median run of each worker; "
-        "a layer is the sum of its steps, medallion the three layers)"
-    )
-    for name in FLOOR_COLUMNS:
-        table.add_column(name, justify="left" if name in ("scale", "layer") else "right")
-    for i, r in enumerate(results):
-        speed = r["floor"]["throughput"]
-        for part, v in r["versus_floor"].items():
-            rate = fmt_rate(speed.get(f"{part}_rows_per_s")) if part in LAYERS else ""
-            label = part
-            if part == "whole run":
-                rate = f"peak RSS {r['floor']['rss']['self_mb']:.0f} MB"
-                label = (
-                    f"whole run (dagster: + {v['dagster_other_assets']} other assets, "
-                    f"{v['dagster_other_assets_s']:.1f} s)"
-                )
-            table.add_row(
-                f"{r['scale']}x",
-                label,
-                fmt_s(v["dagster_s"]),
-                fmt_s(v["raw_s"]),
-                fmt_s(v["floor_s"]),
-                fmt_ratio(v["dagster_over_raw"]),
-                fmt_ratio(v["dagster_over_floor"]),
-                fmt_ratio(v["raw_over_floor"]),
-                rate,
-                end_section=part == "whole run" and i < len(results) - 1,
-            )
-    return table
-
-
-def floor_lines(results: list[dict[str, Any]]) -> list[str]:
-    """Whether the floor produced the Dagster run's rows; a warning line per difference."""
-    lines = []
-    for r in results:
-        differences = r["floor_differences"]
-        if not differences:
-            checked = len(r["floor"].get("fingerprint") or {})
-            lines.append(
-                f"  {r['scale']}x: the floor wrote the Dagster run's rows: same rows per asset, "
-                f"same contents of {checked} Silver/rejects/Gold tables"
-            )
-        for difference in differences:
-            lines.append(
-                f"[red]WARNING[/red] {r['scale']}x: the floor's result differs from the Dagster "
-                f"run's, {difference}"
-            )
-    return lines
 
 
 NOTES = """Notes:
