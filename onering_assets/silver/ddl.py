@@ -18,6 +18,7 @@ does; the changesets before it stay applied. Write changesets that can run again
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -223,3 +224,17 @@ def apply_changelogs(
                 _record(client, cs, order, deployment)
             order += 1
     return [cs.label for cs in plan.pending]
+
+
+# Clients that have applied the changelog: one per run (the resource closes it after), so a
+# run's other Silver tables do not apply it again, and the next run does.
+_migrated: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def apply_once(client: Client, locks: Locks) -> list[str]:
+    """``apply_changelogs`` once per client: what every Silver build calls before it writes."""
+    if client in _migrated:
+        return []
+    applied = apply_changelogs(client, locks)
+    _migrated.add(client)
+    return applied

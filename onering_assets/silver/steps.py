@@ -124,7 +124,7 @@ class SilverBuild:
         when it was opened; a ClickHouse server is recovered here, by
         every run that writes (each table under its publication lock).
         """
-        ddl.apply_changelogs(self.client, self._locks())
+        ddl.apply_once(self.client, self._locks())
         schema.verify(self.client, self.table)
         recovery.recover(self.client, self._locks())
 
