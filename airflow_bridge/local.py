@@ -39,6 +39,18 @@ DEFAULT_PORT = 8080
 PRELOAD = ("onering_assets.runner:prepare_worker",)
 # Runs Airflow queues by itself (not triggered by anyone): what starting it may cause.
 SELF_STARTED = {"scheduled", "asset_triggered"}
+# Latency settings measured by bench/airflow_month.py (docs/performance.md, "One month
+# through Airflow"); a value already in the environment wins. Airflow 3.3's task supervisor
+# notices its task process has exited only when a select() with no sockets left times out,
+# after up to ``min_heartbeat_interval`` (default 5 s), and the LocalExecutor slot stays
+# taken meanwhile; 1 s (the least it accepts) means one heartbeat call a second per running
+# task. The scheduler sleeps ``scheduler_idle_sleep_time`` (default 1 s) after a loop with
+# nothing to do, and each hop of a cascade (run queued -> running -> tasks scheduled ->
+# teardown -> next DAG's run) waits for a loop.
+LATENCY = {
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+}
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class LocalAirflow:
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """Airflow's settings, as environment variables so nothing else is needed."""
         return {
+            **LATENCY,
             **(os.environ if base is None else base),
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from airflow_bridge.local import (
+    LATENCY,
     LocalAirflow,
     check_trigger,
     downstream_dags,
@@ -286,3 +287,26 @@ def test_up_keeps_a_dag_with_a_run_due_paused_and_says_so(
         assert not any("unpaused" in line or "kept" in line for line in said), said
     finally:
         local.down(say=said.append)
+
+
+def test_latency_settings_reach_airflow_and_the_environment_wins(tmp_path: Path) -> None:
+    """`up` runs Airflow with LATENCY's settings (bench/airflow_month.py measured them); a
+    value already in the environment is kept."""
+    local = LocalAirflow(home=tmp_path / "airflow", dags_folder=tmp_path / "dags", port=free_port())
+    base = {"PATH": os.environ["PATH"], "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "2.5"}
+
+    def effective(section: str, key: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "airflow", "config", "get-value", section, key],
+            env=local.env(base),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert LATENCY["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
+    assert effective("workers", "min_heartbeat_interval") == "1"
+    assert effective("scheduler", "scheduler_idle_sleep_time") == "2.5"
+    assert local.env({})["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"] == "0.25"
