@@ -284,7 +284,7 @@ def pairs(
         time.sleep(IDLE_SETTLE_S)
         result["idle_cpu"] = idle_cpu(local, IDLE_MEASURE_S)
         console.log(f"{name}: idle Airflow uses {result['idle_cpu']:.2f} CPU-s/s")
-        for i in range(args.runs + 1):
+        for i in range(args.month_runs + 1):
             month = f"2013-{(i % 11) + 2:02d}"
             order = ("direct", "airflow") if i % 2 == 0 else ("airflow", "direct")
             pair: dict[str, Any] = {"month": month, "order": list(order), "warmup": i == 0}
@@ -297,7 +297,7 @@ def pairs(
             pair["ratio"] = pair["airflow"]["wall_s"] / pair["direct"]["wall_s"]
             result["pairs"].append(pair)
             console.log(
-                f"{name} {'warm-up' if i == 0 else f'pair {i}/{args.runs}'} {month}: "
+                f"{name} {'warm-up' if i == 0 else f'pair {i}/{args.month_runs}'} {month}: "
                 f"direct {pair['direct']['wall_s']:.2f} s, Airflow {pair['airflow']['wall_s']:.2f}"
                 f" s ({pair['ratio']:.2f}x)"
             )
@@ -332,7 +332,7 @@ def bench(args: argparse.Namespace, console: Console) -> list[dict[str, Any]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--month-runs", dest="runs", type=int, default=5,
+    parser.add_argument("--month-runs", dest="month_runs", type=int, default=5,
                         help="paired runs per tasks setting, after one warm-up pair")  # fmt: skip
     parser.add_argument(
         "--tasks", type=lambda s: s.split(","), default=list(TASK_SETTINGS),
@@ -351,7 +351,7 @@ def run(args: argparse.Namespace, console: Console, out: Path) -> dict[str, Any]
         results = bench(args, console)
     payload = {
         "machine": machine(airflow="apache-airflow", dagster="dagster"),
-        "runs": args.runs,
+        "runs": args.month_runs,
         "select": MEDALLION,
         "airflow_defaults": AIRFLOW_DEFAULTS,
         "results": results,
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary state folder")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "airflow_month.json")
     args = parser.parse_args(argv)
-    args.runs = max(1, args.runs)
+    args.month_runs = max(1, args.month_runs)
     from rich.console import Console
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

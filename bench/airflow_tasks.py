@@ -1,6 +1,9 @@
 """Per-task overhead of the Airflow bridge in each execution mode, on a real local Airflow 3.
 
-    python -m bench.airflow_tasks [--runs 5] [--keep]
+    python -m bench.airflow_tasks [--runs 5] [--keep] [--no-month] [--month-runs 5]
+
+Then, unless ``--no-month``, ``bench.airflow_month``: one month Bronze -> Silver -> Gold
+through the local Airflow against ``onering materialize`` (its own docstring says how).
 
 Method:
 
@@ -61,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_bridge.local import PRELOAD  # what `onering airflow up` preloads
 from airflow_bridge.processes import free_port
+from bench import airflow_month
 from bench.airflow_tasks_measure import Outcome, on_airflow
 from bench.airflow_tasks_report import TARGET_OVERHEAD_S, print_report, summarize
 from bench.airflow_tasks_setup import (
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="DAG runs per configuration")
     parser.add_argument("--keep", action="store_true", help="keep the temporary state folder")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "airflow_tasks.json")
+    parser.add_argument("--no-month", action="store_true", help="skip bench.airflow_month")
+    airflow_month.add_arguments(parser)
     args = parser.parse_args(argv)
     args.runs = max(1, args.runs)
     from rich.console import Console
@@ -132,6 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     print_report(payload, outcomes)
     write_results(args.out, payload, console)
+    if not args.no_month:
+        console.log("one month through Airflow against onering materialize (bench.airflow_month)")
+        airflow_month.run(args, console, RESULTS_DIR / "airflow_month.json")
 
 
 if __name__ == "__main__":
