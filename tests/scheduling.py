@@ -65,6 +65,7 @@ SECONDS = {
     "tests/ci/test_jenkins.py": 10,
     "tests/test_instance_config.py": 8,
     "tests/test_secrets.py": 30,
+    "tests/test_scale_sim.py": 8,
 }
 
 
