@@ -1,0 +1,107 @@
+"""The local profile's event log (``onering_assets/eventlog.py``): Dagster's SQLite files,
+written through engines kept open.
+
+What each test proves:
+- a local instance uses it, in Dagster's default folder, and a stock
+  ``SqliteEventLogStorage`` on that folder reads every event a run wrote (same files);
+- it keeps one open engine per shard, reuses it, and never more than a few run shards;
+- a forked process writes through its own connections while the parent keeps writing;
+- ``wipe`` closes the engines before deleting the run files, and writing works after it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+    SqliteEventLogStorage,
+)
+
+from onering_assets.eventlog import KEPT_RUN_SHARDS, PooledSqliteEventLogStorage
+from onering_assets.runner import execute, instance_for
+from onering_assets.settings import Settings
+
+
+@dg.asset
+def answer() -> int:
+    return 42
+
+
+DEFS = dg.Definitions(assets=[answer])
+
+
+def engines(instance: dg.DagsterInstance) -> dict:
+    storage = instance.event_log_storage
+    assert isinstance(storage, PooledSqliteEventLogStorage)
+    return storage._engines
+
+
+def run_once(instance: dg.DagsterInstance) -> str:
+    summary = execute(DEFS, instance, assets={dg.AssetKey("answer")}, progress=False)
+    assert summary.success, summary.failures
+    return summary.run_id
+
+
+def test_a_local_instance_writes_dagsters_files_through_open_engines(tmp_path: Path) -> None:
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    with instance_for(settings) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        runs = [run_once(instance) for _ in range(KEPT_RUN_SHARDS + 2)]
+        # The index and the last few run shards stay open; older run shards were closed.
+        assert set(storage._engines) == {INDEX_SHARD_NAME, *runs[-KEPT_RUN_SHARDS:]}
+        index = storage._engines[INDEX_SHARD_NAME]
+        run_once(instance)
+        assert storage._engines[INDEX_SHARD_NAME] is index  # reused, not rebuilt
+        written = {r: len(instance.all_logs(r)) for r in runs}
+    folder = settings.dagster_home / "history" / "runs"
+    assert storage._base_dir == str(folder.resolve())
+    stock = SqliteEventLogStorage(str(folder))
+    assert {r: len(stock.get_logs_for_run(r)) for r in runs} == written
+    assert all(count > 5 for count in written.values())
+    records = stock.fetch_materializations(dg.AssetKey("answer"), limit=100).records
+    assert len(records) == len(runs) + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_process_writes_through_its_own_connections(tmp_path: Path) -> None:
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    with instance_for(settings) as instance:
+        first = run_once(instance)  # the parent now holds open connections
+        parent_engines = dict(engines(instance))
+        pid = os.fork()
+        if pid == 0:  # the child: a run of its own, then exit without cleanup
+            code = 1
+            try:
+                run_once(instance)
+                mine = engines(instance)
+                code = (
+                    0
+                    if all(mine[s] is not e for s, e in parent_engines.items() if s in mine)
+                    else 3
+                )
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        second = run_once(instance)  # the parent's connections still work
+        assert engines(instance)[INDEX_SHARD_NAME] is parent_engines[INDEX_SHARD_NAME]
+        records = instance.fetch_materializations(dg.AssetKey("answer"), limit=10).records
+        assert len(records) == 3
+        assert {first, second} <= {r.run_id for r in records}
+
+
+def test_wipe_closes_the_engines_and_writing_goes_on(tmp_path: Path) -> None:
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    with instance_for(settings) as instance:
+        run_once(instance)
+        storage = instance.event_log_storage
+        storage.wipe()
+        assert not list((settings.dagster_home / "history" / "runs").glob("[!i]*.db"))
+        run_id = run_once(instance)
+        assert len(instance.all_logs(run_id)) > 5
+        assert len(instance.fetch_materializations(dg.AssetKey("answer"), limit=10).records) == 1
