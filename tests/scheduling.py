@@ -64,6 +64,7 @@ SECONDS = {
     "tests/test_metabase.py": 15,
     "tests/ci/test_jenkins.py": 10,
     "tests/test_instance_config.py": 8,
+    "tests/test_eventlog.py": 7,
     "tests/test_secrets.py": 30,
     "tests/test_scale_sim.py": 8,
 }
