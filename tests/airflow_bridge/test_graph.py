@@ -131,6 +131,14 @@ def test_partition_mapping_errors_and_unpartitioned() -> None:
         partition_range(MONTHLY, {"partition": "2014-01"}, None)
     with pytest.raises(BridgeError, match="reversed"):
         partition_range(MONTHLY, {"from": "2013-05", "to": "2013-01"}, None)
+    # Only a declared key exactly as written: no other spelling, nothing between keys.
+    for near in ("2013-1", "2013-01-15", " 2013-01", "2013-13", "2012-12", "13-01", ""):
+        with pytest.raises(BridgeError, match="outside"):
+            partition_range(MONTHLY, {"from": near or "x", "to": "2013-02"}, None)
+    decade = {"start": "2014-01-01", "end": "2023-12-31", "fmt": "%Y-%m-%d"}
+    assert partition_range(decade, {"partition": "2020-02-29"}, None) == ("2020-02-29",) * 2
+    with pytest.raises(BridgeError, match="outside"):
+        partition_range(decade, {"partition": "2021-02-29"}, None)
 
 
 def test_separate_checks_add_a_check_task_after_each_asset() -> None:
