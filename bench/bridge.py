@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -64,6 +63,7 @@ from bench.bridge_report import analyze, print_report
 from bench.harness import (
     LOGS_DIR,
     RESULTS_DIR,
+    airflow_scratch_env,
     machine,
     onering_env,
     reexec,
@@ -116,15 +116,7 @@ class Bench:
         self.args = args
         self.scratch = scratch
         self.console = console
-        home = scratch / "airflow_home"
-        home.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        self.env = airflow_scratch_env(scratch, PYTHONDONTWRITEBYTECODE="1")
 
     def parse(self, name: str, folder: Path) -> dict[str, Any]:
         a = self.args

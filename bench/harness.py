@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import version
@@ -48,6 +49,20 @@ def reexec(module: str, argv: list[str], *, env: dict[str, str], log: Path, time
             check=False,
         )
     return proc.returncode
+
+
+def airflow_scratch_env(scratch: Path, **extra: str) -> dict[str, str]:
+    """This process's environment with an Airflow home under ``scratch`` (made here) and
+    no example DAGs, for benches that import or parse with Airflow in child processes."""
+    home = scratch / "airflow_home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        **extra,
+    }
 
 
 def onering_env(
@@ -109,6 +124,59 @@ def peak_rss_mb() -> dict[str, float]:
         "self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb, 1),
         "children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb, 1),
     }
+
+
+class TreeRss:
+    """Peak resident set size, sampled every ``interval_s`` in a thread, of this process's
+    descendants plus the embedded Postgres of ``state_dir`` (its postmaster and backends,
+    which are not our descendants once the server detaches). The sum counts pages shared
+    between processes (Postgres' shared buffers, forked copies) once per process, so it is
+    an upper bound."""
+
+    def __init__(self, state_dir: Path, interval_s: float = 0.2) -> None:
+        self.state_dir = state_dir
+        self.interval_s = interval_s
+        self.peak_mb = {"all_mb": 0.0, "postgres_mb": 0.0, "largest_process_mb": 0.0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> TreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psutil
+
+        from onering_assets.resources.embedded_pg import postmaster_pid
+
+        procs = {p.pid: p for p in psutil.Process().children(recursive=True)}
+        postgres: set[int] = set()
+        pid = postmaster_pid(self.state_dir / "postgres")
+        with contextlib.suppress(psutil.Error):
+            if pid:
+                server = psutil.Process(pid)
+                for p in (server, *server.children(recursive=True)):
+                    procs[p.pid] = p
+                    postgres.add(p.pid)
+        sizes: dict[int, float] = {}
+        for p in procs.values():
+            with contextlib.suppress(psutil.Error):
+                sizes[p.pid] = p.memory_info().rss / 2**20
+        sample = {
+            "all_mb": sum(sizes.values()),
+            "postgres_mb": sum(v for k, v in sizes.items() if k in postgres),
+            "largest_process_mb": max(sizes.values(), default=0.0),
+        }
+        for key, value in sample.items():
+            self.peak_mb[key] = round(max(self.peak_mb[key], value), 1)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
 
 
 def current_rss_mb() -> float:

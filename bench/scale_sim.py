@@ -38,6 +38,7 @@ from typing import Any
 from bench.harness import (
     LOGS_DIR,
     RESULTS_DIR,
+    airflow_scratch_env,
     machine,
     peak_rss_mb,
     reexec,
@@ -97,14 +98,7 @@ class Sim:
         self.scratch = scratch
         self.console = console
         self.results: dict[str, dict[str, Any]] = {}
-        home = scratch / "airflow_home"
-        home.mkdir(parents=True, exist_ok=True)
-        self.env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        }
+        self.env = airflow_scratch_env(scratch)
 
     def spawn(self, name: str, argv: list[str], timeout: float = 300.0) -> dict[str, Any]:
         out = self.scratch / f"{name}.json"
