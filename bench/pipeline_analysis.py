@@ -4,9 +4,10 @@ layer against the engine floor (with whether the floor produced the same rows)."
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
-from bench.pipeline_scope import LAYERS, median_run
+from bench.pipeline_scope import LAYERS, median_run, warm_runs
 
 
 def rate(rows: float, seconds: float) -> float | None:
@@ -137,6 +138,32 @@ def versus_floor(
     return out
 
 
+def spread(values: list[float]) -> dict[str, float | int] | None:
+    """Median, min, max and count of ``values`` (None when empty)."""
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}  # fmt: skip
+
+
+def paired(dag: dict[str, Any], raw: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """Whole-run ratios run by run: measured run i of each worker (the workers run one after
+    the other in fresh processes, each run after its warm-up), then their median and range.
+
+    With ``--scope medallion`` the Dagster run is the 13 Bronze, Silver and Gold assets,
+    the same work as raw and the floor; ``dagster_minus_floor_s`` is Dagster's fixed cost.
+    """
+    d, r, f = ([run["seconds"] for run in warm_runs(x["runs"])] for x in (dag, raw, floor))
+    n = min(len(d), len(r), len(f))
+    return {
+        "n": n,
+        "dagster_over_floor": spread([d[i] / f[i] for i in range(n)]),
+        "dagster_over_raw": spread([d[i] / r[i] for i in range(n)]),
+        "raw_over_floor": spread([r[i] / f[i] for i in range(n)]),
+        "dagster_minus_floor_s": spread([d[i] - f[i] for i in range(n)]),
+    }
+
+
 def floor_differences(
     dag: dict[str, Any], dag_run: dict[str, Any], floor: dict[str, Any], floor_run: dict[str, Any]
 ) -> list[str]:
@@ -202,5 +229,6 @@ def analyze(
             ),
         },
         "versus_floor": versus_floor(dag_run, raw_run_, floor_run),
+        "paired": paired(dag, raw, floor),
         "floor_differences": floor_differences(dag, dag_run, floor, floor_run),
     }

@@ -4,6 +4,7 @@ costs behind the overhead (job subset, one event write)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -12,10 +13,19 @@ from typing import TYPE_CHECKING, Any
 from bench.dagster_log import EventStoreTimer, event_store_seconds, run_phases, step_seconds
 from bench.harness import peak_rss_mb
 from bench.pipeline_floor import fingerprint
-from bench.pipeline_scope import FIRST, LAST, Stores
+from bench.pipeline_scope import FIRST, LAST, LAYERS, Stores
 
 if TYPE_CHECKING:
     import dagster as dg
+
+
+def run_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
+    """Every materializable asset, or with ``ONERING_BENCH_SCOPE=medallion`` (bench.pipeline's
+    default) the Bronze, Silver and Gold ones only: the work raw and the floor do."""
+    keys = set(defs.resolve_asset_graph().materializable_asset_keys)
+    if os.environ.get("ONERING_BENCH_SCOPE", "all") == "medallion":
+        keys = {k for k in keys if k.path[0] in LAYERS}
+    return keys
 
 
 def dagster_run(
@@ -23,7 +33,7 @@ def dagster_run(
 ) -> dict[str, Any]:
     from onering_assets import runner
 
-    keys = set(defs.resolve_asset_graph().materializable_asset_keys)
+    keys = run_keys(defs)
     store_timer.take()
     called = time.time()
     summary = runner.execute(defs, instance, assets=keys, first=FIRST, last=LAST, progress=False)

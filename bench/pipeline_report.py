@@ -7,14 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from bench.harness import fmt_rate, fmt_ratio, fmt_s, fmt_spread, mark
-from bench.pipeline_floor_report import floor_lines, floor_table
+from bench.pipeline_floor_report import floor_lines, floor_table, paired_lines
 from bench.pipeline_scope import LAYERS, warm_runs
 
 TARGET_IMPORT_S = 3.0
 TARGET_RUN_1X_S = 60.0
 TARGET_RATIO_10X = 1.25
-TARGET_FLOOR_RATIO = 2.0  # issue 13: Dagster <= 2x the engine floor at 10x and 30x
-TARGET_RAW_RATIO = 1.15  # issue 13: Dagster <= 1.15x raw at 10x
 
 
 Row = tuple[str, list[str], str]
@@ -196,7 +194,7 @@ def _design_rows(results: list[dict[str, Any]]) -> list[Row]:
     ]
 
 
-def print_report(results: list[dict[str, Any]]) -> None:
+def print_report(results: list[dict[str, Any]], scope: str = "medallion") -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -228,6 +226,8 @@ def print_report(results: list[dict[str, Any]]) -> None:
         )
     console.print(floor_table(results))
     for line in floor_lines(results):
+        console.print(line)
+    for line in paired_lines(results, scope):
         console.print(line)
     for line in verdicts(results):
         console.print(line)
@@ -265,21 +265,6 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
                 f"{mark(warm <= TARGET_RUN_1X_S)} 1x warm dagster run {warm:.2f} s "
                 f"<= {TARGET_RUN_1X_S:g} s"
             )
-        medallion = (r.get("versus_floor") or {}).get("medallion")
-        if medallion and r["scale"] >= 10:
-            # Issue 13's targets, on the three layers (like for like: the raw and floor
-            # workers run only those; the whole run also holds stream, ML and Airbyte).
-            for key, label, target in (
-                ("dagster_over_floor", "dagster / floor", TARGET_FLOOR_RATIO),
-                ("dagster_over_raw", "dagster / raw", TARGET_RAW_RATIO),
-            ):
-                value = medallion[key]
-                ok = value is not None and value <= target
-                shown = "n/a" if value is None else f"{value:.3f}"
-                lines.append(
-                    f"{mark(ok)} {r['scale']}x medallion {label} {shown} <= {target:g}"
-                    " (the target is the median of 5 paired runs: --repeat 5)"
-                )
         if r["scale"] == 10:
             others = (
                 (r.get("versus_floor") or {}).get("whole run", {}).get("dagster_other_assets", 0)
