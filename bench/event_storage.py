@@ -130,12 +130,18 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
+    started = time.perf_counter()
     with state_folder("onering-bench-events-", keep=False) as state:
         os.environ["ONERING_STATE_DIR"] = str(state)
         os.environ.pop("ONERING_SOURCE_DIR", None)
         runs = bench(state, max(1, args.rounds), console.log)
     print_report(runs)
-    write_results(args.out, {"machine": machine(dagster="dagster"), "runs": runs}, console)
+    payload = {
+        "machine": machine(dagster="dagster"),
+        "runs": runs,
+        "bench_seconds": time.perf_counter() - started,
+    }
+    write_results(args.out, payload, console)
 
 
 if __name__ == "__main__":
