@@ -13,7 +13,7 @@ Bronze, Silver and Gold assets over 2013-01..2013-12 (one warm-up run first), th
 - ``dagster-postgres``: runs, events and schedules in a ``dagster`` database of the embedded
   Postgres (the Gold server, over its unix socket), what production uses on its own Postgres.
 
-Per run: the run's seconds (``runner.execute``), the part before its first step (Dagster
+Per run: the run's seconds (``runner.execute``), the part before the run starts (Dagster
 writing the run's planned events), and the number of events. Results:
 ``bench/results/event_storage.json``.
 """
@@ -106,7 +106,7 @@ def print_report(runs: dict[str, list[dict[str, Any]]]) -> None:
     from rich.table import Table
 
     table = Table(title="1x medallion run (13 assets, 12 months) per event storage")
-    for column in ("storage", "run (median, min-max)", "before the first step", "events"):
+    for column in ("storage", "run (median, min-max)", "before the run starts", "events"):
         table.add_column(column)
     for name, samples in runs.items():
         seconds = [s["seconds"] for s in samples]

@@ -1,9 +1,9 @@
 """Dagster's ``dagster.yaml`` for each profile, from one place.
 
 - ``local``: Dagster's SQLite storage under the state folder, its event log through
-  ``onering_assets.eventlog`` (the same files, connections kept open: about 2.5 s less per
-  run); runs launched from the UI queue and run one at a time (chDB has one owner per
-  directory).
+  ``onering_assets.eventlog`` (the same files, connections kept open: 7.2 s instead of
+  10.5 s per 1x medallion run); runs launched from the UI queue and run one at a time
+  (chDB has one owner per directory).
 - ``compose``: run, event-log and schedule storage on Postgres (dagster-postgres), its URL
   read from ``ONERING_DAGSTER_POSTGRES_URL`` when the instance loads (the password never
   enters the file); the same queue; run monitoring, so a run whose worker died is marked

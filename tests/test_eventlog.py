@@ -6,12 +6,18 @@ What each test proves:
   ``SqliteEventLogStorage`` on that folder reads every event a run wrote (same files);
 - it keeps one open engine per shard, reuses it, and never more than a few run shards;
 - a forked process writes through its own connections while the parent keeps writing;
-- ``wipe`` closes the engines before deleting the run files, and writing works after it.
+- ``wipe`` closes the engines before deleting the run files, and writing works after it;
+- the UI's live log stream (``watch_event_logs``) gets every event of a run executing in
+  another process while it runs (commits stay in the ``-wal`` file with connections open).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -105,3 +111,51 @@ def test_wipe_closes_the_engines_and_writing_goes_on(tmp_path: Path) -> None:
         run_id = run_once(instance)
         assert len(instance.all_logs(run_id)) > 5
         assert len(instance.fetch_materializations(dg.AssetKey("answer"), limit=10).records) == 1
+
+
+WRITER = """
+import sys, time, dagster as dg
+
+@dg.asset
+def a():
+    time.sleep(0.3)
+    return 1
+
+@dg.asset
+def b(a):
+    time.sleep(0.3)
+    return 2
+
+instance = dg.DagsterInstance.from_config(sys.argv[1])
+job = dg.Definitions(assets=[a, b], jobs=[dg.define_asset_job("j")]).get_job_def("j")
+assert job.execute_in_process(instance=instance, run_id=sys.argv[2]).success
+print(len(instance.all_logs(sys.argv[2])), flush=True)
+time.sleep(30)  # alive, connections open, until the test has looked
+"""
+
+
+def test_the_live_log_stream_sees_a_run_in_another_process(tmp_path: Path) -> None:
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    home = str(settings.dagster_home)
+    with instance_for(settings) as reader:  # the webserver's side
+        run_id = str(uuid.uuid4())
+        seen: list[str] = []
+        reader.watch_event_logs(run_id, None, lambda entry, _cursor: seen.append(entry.message))
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, home, run_id],
+            env={**os.environ, "DAGSTER_HOME": home},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert writer.stdout is not None
+            stored = int(writer.stdout.readline())
+            deadline = time.monotonic() + 20
+            while len(seen) < stored and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # Every event reached the watcher while the writer still held its connections.
+            assert writer.poll() is None
+            assert len(seen) == stored > 10
+        finally:
+            writer.kill()
+            writer.wait()
