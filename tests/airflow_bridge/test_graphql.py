@@ -19,10 +19,13 @@ from airflow_bridge.errors import BridgeError
 from airflow_bridge.export import render, snapshot, write
 from airflow_bridge.graphql import run_graphql
 from airflow_bridge.processes import free_port
+from onering_assets.catalog import load_catalog
+from onering_assets.checks.specs import silver_checks
 from onering_assets.definitions import build_definitions
 from onering_assets.devserver import serving
+from onering_assets.resources.locks import FileLocks
 from onering_assets.settings import Settings
-from tests.airflow_bridge.dagster_runs import run_status, runs_of, wait_for
+from tests.airflow_bridge.dagster_runs import checks_evaluated, run_status, runs_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +42,12 @@ class Dagster:
 @pytest.fixture(scope="module")
 def dagster(tmp_path_factory: pytest.TempPathFactory, make_source) -> Iterator[Dagster]:
     state = tmp_path_factory.mktemp("state")
-    env = {**os.environ, "ONERING_SOURCE_DIR": str(make_source()), "ONERING_PROFILE": "local"}
+    env = {
+        **os.environ,
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "ONERING_PROFILE": "local",
+        "ONERING_LOCK_TIMEOUT": "600",  # a run held at a lock by a test outlasts a slow cancel
+    }
     with serving(state, free_port(), state / "dagster-dev.log", env=env) as url:
         yield Dagster(url, state)
 
@@ -174,13 +182,23 @@ def test_killed_task_terminates_its_dagster_run_and_the_retry_succeeds(
     dags = export_graphql_dag(
         tmp_path, proxy.url, '+key:"silver/weather"', retries=1, retry_delay_s=0
     )
-    run = start_dag(dags, "onering", {"partition": "2013-01"}, **{TOKEN_ENV: TOKEN})
     status = functools.partial(run_status, dagster.state, "silver__weather", webserver=True)
-    wait_for(lambda: status(1) == "STARTED", "the run")
-    run.proc.send_signal(signal.SIGTERM)
-    # A cancel on a loaded CI machine (the run worker's step is interrupted, then the run is
-    # marked) has taken over 90 s; a run that finished first would stay SUCCESS: say which.
-    wait_for(lambda: status(1) in {"CANCELED", "SUCCESS", "FAILURE"}, "the cancel", 240)
+    # The first run waits at Silver weather's publication lock, held here, so it is inside
+    # its step when the task is killed (a one-month build can finish before the kill lands).
+    with FileLocks(dagster.state / "clickhouse.locks").hold(
+        "publish:silver.weather", what="a test"
+    ):
+        run = start_dag(dags, "onering", {"partition": "2013-01"}, **{TOKEN_ENV: TOKEN})
+        wait_for(lambda: status(1) == "STARTED", "the run")
+        checks = len(silver_checks(load_catalog().sql_table("silver", "weather")))
+        wait_for(
+            lambda: checks_evaluated(dagster.state, "silver__weather", 1, webserver=True) >= checks,
+            "the audit",
+        )
+        run.proc.send_signal(signal.SIGTERM)
+        # A cancel on a loaded CI machine (the run worker's step is interrupted, then the
+        # run is marked) has taken over 90 s: wait for any end, then say which.
+        wait_for(lambda: status(1) in {"CANCELED", "SUCCESS", "FAILURE"}, "the cancel", 240)
     assert status(1) == "CANCELED", f"the first run ended {status(1)}, not CANCELED"
     result = run.result()
     assert result["tasks"]["silver__weather"] == "success", result["log"][-3000:]
