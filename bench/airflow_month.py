@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +51,7 @@ from airflow_bridge.processes import free_port
 from bench.airflow_month_report import print_report
 from bench.airflow_tasks_measure import epoch, run_path
 from bench.airflow_tasks_setup import airflow
-from bench.harness import RESULTS_DIR, machine, state_folder, write_results
+from bench.harness import RESULTS_DIR, machine, spread, state_folder, write_results
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -105,12 +104,13 @@ def dagster_window(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str
             total += stats.end_time - stats.start_time
         steps += stats.steps_succeeded
         run = instance.get_run_by_id(run_id)
+        logs = instance.all_logs(run_id)
         runs.append({
             "task": run.tags.get("airflow/task_id") if run else None,
-            "created": min(e.timestamp for e in instance.all_logs(run_id)),
+            "created": min(e.timestamp for e in logs),
             "start": stats.start_time,
             "end": stats.end_time,
-            "events": len(instance.all_logs(run_id)),
+            "events": len(logs),
             "steps": {
                 s.step_key: s.end_time - s.start_time
                 for s in instance.get_run_step_stats(run_id)
@@ -301,9 +301,7 @@ def pairs(
                 f"direct {pair['direct']['wall_s']:.2f} s, Airflow {pair['airflow']['wall_s']:.2f}"
                 f" s ({pair['ratio']:.2f}x)"
             )
-    measured = [p["ratio"] for p in result["pairs"] if not p["warmup"]]
-    result["ratio"] = {"median": statistics.median(measured), "min": min(measured),
-                       "max": max(measured)}  # fmt: skip
+    result["ratio"] = spread(p["ratio"] for p in result["pairs"] if not p["warmup"])
     return result
 
 

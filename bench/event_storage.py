@@ -94,7 +94,7 @@ def bench(state: Path, rounds: int, say: Any) -> dict[str, list[dict[str, Any]]]
                 continue
             runs[name].append({
                 "seconds": summary.seconds,
-                "before_first_step_s": phases["before_run_start_s"],
+                "before_run_start_s": phases["before_run_start_s"],
                 "events": phases["events"],
             })  # fmt: skip
             say(f"round {i}/{rounds} {name}: {summary.seconds:.2f} s, {phases['events']} events")
@@ -114,7 +114,7 @@ def print_report(runs: dict[str, list[dict[str, Any]]]) -> None:
             name,
             f"{fmt_s(statistics.median(seconds))} ({min(seconds):.2f}-{max(seconds):.2f}, "
             f"n={len(seconds)})",
-            fmt_s(statistics.median(s["before_first_step_s"] for s in samples)),
+            fmt_s(statistics.median(s["before_run_start_s"] for s in samples)),
             str(samples[0]["events"]),
         )
     Console().print(table)

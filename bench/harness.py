@@ -189,6 +189,15 @@ def current_rss_mb() -> float:
     return round(int(line.split()[1]) / 1024, 1)
 
 
+def spread(values: Iterable[float]) -> dict[str, float | int] | None:
+    """Median, min, max and count of ``values`` (None when empty)."""
+    items = list(values)
+    if not items:
+        return None
+    return {"median": statistics.median(items), "min": min(items), "max": max(items),
+            "n": len(items)}  # fmt: skip
+
+
 def median_or_none(values: Iterable[float]) -> float | None:
     """The median of ``values``, None if there are none."""
     items = list(values)

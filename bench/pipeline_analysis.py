@@ -4,9 +4,9 @@ layer against the engine floor (with whether the floor produced the same rows)."
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
+from bench.harness import spread
 from bench.pipeline_scope import LAYERS, median_run, warm_runs
 
 
@@ -136,14 +136,6 @@ def versus_floor(
     out["whole run"]["dagster_other_assets"] = len(others)
     out["whole run"]["dagster_other_assets_s"] = sum(others.values())
     return out
-
-
-def spread(values: list[float]) -> dict[str, float | int] | None:
-    """Median, min, max and count of ``values`` (None when empty)."""
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}  # fmt: skip
 
 
 def paired(dag: dict[str, Any], raw: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
