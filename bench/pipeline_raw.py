@@ -97,40 +97,24 @@ def _raise_on_blocking(key: str, decls: list[Any], outcomes: list[Outcome]) -> N
 def raw_bronze(
     table: BronzeTable, source: SourceResource, lake: LakeResource, batch_id: str, timer: RawTimer
 ) -> None:
-    """What the Bronze asset does: read, stamp, split, check, (quarantine), write."""
-    import pyarrow as pa
+    """What the Bronze asset does: land a piece at a time (stamp, split, stage), check, publish.
 
-    from onering_assets.bronze.ingest import outcomes, split, stamp
-    from onering_assets.checks import names
-    from onering_assets.checks.ge import run_suite
+    The checks' time is their verdict at the end; their counting happens as pieces pass.
+    """
+    from onering_assets.bronze.landing import ingesting
     from onering_assets.checks.specs import bronze_checks
 
     decls = bronze_checks(table)
     with timer.asset(f"bronze/{table.name}") as timing:
-        landing = source.land(table.name)
-        data, label = landing.table, landing.label
-        landed = split(
-            stamp(data, batch_id=batch_id, source=label, lines=landing.lines),
-            table,
-            months() if table.partitioned else None,
-        )
-        with timer.part(timing, "checks"):
-            results = outcomes(table, landed)
-        if table.ge_suite and any(d.name == names.GE_SUITE for d in decls):
+        partitions = months() if table.partitioned else None
+        with ingesting(table, lake, batch_id, partitions, lambda _: None) as ingest:
+            ingest.land(source.land_chunks(table.name))
+            with timer.part(timing, "checks"):
+                results = ingest.checks()
             with timer.part(timing, "gx"):
-                frames = [t for t in landed.by_partition.values() if t.num_rows]
-                frame = pa.concat_tables(frames).to_pandas() if frames else pa.table({}).to_pandas()
-                results.append(run_suite(table.ge_suite, frame))
-        if landed.unassigned.num_rows:
-            lake.quarantine("bronze", table.name, batch_id, "unassigned", landed.unassigned)
-        _raise_on_blocking(f"bronze/{table.name}", decls, results)
-        lake.publish(
-            "bronze",
-            table.name,
-            batch_id,
-            {key or None: part for key, part in landed.by_partition.items()},
-        )
-        timing.rows = landed.rows
+                results += ingest.suite()
+            _raise_on_blocking(f"bronze/{table.name}", decls, results)
+            timing.rows = sum(ingest.publish().values())
 
 
 # --------------------------------------------------------------------------- raw: silver

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import dagster as dg
 import pyarrow as pa
 
-from onering_assets.bronze.ingest import Landed, outcomes, split, stamp
+from onering_assets.bronze.ingest import Landed, outcomes
+from onering_assets.bronze.landing import ingesting, suite_outcome, wants_suite
 from onering_assets.catalog import BronzeTable
-from onering_assets.checks import names
-from onering_assets.checks.ge import run_suite
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import blocking_failures, bronze_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
@@ -56,22 +54,26 @@ def _stored(lake: LakeResource, table: BronzeTable, partitions: list[str] | None
 
 def _audit(table: BronzeTable, landed: Landed) -> list[Outcome]:
     results = outcomes(table, landed)
-    if table.ge_suite and any(d.name == names.GE_SUITE for d in bronze_checks(table)):
-        frames = [t for t in landed.by_partition.values() if t.num_rows]
-        frame = pa.concat_tables(frames).to_pandas() if frames else pa.table({}).to_pandas()
-        results.append(run_suite(table.ge_suite, frame))
+    if wants_suite(table):
+        results.append(suite_outcome(table, list(landed.by_partition.values())))
     return results
 
 
-def _land(context: dg.AssetExecutionContext, source: SourceResource, name: str) -> Landing:
-    """The landed file, parsed by the configured engine (pyarrow here, or Spark)."""
+def _land(
+    context: dg.AssetExecutionContext, source: SourceResource, name: str
+) -> Iterator[Landing]:
+    """The landed file a piece at a time, parsed by the configured engine.
+
+    pyarrow parses it a piece at a time here; Spark parses it whole.
+    """
     if source.engine != "spark":
-        return source.land(name)
+        yield from source.land_chunks(name)
+        return
     from onering_assets.bronze import spark_ingest
 
     spark: SparkResource = context.resources.spark
     context.log.info(f"parsing {name} with Spark ({spark.master})")
-    return spark_ingest.land(spark.session(), source, name, spark.scratch_dir)
+    yield spark_ingest.land(spark.session(), source, name, spark.scratch_dir)
 
 
 def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
@@ -89,46 +91,24 @@ def build_bronze_asset(table: BronzeTable) -> dg.AssetsDefinition:
             yield _audit(table, stored)
             return
         source: SourceResource = context.resources.source
-        landing = _land(context, source, table.name)
-        data, label = landing.table, landing.label
-        context.log.info(f"read {data.num_rows} rows of {table.name} from {label}")
-        stamped = stamp(data, batch_id=context.run_id, source=label, lines=landing.lines)
-        landed = replace(split(stamped, table, partitions), malformed=landing.malformed)
-        results = _audit(table, landed)
-        if landing.malformed.num_rows:
-            path = lake.quarantine(
-                "bronze", table.name, context.run_id, "malformed", landing.malformed
-            )
-            context.log.warning(
-                f"quarantined {landing.malformed.num_rows} malformed line(s): {path}"
-            )
-        if landed.unassigned.num_rows:
-            path = lake.quarantine(
-                "bronze", table.name, context.run_id, "unassigned", landed.unassigned
-            )
-            context.log.warning(
-                f"quarantined {landed.unassigned.num_rows} unassignable rows: {path}"
-            )
-        if blocking_failures(decls, results):
-            for key, part in landed.by_partition.items():
-                lake.quarantine("bronze", table.name, context.run_id, key or "all", part)
-            context.log.error(
-                f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}"
-            )
-        yield results
-        lake.publish(
-            "bronze",
-            table.name,
-            context.run_id,
-            {key or None: part for key, part in landed.by_partition.items()},
-        )
-        for key, part in landed.by_partition.items():
-            context.log.info(f"bronze.{table.name} {key or ''}: {part.num_rows} rows")
+        with ingesting(table, lake, context.run_id, partitions, context.log.info) as ingest:
+            ingest.land(_land(context, source, table.name))
+            results = [*ingest.checks(), *ingest.suite()]
+            context.log.info(f"read {ingest.rows} rows of {table.name} from {ingest.label}")
+            if blocking_failures(decls, results):
+                ingest.quarantine()
+                context.log.error(
+                    f"quarantined this batch under quarantine/bronze/{table.name}/{context.run_id}"
+                )
+            yield results
+            counts = ingest.publish()
+        for key, rows in counts.items():
+            context.log.info(f"bronze.{table.name} {key}: {rows} rows")
         yield materialize_result(
-            {k: t.num_rows for k, t in landed.by_partition.items()},
+            counts,
             table.partitioned,
             uri=lake.uri("bronze", table.name),
-            source=label,
+            source=ingest.label,
             batch_id=context.run_id,
             **catalog_labels(table),
         )

@@ -37,6 +37,52 @@ class Landed:
     def rows(self) -> int:
         return sum(t.num_rows for t in self.by_partition.values())
 
+    def summary(self, partitioned: bool) -> Summary:
+        """What the checks read of it."""
+        return Summary(
+            {p: t.num_rows for p, t in self.by_partition.items()},
+            self.columns,
+            Sampled.of(self.unassigned, "_partition") if partitioned else None,
+            None if self.malformed is None else Sampled.of(self.malformed, "raw"),
+        )
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """How many rows were set aside, and the first few of them (``SAMPLE_ROWS``)."""
+
+    rows: int
+    sample: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, data: pa.Table, drop: str) -> Sampled:
+        """Count and sample ``data`` without its ``drop`` column (bulky or internal)."""
+        head = data.slice(0, SAMPLE_ROWS)
+        if drop in head.column_names:
+            head = head.drop_columns([drop])
+        return cls(data.num_rows, head.to_pylist() if data.num_rows else [])
+
+    def add(self, data: pa.Table, drop: str) -> Sampled:
+        """This plus more rows set aside (the sample keeps the first ones)."""
+        if len(self.sample) >= SAMPLE_ROWS or not data.num_rows:
+            return Sampled(self.rows + data.num_rows, self.sample)
+        more = Sampled.of(data, drop)
+        return Sampled(self.rows + more.rows, (self.sample + more.sample)[:SAMPLE_ROWS])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What Bronze's checks read of a landing.
+
+    Rows per partition, the landed columns, and the rows set aside (``unassigned`` is None
+    for an unpartitioned table, ``malformed`` when auditing what is already in the lake).
+    """
+
+    counts: dict[str, int]
+    columns: tuple[str, ...]
+    unassigned: Sampled | None
+    malformed: Sampled | None
+
 
 def stamp(
     data: pa.Table,
@@ -117,10 +163,11 @@ def _by_month(tagged: pa.Table, wanted: Sequence[str]) -> dict[str, pa.Table]:
     }
 
 
-def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
+def outcomes(table: BronzeTable, landed: Landed | Summary) -> list[Outcome]:
     """Bronze checks; the GX suite runs separately (it needs pandas and GX)."""
+    summary = landed.summary(table.partitioned) if isinstance(landed, Landed) else landed
     declared = [c.name for c in table.columns]
-    missing = [c for c in declared if c not in landed.columns]
+    missing = [c for c in declared if c not in summary.columns]
     results = [
         Outcome.failed(
             names.REQUIRED_COLUMNS,
@@ -130,34 +177,27 @@ def outcomes(table: BronzeTable, landed: Landed) -> list[Outcome]:
         if missing
         else Outcome(names.REQUIRED_COLUMNS, True, f"all {len(declared)} columns present"),
     ]
-    counts = {p: t.num_rows for p, t in landed.by_partition.items()}
-    results.append(not_empty(counts, landed.by_partition, table.name))
-    if landed.malformed is not None:
-        results.append(_malformed_outcome(landed.malformed))
-    if table.partitioned:
-        bad = landed.unassigned
-        sample = (
-            bad.slice(0, SAMPLE_ROWS).drop_columns(["_partition"]).to_pylist()
-            if bad.num_rows
-            else []
-        )
+    results.append(not_empty(summary.counts, summary.counts, table.name))
+    if summary.malformed is not None:
+        results.append(_malformed_outcome(summary.malformed))
+    bad = summary.unassigned
+    if table.partitioned and bad is not None:
         results.append(
             Outcome(
                 names.UNASSIGNED_ROWS,
-                bad.num_rows == 0,
-                f"{bad.num_rows} rows have no valid year/month and were quarantined"
-                if bad.num_rows
+                bad.rows == 0,
+                f"{bad.rows} rows have no valid year/month and were quarantined"
+                if bad.rows
                 else "every row belongs to a month of 2013",
-                failing=bad.num_rows,
-                sample=sample,
+                failing=bad.rows,
+                sample=bad.sample,
             )
         )
     return results
 
 
-def _malformed_outcome(malformed: pa.Table) -> Outcome:
-    n = malformed.num_rows
-    sample = malformed.slice(0, SAMPLE_ROWS).drop_columns(["raw"]).to_pylist() if n else []
+def _malformed_outcome(malformed: Sampled) -> Outcome:
+    n, sample = malformed.rows, malformed.sample
     return Outcome(
         names.MALFORMED_LINES,
         n == 0,

@@ -26,9 +26,8 @@ from onering_assets.resources.lake_files import (
     reason,
     write_parquet,
 )
+from onering_assets.resources.lake_stage import STAGING, Staging, apply_moves, drop_staged
 from onering_assets.resources.locks import FileLocks, Locks, PgLocks
-
-STAGING = "_staging"
 
 
 def stage_lock(layer: str, table: str, run: str) -> str:
@@ -107,6 +106,39 @@ class LakeResource(dg.ConfigurableResource):
             "(a Postgres DSN; ONERING_POSTGRES_DSN in compose) so publications are serialized."
         )
 
+    @contextlib.contextmanager
+    def staging(self, layer: str, table: str, run_id: str) -> Iterator[Staging]:
+        """The run's staged files of a table, held under its stage lock while they exist.
+
+        Write partitions a piece at a time (``Staging.write``), then ``publish`` them as one
+        crash-consistent publication or ``quarantine`` them; whatever is neither is deleted
+        when the block ends.
+        """
+        fs, base = self._filesystem()
+        run = journal.run_token(run_id)
+        locks = self.locks()
+        try:
+            with locks.hold(
+                stage_lock(layer, table, run), what=f"Staging of {layer}.{table} by run {run}"
+            ):
+                staging = Staging(
+                    fs,
+                    base,
+                    layer,
+                    table,
+                    run_id,
+                    locks,
+                    self.relative_path,
+                    lambda entry, keys: self._publish_entry(fs, base, locks, entry, keys, run_id),
+                    self._cleanup,
+                )
+                try:
+                    yield staging
+                finally:
+                    staging.close()
+        finally:
+            locks.close()
+
     def publish(
         self, layer: str, table: str, run_id: str, parts: dict[str | None, pa.Table]
     ) -> list[str]:
@@ -117,64 +149,40 @@ class LakeResource(dg.ConfigurableResource):
         journaled and done. After a crash, ``recover`` finishes them: each partition ends as
         this run's version, never half of it.
         """
-        fs, base = self._filesystem()
-        run = journal.run_token(run_id)
-        locks = self.locks()
+        with self.staging(layer, table, run_id) as staging:
+            for key, data in parts.items():
+                staging.write(key, data)
+            return staging.publish()
+
+    def _publish_entry(
+        self,
+        fs: pafs.FileSystem,
+        base: str,
+        locks: Locks,
+        entry: journal.Entry,
+        keys: list[str | None],
+        run_id: str,
+    ) -> None:
+        """Journal and do the moves of a staged publication under the publication lock."""
+        layer, table = entry.layer, entry.table
+        jr = journal.LakeJournal(fs, base)
         try:
-            with locks.hold(
-                stage_lock(layer, table, run), what=f"Staging of {layer}.{table} by run {run}"
-            ):
-                moves = []
-                for key, data in parts.items():
-                    final = self.relative_path(layer, table, key)
-                    staged = f"{STAGING}/{run}/{final}"
-                    fs.create_dir(f"{base}/{staged}".rsplit("/", 1)[0], recursive=True)
-                    write_parquet(data, f"{base}/{staged}", fs)
-                    moves.append([staged, final])
-                entry = journal.Entry(run, layer, table, {"moves": moves})
-                jr = journal.LakeJournal(fs, base)
-                try:
-                    with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
-                        journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
-                        # A corrupt file being replaced is kept, not overwritten.
-                        self.set_aside_unreadable(layer, table, list(parts), run_id)
-                        journal.publish(jr, entry, self._apply, self._cleanup)
-                except BaseException:
-                    # Journaled staging is rolled forward later; anything else is dropped now.
-                    if entry.key not in {e.key for e in jr.pending(layer, table)}:
-                        self._cleanup(entry)
-                    raise
-        finally:
-            locks.close()
-        return [f"{base}/{final}" for _, final in moves]
+            with locks.hold(f"publish:{layer}.{table}", what=f"Publishing {layer}.{table}"):
+                journal.recover(jr, self._apply, self._cleanup, layer=layer, table=table)
+                # A corrupt file being replaced is kept, not overwritten.
+                self.set_aside_unreadable(layer, table, keys, run_id)
+                journal.publish(jr, entry, self._apply, self._cleanup)
+        except BaseException:
+            # Journaled staging is rolled forward later; anything else is dropped now.
+            if entry.key not in {e.key for e in jr.pending(layer, table)}:
+                self._cleanup(entry)
+            raise
 
     def _apply(self, entry: journal.Entry) -> None:
-        """Move each staged file into place; a move whose source is gone was done already."""
-        fs, base = self._filesystem()
-        for i, (staged, final) in enumerate(entry.payload["moves"]):
-            if fs.get_file_info(f"{base}/{staged}").type != pafs.FileType.File:
-                continue
-            fs.create_dir(f"{base}/{final}".rsplit("/", 1)[0], recursive=True)
-            fs.move(f"{base}/{staged}", f"{base}/{final}")
-            if i == 0:
-                journal.fault(f"{entry.layer}.publish.after_first_move")
-        if isinstance(fs, pafs.LocalFileSystem):
-            for folder in {
-                f"{base}/{final}".rsplit("/", 1)[0] for _, final in entry.payload["moves"]
-            }:
-                journal.fsync_dir(folder)
+        apply_moves(*self._filesystem(), entry)
 
     def _cleanup(self, entry: journal.Entry) -> None:
-        fs, base = self._filesystem()
-        folder = f"{base}/{STAGING}/{entry.run}/{entry.layer}/{entry.table}"
-        if fs.get_file_info(folder).type == pafs.FileType.Directory:
-            fs.delete_dir(folder)
-        if isinstance(fs, pafs.LocalFileSystem):
-            # Then the run's folders once empty: rmdir refuses a folder another step of the
-            # same run is still writing into, where a recursive delete would not.
-            for parent in (Path(folder).parent, Path(folder).parent.parent):
-                with contextlib.suppress(OSError):
-                    parent.rmdir()
+        drop_staged(*self._filesystem(), entry)
 
     def recover(self) -> list[journal.Entry]:
         """Finish crashed publications, then delete staging no live run or pending entry owns.
@@ -229,12 +237,15 @@ class LakeResource(dg.ConfigurableResource):
 
     def quarantine(self, layer: str, table: str, batch_id: str, label: str, data: pa.Table) -> str:
         """Keep rejected input whole under ``quarantine/`` so nothing is lost."""
-        fs, base = self._filesystem()
-        folder = f"{base}/quarantine/{layer}/{table}/{batch_id}"
-        fs.create_dir(folder, recursive=True)
-        path = f"{folder}/{label}.parquet"
+        fs, _ = self._filesystem()
+        path = self.quarantine_path(layer, table, batch_id, label)
+        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         write_parquet(data, path, fs)
         return path
+
+    def quarantine_path(self, layer: str, table: str, batch_id: str, label: str) -> str:
+        """Where ``quarantine`` keeps a batch's rows under ``label``."""
+        return f"{self._filesystem()[1]}/quarantine/{layer}/{table}/{batch_id}/{label}.parquet"
 
     def read_quarantined(
         self, layer: str, table: str, batch_ids: list[str], label: str

@@ -35,9 +35,17 @@ def parquet_files(fs: pafs.FileSystem, folder: str) -> list[str]:
     )
 
 
+_WRITE_OPTIONS = {"compression": "zstd", "write_page_checksum": True}
+
+
 def write_parquet(data: pa.Table, path: str, fs: pafs.FileSystem) -> None:
     """Write one lake file: zstd, with page checksums."""
-    pq.write_table(data, path, filesystem=fs, compression="zstd", write_page_checksum=True)
+    pq.write_table(data, path, filesystem=fs, **_WRITE_OPTIONS)
+
+
+def parquet_writer(path: str, schema: pa.Schema, fs: pafs.FileSystem) -> pq.ParquetWriter:
+    """A lake file written a piece at a time, as ``write_parquet`` writes a whole one."""
+    return pq.ParquetWriter(path, schema, filesystem=fs, **_WRITE_OPTIONS)
 
 
 def read_parquet(path: str, fs: pafs.FileSystem) -> pa.Table:
