@@ -179,14 +179,29 @@ class TreeRss:
             self._sample()
 
 
-def current_rss_mb() -> float:
-    """Resident set size of this process now, in MB (Linux ``/proc``)."""
+def _status_mb(field: str) -> float:
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
         return 0.0
-    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+    line = next((x for x in status.splitlines() if x.startswith(f"{field}:")), f"{field}: 0 kB")
     return round(int(line.split()[1]) / 1024, 1)
+
+
+def current_rss_mb() -> float:
+    """Resident set size of this process now, in MB (Linux ``/proc``)."""
+    return _status_mb("VmRSS")
+
+
+def reset_peak_rss() -> None:
+    """Start this process's peak RSS (``VmHWM``) again from its current RSS (Linux 4.0+)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_since_reset_mb() -> float:
+    """This process's peak RSS since ``reset_peak_rss`` (or its start), in MB."""
+    return _status_mb("VmHWM")
 
 
 def spread(values: Iterable[float]) -> dict[str, float | int] | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import current_rss_mb, peak_rss_mb
+from bench.harness import current_rss_mb, peak_rss_mb, peak_rss_since_reset_mb, reset_peak_rss
 from bench.pipeline_gold import gold_design
 from bench.pipeline_scope import Stores, months
 
@@ -52,12 +52,19 @@ class RawTimer:
     @contextlib.contextmanager
     def asset(self, key: str) -> Iterator[AssetTiming]:
         timing = self.assets.setdefault(key, AssetTiming())
+        before = current_rss_mb()
+        reset_peak_rss()
         started = time.perf_counter()
         try:
             yield timing
         finally:
             timing.seconds += time.perf_counter() - started
-            timing.rss = {**peak_rss_mb(), "current_mb": current_rss_mb()}
+            timing.rss = {
+                **peak_rss_mb(),
+                "before_mb": before,
+                "step_peak_mb": peak_rss_since_reset_mb(),
+                "current_mb": current_rss_mb(),
+            }
 
     @staticmethod
     @contextlib.contextmanager

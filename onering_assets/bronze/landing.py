@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from onering_assets.bronze.ingest import Sampled, Summary, outcomes, split, stamp
+from onering_assets.bronze.ingest import Landed, Sampled, Summary, outcomes, split, stamp
 from onering_assets.catalog import BronzeTable
 from onering_assets.checks import names
 from onering_assets.checks.ge import run_suite
@@ -61,9 +62,17 @@ class BronzeIngest:
     frames: list[pa.Table] = field(default_factory=list)  # kept only for a GX suite
     label: str = ""
     pieces: int = 0
+    landed: int = 0
 
     def __post_init__(self) -> None:
         self.set_aside = Writers(self.staging.fs)
+
+    def _stage(self, landed: Landed, malformed: pa.Table) -> None:
+        """Append a piece's months to their staged files, its set-aside rows to quarantine."""
+        for key, part in landed.by_partition.items():
+            self.staging.write(key or None, part)
+        self._quarantine("unassigned", landed.unassigned)
+        self._quarantine("malformed", malformed)
 
     def _quarantine(self, label: str, data: pa.Table) -> None:
         if data.num_rows:
@@ -74,28 +83,34 @@ class BronzeIngest:
     def land(self, pieces: Iterable[Landing]) -> None:
         """Stage every piece, counting and setting aside as they pass (nothing published)."""
         when = datetime.now(UTC)  # one ingestion: every row shares _ingested_at
-        for piece in pieces:
-            self.label = piece.label
-            stamped = stamp(
-                piece.table,
-                batch_id=self.batch_id,
-                source=piece.label,
-                ingested_at=when,
-                lines=piece.lines,
-            )
-            landed = split(stamped, self.table, self.partitions)
-            self.columns = self.columns or landed.columns
-            for key, part in landed.by_partition.items():
-                self.staging.write(key or None, part)
+        # Parquet encoding of one piece overlaps parsing the next (both drop the GIL); one
+        # piece at most waits to be written, so memory stays a few pieces.
+        with ThreadPoolExecutor(1, thread_name_prefix="onering-bronze-write") as writer:
+            pending: Future[None] | None = None
+            for piece in pieces:
+                self.label = piece.label
+                stamped = stamp(
+                    piece.table,
+                    batch_id=self.batch_id,
+                    source=piece.label,
+                    ingested_at=when,
+                    lines=piece.lines,
+                )
+                landed = split(stamped, self.table, self.partitions)
+                self.columns = self.columns or landed.columns
+                self.unassigned = self.unassigned.add(landed.unassigned, "_partition")
+                self.malformed = self.malformed.add(piece.malformed, "raw")
                 if wants_suite(self.table):
-                    self.frames.append(part)
-            self.unassigned = self.unassigned.add(landed.unassigned, "_partition")
-            self.malformed = self.malformed.add(piece.malformed, "raw")
-            self._quarantine("unassigned", landed.unassigned)
-            self._quarantine("malformed", piece.malformed)
-            self.pieces += 1
-            if self.pieces > 1:
-                self.log(f"bronze.{self.table.name}: {self.rows:,} rows staged so far")
+                    self.frames.extend(landed.by_partition.values())
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(self._stage, landed, piece.malformed)
+                self.pieces += 1
+                self.landed += landed.rows
+                if self.pieces > 1:
+                    self.log(f"bronze.{self.table.name}: {self.landed:,} rows landed so far")
+            if pending is not None:
+                pending.result()
         self.set_aside.close()
         for label, seen in (("malformed", self.malformed), ("unassigned", self.unassigned)):
             if seen.rows:

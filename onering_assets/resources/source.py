@@ -19,9 +19,11 @@ import importlib.util
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, TypeVar, cast
 
 import dagster as dg
 import pyarrow as pa
@@ -59,6 +61,7 @@ __all__ = [
     "unpack",
 ]
 
+T = TypeVar("T")
 _SUFFIXES = (".csv", ".csv.gz", ".csv.zip")
 
 
@@ -80,7 +83,14 @@ class Landing(Parsed):
     label: str = ""
 
 
-_UNREADABLE = (zipfile.BadZipFile, gzip.BadGzipFile, zlib.error, EOFError, OSError)
+_UNREADABLE = (
+    zipfile.BadZipFile,
+    gzip.BadGzipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    pa.ArrowException,
+)
 
 
 @contextlib.contextmanager
@@ -94,7 +104,8 @@ def _opened(path: Path) -> Iterator[IO[bytes]]:
             with archive.open(members[0]) as stream:
                 yield stream
     elif path.name.endswith(".gz"):
-        with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) as stream:
+        # Arrow's inflate is a third faster than Python's gzip module, and drops the GIL.
+        with pa.input_stream(str(path), compression="gzip") as stream:
             yield cast(IO[bytes], stream)
     else:
         with path.open("rb") as stream:
@@ -108,6 +119,29 @@ def unpack(path: Path) -> bytes:
             return stream.read()
     except _UNREADABLE as err:
         raise SourceError(f"{path}: cannot be read ({err}).") from None
+
+
+_END: Any = object()
+
+
+def read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, the next one produced by a thread while the consumer handles this one.
+
+    Decompressing the next piece of a file then overlaps parsing this one (zlib and Arrow
+    drop the GIL). An error in the producer is raised to the consumer where it was reached;
+    a consumer that stops early closes ``items`` once the piece in flight is done.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="onering-read-ahead") as pool:
+        upcoming = pool.submit(next, items, _END)
+        try:
+            while (item := upcoming.result()) is not _END:
+                upcoming = pool.submit(next, items, _END)
+                yield item
+        finally:
+            futures.wait([upcoming])
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
 
 def read_chunks(path: Path, size: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -180,7 +214,7 @@ class SourceResource(dg.ConfigurableResource):
         """
         path = self.locate(table)
         label = self.label(path)
-        pieces = read_chunks(path, size or self.chunk_bytes)
+        pieces = read_ahead(read_chunks(path, size or self.chunk_bytes))
         for parsed in parse_chunks(pieces, name=str(path)):
             yield Landing(parsed.table, parsed.lines, parsed.malformed, label)
 
