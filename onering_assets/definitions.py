@@ -51,6 +51,7 @@ def _stores(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     source = SourceResource(
         path=str(settings.source_dir) if settings.source_dir else None,
         engine=settings.bronze_engine,
+        chunk_bytes=settings.bronze_chunk_bytes,
     )
     if settings.profile == "local":
         return {

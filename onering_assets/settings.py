@@ -15,6 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from onering_assets.errors import ConfigError
 
+# How much of a landed file (decompressed) Bronze holds at once, cut at a line end.
+CHUNK_BYTES = 64 << 20
+
 Profile = Literal["local", "compose"]
 LAYERS = ("bronze", "silver", "gold")
 LAYER_ORDER = {layer: i for i, layer in enumerate(LAYERS)}
@@ -38,6 +41,8 @@ class Settings:
             (``ONERING_SQL_MAX_MEMORY``, e.g. ``2G`` or ``512M``; 0 = none).
         bronze_engine: what parses the landed files for Bronze (``ONERING_BRONZE_ENGINE``):
             ``arrow`` (pyarrow, in the step) or ``spark`` (dagster-pyspark's session).
+        bronze_chunk_bytes: how much of a landed file (decompressed) Bronze holds at once
+            with the ``arrow`` engine (``ONERING_BRONZE_CHUNK``, e.g. ``64M``, the default).
     """
 
     profile: Profile
@@ -47,6 +52,7 @@ class Settings:
     sql_timeout_s: float = 60.0
     sql_max_memory: int = 2 * 1024**3
     bronze_engine: str = "arrow"
+    bronze_chunk_bytes: int = CHUNK_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,8 +84,11 @@ class Settings:
             source_dir=Path(source).expanduser().resolve() if source else None,
             lock_timeout_s=lock_timeout_s,
             sql_timeout_s=_sql_timeout(env.get("ONERING_SQL_TIMEOUT", "60")),
-            sql_max_memory=_bytes(env.get("ONERING_SQL_MAX_MEMORY", "2G")),
+            sql_max_memory=_bytes(
+                env.get("ONERING_SQL_MAX_MEMORY", "2G"), "ONERING_SQL_MAX_MEMORY"
+            ),
             bronze_engine=_engine(env.get("ONERING_BRONZE_ENGINE", "arrow")),
+            bronze_chunk_bytes=_chunk(env.get("ONERING_BRONZE_CHUNK", "")),
         )
 
     @property
@@ -289,7 +298,17 @@ def _sql_timeout(value: str) -> float:
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
-def _bytes(value: str) -> int:
+def _chunk(value: str) -> int:
+    """Bronze's piece size: a size of at least 1K (unset: the default, 64M)."""
+    if not value.strip():
+        return CHUNK_BYTES
+    size = _bytes(value, "ONERING_BRONZE_CHUNK")
+    if size < 1024:
+        raise ConfigError(f"ONERING_BRONZE_CHUNK={value!r} must be at least 1K (default 64M).")
+    return size
+
+
+def _bytes(value: str, name: str) -> int:
     """``2G``, ``512M``, ``2GB``, ``1.5GiB`` or a number of bytes (binary units)."""
     text = value.strip().upper().removesuffix("B").removesuffix("I")
     unit = text[-1:] if text[-1:] in _UNITS else ""
@@ -298,7 +317,5 @@ def _bytes(value: str) -> int:
     except (ValueError, OverflowError):  # not a number, or infinite
         size = -1
     if size < 0:
-        raise ConfigError(
-            f"ONERING_SQL_MAX_MEMORY={value!r} must be a size such as 2G or 512M (0: none)."
-        )
+        raise ConfigError(f"{name}={value!r} must be a size such as 2G or 512M (0: none).")
     return size

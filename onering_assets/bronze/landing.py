@@ -67,21 +67,7 @@ class BronzeIngest:
     def __post_init__(self) -> None:
         self.set_aside = Writers(self.staging.fs)
 
-    def _stage(self, landed: Landed, malformed: pa.Table) -> None:
-        """Append a piece's months to their staged files, its set-aside rows to quarantine."""
-        for key, part in landed.by_partition.items():
-            self.staging.write(key or None, part)
-        self._quarantine("unassigned", landed.unassigned)
-        self._quarantine("malformed", malformed)
-
-    def _quarantine(self, label: str, data: pa.Table) -> None:
-        if data.num_rows:
-            self.set_aside.write(
-                self.lake.quarantine_path("bronze", self.table.name, self.batch_id, label), data
-            )
-
-    def land(self, pieces: Iterable[Landing]) -> None:
-        """Stage every piece, counting and setting aside as they pass (nothing published)."""
+    def _land(self, pieces: Iterable[Landing]) -> None:
         when = datetime.now(UTC)  # one ingestion: every row shares _ingested_at
         # Parquet encoding of one piece overlaps parsing the next (both drop the GIL); one
         # piece at most waits to be written, so memory stays a few pieces.
@@ -111,6 +97,29 @@ class BronzeIngest:
                     self.log(f"bronze.{self.table.name}: {self.landed:,} rows landed so far")
             if pending is not None:
                 pending.result()
+
+    def _stage(self, landed: Landed, malformed: pa.Table) -> None:
+        """Append a piece's months to their staged files, its set-aside rows to quarantine."""
+        for key, part in landed.by_partition.items():
+            self.staging.write(key or None, part)
+        self._quarantine("unassigned", landed.unassigned)
+        self._quarantine("malformed", malformed)
+
+    def _quarantine(self, label: str, data: pa.Table) -> None:
+        if data.num_rows:
+            self.set_aside.write(
+                self.lake.quarantine_path("bronze", self.table.name, self.batch_id, label), data
+            )
+
+    def land(self, pieces: Iterable[Landing]) -> None:
+        """Stage every piece, counting and setting aside as they pass (nothing published)."""
+        try:
+            self._land(pieces)
+        except BaseException:
+            # A file refused part way (a truncated archive) lands nothing: its staged months
+            # go with the staging, and the lines it set aside so far go too.
+            self.set_aside.discard()
+            raise
         self.set_aside.close()
         for label, seen in (("malformed", self.malformed), ("unassigned", self.unassigned)):
             if seen.rows:

@@ -19,13 +19,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from onering_assets.errors import SourceError
+from onering_assets.settings import CHUNK_BYTES
 
 NULL_VALUES = ["NA", ""]
 BOM = b"\xef\xbb\xbf"
 # pyarrow's default; a block must hold the longest line, so bigger lines raise it.
 _BLOCK_SIZE = 1 << 20
-# How much of a landed file Bronze holds at once (decompressed), cut at a line end.
-CHUNK_BYTES = 64 << 20
 _LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\n|\r|$)")
 MALFORMED_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.binary())])
 
@@ -250,14 +249,17 @@ def line_chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
     longer.
     """
     pending = b""
+    want = size
     while True:
-        block = stream.read(size)
+        block = stream.read(want)
         if not block:
             if pending:
                 yield pending
             return
         buffer = pending + block if pending else block
         cut = _cut(buffer)
+        # No line end yet: read as much again, so a long line costs linear time, not square.
+        want = size if cut else max(size, len(buffer))
         if cut == 0:
             pending = buffer
             continue

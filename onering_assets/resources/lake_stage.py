@@ -77,6 +77,14 @@ class Writers:
             _, writer = self.open.popitem()
             writer.close()
 
+    def discard(self) -> None:
+        """Close and delete every file written (the work they were part of failed)."""
+        self.close()
+        for path in self.rows:
+            if self.fs.get_file_info(path).type == pafs.FileType.File:
+                self.fs.delete_file(path)
+        self.rows.clear()
+
 
 @dataclass
 class Staging:
