@@ -18,7 +18,7 @@ import gzip
 import importlib.util
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -124,7 +124,7 @@ def unpack(path: Path) -> bytes:
 _END: Any = object()
 
 
-def read_ahead(items: Iterator[T]) -> Iterator[T]:
+def read_ahead(items: Iterator[T]) -> Generator[T]:
     """``items``, the next one produced by a thread while the consumer handles this one.
 
     Decompressing the next piece of a file then overlaps parsing this one (zlib and Arrow

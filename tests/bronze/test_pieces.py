@@ -22,7 +22,7 @@ from onering_assets.resources import LakeResource
 from onering_assets.resources.source import SourceResource
 from tests.conftest import run, settings_for
 
-FLIGHTS = load_catalog().table("bronze", "flights")
+FLIGHTS = next(t for t in load_catalog().bronze if t.name == "flights")
 KEY = dg.AssetKey(["bronze", "flights"])
 MONTHS = ["2013-01", "2013-02"]
 # Columns that differ between two ingestions of the same file.
