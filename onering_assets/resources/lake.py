@@ -21,9 +21,11 @@ from onering_assets.resources.lake_files import (
     MONTH_FILES,
     data_error,
     footer_error,
+    footer_rows,
     parquet_files,
     read_parquet,
     reason,
+    table_function,
     write_parquet,
 )
 from onering_assets.resources.lake_stage import STAGING, Staging, apply_moves, drop_staged
@@ -309,6 +311,11 @@ class LakeResource(dg.ConfigurableResource):
             return [f"{base}/{self.relative_path(layer, table, None)}"]
         return parquet_files(fs, f"{base}/{layer}/{table}/month={partition}")
 
+    def rows(self, layer: str, table: str, partition: str | None) -> int:
+        """Rows in every file of the partition, from their Parquet footers (0 if none)."""
+        fs = self._filesystem()[0]
+        return sum(footer_rows(fs, p) for p in self.month_files(layer, table, partition))
+
     def has_rows_for(self, layer: str, table: str, partition: str) -> bool:
         """Whether the month has any file: the batch path's or a streamed batch's."""
         return bool(self.month_files(layer, table, partition))
@@ -383,25 +390,11 @@ class LakeResource(dg.ConfigurableResource):
             rel = f"{layer}/{table}/month={month}/{MONTH_FILES}"
         else:
             rel = self.relative_path(layer, table, None)
-        parsed = urlparse(self.url)
-        shape = ", {lake_structure:String}" if structure else ""
-        shape_params = {"lake_structure": structure} if structure else {}
-        if parsed.scheme == "file":
-            path = f"{parsed.path.rstrip('/')}/{rel}"
-            return f"file({{lake_path:String}}, 'Parquet'{shape})", {
-                "lake_path": path,
-                **shape_params,
-            }
-        endpoint = self.clickhouse_s3_endpoint_url or self.s3_endpoint_url
-        endpoint = (endpoint or "https://s3.amazonaws.com").rstrip("/")
-        url = f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/{rel}"
-        return (
-            "s3({lake_url:String}, {lake_key:String}, {lake_secret:String}, 'Parquet'"
-            f"{shape})",
-            {
-                "lake_url": url,
-                "lake_key": self.aws_access_key_id or "",
-                "lake_secret": self.aws_secret_access_key or "",
-                **shape_params,
-            },
+        return table_function(
+            self.url,
+            rel,
+            structure,
+            self.clickhouse_s3_endpoint_url or self.s3_endpoint_url,
+            self.aws_access_key_id,
+            self.aws_secret_access_key,
         )

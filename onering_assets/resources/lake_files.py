@@ -9,6 +9,7 @@ read the files as before.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -64,6 +65,17 @@ def footer_error(fs: pafs.FileSystem, path: str) -> str | None:
     return None
 
 
+def footer_rows(fs: pafs.FileSystem, path: str) -> int:
+    """Rows in a Parquet file, from its footer.
+
+    0 if there is no file or its footer cannot be read: readers name that damage themselves.
+    """
+    try:
+        return pq.read_metadata(path, filesystem=fs).num_rows
+    except (FileNotFoundError, pa.ArrowException, OSError):
+        return 0
+
+
 def data_error(fs: pafs.FileSystem, path: str) -> str | None:
     """Why ``path`` cannot be read whole; None if every page decodes or there is no file.
 
@@ -96,3 +108,33 @@ def reason(err: BaseException) -> str:
     text = text.split(": While executing")[0].split(": read stage:")[0]
     first = text.splitlines()[0] if text else type(err).__name__
     return first.split(". Either the file")[0].rstrip(": .")[:200]
+
+
+def table_function(
+    url: str,
+    rel: str,
+    structure: str | None,
+    s3_endpoint_url: str | None,
+    key: str | None,
+    secret: str | None,
+) -> tuple[str, dict[str, str]]:
+    """ClickHouse's ``file(…)`` or ``s3(…)`` table function for ``rel`` under the lake ``url``.
+
+    Its values are query parameters (returned beside it), never spliced into the SQL.
+    """
+    parsed = urlparse(url)
+    shape = ", {lake_structure:String}" if structure else ""
+    shape_params = {"lake_structure": structure} if structure else {}
+    if parsed.scheme == "file":
+        path = f"{parsed.path.rstrip('/')}/{rel}"
+        return f"file({{lake_path:String}}, 'Parquet'{shape})", {"lake_path": path, **shape_params}
+    endpoint = (s3_endpoint_url or "https://s3.amazonaws.com").rstrip("/")
+    return (
+        f"s3({{lake_url:String}}, {{lake_key:String}}, {{lake_secret:String}}, 'Parquet'{shape})",
+        {
+            "lake_url": f"{endpoint}/{parsed.netloc}{parsed.path.rstrip('/')}/{rel}",
+            "lake_key": key or "",
+            "lake_secret": secret or "",
+            **shape_params,
+        },
+    )

@@ -55,13 +55,42 @@ def bronze_sources(
     return sources, params
 
 
+# Bronze rows one staging statement reads at most: consecutive months are grouped up to this
+# many, so a small table is staged in one statement and a big month (30x) in its own.
+STAGE_BATCH_ROWS = 1_000_000
+
+
+def month_batches(
+    table: SqlTable, lake: LakeResource, partitions: list[str] | None
+) -> list[list[str] | None]:
+    """The months staged together, in order (``[None]``: a whole table, one statement).
+
+    Rows are counted from the Bronze files' Parquet footers, so grouping reads no data. The
+    key holds the date, so duplicates never cross months and any grouping stages the same rows.
+    """
+    if not partitions:
+        return [None]
+    name = table.upstream[0][1]
+    batches: list[list[str] | None] = []
+    current: list[str] = []
+    rows = 0
+    for month in partitions:
+        size = lake.rows("bronze", name, month)
+        if current and rows + size > STAGE_BATCH_ROWS:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(month)
+        rows += size
+    return [*batches, current]
+
+
 def staged_selects(
     table: SqlTable, lake: LakeResource, partitions: list[str] | None
 ) -> tuple[list[str], dict[str, str]]:
-    """The declared SELECT once per month (or once for a whole table), with parameters."""
+    """The declared SELECT once per batch of months (``month_batches``), with parameters."""
     selects, params = [], {}
-    for i, part in enumerate(partitions or [None]):
-        sources, part_params = bronze_sources(table, lake, [part] if part else None, f"_p{i}")
+    for i, months in enumerate(month_batches(table, lake, partitions)):
+        sources, part_params = bronze_sources(table, lake, months, f"_p{i}")
         selects.append(plan.source_sql(table, sources))
         params.update(part_params)
     return selects, params
