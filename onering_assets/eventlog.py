@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 from dagster._core.event_api import EventLogCursor
 from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -41,8 +40,6 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Connection, Engine
-
-from onering_assets.errors import ConfigError
 
 # Run shards whose engines stay open besides the index: a run writes only its own shard, so
 # a few cover the runs of one process at a time (a step's retries, a checks-only run).
@@ -59,25 +56,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().__init__(base_dir, inst_data)
 
     @classmethod
-    def config_type(cls) -> Any:
-        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
-
-    @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Any) -> PooledSqliteEventLogStorage:
-        """``base_dir`` defaults to the instance's own ``$DAGSTER_HOME/history/runs``.
-
-        So ``dagster.yaml`` holds no path, and a state folder that moves keeps its event log.
-        """
-        base_dir = config_value.get("base_dir")
-        if not base_dir:
-            home = os.environ.get("DAGSTER_HOME")
-            if not home:
-                raise ConfigError(
-                    "PooledSqliteEventLogStorage needs base_dir or DAGSTER_HOME (the folder "
-                    "holding dagster.yaml); OneRing's commands set DAGSTER_HOME themselves."
-                )
-            base_dir = str(Path(home).resolve() / "history" / "runs")
-        return cls(base_dir, inst_data=inst_data)
+        return cls(inst_data=inst_data, **config_value)
 
     def _own_engines(self) -> None:
         """After a fork, forget the parent's engines: their connections are not ours."""

@@ -42,11 +42,11 @@ _QUEUE = {
 }
 
 
-def instance_config(profile: str) -> dict[str, Any]:
+def instance_config(profile: str, home: Path | None = None) -> dict[str, Any]:
     """The instance's configuration for ``profile`` (``local`` or ``compose``).
 
-    Locally the event log is OneRing's pooled SQLite storage, in the folder Dagster's
-    default SQLite event log uses (``$DAGSTER_HOME/history/runs``); the file names no path.
+    ``home``: the ``DAGSTER_HOME`` the file is for (the local event log's folder, where
+    Dagster's default SQLite event log keeps it: ``history/runs``).
     """
     config: dict[str, Any] = {
         "telemetry": {"enabled": False},
@@ -56,20 +56,18 @@ def instance_config(profile: str) -> dict[str, Any]:
     if profile == "compose":
         config["storage"] = {"postgres": {"postgres_url": {"env": POSTGRES_URL_ENV}}}
         config["run_monitoring"] = {"enabled": True, "start_timeout_seconds": 180}
-    else:
+    elif home is not None:
         config["event_log_storage"] = {
             "module": "onering_assets.eventlog",
             "class": "PooledSqliteEventLogStorage",
-            # No path: the storage keeps its files under $DAGSTER_HOME/history/runs, as
-            # Dagster's default SQLite event log does, so a moved state folder keeps working.
-            "config": {},
+            "config": {"base_dir": str(home.resolve() / "history" / "runs")},
         }
     return config
 
 
-def render(profile: str) -> str:
+def render(profile: str, home: Path | None = None) -> str:
     header = MARKER.format(profile=profile)
-    return f"{header}\n{yaml.safe_dump(instance_config(profile), sort_keys=False)}"
+    return f"{header}\n{yaml.safe_dump(instance_config(profile, home), sort_keys=False)}"
 
 
 def write(home: Path, profile: str) -> bool:
@@ -80,7 +78,7 @@ def write(home: Path, profile: str) -> bool:
     """
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = render(profile)
+    wanted = render(profile, home)
     if config.exists():
         text = config.read_text()
         if text == wanted or not text.startswith("# Written by OneRing"):

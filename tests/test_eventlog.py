@@ -73,23 +73,6 @@ def test_a_local_instance_writes_dagsters_files_through_open_engines(tmp_path: P
     assert len(records) == len(runs) + 1
 
 
-def test_a_moved_state_folder_keeps_its_event_log(tmp_path: Path) -> None:
-    first = Settings(profile="local", state_dir=tmp_path / "here")
-    with instance_for(first) as instance:
-        run = run_once(instance)
-        written = len(instance.all_logs(run))
-    assert str(tmp_path / "here") not in (first.dagster_home / "dagster.yaml").read_text()
-    (tmp_path / "here").rename(tmp_path / "there")
-    moved = Settings(profile="local", state_dir=tmp_path / "there")
-    with instance_for(moved) as instance:
-        storage = instance.event_log_storage
-        assert isinstance(storage, PooledSqliteEventLogStorage)
-        assert storage._base_dir == str((moved.dagster_home / "history" / "runs").resolve())
-        assert len(instance.all_logs(run)) == written
-        run_once(instance)
-    assert not (tmp_path / "here").exists()
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_process_writes_through_its_own_connections(tmp_path: Path) -> None:
     settings = Settings(profile="local", state_dir=tmp_path / "state")

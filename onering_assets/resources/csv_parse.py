@@ -49,20 +49,13 @@ class Parsed:
 
 @dataclass(frozen=True)
 class _Layout:
-    """Where a piece of a file sits.
+    """The column names, and the physical line number of a body's first line.
 
-    Its column names, the index of the header line in the piece (None when the piece is a
-    later chunk, with no header), and the physical line number of the piece's first line.
+    A body is the data lines of a piece: after the header in the first piece, all of a later one.
     """
 
     names: list[str]
-    start: int | None
-    first_line: int = 1
-
-    @property
-    def body(self) -> int:
-        """Index of the piece's first data line."""
-        return 0 if self.start is None else self.start + 1
+    first_line: int
 
 
 def header(data: bytes, name: str) -> tuple[list[str], int]:
@@ -87,27 +80,29 @@ def header(data: bytes, name: str) -> tuple[list[str], int]:
     return names, index
 
 
-def _arrow(
-    data: bytes, names: list[str], block_size: int, invalid: list[str], *, has_header: bool
-) -> pa.Table:
-    """Read with pyarrow (multithreaded), every column a string; invalid rows are counted."""
+def _arrow(body: bytes, names: list[str], block_size: int, invalid: list[str]) -> pa.Table:
+    """Read data lines with pyarrow (multithreaded), every column a string, named ``names``.
+
+    pyarrow never reads the header (``header`` did), so a BOM or blank lines before it cannot
+    change the columns. Invalid rows are counted.
+    """
 
     def skip(row: pacsv.InvalidRow) -> str:
         invalid.append(row.text or "")
         return "skip"
 
+    if not body:
+        return pa.table({n: pa.array([], pa.string()) for n in names})
+    if body.startswith(BOM):
+        body = b"\n" + body  # pyarrow drops a BOM that starts its input; here it is data
     convert = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names},
         null_values=NULL_VALUES,
         strings_can_be_null=True,
     )
-    if not has_header and not data:
-        return pa.table({n: pa.array([], pa.string()) for n in names})
     return pacsv.read_csv(
-        pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(
-            block_size=block_size, column_names=None if has_header else names
-        ),
+        pa.BufferReader(body),
+        read_options=pacsv.ReadOptions(block_size=block_size, column_names=names),
         parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
         convert_options=convert,
     )
@@ -125,29 +120,32 @@ def _is_utf8(data: bytes) -> bool:
 
 def physical_lines(data: bytes) -> int:
     """Physical lines in ``data`` as ``bytes.splitlines`` counts them."""
-    if b"\r" in data:
+    if not data:
+        return 0
+    if data.count(b"\r") != data.count(b"\r\n"):  # a lone CR ends a line too
         return len(data.splitlines())
-    return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
 
-def _fast(data: bytes, layout: _Layout) -> Parsed | None:
-    """The common case, at pyarrow's speed: every line after the header is one good row.
+def _fast(body: bytes, layout: _Layout) -> Parsed | None:
+    """The common case, at pyarrow's speed: every physical line is one good row.
 
-    Returns None when anything is off (a bad line, a blank line, a value spanning lines,
-    a line longer than a block, bytes that are not UTF-8); the line-by-line path decides.
+    Taken only when pyarrow cannot judge a line otherwise than ``defect`` does: no quote
+    anywhere (pyarrow accepts ``"x"y`` and closes a quote left open at the end of its
+    input), valid UTF-8, and exactly one row per physical line (a blank line, a lone CR
+    in a value, a value spanning lines or a line longer than a block all break that).
+    Otherwise None: the line-by-line path decides, line by line.
     """
-    if not _is_utf8(data):
-        return None  # pyarrow cannot even hand such a row to the invalid-row handler
+    if b'"' in body or not _is_utf8(body):
+        return None
     invalid: list[str] = []
     try:
-        has_header = layout.start is not None
-        table = _arrow(data, layout.names, _BLOCK_SIZE, invalid, has_header=has_header)
+        table = _arrow(body, layout.names, _BLOCK_SIZE, invalid)
     except pa.ArrowInvalid:
         return None
-    physical = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
-    if invalid or table.num_rows != physical - layout.body:
+    if invalid or table.num_rows != physical_lines(body):
         return None
-    first = layout.first_line + layout.body
+    first = layout.first_line
     return Parsed(table, pa.array(np.arange(first, first + table.num_rows, dtype=np.int64)))
 
 
@@ -168,16 +166,15 @@ def defect(line: bytes, expected: int) -> str | None:
     return None if found == expected else f"wrong field count: {found}, expected {expected}"
 
 
-def _by_line(data: bytes, layout: _Layout, name: str) -> Parsed:
+def _by_line(body: bytes, layout: _Layout, name: str) -> Parsed:
     """Line by line: set bad lines aside, then parse the good ones with pyarrow.
 
     A quoted value spanning lines is not supported: its lines are set aside, never joined.
     """
-    lines = data.splitlines()
-    good: list[bytes] = [] if layout.start is None else [lines[layout.start]]
+    good: list[bytes] = []
     numbers: list[int] = []
     bad: dict[str, list] = {"line": [], "reason": [], "raw": []}
-    for number, line in enumerate(lines[layout.body :], layout.first_line + layout.body):
+    for number, line in enumerate(body.splitlines(), layout.first_line):
         if not line:
             continue  # a blank line carries no value
         reason = defect(line, len(layout.names))
@@ -193,13 +190,7 @@ def _by_line(data: bytes, layout: _Layout, name: str) -> Parsed:
     invalid: list[str] = []
     joined = b"\n".join(good) + b"\n" if good else b""
     try:
-        table = _arrow(
-            joined,
-            layout.names,
-            max(_BLOCK_SIZE, 2 * longest + 2),
-            invalid,
-            has_header=layout.start is not None,
-        )
+        table = _arrow(joined, layout.names, max(_BLOCK_SIZE, 2 * longest + 2), invalid)
     except pa.ArrowInvalid as err:
         raise SourceError(f"{name} is not a readable CSV file: {err}") from None
     if invalid or table.num_rows != len(numbers):
@@ -210,8 +201,13 @@ def _by_line(data: bytes, layout: _Layout, name: str) -> Parsed:
     return Parsed(table, pa.array(numbers, pa.int64()), malformed)
 
 
-def _parse(data: bytes, layout: _Layout, name: str) -> Parsed:
-    return _fast(data, layout) or _by_line(data, layout, name)
+def _parse(body: bytes, layout: _Layout, name: str) -> Parsed:
+    return _fast(body, layout) or _by_line(body, layout, name)
+
+
+def _after_header(data: bytes, index: int) -> int:
+    """Byte offset where the line after line ``index`` (0-based) starts."""
+    return next(m.end() for i, m in enumerate(_LINE.finditer(data)) if i == index)
 
 
 def _empty() -> Parsed:
@@ -228,7 +224,7 @@ def parse_csv(data: bytes, *, name: str) -> Parsed:
     if not data or data.isspace():
         return _empty()
     names, start = header(data, name)
-    return _parse(data, _Layout(names, start), name)
+    return _parse(data[_after_header(data, start) :], _Layout(names, start + 2), name)
 
 
 def _cut(buffer: bytes) -> int:
@@ -282,10 +278,11 @@ def parse_chunks(chunks: Iterator[bytes], *, name: str) -> Iterator[Parsed]:
                 seen += physical_lines(data)
                 continue
             names, start = header(data, name)
-            yield _parse(data, _Layout(names, start, seen + 1), name)
-            layout = _Layout(names, None)
+            body = data[_after_header(data, start) :]
+            yield _parse(body, _Layout(names, seen + start + 2), name)
+            layout = _Layout(names, 0)
         else:
-            yield _parse(data, _Layout(layout.names, None, seen + 1), name)
+            yield _parse(data, _Layout(layout.names, seen + 1), name)
         seen += physical_lines(data)
     if layout is None:
         yield _empty()

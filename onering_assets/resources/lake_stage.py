@@ -72,14 +72,24 @@ class Writers:
         self.rows[path] += data.num_rows
 
     def close(self) -> None:
-        """Finish every file (its footer); safe to call twice."""
+        """Finish every file (its footer); safe to call twice.
+
+        Every writer is closed even when one fails (a full disk); the first failure is raised.
+        """
+        failure: BaseException | None = None
         while self.open:
             _, writer = self.open.popitem()
-            writer.close()
+            try:
+                writer.close()
+            except BaseException as err:
+                failure = failure or err
+        if failure is not None:
+            raise failure
 
     def discard(self) -> None:
         """Close and delete every file written (the work they were part of failed)."""
-        self.close()
+        with contextlib.suppress(Exception):  # the failure that brought us here is raised
+            self.close()
         for path in self.rows:
             if self.fs.get_file_info(path).type == pafs.FileType.File:
                 self.fs.delete_file(path)
@@ -156,7 +166,12 @@ class Staging:
         return kept
 
     def close(self) -> None:
-        """Finish the files; drop them unless published (a journaled publish owns its own)."""
-        self.writers.close()
-        if not self.done:
-            self.cleanup(self.entry())
+        """Finish the files; drop them unless published (a journaled publish owns its own).
+
+        The drop happens even when finishing a file fails (a full disk).
+        """
+        try:
+            self.writers.close()
+        finally:
+            if not self.done:
+                self.cleanup(self.entry())

@@ -157,3 +157,25 @@ def test_every_piece_shares_one_ingestion_time(
         )
         rows = table["_row"].to_pylist()
         assert rows == sorted(rows) and len(set(rows)) == len(rows)
+
+
+def test_a_full_disk_while_finishing_the_files_still_drops_the_staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = LakeResource(url=(tmp_path / "lake").as_uri())
+    part = pa.table({"a": ["1", "2"]})
+
+    def full(self: pq.ParquetWriter) -> None:
+        raise OSError(28, "No space left on device")
+
+    with (
+        pytest.raises(OSError, match="No space left"),
+        lake.staging("bronze", "flights", "run") as staging,
+    ):
+        staging.write("2013-01", part)
+        staging.write("2013-02", part)
+        monkeypatch.setattr(pq.ParquetWriter, "close", full)
+        staging.publish()
+    monkeypatch.undo()
+    assert lake.staging_paths() == []
+    assert not (tmp_path / "lake" / "bronze").exists()

@@ -11,7 +11,13 @@ import pyarrow as pa
 import pytest
 
 from onering_assets.errors import SourceError
-from onering_assets.resources.csv_parse import Parsed, line_chunks, parse_chunks, parse_csv
+from onering_assets.resources.csv_parse import (
+    MALFORMED_SCHEMA,
+    Parsed,
+    line_chunks,
+    parse_chunks,
+    parse_csv,
+)
 from onering_assets.resources.source import SourceResource, read_ahead
 from tests.corpus.conftest import BASE, Case, load_cases
 
@@ -27,6 +33,19 @@ TRICKY = {
     "blank": b"\n\n \n",
     "empty": b"",
     "bad_lines_between": b'a,b\n1,2\n1,2,3\n"x,4\n5,6\n\xff,7\n8,9\n',
+    # What pyarrow alone would judge otherwise than line by line (review of issue 13):
+    "text_after_a_closing_quote": b'a,b\n"x"y,1\n4\n' + b"5,6\n" * 50,
+    "space_after_a_closing_quote": b'a,b\n1,"x" \n4\n',
+    "quote_left_open_before_a_cut": b'a,b\n1,"x\n2,3\n',
+    "quote_left_open_at_the_end": b'a,b\n1,2\n3,"tru',
+    "cr_cr_lf": b"a,b\r\r\n1,2\r\r\n3,4\r\r\n5,6\r\r\n",
+    "lf_cr": b"a\n\r1\n",
+    "cr_inside_quotes": b'a,b\n"x\ry",1\n',
+    "bom_mid_file": b"a,b\n1,2\n\xef\xbb\xbfx,3\n",
+    "bom_alone_last": b"a\n\xef\xbb\xbf",
+    "bom_after_a_blank_line": b"\n\xef\xbb\xbfa,b\n1,2\n",
+    "whitespace_line_before_the_header": b" \nid\n1\n\n2\n",
+    "escaped_and_empty_quotes": b'a,b\n"x""y",""\n"1,2",3\n',
 }
 
 
@@ -124,3 +143,43 @@ def test_read_ahead_raises_where_the_error_was_and_closes_on_early_stop() -> Non
     assert next(stopped) == 0
     stopped.close()  # the consumer stops early: the producer is closed, not left running
     assert closed == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("data", "rows", "lines", "malformed"),
+    [
+        (b'a,b\n"x"y,1\n4\n', [], [], [2, 3]),
+        (b'a,b\n1,"x" \n4,5\n', [{"a": "4", "b": "5"}], [3], [2]),
+        (b'a,b\n1,2\n3,"tru', [{"a": "1", "b": "2"}], [2], [3]),
+        (b"a,b\r\r\n1,2\r\r\n3,4\r\r\n", [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}], [3, 5], []),
+        (
+            b"a,b\n1,2\n\xef\xbb\xbfx,3\n",
+            [{"a": "1", "b": "2"}, {"a": "\ufeffx", "b": "3"}],
+            [2, 3],
+            [],
+        ),
+        (b"\n\xef\xbb\xbfa,b\n1,2\n", [{"\ufeffa": "1", "b": "2"}], [3], []),
+    ],
+    ids=[
+        "text_after_quote",
+        "space_after_quote",
+        "open_quote_at_end",
+        "cr_cr_lf",
+        "bom_mid",
+        "bom_2nd",
+    ],
+)
+def test_what_pyarrow_alone_would_misjudge_is_judged_line_by_line(
+    data: bytes, rows: list, lines: list, malformed: list
+) -> None:
+    for parsed in [parse_csv(data, name="t"), *[whole_of(data, size) for size in SIZES]]:
+        assert parsed.table.to_pylist() == rows
+        assert set(parsed.table.schema.types) <= {pa.string()}
+        assert parsed.lines.to_pylist() == lines
+        assert parsed.malformed["line"].to_pylist() == malformed
+
+
+def whole_of(data: bytes, size: int) -> Parsed:
+    table, lines, malformed = in_pieces(data, size, "t")
+    bad = pa.Table.from_pylist(malformed, schema=MALFORMED_SCHEMA)
+    return Parsed(table, pa.array(lines, pa.int64()), bad)
