@@ -4,7 +4,8 @@ Each piece (``SourceResource.land_chunks``: about 64 MB of the decompressed file
 line end) is stamped, split by month and appended to that month's staged Parquet file, and
 what the checks need is added up as it passes: rows per month, the landed columns, and the
 rows set aside (counted, sampled, and written to the batch's quarantine as they come). So a
-file of any size holds one piece in memory, not the file. Then the checks decide: publish
+file of any size holds about three pieces in memory (one read ahead, one parsed, one being
+written), not the file. Then the checks decide: publish
 every staged month at once, or move them all to quarantine. The asset and the benchmark's
 raw baseline both run this.
 """
@@ -69,6 +70,7 @@ class BronzeIngest:
 
     def _land(self, pieces: Iterable[Landing]) -> None:
         when = datetime.now(UTC)  # one ingestion: every row shares _ingested_at
+        keep_for_suite = wants_suite(self.table)
         # Parquet encoding of one piece overlaps parsing the next (both drop the GIL); one
         # piece at most waits to be written, so memory stays a few pieces.
         with ThreadPoolExecutor(1, thread_name_prefix="onering-bronze-write") as writer:
@@ -86,7 +88,7 @@ class BronzeIngest:
                 self.columns = self.columns or landed.columns
                 self.unassigned = self.unassigned.add(landed.unassigned, "_partition")
                 self.malformed = self.malformed.add(piece.malformed, "raw")
-                if wants_suite(self.table):
+                if keep_for_suite:
                     self.frames.extend(landed.by_partition.values())
                 if pending is not None:
                     pending.result()

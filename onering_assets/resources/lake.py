@@ -129,7 +129,6 @@ class LakeResource(dg.ConfigurableResource):
                     layer,
                     table,
                     run_id,
-                    locks,
                     self.relative_path,
                     lambda entry, keys: self._publish_entry(fs, base, locks, entry, keys, run_id),
                     self._cleanup,

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from onering_assets import journal
 from onering_assets.resources.lake_files import parquet_writer
-from onering_assets.resources.locks import Locks
 
 STAGING = "_staging"
 
@@ -110,7 +109,6 @@ class Staging:
     layer: str
     table: str
     run_id: str
-    locks: Locks
     relative_path: Callable[[str, str, str | None], str]
     publish_entry: Callable[[journal.Entry, list[str | None]], None]
     cleanup: Callable[[journal.Entry], None]
