@@ -6,6 +6,9 @@ What each test proves:
   ``SqliteEventLogStorage`` on that folder reads every event a run wrote (same files);
 - it keeps one open engine per shard, reuses it, and never more than a few run shards;
 - a forked process writes through its own connections while the parent keeps writing;
+- a batch (the planned events Dagster sends as one, ``DAGSTER_EVENT_BATCH_SIZE``) is written
+  event by event, fsynced once per shard before it returns, and commits after it are
+  fsynced on their own again (``synchronous=FULL``);
 - ``wipe`` closes the engines before deleting the run files, and writing works after it;
 - the UI's live log stream (``watch_event_logs``) gets every event of a run executing in
   another process while it runs (commits stay in the ``-wal`` file with connections open).
@@ -111,6 +114,55 @@ def test_wipe_closes_the_engines_and_writing_goes_on(tmp_path: Path) -> None:
         run_id = run_once(instance)
         assert len(instance.all_logs(run_id)) > 5
         assert len(instance.fetch_materializations(dg.AssetKey("answer"), limit=10).records) == 1
+
+
+MONTHS = dg.MonthlyPartitionsDefinition(start_date="2013-01-01", end_offset=0)
+
+
+@dg.asset(partitions_def=MONTHS, check_specs=[dg.AssetCheckSpec("positive", asset="monthly")])
+def monthly():
+    yield dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+
+def test_a_batch_is_fsynced_once_per_shard_and_later_commits_each_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onering_assets.eventlog as eventlog
+
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"  # set by importing onering_assets
+    batches: list[int] = []
+    synced: list[str] = []
+    real_batch, real_fsync = PooledSqliteEventLogStorage.store_event_batch, os.fsync
+
+    def spy_batch(self, events) -> None:
+        batches.append(len(events))
+        real_batch(self, events)
+
+    def spy_fsync(fd: int) -> None:
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", spy_batch)
+    monkeypatch.setattr(eventlog.os, "fsync", spy_fsync)
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    with instance_for(settings) as instance:
+        result = dg.materialize([monthly], instance=instance, partition_key="2013-02-01")
+        assert result.success
+        assert batches and batches[0] == 2  # the planned materialization and check, as one
+        assert set(synced) == {"index.db-wal", f"{result.run_id}.db-wal"}
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        with storage._connect(INDEX_SHARD_NAME) as conn:  # any commit outside a batch
+            mode = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+        assert mode == 2  # FULL: fsynced at its own commit
+        written = len(instance.all_logs(result.run_id))
+    folder = settings.dagster_home / "history" / "runs"
+    stock = SqliteEventLogStorage(str(folder))  # a stock Dagster reads the batch back
+    logs = stock.get_logs_for_run(result.run_id)
+    assert len(logs) == written
+    kinds = [e.dagster_event.event_type_value for e in logs if e.dagster_event]
+    assert kinds.count("ASSET_MATERIALIZATION_PLANNED") == 1
+    assert kinds.count("ASSET_CHECK_EVALUATION_PLANNED") == 1
 
 
 WRITER = """
