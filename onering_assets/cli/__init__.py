@@ -18,6 +18,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     run,
     serve,
     sql,
+    sqltest,
     stores,
     stream,
 )

@@ -1,0 +1,199 @@
+"""`onering test`: the SQL unit tests declared beside Silver and Gold tables."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from onering_assets.cli.common import Select, app, err, fail, out, refuse
+from onering_assets.errors import NothingSelectedError, OneRingError
+
+if TYPE_CHECKING:
+    import psycopg
+
+HELP = """Run the SQL unit tests declared beside Silver and Gold tables (<table>.test.yml).
+
+\b
+Each test gives rows for the tables the SQL reads and the rows it must produce; the
+table is built from them by the code a materialization runs, on a scratch chDB (Silver:
+staging, de-duplication and rejects; Gold: the mart's SELECT), and a Gold mart's rows are
+also loaded into a temporary table shaped like the mart in Postgres and read back from
+there (--no-postgres skips that). Nothing is written to Silver or Gold.
+
+\b
+Exit codes: 0 every test passed; 1 a test failed (its differing rows are printed); 2 a
+test file or the selection is invalid; 3 the selection picks no table with tests.
+"""
+
+
+@app.command("test", help=HELP)
+def test(
+    select: Select = None,
+    postgres: Annotated[
+        bool, typer.Option("--postgres/--no-postgres", help="Also load Gold marts in Postgres.")
+    ] = True,
+    create: Annotated[
+        str | None,
+        typer.Option(
+            "--create",
+            metavar="KEY",
+            help="Write a test of KEY (e.g. gold/route_performance) from live data.",
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --create: which upstream rows, COND or 'silver.weather: COND' (repeatable)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="With --create: the test's name.")] = None,
+    limit: Annotated[int, typer.Option(help="With --create: rows per upstream table.")] = 20,
+) -> None:
+    if create is not None:
+        _create(create, where or [], name, limit)
+        return
+    if where or name:
+        raise fail("--where and --name go with --create KEY.", 2)
+    from onering_assets.catalog import load_catalog
+    from onering_assets.sqltests.run import run_tests, scratch_clickhouse
+    from onering_assets.sqltests.spec import load_tests
+
+    try:
+        tables = _selected(select)
+        catalog = load_catalog()
+        tests = [t for table in tables for t in load_tests(catalog, table)]
+        if not tests:
+            raise NothingSelectedError(
+                "No unit tests for the selected tables; declare them in <table>.test.yml "
+                "beside the table's SQL (see README, 'SQL unit tests')."
+            )
+    except OneRingError as e:
+        raise refuse(e) from None
+    failed = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="onering-test-") as scratch,
+        scratch_clickhouse(Path(scratch)) as client,
+        _postgres(postgres, tests) as pg,
+    ):
+        for outcome in run_tests(tests, catalog, client, pg):
+            engines = ", ".join(outcome.engines)
+            if outcome.passed:
+                out.print(f"PASS {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
+                continue
+            failed += 1
+            out.print(f"FAIL {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
+            out.print(f"  in {outcome.test.path}", highlight=False, soft_wrap=True)
+            for mismatch in outcome.mismatches:
+                for line in mismatch.lines():
+                    out.print(line, highlight=False, soft_wrap=True, markup=False)
+    passed = len(tests) - failed
+    summary = f"{passed} passed, {failed} failed"
+    (err if failed else out).print(summary, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _selected(select: str | None) -> list:
+    """The declared Silver and Gold tables the selection picks (all without one)."""
+    from onering_assets.catalog import load_catalog
+
+    catalog = load_catalog()
+    tables = [*catalog.silver, *catalog.gold]
+    if not select:
+        return tables
+    from onering_assets.cli.common import load
+    from onering_assets.runner import resolve_selection
+
+    _, defs, _ = load()
+    keys = {"/".join(k.path) for k in resolve_selection(defs, select)}
+    return [t for t in tables if f"{t.layer}/{t.name}" in keys]
+
+
+@contextmanager
+def _postgres(wanted: bool, tests: list) -> Iterator[psycopg.Connection | None]:
+    """A connection to the project's Gold Postgres when a Gold test needs one, else None."""
+    if not wanted or not any(t.table.layer == "gold" for t in tests):
+        yield None
+        return
+    from onering_assets.resources import PostgresResource
+    from onering_assets.settings import Settings
+
+    settings = Settings.from_env()
+    if settings.profile == "local":
+        resource = PostgresResource(embedded_dir=str(settings.postgres_dir))
+    else:
+        resource = PostgresResource(dsn=os.environ.get("ONERING_POSTGRES_DSN", ""))
+    err.print("Gold marts are also loaded in Postgres (--no-postgres to skip).", highlight=False)
+    with resource.connect() as conn:
+        yield conn
+
+
+def _create(key: str, wheres: list[str], name: str | None, limit: int) -> None:
+    """Write a test of ``key`` from live data (``onering_assets.sqltests.create``)."""
+    from onering_assets.catalog import load_catalog
+    from onering_assets.definitions import resources_for
+    from onering_assets.settings import Settings
+    from onering_assets.silver.steps import bronze_structure, published_partitions
+    from onering_assets.sqltests import create
+    from onering_assets.sqltests.run import scratch_clickhouse
+
+    if limit < 1:
+        raise fail("--limit is a number of rows per upstream table, at least 1.", 2)
+    layer, _, table_name = key.partition("/")
+    try:
+        catalog = load_catalog()
+        if layer not in ("silver", "gold"):
+            raise OneRingError(f"--create {key!r}: a Silver or Gold table, e.g. silver/airlines.")
+        table = catalog.sql_table(layer, table_name)
+        filters = [create.parse_filter(w, table) for w in wheres]
+        settings = Settings.from_env()
+        resources = resources_for(settings)
+        # chDB holds one session per process: Silver is read (and closed) before the scratch.
+        given = _silver_given(resources, catalog, table, filters, limit) if layer == "gold" else {}
+        with (
+            tempfile.TemporaryDirectory(prefix="onering-test-") as scratch,
+            scratch_clickhouse(Path(scratch)) as client,
+        ):
+            if layer == "silver":
+                lake = resources["lake"]
+
+                def sources(_layer: str, name: str) -> tuple[str, dict[str, str]]:
+                    months = published_partitions(table, lake) if table.partitioned else None
+                    if table.partitioned and not months:
+                        raise OneRingError(f"bronze.{name} has no landed month to read from.")
+                    return lake.clickhouse_source("bronze", name, months, bronze_structure(name))
+
+                given = create.given_rows(client, catalog, table, sources, filters, limit)
+            rows, rejects = create.produced(client, catalog, table, given)
+        title = name or ("from live data: " + " and ".join(wheres) if wheres else "from live data")
+        path = create.append_test(table, catalog, title, given, rows, rejects)
+    except OneRingError as e:
+        raise refuse(e) from None
+    counts = ", ".join(f"{len(v)} {'.'.join(k)}" for k, v in given.items())
+    out.print(
+        f"Wrote test {title!r} to {path}: given {counts}; expects {len(rows)} row(s)"
+        + (f" and {len(rejects)} reject(s)" if rejects is not None else "")
+        + ". Review the expected rows: they are what the SQL produces today.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _silver_given(resources: dict, catalog, table, filters: list, limit: int) -> dict:
+    """A Gold mart's given rows, read from the published Silver tables."""
+    from onering_assets.sqltests import create
+
+    clickhouse = resources["clickhouse"]
+    client = clickhouse.get_client()
+    try:
+        return create.given_rows(
+            client, catalog, table, lambda layer, name: (f"{layer}.`{name}`", {}), filters, limit
+        )
+    finally:
+        clickhouse.close()

@@ -1,0 +1,80 @@
+"""SQL unit tests (``<table>.test.yml``): every declared table has them, and they pass.
+
+Each declared test runs here as its own pytest case, through the code a build runs (Silver
+staging on a scratch chDB; a Gold mart computed there and loaded into a temporary table in
+a real embedded Postgres, rolled back); a wrong expectation fails with the differing rows
+on both engines. The command itself: tests/sqltests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from onering_assets.catalog import load_catalog
+from onering_assets.resources import PostgresResource
+from onering_assets.resources.postgres import stop_embedded
+from onering_assets.sqltests import spec
+from onering_assets.sqltests.run import run_tests, scratch_clickhouse
+
+CATALOG = load_catalog()
+TABLES = [*CATALOG.silver, *CATALOG.gold]
+TESTS = [t for table in TABLES for t in spec.load_tests(CATALOG, table)]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    with scratch_clickhouse(tmp_path_factory.mktemp("sqltests")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[psycopg.Connection]:
+    # Outside pytest's base temp folder: other pytest processes reset its mode to 0700,
+    # which locks out the embedded server's own system user.
+    folder = Path(tempfile.mkdtemp(prefix="onering-sqltests-"))
+    folder.chmod(0o755)
+    try:
+        with PostgresResource(embedded_dir=str(folder / "pg")).connect() as conn:
+            yield conn
+    finally:
+        stop_embedded(folder / "pg")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_every_silver_and_gold_table_has_unit_tests() -> None:
+    tested = {t.key for t in TESTS}
+    assert tested == {f"{t.layer}/{t.name}" for t in TABLES}
+    silver = [t for t in TESTS if t.table.layer == "silver"]
+    assert all(t.rejects is not None for t in silver if "reject" in t.name)
+    reasons = {r.get("_reject_reason") for t in silver for r in t.rejects or []}
+    assert {"duplicate key", "outside partition", "invalid date parts"} <= reasons
+
+
+@pytest.mark.parametrize("test", TESTS, ids=[t.title for t in TESTS])
+def test_declared_unit_test_passes(test: spec.UnitTest, client, pg) -> None:
+    (outcome,) = run_tests([test], CATALOG, client, pg)
+    assert outcome.passed, "\n".join(line for m in outcome.mismatches for line in m.lines())
+    assert outcome.engines == (("chdb",) if test.table.layer == "silver" else ("chdb", "postgres"))
+
+
+def test_a_wrong_expectation_fails_with_the_differing_rows(client, pg) -> None:
+    (good,) = [t for t in TESTS if t.key == "gold/route_performance"]
+    bad_rows = [dict(r) for r in good.rows]
+    bad_rows[0]["avg_arr_delay"] = 11  # the mart computes 10
+    bad = spec.UnitTest(good.table, good.name, good.given, bad_rows, None, good.path)
+    (outcome,) = run_tests([bad], CATALOG, client, pg)
+    assert not outcome.passed
+    text = "\n".join(line for m in outcome.mismatches for line in m.lines())
+    assert (
+        "- expected, not produced: {origin: JFK, dest: LAX, flights: 2, avg_arr_delay: 11" in text
+    )
+    assert (
+        "+ produced, not expected: {origin: JFK, dest: LAX, flights: 2, avg_arr_delay: 10" in text
+    )
+    assert [m.output for m in outcome.mismatches] == ["rows (chDB)", "rows (Postgres)"]
