@@ -153,24 +153,32 @@ def _create(key: str, wheres: list[str], name: str | None, limit: int) -> None:
         table = catalog.sql_table(layer, table_name)
         filters = [create.parse_filter(w, table) for w in wheres]
         settings = Settings.from_env()
-        resources = resources_for(settings)
-        # chDB holds one session per process: Silver is read (and closed) before the scratch.
-        given = _silver_given(resources, catalog, table, filters, limit) if layer == "gold" else {}
-        with (
-            tempfile.TemporaryDirectory(prefix="onering-test-") as scratch,
-            scratch_clickhouse(Path(scratch)) as client,
-        ):
-            if layer == "silver":
-                lake = resources["lake"]
+        stores = resources_for(settings)
+        # EnvVar fields (the compose profile) resolved as a run resolves them; chDB holds one
+        # data folder per process, so Silver is read and closed before the scratch opens.
+        with stores["lake"].process_config_and_initialize_cm() as lake:
+            given = {}
+            if layer == "gold":
+                with stores["clickhouse"].process_config_and_initialize_cm() as clickhouse:
+                    given = create.given_rows(
+                        clickhouse.get_client(), catalog, table, _silver, filters, limit
+                    )
+            with (
+                tempfile.TemporaryDirectory(prefix="onering-test-") as scratch,
+                scratch_clickhouse(Path(scratch)) as client,
+            ):
+                if layer == "silver":
 
-                def sources(_layer: str, name: str) -> tuple[str, dict[str, str]]:
-                    months = published_partitions(table, lake) if table.partitioned else None
-                    if table.partitioned and not months:
-                        raise OneRingError(f"bronze.{name} has no landed month to read from.")
-                    return lake.clickhouse_source("bronze", name, months, bronze_structure(name))
+                    def bronze(_layer: str, name: str) -> tuple[str, dict[str, str]]:
+                        months = published_partitions(table, lake) if table.partitioned else None
+                        if table.partitioned and not months:
+                            raise OneRingError(f"bronze.{name} has no landed month to read.")
+                        return lake.clickhouse_source(
+                            "bronze", name, months, bronze_structure(name)
+                        )
 
-                given = create.given_rows(client, catalog, table, sources, filters, limit)
-            rows, rejects = create.produced(client, catalog, table, given)
+                    given = create.given_rows(client, catalog, table, bronze, filters, limit)
+                rows, rejects = create.produced(client, catalog, table, given)
         title = name or ("from live data: " + " and ".join(wheres) if wheres else "from live data")
         path = create.append_test(table, catalog, title, given, rows, rejects)
     except OneRingError as e:
@@ -185,15 +193,6 @@ def _create(key: str, wheres: list[str], name: str | None, limit: int) -> None:
     )
 
 
-def _silver_given(resources: dict, catalog, table, filters: list, limit: int) -> dict:
-    """A Gold mart's given rows, read from the published Silver tables."""
-    from onering_assets.sqltests import create
-
-    clickhouse = resources["clickhouse"]
-    client = clickhouse.get_client()
-    try:
-        return create.given_rows(
-            client, catalog, table, lambda layer, name: (f"{layer}.`{name}`", {}), filters, limit
-        )
-    finally:
-        clickhouse.close()
+def _silver(layer: str, name: str) -> tuple[str, dict[str, str]]:
+    """A published Silver table, as a Gold mart's test reads it."""
+    return f"{layer}.`{name}`", {}
