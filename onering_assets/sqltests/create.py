@@ -27,8 +27,8 @@ from sqlglot import exp
 from onering_assets.catalog import INGESTION_COLUMNS, Catalog, SqlTable
 from onering_assets.errors import ConfigError, ReadOnlyError
 from onering_assets.sqlcheck import check_statement
-from onering_assets.sqltests import run
-from onering_assets.sqltests.spec import Row, UnitTest, load_tests, test_path
+from onering_assets.sqltests import run, spec
+from onering_assets.sqltests.spec import Row, UnitTest, load_tests
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -150,7 +150,7 @@ def append_test(
     rejects: list[Row] | None,
 ) -> str:
     """Append the test to the table's ``.test.yml`` (made if missing); return its path."""
-    path = test_path(table)
+    path = spec.test_path(table)
     if path.exists() and any(t.name == name for t in load_tests(catalog, table)):
         raise ConfigError(f"{path} already has a test named {name!r}: give another --name.")
     expect: dict[str, Any] = {"rows": rows}
