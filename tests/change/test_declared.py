@@ -1,0 +1,146 @@
+"""Declarations compared (onering_assets/change/declared.py): what changed, and for whom.
+
+Real declared tables, edited in memory the way a data engineer edits the files: a changed
+expression is breaking for exactly the downstream columns computed from it; a new column
+nobody reads is non-breaking; a change to a column downstream tables group or join on, or
+to the rows a table keeps (a WHERE), is breaking for every downstream column; a change to
+checks alone writes no different data. Known over-report: a column whose SQL names another
+column's output alias (``arr_delay`` in ``_reject_reason``) is reported changed with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from onering_assets.catalog import _schema_of, load_catalog
+from onering_assets.change.declared import breaking, compare, declaration
+from onering_assets.lineage.sql import parse_declared_sql
+
+CATALOG = load_catalog()
+SCHEMAS = {"silver": _schema_of(CATALOG.bronze), "gold": _schema_of(CATALOG.silver)}
+GOLD = CATALOG.gold
+
+
+def edited(layer: str, name: str, old: str, new: str, **changes):
+    table = CATALOG.sql_table(layer, name)
+    assert old in table.declared_sql
+    sql = table.declared_sql.replace(old, new)
+    parsed = parse_declared_sql(sql, where="edited", schema=SCHEMAS[layer])
+    return dataclasses.replace(table, declared_sql=sql, parsed=parsed, **changes)
+
+
+def declared(table):
+    return declaration(table, SCHEMAS[table.layer])
+
+
+def impacts(change):
+    return {i.key: i.columns for i in (breaking(change, g) for g in GOLD) if i.breaking}
+
+
+def test_an_unchanged_project_compares_unchanged() -> None:
+    for table in (*CATALOG.silver, *GOLD):
+        again = declared(CATALOG.sql_table(table.layer, table.name))
+        change = compare(again["key"], declared(table), again)
+        assert change.kind == "unchanged" and not change.data_changed
+
+
+def test_a_changed_expression_is_breaking_for_the_columns_computed_from_it() -> None:
+    flights = CATALOG.sql_table("silver", "flights")
+    new = edited(
+        "silver", "flights", "arr_delay_min AS arr_delay", "arr_delay_min + 1 AS arr_delay"
+    )
+    change = compare("silver/flights", declared(flights), declared(new))
+    # _reject_reason too, conservatively: sqlglot reads its `arr_delay IS NOT NULL` as the
+    # output alias (ClickHouse's default), where prefer_column_name_to_alias makes it the
+    # landed string. Over-reporting a change is the safe side.
+    assert (change.kind, change.shape_changed) == ("changed", False)
+    assert change.changed == ("arr_delay", "_reject_reason")
+    assert impacts(change) == {
+        "gold/carrier_monthly_performance": ("avg_arr_delay", "pct_arr_delayed_15"),
+        "gold/route_performance": ("avg_arr_delay",),
+    }
+
+
+def test_a_change_inside_a_cte_shows_on_the_columns_that_read_it() -> None:
+    flights = CATALOG.sql_table("silver", "flights")
+    new = edited(
+        "silver",
+        "flights",
+        "toInt32OrNull(dep_delay) AS dep_delay_min",
+        "toInt32OrNull(trimBoth(dep_delay)) AS dep_delay_min",
+    )
+    change = compare("silver/flights", declared(flights), declared(new))
+    assert change.changed == ("dep_at", "dep_delay", "_reject_reason")
+    assert impacts(change) == {
+        "gold/airport_daily_weather": ("avg_dep_delay",),
+        "gold/carrier_monthly_performance": ("avg_dep_delay",),
+    }
+
+
+def test_a_new_column_nobody_reads_is_not_breaking() -> None:
+    flights = CATALOG.sql_table("silver", "flights")
+    new = edited(
+        "silver",
+        "flights",
+        "    dep_time_num IS NULL AS cancelled,",
+        "    dep_time_num IS NULL AS cancelled,\n    air_time_min / 60 AS air_hours,",
+    )
+    change = compare("silver/flights", declared(flights), declared(new))
+    assert (change.added, change.changed, change.removed) == (("air_hours",), (), ())
+    assert change.data_changed and impacts(change) == {}
+
+
+def test_a_column_downstream_groups_on_is_breaking_for_every_downstream_column() -> None:
+    flights = CATALOG.sql_table("silver", "flights")
+    new = edited("silver", "flights", "carrier_code AS carrier", "lower(carrier_code) AS carrier")
+    change = compare("silver/flights", declared(flights), declared(new))
+    assert change.changed == ("carrier",)
+    mart = CATALOG.sql_table("gold", "carrier_monthly_performance")
+    assert impacts(change)["gold/carrier_monthly_performance"] == mart.parsed.output_columns
+    assert "gold/route_performance" not in impacts(change)  # it never reads carrier
+
+
+def test_a_new_filter_reshapes_the_table_for_every_reader() -> None:
+    airlines = CATALOG.sql_table("silver", "airlines")
+    new = edited(
+        "silver", "airlines", "FROM bronze.airlines", "FROM bronze.airlines WHERE carrier != 'AA'"
+    )
+    change = compare("silver/airlines", declared(airlines), declared(new))
+    assert change.shape_changed and change.changed == ()
+    mart = CATALOG.sql_table("gold", "carrier_monthly_performance")
+    assert impacts(change) == {"gold/carrier_monthly_performance": mart.parsed.output_columns}
+
+
+def test_a_changed_range_reshapes_the_table() -> None:
+    weather = CATALOG.sql_table("silver", "weather")
+    ranges = {**weather.ranges, "wind_speed": (0.0, 100.0)}
+    change = compare(
+        "silver/weather", declared(weather), declared(dataclasses.replace(weather, ranges=ranges))
+    )
+    assert change.shape_changed and "gold/airport_daily_weather" in impacts(change)
+
+
+def test_checks_alone_change_no_data() -> None:
+    mart = CATALOG.sql_table("gold", "route_performance")
+    new = dataclasses.replace(mart, checks={**mart.checks, "max_change_pct": 5})
+    change = compare("gold/route_performance", declared(mart), declared(new))
+    assert change.kind == "changed" and change.checks_changed and not change.data_changed
+
+
+@pytest.mark.parametrize("kind", ["added", "removed"])
+def test_an_added_or_removed_table(kind: str) -> None:
+    airlines = declared(CATALOG.sql_table("silver", "airlines"))
+    change = compare(
+        "silver/airlines",
+        None if kind == "added" else airlines,
+        airlines if kind == "added" else None,
+    )
+    assert change.kind == kind and change.data_changed
+    if kind == "removed":
+        assert impacts(change) == {
+            "gold/carrier_monthly_performance": CATALOG.sql_table(
+                "gold", "carrier_monthly_performance"
+            ).parsed.output_columns
+        }
