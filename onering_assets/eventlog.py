@@ -115,21 +115,35 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         step's materializations of several partitions. In WAL mode with ``synchronous=NORMAL``
         a commit is atomic and the database never corrupt, but not yet on disk; the fsync of
         each ``-wal`` file written before returning makes the whole batch durable, as each
-        event was before: one fsync per shard instead of one or more per event.
+        event was before: one fsync per shard instead of one or more per event. If an event
+        fails after others were stored, the rest are stored one at a time (never raising to
+        Dagster, whose fallback would store the stored ones twice) unless one fails again.
         """
+        stored = 0
         self._batch.shards = set()
         try:
             for event in events:
                 self.store_event(event)
+                stored += 1
+        except Exception:
+            if not stored:
+                raise  # nothing stored: Dagster's fallback stores each event once
         finally:
-            shards, self._batch.shards = self._batch.shards, None
-            for shard in sorted(shards):
-                with contextlib.suppress(FileNotFoundError):
-                    fd = os.open(f"{self.path_for_shard(shard)}-wal", os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+            self._sync_batch()
+        # Dagster's fallback after an error stores *every* event of the batch again, so once
+        # some are stored the rest are stored here, one by one, each fsynced as usual.
+        for event in events[stored:]:
+            self.store_event(event)
+
+    def _sync_batch(self) -> None:
+        shards, self._batch.shards = self._batch.shards, None
+        for shard in sorted(shards):
+            with contextlib.suppress(FileNotFoundError):
+                fd = os.open(f"{self.path_for_shard(shard)}-wal", os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def _close_engines(self) -> None:
         """Close this process's engines (``_db_lock`` held by the caller)."""

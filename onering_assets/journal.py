@@ -215,7 +215,7 @@ class ClickHouseJournal:
         text = entry.to_json()
         key = f"{entry.key}#{uuid.uuid4().hex}"
         self._insert(key, text)
-        self._rows[text] = key
+        self._rows[_canonical(text)] = key
 
     def pending(self, layer: str | None = None, table: str | None = None) -> list[Entry]:
         if not self._exists():
@@ -232,16 +232,21 @@ class ClickHouseJournal:
             if not text or key in finished:
                 continue
             entry = Entry.from_json(text)
-            self._rows[text] = key
+            self._rows[_canonical(text)] = key
             if (layer is None or entry.layer == layer) and (table is None or entry.table == table):
                 entries.append(entry)
         return entries
 
     def done(self, entry: Entry) -> None:
-        text = entry.to_json()
+        text = _canonical(entry.to_json())
         key = self._rows.pop(text, None)
         if key is None:  # an entry this object neither wrote nor read: find its rows
             self.pending()
             key = self._rows.pop(text, None)
         if key is not None:
             self._insert(key, "")
+
+
+def _canonical(text: str) -> str:
+    """An entry's JSON with its keys sorted: equal entries match whatever their dict order."""
+    return json.dumps(json.loads(text), sort_keys=True)

@@ -165,6 +165,30 @@ def test_a_batch_is_fsynced_once_per_shard_and_later_commits_each_again(
     assert kinds.count("ASSET_CHECK_EVALUATION_PLANNED") == 1
 
 
+def test_an_error_mid_batch_stores_every_event_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster's fallback re-stores a whole batch one by one when the batch raises."""
+    real = PooledSqliteEventLogStorage.store_event
+    calls = {"n": 0}
+
+    def flaky(self, event) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the batch's second event
+            raise RuntimeError("database is locked")
+        real(self, event)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event", flaky)
+    settings = Settings(profile="local", state_dir=tmp_path / "state")
+    with instance_for(settings) as instance:
+        result = dg.materialize([monthly], instance=instance, partition_key="2013-03-01")
+        assert result.success
+        logs = instance.all_logs(result.run_id)
+    kinds = [e.dagster_event.event_type_value for e in logs if e.dagster_event]
+    assert kinds.count("ASSET_MATERIALIZATION_PLANNED") == 1
+    assert kinds.count("ASSET_CHECK_EVALUATION_PLANNED") == 1
+
+
 WRITER = """
 import sys, time, dagster as dg
 

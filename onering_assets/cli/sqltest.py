@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from onering_assets.cli.common import Select, app, err, fail, out, refuse
-from onering_assets.errors import NothingSelectedError, OneRingError
+from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 
 if TYPE_CHECKING:
     import psycopg
+
+    from onering_assets.sqltests.run import Outcome
 
 HELP = """Run the SQL unit tests declared beside Silver and Gold tables (<table>.test.yml).
 
@@ -27,8 +29,13 @@ also loaded into a temporary table shaped like the mart in Postgres and read bac
 there (--no-postgres skips that). Nothing is written to Silver or Gold.
 
 \b
-Exit codes: 0 every test passed; 1 a test failed (its differing rows are printed); 2 a
-test file or the selection is invalid; 3 the selection picks no table with tests.
+Exit codes: 0 every test passed; 1 a test failed (its differing rows are printed) or
+could not run (ERROR: the engine's message, e.g. an unknown column in the SQL or a given
+value of the wrong type); 2 a test file, the selection or --create's options are invalid;
+3 the selection picks no table with tests.
+
+\b
+--create KEY --where COND: write a test of KEY from live data, to review (see README).
 """
 
 
@@ -49,7 +56,8 @@ def test(
     where: Annotated[
         list[str] | None,
         typer.Option(
-            help="With --create: which upstream rows, COND or 'silver.weather: COND' (repeatable)."
+            metavar="COND",
+            help="With --create: which upstream rows, COND or 'silver.weather: COND' (repeatable).",
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="With --create: the test's name.")] = None,
@@ -70,8 +78,8 @@ def test(
         tests = [t for table in tables for t in load_tests(catalog, table)]
         if not tests:
             raise NothingSelectedError(
-                "No unit tests for the selected tables; declare them in <table>.test.yml "
-                "beside the table's SQL (see README, 'SQL unit tests')."
+                "No unit tests for the selected assets: Silver and Gold tables declare them in "
+                "<table>.test.yml beside the table's SQL (see README, 'SQL unit tests')."
             )
     except OneRingError as e:
         raise refuse(e) from None
@@ -82,21 +90,31 @@ def test(
         _postgres(postgres, tests) as pg,
     ):
         for outcome in run_tests(tests, catalog, client, pg):
-            engines = ", ".join(outcome.engines)
-            if outcome.passed:
-                out.print(f"PASS {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
-                continue
-            failed += 1
-            out.print(f"FAIL {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
-            out.print(f"  in {outcome.test.path}", highlight=False, soft_wrap=True)
-            for mismatch in outcome.mismatches:
-                for line in mismatch.lines():
-                    out.print(line, highlight=False, soft_wrap=True, markup=False)
+            failed += not _report(outcome)
     passed = len(tests) - failed
     summary = f"{passed} passed, {failed} failed"
     (err if failed else out).print(summary, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _report(outcome: Outcome) -> bool:
+    """Print a test's PASS, FAIL (with the rows that differ) or ERROR; return whether it passed."""
+    engines = ", ".join(outcome.engines)
+    if outcome.passed:
+        out.print(f"PASS {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
+        return True
+    if outcome.error is not None:
+        out.print(f"ERROR {outcome.test.title}", highlight=False, soft_wrap=True)
+        out.print(f"  in {outcome.test.path}", highlight=False, soft_wrap=True)
+        out.print(f"  {outcome.error}", highlight=False, soft_wrap=True, markup=False)
+        return False
+    out.print(f"FAIL {outcome.test.title} ({engines})", highlight=False, soft_wrap=True)
+    out.print(f"  in {outcome.test.path}", highlight=False, soft_wrap=True)
+    for mismatch in outcome.mismatches:
+        for line in mismatch.lines():
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
+    return False
 
 
 def _selected(select: str | None) -> list:
@@ -149,10 +167,15 @@ def _create(key: str, wheres: list[str], name: str | None, limit: int) -> None:
     try:
         catalog = load_catalog()
         if layer not in ("silver", "gold"):
-            raise OneRingError(f"--create {key!r}: a Silver or Gold table, e.g. silver/airlines.")
+            raise ConfigError(f"--create {key!r}: a Silver or Gold table, e.g. silver/airlines.")
         table = catalog.sql_table(layer, table_name)
         filters = [create.parse_filter(w, table) for w in wheres]
         settings = Settings.from_env()
+        if layer == "gold" and settings.profile == "local" and not settings.clickhouse_dir.exists():
+            raise ConfigError(
+                f"Silver is not built yet in {settings.state_dir}: materialize the tables "
+                f"{key} reads first, e.g. onering materialize --select '+key:\"{key}\"'."
+            )
         stores = resources_for(settings)
         # EnvVar fields (the compose profile) resolved as a run resolves them; chDB holds one
         # data folder per process, so Silver is read and closed before the scratch opens.

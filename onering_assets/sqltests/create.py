@@ -33,6 +33,9 @@ from onering_assets.sqltests.spec import Row, UnitTest, load_tests
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+# Functions that read a table (or the server) by name: a filter reads its own table only.
+TABLE_READING = ("join", "dict")
+TABLE_READING_NAMES = {"hascolumnintable", "getsetting", "getserversetting", "getmacro"}
 # An upstream table no filter applies to is given whole up to this many rows.
 WHOLE_TABLE_ROWS = 200
 TARGETED = re.compile(r"^\s*(?P<layer>[a-z_]+)\.(?P<table>[a-z0-9_]+)\s*:(?P<cond>.*)$", re.S)
@@ -67,12 +70,42 @@ def parse_filter(text: str, table: SqlTable) -> Filter:
         check_statement(statement, "clickhouse")
     except ReadOnlyError as err:
         reason = str(err).split(". ")[0].rstrip(".")
+        if "tokeniz" in reason.lower() or "parse" in reason.lower():
+            reason = "it does not parse as a ClickHouse condition (an unclosed quote?)"
         raise ConfigError(f"--where {condition!r} is refused: {reason}.") from None
     where = sqlglot.parse_one(statement, dialect="clickhouse").find(exp.Where)
-    if where is None or any(isinstance(n, exp.Select) for n in where.walk()):
+    if where is None:
         raise ConfigError(f"--where {condition!r}: one condition on the table's own columns.")
+    _own_columns_only(where, condition)
     columns = frozenset(c.name for c in where.find_all(exp.Column))
+    if target is not None:
+        unknown = sorted(columns - upstream_columns(target))
+        if unknown:
+            raise ConfigError(
+                f"--where {condition!r}: {'.'.join(target)} has no column {', '.join(unknown)}."
+            )
     return Filter(target, condition, columns)
+
+
+def _own_columns_only(where: exp.Expr, condition: str) -> None:
+    """Refuse a condition that reads anything but the filtered table's own columns."""
+    own = f"--where {condition!r}: one condition on the table's own columns"
+    if any(isinstance(n, exp.Select | exp.Table) for n in where.walk()):
+        raise ConfigError(f"{own}.")
+    qualified = [c.sql() for c in where.find_all(exp.Column) if c.table]
+    if qualified:
+        raise ConfigError(f"{own}, unqualified (not {', '.join(qualified)}).")
+    for func in where.find_all(exp.Func):
+        name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+        if name.startswith(TABLE_READING) or name in TABLE_READING_NAMES:
+            raise ConfigError(f"{own}: {name}() reads another table or the server.")
+
+
+def upstream_columns(ref: tuple[str, str]) -> set[str]:
+    """A declared table's columns with the ingestion columns, as a filter may name them."""
+    from onering_assets.catalog import load_catalog
+
+    return {c.name for c in load_catalog().table(*ref).columns} | set(INGESTION_COLUMNS)
 
 
 def _condition(ref: tuple[str, str], columns: set[str], filters: list[Filter]) -> str | None:
@@ -92,27 +125,70 @@ def given_rows(
 ) -> dict[tuple[str, str], list[Row]]:
     """Each upstream table's rows the filters pick, in landing order, without ingestion columns."""
     given: dict[tuple[str, str], list[Row]] = {}
+    read = read_columns(table)
+    everywhere = {ref: upstream_columns(ref) for ref in table.upstream}
+    for f in filters:
+        if f.table is None and not any(f.columns <= cols for cols in everywhere.values()):
+            missing = sorted(f.columns - set().union(*everywhere.values()))
+            raise ConfigError(
+                f"--where {f.condition!r} applies to no table {table.name} reads"
+                + (f": no column {', '.join(missing)} in any of them." if missing else ".")
+            )
     for ref in table.upstream:
         types = {c.name: c.type for c in catalog.table(*ref).columns}
         declared = list(types)
         source, params = sources(*ref)
         condition = _condition(ref, set(declared) | set(INGESTION_COLUMNS), filters)
         if condition is None:
-            (count,) = run.query_rows(client, f"SELECT count() AS n FROM {source}", {}, params)
+            (count,) = _read(client, ref, f"SELECT count() AS n FROM {source}", {}, params)
             if count["n"] > WHOLE_TABLE_ROWS:
-                raise ConfigError(
-                    f"No --where applies to {'.'.join(ref)} ({count['n']:,} rows): give one that "
-                    f"names only its columns, e.g. --where '{'.'.join(ref)}: {declared[0]} = …'."
+                missing = sorted(
+                    {c for f in filters if f.table is None for c in f.columns} - set(types)
                 )
-        cols = ", ".join(f"`{c}`" for c in declared)
+                named = f" (it has no column {', '.join(missing)})" if missing else ""
+                raise ConfigError(
+                    f"No --where applies to {'.'.join(ref)}{named}, {count['n']:,} rows: give "
+                    "one that names only its columns, e.g. "
+                    f"--where '{'.'.join(ref)}: {declared[0]} = …'."
+                )
+        cols = ", ".join(f"`{c}`" for c in declared if c in read.get(ref, declared))
         where = f" WHERE {condition}" if condition else ""
         sql = f"SELECT {cols} FROM {source}{where} ORDER BY _ingested_at, _row LIMIT {limit}"
-        try:
-            given[ref] = run.query_rows(client, sql, types, params)
-        except Exception as err:  # the engine's own error (an unknown column…): one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(f"Reading {'.'.join(ref)} for the test failed: {first}") from None
+        given[ref] = _read(client, ref, sql, types, params)
+        if condition and not given[ref]:
+            raise ConfigError(f"No row of {'.'.join(ref)} matches {condition}: nothing to test.")
     return given
+
+
+def _read(
+    client: Client, ref: tuple[str, str], sql: str, types: dict[str, str], params: dict[str, str]
+) -> list[Row]:
+    """Rows of an upstream table; the engine's own error (an unknown column…) as one line."""
+    try:
+        return run.query_rows(client, sql, types, params)
+    except Exception as err:
+        hint = " (materialize it first)" if "does not exist" in str(err) else ""
+        raise ConfigError(
+            f"Reading {'.'.join(ref)} for the test failed{hint}: {run.first_line(err)}"
+        ) from None
+
+
+def read_columns(table: SqlTable) -> dict[tuple[str, str], set[str]]:
+    """The columns of each upstream table a Gold mart's SQL reads (all of a Bronze table's).
+
+    A test from live data gives only these, so that its rows stay readable.
+    """
+    from onering_assets.change.declared import shaping_columns
+
+    if table.layer == "silver":
+        return {}
+    read: dict[tuple[str, str], set[str]] = {ref: set() for ref in table.upstream}
+    for sources in table.parsed.column_lineage.values():
+        for layer, name, column in sources:
+            read.setdefault((layer, name), set()).add(column.strip('"'))
+    for layer, name in table.upstream:
+        read[(layer, name)] |= shaping_columns(table, layer, name)
+    return read
 
 
 def _plain(value: Any) -> Any:
@@ -141,6 +217,16 @@ def produced(
     return rows, _plain_rows(outputs["rejects"], ["_row", "_reject_reason"])
 
 
+def _flow(value: Any) -> str:
+    """One value (a row, a name) as one line of YAML flow style."""
+    return (
+        yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10**6)
+        .strip()
+        .removesuffix("\n...")
+        .strip()
+    )
+
+
 def append_test(
     table: SqlTable,
     catalog: Catalog,
@@ -156,15 +242,15 @@ def append_test(
     expect: dict[str, Any] = {"rows": rows}
     if rejects is not None:
         expect["rejects"] = rejects
-    test = {
-        "name": name,
-        "given": {
-            ".".join(ref): [_plain_rows([r], list(r))[0] for r in given[ref]] for ref in given
-        },
-        "expect": expect,
-    }
-    text = yaml.safe_dump([test], sort_keys=False, allow_unicode=True, width=100)
-    block = "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())
+    lines = [f"- name: {_flow(name)}", "  given:"]
+    for ref, rows in given.items():
+        lines.append(f"    {'.'.join(ref)}:" + ("" if rows else " []"))
+        lines += [f"      - {_flow(_plain_rows([r], list(r))[0])}" for r in rows]
+    lines.append("  expect:")
+    for output, rows in expect.items():
+        lines.append(f"    {output}:" + ("" if rows else " []"))
+        lines += [f"      - {_flow(r)}" for r in rows]
+    block = "".join(f"  {line}\n" for line in lines)
     header = (
         ""
         if path.exists()

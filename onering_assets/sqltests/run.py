@@ -43,8 +43,11 @@ class Mismatch:
     output: str
     missing: list[Row]
     unexpected: list[Row]
+    absent: tuple[str, ...] = ()  # expected columns the output does not have at all
 
     def lines(self) -> list[str]:
+        if self.absent:
+            return [f"  {self.output}: no column {', '.join(self.absent)} is produced"]
         out = [
             f"  {self.output}: {len(self.missing)} expected row(s) not produced, "
             f"{len(self.unexpected)} produced row(s) not expected"
@@ -59,19 +62,29 @@ class Outcome:
     test: UnitTest
     mismatches: list[Mismatch] = field(default_factory=list)
     engines: tuple[str, ...] = ()
+    error: str | None = None  # the engine refused the SQL or a given value: its first line
 
     @property
     def passed(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and self.error is None
 
 
 def _row_text(row: Row) -> str:
     return "{" + ", ".join(f"{k}: {shown(v)}" for k, v in row.items()) + "}"
 
 
-def compare(output: str, expected: list[Row], actual: list[Row]) -> Mismatch | None:
-    """Match expected rows to produced ones as a multiset, on the columns expected names."""
+def compare(
+    output: str, expected: list[Row], actual: list[Row], produced: set[str] | None = None
+) -> Mismatch | None:
+    """Match expected rows to produced ones as a multiset, on the columns expected names.
+
+    ``produced``: the output's columns; an expected column missing from it is a mismatch
+    (never read as null).
+    """
     columns = list(expected[0]) if expected else None
+    absent = tuple(c for c in columns or () if produced is not None and c not in produced)
+    if absent:
+        return Mismatch(output, expected, [], absent)
     remaining = list(actual)
     missing = []
     for row in expected:
@@ -248,12 +261,12 @@ def run_gold(
     client: Client, catalog: Catalog, test: UnitTest, pg: psycopg.Connection | None
 ) -> Outcome:
     computed = _gold(client, catalog, test)
-    found = [compare("rows (chDB)", test.rows, computed.to_pylist())]
+    produced = set(computed.column_names)  # Postgres's stage fills the others with null
+    found = [compare("rows (chDB)", test.rows, computed.to_pylist(), produced)]
     engines: tuple[str, ...] = ("chdb",)
     if pg is not None:
-        found.append(
-            compare("rows (Postgres)", test.rows, _postgres_rows(pg, test.table, computed))
-        )
+        loaded = _postgres_rows(pg, test.table, computed)
+        found.append(compare("rows (Postgres)", test.rows, loaded, produced))
         engines = ("chdb", "postgres")
     return Outcome(test, [m for m in found if m], engines)
 
@@ -270,11 +283,20 @@ def scratch_clickhouse(folder: Path) -> Iterator[Client]:
         resource.close()
 
 
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def run_tests(
     tests: list[UnitTest], catalog: Catalog, client: Client, pg: psycopg.Connection | None
 ) -> Iterator[Outcome]:
+    """Each test's outcome; a test the engines cannot run is an outcome with its error."""
     for test in tests:
-        if test.table.layer == "silver":
-            yield run_silver(client, catalog, test)
-        else:
-            yield run_gold(client, catalog, test, pg)
+        try:
+            if test.table.layer == "silver":
+                yield run_silver(client, catalog, test)
+            else:
+                yield run_gold(client, catalog, test, pg)
+        except Exception as err:  # the declared SQL or a given value: reported, not raised
+            yield Outcome(test, error=first_line(err))

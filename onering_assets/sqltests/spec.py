@@ -83,20 +83,23 @@ def _rows(value: Any, where: str) -> list[Row]:
 
 def _expected(value: Any, allowed: set[str], where: str) -> list[Row]:
     rows = _rows(value, where)
-    if rows and any(set(r) != set(rows[0]) for r in rows):
-        raise ConfigError(f"{where}: every expected row names the same columns.")
+    for i, row in enumerate(rows[1:], start=2):
+        if set(row) != set(rows[0]):
+            differ = sorted(set(row) ^ set(rows[0]))
+            raise ConfigError(
+                f"{where}: row {i} and row 1 differ in {', '.join(differ)}; every expected row "
+                "names the same columns (the ones compared)."
+            )
     unknown = sorted({c for r in rows for c in r} - allowed)
     if unknown:
         raise ConfigError(f"{where}: no column {', '.join(unknown)} in the output.")
     return rows
 
 
-def _one(catalog: Catalog, table: SqlTable, spec: Any, path: Path, i: int) -> UnitTest:
-    where = f"{path}: test {i + 1}"
-    if not isinstance(spec, dict) or not spec.get("name"):
-        raise ConfigError(f"{where}: each test is a mapping with a name, given and expect.")
-    where = f"{path}: test {spec['name']!r}"
-    given_spec = spec.get("given") or {}
+def _given(
+    catalog: Catalog, table: SqlTable, given_spec: Any, where: str
+) -> dict[tuple[str, str], list[Row]]:
+    """Rows for each upstream table (empty for one not given), checked against its columns."""
     if not isinstance(given_spec, dict):
         raise ConfigError(f"{where}: given maps each upstream table (layer.table) to rows.")
     upstream = set(table.upstream)
@@ -111,9 +114,29 @@ def _one(catalog: Catalog, table: SqlTable, spec: Any, path: Path, i: int) -> Un
         if unknown:
             raise ConfigError(f"{where}: given {ref}: no column {', '.join(unknown)} in {ref}.")
         given[(layer, name)] = rows
+    return given
+
+
+def _one(catalog: Catalog, table: SqlTable, spec: Any, path: Path, i: int) -> UnitTest:
+    where = f"{path}: test {i + 1}"
+    if not isinstance(spec, dict) or not spec.get("name"):
+        raise ConfigError(f"{where}: each test is a mapping with a name, given and expect.")
+    where = f"{path}: test {spec['name']!r}"
+    unknown_keys = sorted(set(spec) - {"name", "description", "given", "expect"})
+    if unknown_keys:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(map(str, unknown_keys))}; a test has name, "
+            "description, given and expect."
+        )
+    given = _given(catalog, table, spec.get("given") or {}, where)
     expect = spec.get("expect")
     if not isinstance(expect, dict) or "rows" not in expect:
         raise ConfigError(f"{where}: expect needs rows (an empty list for none).")
+    extra = sorted(set(expect) - {"rows", "rejects"})
+    if extra:
+        raise ConfigError(
+            f"{where}: expect has rows and rejects, not {', '.join(map(str, extra))}."
+        )
     outputs = {c.name for c in table.columns}
     if table.layer == "silver":
         outputs |= set(INGESTION_COLUMNS)
@@ -161,7 +184,8 @@ def _wall_clock(value: dt.datetime) -> str:
 def same(expected: Any, actual: Any) -> bool:
     """Whether an expected value (as YAML read it) is the value the table produced.
 
-    Numbers compare within 1e-9 (relative or absolute); a time compares as its wall-clock
+    Integers compare exactly, other numbers within 1e-9 (relative or absolute), never a
+    number with text; a time compares as its wall-clock
     text in the column's time zone (``"2013-01-01 05:15:00"``), or as an instant when the
     expected value carries an offset; a date as ``YYYY-MM-DD``; null only equals null.
     """
@@ -183,8 +207,13 @@ def same(expected: Any, actual: Any) -> bool:
             actual.isoformat()
         )
     if _number(expected) and _number(actual):
+        exact = (int, decimal.Decimal)
+        if isinstance(expected, exact) and isinstance(actual, exact):
+            return decimal.Decimal(expected) == decimal.Decimal(actual)  # exact, any size
         return math.isclose(float(expected), float(actual), rel_tol=1e-9, abs_tol=1e-9)
-    return (type(expected) is type(actual) and expected == actual) or str(expected) == str(actual)
+    if _number(expected) or _number(actual):
+        return False  # "1" is not 1: a quoted number in YAML is text
+    return expected == actual
 
 
 def _number(value: Any) -> bool:

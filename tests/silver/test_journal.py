@@ -108,3 +108,10 @@ def test_a_row_written_before_tombstones_is_finished_by_done(client) -> None:
     assert journal.ClickHouseJournal(client).pending() == []
     sql_view = client.query(journal.PENDING_SQL).result_rows
     assert sql_view == []
+
+
+def test_done_matches_an_equal_entry_whatever_its_payloads_key_order(client) -> None:
+    jr = journal.ClickHouseJournal(client)
+    jr.write(journal.Entry("r1", "silver", "airlines", {"partitions": None, "x": 1}))
+    jr.done(journal.Entry("r1", "silver", "airlines", {"x": 1, "partitions": None}))
+    assert journal.ClickHouseJournal(client).pending() == []

@@ -61,13 +61,18 @@ def test_onering_test_exits_1_and_prints_the_rows_that_differ(
         ),
         (
             "tests:\n  - name: x\n    given: {}\n    expect: {rows: [{carrier: AA}, {name: A}]}\n",
-            "every expected row names the same columns",
+            "row 2 and row 1 differ in carrier, name; every expected row names the same",
         ),
         (
             "tests:\n  - name: x\n    given: {}\n    expect: {rows: [{nope: 1}]}\n",
             "no column nope in the output",
         ),
         ("tests: []\n", "expected `tests:`"),
+        (
+            "tests:\n  - name: x\n    descripton: typo\n    given: {}\n    expect: {rows: []}\n",
+            "unknown key\\(s\\) descripton",
+        ),
+        ("tests:\n  - name: x\n    given: {}\n    expected: {rows: []}\n", "unknown key"),
     ],
 )
 def test_an_invalid_test_file_is_refused_with_exit_2(
@@ -78,3 +83,30 @@ def test_an_invalid_test_file_is_refused_with_exit_2(
         spec.load_tests(CATALOG, CATALOG.sql_table("silver", "airlines"))
     result = CliRunner().invoke(app, ["test", "--select", 'key:"silver/airlines"'])
     assert result.exit_code == 2, result.output
+
+
+def test_a_test_the_engine_cannot_run_is_an_error_line_and_the_others_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _plant(
+        tmp_path,
+        monkeypatch,
+        "route_performance",
+        "tests:\n  - name: a flight number that is not a number\n    given:\n"
+        "      silver.flights:\n        - {flight: ten, origin: JFK, dest: LAX}\n"
+        "    expect:\n      rows: []\n",
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "test",
+            "--no-postgres",
+            "--select",
+            'key:"gold/route_performance" or key:"silver/airlines"',
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert "ERROR gold/route_performance: a flight number that is not a number" in result.output
+    assert "while reading the value of key flight" in result.output  # the engine's, one line
+    assert "Traceback" not in result.output
+    assert "3 passed, 1 failed" in result.output  # silver/airlines' three still ran

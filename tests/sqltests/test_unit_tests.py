@@ -78,3 +78,29 @@ def test_a_wrong_expectation_fails_with_the_differing_rows(client, pg) -> None:
         "+ produced, not expected: {origin: JFK, dest: LAX, flights: 2, avg_arr_delay: 10" in text
     )
     assert [m.output for m in outcome.mismatches] == ["rows (chDB)", "rows (Postgres)"]
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "equal"),
+    [
+        (10**12, 10**12 + 1, False),  # integers exactly, however large
+        (2**53 + 1, 2**53, False),
+        (0.1 + 0.2, 0.3, True),  # other numbers within 1e-9
+        ("1", 1, False),  # a quoted number is text
+        (1, True, False),
+        (True, True, True),
+        (None, float("nan"), True),
+        (None, 0, False),
+        ("2013-01-01", __import__("datetime").date(2013, 1, 1), True),
+    ],
+)
+def test_values_compare_strictly(expected, actual, equal: bool) -> None:
+    assert spec.same(expected, actual) is equal
+
+
+def test_an_expected_column_the_sql_does_not_produce_is_a_mismatch_not_a_null() -> None:
+    from onering_assets.sqltests.run import compare
+
+    mismatch = compare("rows", [{"avg_arr_delay": None}], [{"other": 1}], {"other"})
+    assert mismatch is not None and mismatch.absent == ("avg_arr_delay",)
+    assert mismatch.lines() == ["  rows: no column avg_arr_delay is produced"]
