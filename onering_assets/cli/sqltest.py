@@ -169,7 +169,7 @@ def _create(key: str, wheres: list[str], name: str | None, limit: int) -> None:
         if layer not in ("silver", "gold"):
             raise ConfigError(f"--create {key!r}: a Silver or Gold table, e.g. silver/airlines.")
         table = catalog.sql_table(layer, table_name)
-        filters = [create.parse_filter(w, table) for w in wheres]
+        filters = [create.parse_filter(w, table, catalog) for w in wheres]
         settings = Settings.from_env()
         if layer == "gold" and settings.profile == "local" and not settings.clickhouse_dir.exists():
             raise ConfigError(

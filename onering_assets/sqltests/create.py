@@ -24,11 +24,11 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from onering_assets.catalog import INGESTION_COLUMNS, Catalog, SqlTable
+from onering_assets.catalog import Catalog, SqlTable
 from onering_assets.errors import ConfigError, ReadOnlyError
 from onering_assets.sqlcheck import check_statement
 from onering_assets.sqltests import run, spec
-from onering_assets.sqltests.spec import Row, UnitTest, load_tests
+from onering_assets.sqltests.spec import Row, UnitTest, load_tests, upstream_columns
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -50,7 +50,7 @@ class Filter:
     columns: frozenset[str]
 
 
-def parse_filter(text: str, table: SqlTable) -> Filter:
+def parse_filter(text: str, table: SqlTable, catalog: Catalog) -> Filter:
     """``COND`` or ``layer.table: COND``, refused unless it is one read-only condition."""
     target = None
     match = TARGETED.match(text)
@@ -79,7 +79,7 @@ def parse_filter(text: str, table: SqlTable) -> Filter:
     _own_columns_only(where, condition)
     columns = frozenset(c.name for c in where.find_all(exp.Column))
     if target is not None:
-        unknown = sorted(columns - upstream_columns(target))
+        unknown = sorted(columns - upstream_columns(catalog, target))
         if unknown:
             raise ConfigError(
                 f"--where {condition!r}: {'.'.join(target)} has no column {', '.join(unknown)}."
@@ -101,13 +101,6 @@ def _own_columns_only(where: exp.Expr, condition: str) -> None:
             raise ConfigError(f"{own}: {name}() reads another table or the server.")
 
 
-def upstream_columns(ref: tuple[str, str]) -> set[str]:
-    """A declared table's columns with the ingestion columns, as a filter may name them."""
-    from onering_assets.catalog import load_catalog
-
-    return {c.name for c in load_catalog().table(*ref).columns} | set(INGESTION_COLUMNS)
-
-
 def _condition(ref: tuple[str, str], columns: set[str], filters: list[Filter]) -> str | None:
     targeted = [f.condition for f in filters if f.table == ref]
     general = [f.condition for f in filters if f.table is None and f.columns <= columns]
@@ -126,7 +119,7 @@ def given_rows(
     """Each upstream table's rows the filters pick, in landing order, without ingestion columns."""
     given: dict[tuple[str, str], list[Row]] = {}
     read = read_columns(table)
-    everywhere = {ref: upstream_columns(ref) for ref in table.upstream}
+    everywhere = {ref: upstream_columns(catalog, ref) for ref in table.upstream}
     for f in filters:
         if f.table is None and not any(f.columns <= cols for cols in everywhere.values()):
             missing = sorted(f.columns - set().union(*everywhere.values()))
@@ -138,7 +131,7 @@ def given_rows(
         types = {c.name: c.type for c in catalog.table(*ref).columns}
         declared = list(types)
         source, params = sources(*ref)
-        condition = _condition(ref, set(declared) | set(INGESTION_COLUMNS), filters)
+        condition = _condition(ref, everywhere[ref], filters)
         if condition is None:
             (count,) = _read(client, ref, f"SELECT count() AS n FROM {source}", {}, params)
             if count["n"] > WHOLE_TABLE_ROWS:

@@ -105,22 +105,30 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _bronze_partition(row: Row) -> str:
-    try:
-        return f"{int(str(row['year']).strip())}-{int(str(row['month']).strip()):02d}"
-    except (KeyError, ValueError):
-        return ""
+def _bronze_partitions(rows: list[Row]) -> list[str]:
+    """Each given row's month as Bronze assigns it (``bronze.ingest.month_of_rows``)."""
+    import pyarrow as pa
+
+    from onering_assets.bronze.ingest import month_of_rows
+
+    def strings(column: str) -> pa.Array:
+        values = [row.get(column) for row in rows]
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+    months = month_of_rows(pa.table({"year": strings("year"), "month": strings("month")}))
+    return [m or "" for m in months.to_pylist()]
 
 
 def _with_ingestion(rows: list[Row], partitioned_bronze: bool) -> list[Row]:
     """Given rows with the ingestion columns they do not set: one batch, rows in order."""
     out = []
-    for i, row in enumerate(rows, start=1):
+    months = _bronze_partitions(rows) if partitioned_bronze else [""] * len(rows)
+    for i, (row, month) in enumerate(zip(rows, months, strict=True), start=1):
         defaults = {
             "_batch_id": RUN,
             "_ingested_at": INGESTED_AT,
             "_source": RUN,
-            "_partition": _bronze_partition(row) if partitioned_bronze else "",
+            "_partition": month,
             "_row": i,
         }
         out.append({**defaults, **row})

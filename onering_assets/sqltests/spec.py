@@ -68,9 +68,9 @@ def test_path(table: SqlTable) -> Path:
     return table.path.with_name(f"{table.name}{SUFFIX}")
 
 
-def _upstream_columns(catalog: Catalog, layer: str, name: str) -> set[str]:
-    columns = {c.name for c in catalog.table(layer, name).columns}
-    return columns | set(INGESTION_COLUMNS)
+def upstream_columns(catalog: Catalog, ref: tuple[str, str]) -> set[str]:
+    """An upstream table's declared columns with the ingestion columns, as tests name them."""
+    return {c.name for c in catalog.table(*ref).columns} | set(INGESTION_COLUMNS)
 
 
 def _rows(value: Any, where: str) -> list[Row]:
@@ -110,7 +110,7 @@ def _given(
             reads = ", ".join(".".join(u) for u in sorted(upstream))
             raise ConfigError(f"{where}: {table.name} does not read {ref} (it reads {reads}).")
         rows = _rows(rows, f"{where}: given {ref}")
-        unknown = sorted({c for r in rows for c in r} - _upstream_columns(catalog, layer, name))
+        unknown = sorted({c for r in rows for c in r} - upstream_columns(catalog, (layer, name)))
         if unknown:
             raise ConfigError(f"{where}: given {ref}: no column {', '.join(unknown)} in {ref}.")
         given[(layer, name)] = rows
