@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,10 +124,12 @@ def _selected(select: str | None) -> list:
     tables = [*catalog.silver, *catalog.gold]
     if not select:
         return tables
-    from onering_assets.cli.common import load
+    from onering_assets.definitions import build_definitions
     from onering_assets.runner import resolve_selection
+    from onering_assets.settings import Settings
 
-    _, defs, _ = load()
+    # The graph only: no Dagster instance is opened (nothing is run or recorded).
+    defs = build_definitions(Settings.from_env())
     keys = {"/".join(k.path) for k in resolve_selection(defs, select)}
     return [t for t in tables if f"{t.layer}/{t.name}" in keys]
 
@@ -139,16 +140,13 @@ def _postgres(wanted: bool, tests: list) -> Iterator[psycopg.Connection | None]:
     if not wanted or not any(t.table.layer == "gold" for t in tests):
         yield None
         return
-    from onering_assets.resources import PostgresResource
+    from onering_assets.definitions import resources_for
     from onering_assets.settings import Settings
 
-    settings = Settings.from_env()
-    if settings.profile == "local":
-        resource = PostgresResource(embedded_dir=str(settings.postgres_dir))
-    else:
-        resource = PostgresResource(dsn=os.environ.get("ONERING_POSTGRES_DSN", ""))
     err.print("Gold marts are also loaded in Postgres (--no-postgres to skip).", highlight=False)
-    with resource.connect() as conn:
+    # The profile's Gold store, as a run resolves it (the compose profile's EnvVar DSN).
+    stores = resources_for(Settings.from_env())
+    with stores["postgres"].process_config_and_initialize_cm() as pg, pg.connect() as conn:
         yield conn
 
 
