@@ -104,3 +104,14 @@ def test_an_expected_column_the_sql_does_not_produce_is_a_mismatch_not_a_null() 
     mismatch = compare("rows", [{"avg_arr_delay": None}], [{"other": 1}], {"other"})
     assert mismatch is not None and mismatch.absent == ("avg_arr_delay",)
     assert mismatch.lines() == ["  rows: no column avg_arr_delay is produced"]
+
+
+def test_running_the_gold_tests_leaves_nothing_in_postgres(client, pg) -> None:
+    gold = [t for t in TESTS if t.table.layer == "gold"]
+    assert all(o.passed for o in run_tests(gold, CATALOG, client, pg))
+    kept = pg.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'gold' "
+        "OR table_name IN ('databasechangelog', 'databasechangeloglock')"
+    ).fetchone()
+    schemas = pg.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'gold'").fetchone()
+    assert kept == (0,) and schemas == (0,)  # changesets and stage rolled back
