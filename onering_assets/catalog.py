@@ -89,6 +89,7 @@ class SqlTable:
     settings: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     ranges: Ranges = field(default_factory=dict)
+    spec_text: str = ""  # the YAML as written, recorded with each publish (change/sources.py)
 
     @property
     def sql(self) -> str:
@@ -120,8 +121,12 @@ class Catalog:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    return _parse_yaml(path.read_text(), path)
+
+
+def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {err}") from err
     if not isinstance(data, dict):
@@ -154,7 +159,7 @@ def load_bronze(platform_dir: Path) -> tuple[BronzeTable, ...]:
     return tuple(tables)
 
 
-def _schema_of(tables: tuple[BronzeTable | SqlTable, ...]) -> dict[str, dict[str, dict[str, str]]]:
+def schema_of(tables: tuple[BronzeTable | SqlTable, ...]) -> dict[str, dict[str, dict[str, str]]]:
     schema: dict[str, dict[str, dict[str, str]]] = {}
     for table in tables:
         cols = {c.name: c.type for c in table.columns}
@@ -187,9 +192,24 @@ def _check_outputs(table: SqlTable, required: tuple[str, ...]) -> None:
 def _sql_table(
     layer: str, sql_path: Path, columns: tuple[Column, ...] | None, schema: dict[str, Any]
 ) -> SqlTable:
+    spec = sql_path.with_suffix(".yml").read_text()
+    return sql_table_from(layer, sql_path, sql_path.read_text(), spec, columns, schema)
+
+
+def sql_table_from(
+    layer: str,
+    sql_path: Path,
+    sql: str,
+    spec_text: str,
+    columns: tuple[Column, ...] | None,
+    schema: dict[str, Any],
+) -> SqlTable:
+    """A declared table from its SQL and YAML as text (the files, or as once published).
+
+    ``columns`` is None for Silver (declared in the YAML), else Gold's Liquibase columns.
+    """
     where = str(sql_path)
-    spec = _read_yaml(sql_path.with_suffix(".yml"))
-    sql = sql_path.read_text()
+    spec = _parse_yaml(spec_text, sql_path.with_suffix(".yml"))
     if columns is None:
         columns = _silver_columns(spec, where)
     else:
@@ -218,6 +238,7 @@ def _sql_table(
         settings=dict(spec.get("settings", {})),
         checks=dict(spec.get("checks", {})),
         ranges=_ranges(layer, spec, columns, str(sql_path.with_suffix(".yml"))),
+        spec_text=spec_text,
     )
 
 
@@ -240,7 +261,7 @@ def load_catalog(platform_dir: Path = PLATFORM_DIR) -> Catalog:
     bronze = load_bronze(platform_dir)
     sql_dir = platform_dir / "analytics" / "clickhouse"
     silver = tuple(
-        _sql_table("silver", p, None, _schema_of(bronze))
+        _sql_table("silver", p, None, schema_of(bronze))
         for p in sorted((sql_dir / "silver").glob("*.sql"))
     )
     for table in silver:
@@ -258,6 +279,6 @@ def load_catalog(platform_dir: Path = PLATFORM_DIR) -> Catalog:
             raise ConfigError(
                 f"{path}: no CREATE TABLE gold.{path.stem} in the Liquibase changelogs."
             )
-        gold.append(_sql_table("gold", path, ddl[path.stem], _schema_of(silver)))
+        gold.append(_sql_table("gold", path, ddl[path.stem], schema_of(silver)))
         _check_outputs(gold[-1], ())
     return Catalog(bronze, silver, tuple(gold))

@@ -1,7 +1,8 @@
 """The one profile resolver: which stores OneRing talks to and where its state lives.
 
-Nothing here runs at import time; callers pass the environment mapping (defaulting to
-``os.environ`` when they are called), so tests can resolve any profile without patching.
+Nothing here runs at import time but ``PLATFORM_DIR`` (where the declarations are); callers
+pass the environment mapping (defaulting to ``os.environ`` when they are called), so tests
+can resolve any profile without patching.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ LAYER_ORDER = {layer: i for i, layer in enumerate(LAYERS)}
 PROFILES: tuple[Profile, ...] = ("local", "compose")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PLATFORM_DIR = PROJECT_ROOT / "platform"
+# The declared tables and their configuration. ``ONERING_PLATFORM_DIR`` points a process at
+# another copy (a change being tried, or the tests' edited declarations).
+PLATFORM_DIR = Path(os.environ.get("ONERING_PLATFORM_DIR") or PROJECT_ROOT / "platform").resolve()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     metrics,
     migrate,
     ml_app,
+    plan,
     run,
     serve,
     sql,

@@ -20,6 +20,7 @@ import dagster as dg
 
 from onering_assets import journal
 from onering_assets.catalog import SqlTable
+from onering_assets.change.state import record_deployment
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, gold_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
@@ -122,8 +123,11 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             yield MartAudit.staged(conn, table, client, lake, partitions, result, read).all()
             total = publish.publish(conn, table, partitions)
             _postgres_fault(pg, "gold.publish")
+        months = publish.rows_by_month(table, result)
+        published = (partitions or sorted(months)) if table.partitioned else None
+        record_deployment(context, client, table, published)
         yield materialize_result(
-            publish.rows_by_month(table, result),
+            months,
             table.partitioned,
             table_rows=total,
             seconds=round(time.perf_counter() - started, 3),

@@ -9,6 +9,7 @@ from dataclasses import replace
 import dagster as dg
 
 from onering_assets.catalog import SqlTable
+from onering_assets.change.state import record_deployment
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
@@ -52,6 +53,8 @@ def _run(
         build.publish()
     finally:
         build.drop()
+    published = (build.partitions or sorted(rows)) if table.partitioned else None
+    record_deployment(context, build.client, table, published)
     total, rejected = build.totals()
     yield materialize_result(
         rows,

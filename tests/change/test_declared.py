@@ -14,12 +14,12 @@ import dataclasses
 
 import pytest
 
-from onering_assets.catalog import _schema_of, load_catalog
+from onering_assets.catalog import schema_of, load_catalog
 from onering_assets.change.declared import breaking, compare, declaration
 from onering_assets.lineage.sql import parse_declared_sql
 
 CATALOG = load_catalog()
-SCHEMAS = {"silver": _schema_of(CATALOG.bronze), "gold": _schema_of(CATALOG.silver)}
+SCHEMAS = {"silver": schema_of(CATALOG.bronze), "gold": schema_of(CATALOG.silver)}
 GOLD = CATALOG.gold
 
 

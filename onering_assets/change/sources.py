@@ -1,0 +1,139 @@
+"""What a table is declared as, as text: recorded with each publish, compared by `plan`.
+
+A ``Source`` is the files as written (the SELECT, the YAML, and for Gold its Liquibase
+columns; for Bronze its listed columns), so its digest is cheap to take for every table of
+a project on every plan (no SQL is parsed), and the declaration it was published from can be
+rebuilt later to compare column by column (``declared.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onering_assets.catalog import BronzeTable, Column, SqlTable, load_bronze, sql_table_from
+from onering_assets.change.declared import declaration
+
+LAYERS = ("bronze", "silver", "gold")
+# Which layer tables a SELECT may read, found without parsing it (a superset: a name in a
+# comment counts too, which only makes a plan look at one more table).
+_READS = re.compile(r"\b(bronze|silver|gold)\s*\.\s*([a-z_][a-z0-9_]*)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One table's declaration as written: SQL and YAML text, declared columns."""
+
+    layer: str
+    name: str
+    sql: str = ""
+    spec: str = ""
+    columns: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:20]
+
+    def to_json(self) -> str:
+        body = {"layer": self.layer, "name": self.name, "sql": self.sql, "spec": self.spec}
+        return json.dumps({**body, "columns": [list(c) for c in self.columns]}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Source:
+        data = json.loads(text)
+        columns = tuple((str(n), str(t)) for n, t in data.get("columns", []))
+        return cls(data["layer"], data["name"], data["sql"], data["spec"], columns)
+
+    def reads(self) -> set[str]:
+        """Keys of the layer tables its SQL names (cheap; see ``_READS``)."""
+        return {f"{m[1].lower()}/{m[2].lower()}" for m in _READS.finditer(self.sql)} - {self.key}
+
+
+def of_table(table: BronzeTable | SqlTable) -> Source:
+    """The source a table was loaded from (what a publish records)."""
+    if isinstance(table, BronzeTable):
+        spec = json.dumps({"partitioned": table.partitioned, "ge_suite": table.ge_suite})
+        return Source(
+            "bronze", table.name, "", spec, tuple((c.name, c.type) for c in table.columns)
+        )
+    # Silver's columns are in its YAML; Gold's come from the Liquibase changelogs.
+    columns = tuple((c.name, c.type) for c in table.columns) if table.layer == "gold" else ()
+    return Source(table.layer, table.name, table.declared_sql, table.spec_text, columns)
+
+
+def project_sources(platform_dir: Path) -> dict[str, Source]:
+    """Every declared table's source, from the files, without parsing any SELECT."""
+    from onering_assets.gold.ddl import gold_columns
+
+    found = {s.key: s for s in map(of_table, load_bronze(platform_dir))}
+    sql_dir = platform_dir / "analytics" / "clickhouse"
+    for path in sorted((sql_dir / "silver").glob("*.sql")):
+        source = Source("silver", path.stem, path.read_text(), _spec(path))
+        found[source.key] = source
+    gold = sorted((sql_dir / "gold").glob("*.sql"))
+    ddl = gold_columns(platform_dir / "versioning" / "liquibase") if gold else {}
+    for path in gold:
+        columns = tuple((c.name, c.type) for c in ddl.get(path.stem, ()))
+        source = Source("gold", path.stem, path.read_text(), _spec(path), columns)
+        found[source.key] = source
+    return found
+
+
+def _spec(sql_path: Path) -> str:
+    yml = sql_path.with_suffix(".yml")
+    return yml.read_text() if yml.exists() else ""
+
+
+def table_of(source: Source, sources: dict[str, Source]) -> SqlTable:
+    """The Silver or Gold table ``source`` declares, parsed against its upstream's columns.
+
+    ``sources`` gives the upstream tables' columns (the project's current ones: a column's
+    derivation does not depend on the types it reads, only on which columns exist).
+    """
+    reads = tuple(tuple(key.split("/", 1)) for key in sorted(source.reads()))
+    schema = _schema(reads, sources)  # type: ignore[arg-type]
+    columns = tuple(Column(n, t) for n, t in source.columns) if source.layer == "gold" else None
+    path = Path(source.layer) / f"{source.name}.sql"
+    return sql_table_from(source.layer, path, source.sql, source.spec, columns, schema)
+
+
+def _columns(source: Source, sources: dict[str, Source]) -> dict[str, str]:
+    from onering_assets.catalog import INGESTION_TYPES
+
+    if source.layer == "silver":
+        import yaml
+
+        spec = yaml.safe_load(source.spec) or {}
+        declared = {str(c["name"]): str(c["type"]) for c in spec.get("columns", [])}
+    else:
+        declared = dict(source.columns)
+    return {**declared, **INGESTION_TYPES}
+
+
+def declared(source: Source, sources: dict[str, Source]) -> dict[str, Any]:
+    """``declared.declaration`` of a source; Bronze's columns are their own derivation."""
+    if source.layer == "bronze":
+        columns = {n: {"type": t, "sql": n} for n, t in source.columns}
+        body = {"shape": hashlib.sha256(source.spec.encode()).hexdigest()[:16], "checks": ""}
+        return {"key": source.key, "fingerprint": source.digest, **body, "columns": columns}
+    table = table_of(source, sources)
+    return declaration(table, _schema(table.upstream, sources))
+
+
+def _schema(
+    upstream: tuple[tuple[str, str], ...], sources: dict[str, Source]
+) -> dict[str, dict[str, dict[str, str]]]:
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    for layer, name in upstream:
+        source = sources.get(f"{layer}/{name}")
+        if source is not None:
+            schema.setdefault(layer, {})[name] = _columns(source, sources)
+    return schema

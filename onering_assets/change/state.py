@@ -1,0 +1,173 @@
+"""What is deployed: each published (table, partition)'s declaration, kept in ClickHouse.
+
+Every Silver and Gold publish records, after it committed, the digest of the table's
+``Source`` for each partition it wrote and the digests of the sources of the tables it read
+(``inputs``), and keeps each source's text once (content-addressed). `onering plan` compares
+these with the files. A record is written only after the data is published: a crash between
+the two leaves the old record, so the next plan shows the table again and apply rebuilds it
+(never the other way round, a new record over old data).
+
+Readers never create anything: a store where nothing was recorded has no deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from onering_assets.catalog import SqlTable, load_catalog
+from onering_assets.change.sources import Source, of_table
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+DATABASE = "onering"
+DEPLOYED = f"{DATABASE}.deployed"
+SOURCES = f"{DATABASE}.declared_sources"
+PROD = "prod"
+WHOLE = ""  # the partition of an unpartitioned table
+
+_DDL = (
+    f"CREATE DATABASE IF NOT EXISTS {DATABASE}",
+    f"CREATE TABLE IF NOT EXISTS {DEPLOYED} (env String, key String, partition String, "
+    "source String, inputs String, run_id String, recorded_at DateTime64(3, 'UTC'), "
+    "removed UInt8, version UInt64) ENGINE = ReplacingMergeTree(version) "
+    "ORDER BY (env, key, partition)",
+    f"CREATE TABLE IF NOT EXISTS {SOURCES} (digest String, source String) "
+    "ENGINE = ReplacingMergeTree ORDER BY digest",
+)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One published partition of one table (``WHOLE`` for an unpartitioned table)."""
+
+    key: str
+    partition: str
+    source: str  # digest of the Source it was built from
+    inputs: dict[str, str]  # upstream key -> digest of its Source when this was built
+    run_id: str
+
+
+def _exists(client: Client) -> bool:
+    found = client.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'deployed'",
+        parameters={"db": DATABASE},
+    )
+    return bool(found.result_rows[0][0])
+
+
+def record(
+    client: Client,
+    source: Source,
+    inputs: list[Source],
+    partitions: list[str] | None,
+    run_id: str,
+    env: str = PROD,
+) -> None:
+    """Record that ``partitions`` (None: the whole table) now hold what ``source`` declares."""
+    for statement in _DDL:
+        client.command(statement)
+    _keep_sources(client, [source, *inputs])
+    used = json.dumps({s.key: s.digest for s in inputs}, sort_keys=True)
+    parts = partitions if partitions is not None else [WHOLE]
+    _insert(client, [_row(env, source.key, p, source.digest, used, run_id) for p in parts])
+
+
+def record_publish(
+    client: Client, table: SqlTable, partitions: list[str] | None, run_id: str
+) -> None:
+    """Record a publish of ``table`` (its partitions, or None: the whole table)."""
+    catalog = load_catalog()
+    inputs = [of_table(catalog.table(layer, name)) for layer, name in table.upstream]
+    record(client, of_table(table), inputs, partitions, run_id)
+
+
+def record_deployment(
+    context: Any, client: Client, table: SqlTable, partitions: list[str] | None
+) -> None:
+    """After a publish committed: record it, or warn (the next plan then shows it again)."""
+    try:
+        record_publish(client, table, partitions, context.run_id)
+    except Exception as err:  # the data is published; a missing record only over-plans
+        context.log.warning(f"published, but could not record the declaration for plan: {err}")
+
+
+def forget(client: Client, key: str, env: str = PROD) -> None:
+    """Mark every partition of a table no longer declared as removed (its data is kept)."""
+    if not _exists(client):
+        return
+    rows = [
+        _row(env, key, d.partition, d.source, json.dumps(d.inputs), d.run_id, removed=1)
+        for d in deployed(client, env).get(key, {}).values()
+    ]
+    _insert(client, rows)
+
+
+_COLUMNS = (
+    "env",
+    "key",
+    "partition",
+    "source",
+    "inputs",
+    "run_id",
+    "recorded_at",
+    "removed",
+    "version",
+)
+
+
+def _row(
+    env: str, key: str, partition: str, source: str, inputs: str, run_id: str, removed: int = 0
+) -> list:
+    now = datetime.now(UTC)
+    return [env, key, partition, source, inputs, run_id, now, removed, time.time_ns()]
+
+
+def _insert(client: Client, rows: list[list]) -> None:
+    if rows:
+        client.insert(DEPLOYED, rows, column_names=list(_COLUMNS))
+
+
+def _keep_sources(client: Client, sources: list[Source]) -> None:
+    digests = sorted({s.digest for s in sources})
+    known = client.query(
+        f"SELECT DISTINCT digest FROM {SOURCES} WHERE digest IN {{d:Array(String)}}",
+        parameters={"d": digests},
+    ).result_rows
+    have = {str(r[0]) for r in known}
+    new = {s.digest: s.to_json() for s in sources if s.digest not in have}
+    if new:
+        client.insert(SOURCES, [[d, t] for d, t in new.items()], column_names=["digest", "source"])
+
+
+def deployed(client: Client, env: str = PROD) -> dict[str, dict[str, Deployed]]:
+    """Every table's published partitions in ``env``: key -> partition -> record."""
+    if not _exists(client):
+        return {}
+    rows = client.query(
+        f"SELECT key, partition, source, inputs, run_id FROM {DEPLOYED} FINAL "
+        "WHERE env = {env:String} AND NOT removed",
+        parameters={"env": env},
+    ).result_rows
+    out: dict[str, dict[str, Deployed]] = {}
+    for key, partition, source, inputs, run_id in rows:
+        out.setdefault(key, {})[partition] = Deployed(
+            key, partition, source, json.loads(inputs), run_id
+        )
+    return out
+
+
+def sources(client: Client, digests: set[str]) -> dict[str, Source]:
+    """The recorded sources with these digests."""
+    if not digests or not _exists(client):
+        return {}
+    rows = client.query(
+        f"SELECT digest, any(source) FROM {SOURCES} WHERE digest IN {{d:Array(String)}} "
+        "GROUP BY digest",
+        parameters={"d": sorted(digests)},
+    ).result_rows
+    return {str(d): Source.from_json(str(t)) for d, t in rows}

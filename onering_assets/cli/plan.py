@@ -1,0 +1,234 @@
+"""`onering plan` and `onering apply`: what a change to the declared tables does, then do it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from onering_assets.cli.common import app, err, fail, out, refuse
+from onering_assets.errors import OneRingError
+from onering_assets.settings import PLATFORM_DIR, Settings
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from onering_assets.change.plan import Plan, TablePlan
+
+PLAN_HELP = """Compare the declared Silver and Gold tables with what is published.
+
+\b
+Per table: added, removed, changed (which columns, whether the rows it keeps change),
+affected (a column it reads upstream changed), checks (its checks changed: re-audit) or
+record (nothing to rebuild: formatting, or a change nobody downstream reads); for a change,
+whether it is breaking for each downstream table and which of its columns; and the
+partitions `onering apply` would rebuild. Nothing is run or written. Exit code 0.
+"""
+
+APPLY_HELP = """Run the plan: rebuild exactly its partitions through the normal write-audit-publish
+runs (Silver first, then Gold), re-audit tables whose checks changed, and record the rest.
+
+\b
+Exit codes: 0 applied (the plan is then empty); 1 a run or re-audit failed (what did not
+run stays in the plan; see `onering runs` for the run).
+"""
+
+MARKS = {"added": "+", "removed": "-", "changed": "~", "affected": "~", "checks": "?"}
+
+
+@contextmanager
+def _clickhouse(settings: Settings) -> Iterator[Client | None]:
+    """Silver's store, or None when nothing was ever materialized here (never created)."""
+    if settings.profile == "local" and not settings.clickhouse_dir.exists():
+        yield None
+        return
+    from onering_assets.definitions import resources_for
+
+    resource = resources_for(settings)["clickhouse"]
+    try:
+        yield resource.get_client()  # type: ignore[attr-defined]
+    finally:
+        resource.close()  # type: ignore[attr-defined]
+
+
+def compute_plan(settings: Settings) -> Plan:
+    from onering_assets.change import state
+    from onering_assets.change.plan import make_plan
+    from onering_assets.change.sources import project_sources
+    from onering_assets.definitions import resources_for
+    from onering_assets.partitions import MONTHLY
+
+    lake = resources_for(settings)["lake"]
+    current = project_sources(PLATFORM_DIR)
+
+    def bronze_months(name: str) -> list[str]:
+        keys = MONTHLY.get_partition_keys()
+        return [m for m in keys if lake.has_rows_for("bronze", name, m)]  # type: ignore[attr-defined]
+
+    with _clickhouse(settings) as client:
+        deployed = state.deployed(client) if client else {}
+        recorded = (lambda d: state.sources(client, d)) if client else (lambda d: {})
+        return make_plan(current, deployed, recorded, bronze_months)
+
+
+def _months(parts: list[str]) -> str:
+    from onering_assets.change.apply import ranges
+
+    if parts == [""]:
+        return "the whole table"
+    spans = [a if a == b else f"{a}..{b}" for a, b in ranges(parts)]
+    noun = "month" if len(parts) == 1 else "months"
+    return f"{', '.join(spans)} ({len(parts)} {noun})"
+
+
+def _head(table: TablePlan) -> str:
+    change = table.change
+    head = f"{MARKS.get(table.status, ' ')} {table.key}  {table.status}"
+    if table.status == "removed":
+        return head + " (its data is kept)"
+    if change is None:
+        return head
+    if table.status == "added":
+        return head + f": {len(change.added)} columns"
+    named = (
+        ("new columns", change.added),
+        ("removed columns", change.removed),
+        ("changed columns", change.changed),
+    )
+    parts = [f"{what}: {', '.join(cols)}" for what, cols in named if cols]
+    if change.shape_changed:
+        parts.append("which rows it keeps or how they are keyed")
+    if change.checks_changed:
+        parts.append("checks")
+    return head + f": {'; '.join(parts) or 'formatting only'}"
+
+
+def _lines(table: TablePlan) -> list[str]:
+    lines = [_head(table)]
+    for upstream, columns in table.because.items():
+        lines.append(f"    because {upstream} changed: {', '.join(columns)}")
+    for impact in sorted(table.downstream, key=lambda i: i.key):
+        if impact.breaking:
+            lines.append(f"    breaking for {impact.key}: {', '.join(impact.columns)}")
+        else:
+            lines.append(f"    non-breaking for {impact.key}")
+    if table.rebuild:
+        verb = "build" if table.status == "added" else "rebuild"
+        lines.append(f"    {verb}: {_months(table.rebuild)}")
+    if table.audit:
+        lines.append("    re-audit: its checks on what is published")
+    elif table.record and not table.rebuild:
+        lines.append("    record only: no data changes")
+    return lines
+
+
+def print_plan(plan: Plan) -> None:
+    if plan.empty:
+        out.print(f"No changes: the {plan.declared} declared tables match what is published.")
+        return
+    noun = "table" if len(plan.tables) == 1 else "tables"
+    out.print(f"Plan: {len(plan.tables)} {noun} of {plan.declared} declared", highlight=False)
+    for table in plan.tables:
+        for line in _lines(table):
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("plan", help=PLAN_HELP)
+def plan_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    try:
+        plan = compute_plan(Settings.from_env())
+    except OneRingError as e:
+        raise refuse(e) from None
+    if as_json:
+        out.print_json(json.dumps(plan.to_json()))
+    else:
+        print_plan(plan)
+
+
+@app.command("apply", help=APPLY_HELP)
+def apply_command() -> None:
+    from onering_assets.change.apply import apply
+
+    try:
+        settings = Settings.from_env()
+        plan = compute_plan(settings)
+        print_plan(plan)
+        if plan.empty:
+            return
+        steps = _Steps(settings)
+        outcome = apply(plan, steps.execute, steps.audit, steps.record, steps.forget)
+        left = compute_plan(settings)
+    except OneRingError as e:
+        raise refuse(e) from None
+    for key in outcome.recorded:
+        err.print(f"recorded {key} (no rebuild)", highlight=False)
+    for key in outcome.forgotten:
+        err.print(f"{key} is no longer declared: forgotten by plan, its data kept", highlight=False)
+    if not outcome.success:
+        raise fail(f"apply stopped; {len(left.tables)} table(s) still planned: `onering plan`.")
+    if not left.empty:
+        raise fail(f"applied, but {len(left.tables)} table(s) are still planned: `onering plan`.")
+    out.print("Applied: the plan is now empty.")
+
+
+class _Steps:
+    """What apply does, through the runner and the store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._loaded: tuple | None = None
+
+    def _defs(self):
+        if self._loaded is None:
+            from onering_assets.cli.common import load
+
+            self._loaded = load()[1:]
+        return self._loaded
+
+    def execute(self, run) -> bool:
+        import dagster as dg
+
+        from onering_assets.runner import execute
+
+        defs, instance = self._defs()
+        err.print(f"applying: {run.describe()}", highlight=False, markup=False)
+        keys = {dg.AssetKey(k.split("/")) for k in run.keys}
+        summary = execute(defs, instance, assets=keys, first=run.first, last=run.last)
+        return summary.success
+
+    def audit(self, table: TablePlan) -> bool:
+        import dagster as dg
+
+        from onering_assets.change.apply import ranges
+        from onering_assets.runner import check_keys, execute
+
+        defs, instance = self._defs()
+        checks = check_keys(defs, {dg.AssetKey(table.key.split("/"))})
+        spans = ranges([p for p in table.record if p]) or [(None, None)]
+        err.print(f"re-auditing {table.key}", highlight=False)
+        return all(
+            execute(defs, instance, checks=checks, first=a, last=b).success for a, b in spans
+        )
+
+    def record(self, table: TablePlan) -> None:
+        from onering_assets.catalog import load_catalog
+        from onering_assets.change import state
+
+        layer, name = table.key.split("/", 1)
+        parts = None if table.record == [state.WHOLE] else table.record
+        with _clickhouse(self.settings) as client:
+            if client is not None:
+                sql_table = load_catalog().sql_table(layer, name)
+                state.record_publish(client, sql_table, parts, "onering-apply")
+
+    def forget(self, key: str) -> None:
+        from onering_assets.change import state
+
+        with _clickhouse(self.settings) as client:
+            if client is not None:
+                state.forget(client, key)
