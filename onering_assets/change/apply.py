@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from onering_assets.change.plan import Plan, TablePlan
 from onering_assets.change.state import WHOLE
 from onering_assets.partitions import MONTHLY
-from onering_assets.settings import LAYER_ORDER
+
+# Planned tables are rebuilt layer by layer: Silver, then what reads it.
+ORDER = {"silver": 0, "gold": 1, "features": 2}
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def runs(plan: Plan) -> list[Run]:
     """The runs that rebuild exactly the plan's partitions, upstream layers first."""
     out: list[Run] = []
     rebuilt = [t for t in plan.tables if t.rebuild and t.status != "removed"]
-    for layer in sorted({t.key.split("/")[0] for t in rebuilt}, key=LAYER_ORDER.__getitem__):
+    for layer in sorted({t.key.split("/")[0] for t in rebuilt}, key=ORDER.__getitem__):
         tables = [t for t in rebuilt if t.key.startswith(f"{layer}/")]
         whole = tuple(t.key for t in tables if t.rebuild == [WHOLE])
         groups: dict[tuple[str, ...], list[str]] = {}

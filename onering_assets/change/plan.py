@@ -178,7 +178,8 @@ class _Planner:
             self.plans[key] = plan
             if key in self.effects:
                 dirty |= consumers.get(key, set())
-        return [self.plans[k] for k in self.order() if k in self.plans]
+        rank = {"silver": 0, "gold": 1, "features": 2}
+        return sorted(self.plans.values(), key=lambda p: (rank.get(p.key.split("/")[0], 3), p.key))
 
     def plan_table(self, key: str) -> TablePlan | None:
         source = self.current.get(key)

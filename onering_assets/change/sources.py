@@ -13,10 +13,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onering_assets.catalog import BronzeTable, Column, SqlTable, load_bronze, sql_table_from
 from onering_assets.change.declared import declaration
+from onering_assets.lineage.sql import parse_declared_sql
+
+if TYPE_CHECKING:
+    from onering_assets.features.views import View
 
 LAYERS = ("bronze", "silver", "gold")
 # Which layer tables a SELECT may read, found without parsing it (a superset: a name in a
@@ -69,6 +73,20 @@ def of_table(table: BronzeTable | SqlTable) -> Source:
     return Source(table.layer, table.name, table.declared_sql, table.spec_text, columns)
 
 
+def of_view(view: View) -> Source:
+    """A feature view's rows (``features/<view>_source``): its SQL and declared features."""
+    spec = {
+        "entities": list(view.join_keys),
+        "features": [[f.name, f.dtype, f.range, f.max_null_pct] for f in view.features],
+        "ttl_hours": view.ttl_hours,
+        "freshness_hours": view.freshness_hours,
+        "inputs": ["/".join(i) for i in view.inputs],
+    }
+    columns = tuple((f.name, f.dtype) for f in view.features)
+    name = f"{view.name}_source"
+    return Source("features", name, view.sql, json.dumps(spec, sort_keys=True), columns)
+
+
 def project_sources(platform_dir: Path) -> dict[str, Source]:
     """Every declared table's source, from the files, without parsing any SELECT."""
     from onering_assets.gold.ddl import gold_columns
@@ -84,6 +102,12 @@ def project_sources(platform_dir: Path) -> dict[str, Source]:
         columns = tuple((c.name, c.type) for c in ddl.get(path.stem, ()))
         source = Source("gold", path.stem, path.read_text(), _spec(path), columns)
         found[source.key] = source
+    from onering_assets.features.views import parse_views
+
+    store = platform_dir / "featurestore"
+    views = store / "feast_repo" / "views.yml"
+    if views.exists():
+        found.update((s.key, s) for s in map(of_view, parse_views(views, store / "sql").views))
     return found
 
 
@@ -100,8 +124,24 @@ def table_of(source: Source, sources: dict[str, Source]) -> SqlTable:
     """
     reads = tuple(tuple(key.split("/", 1)) for key in sorted(source.reads()))
     schema = _schema(reads, sources)  # type: ignore[arg-type]
-    columns = tuple(Column(n, t) for n, t in source.columns) if source.layer == "gold" else None
     path = Path(source.layer) / f"{source.name}.sql"
+    if source.layer == "features":
+        spec = json.loads(source.spec)
+        return SqlTable(
+            layer="features",
+            name=source.name,
+            declared_sql=source.sql,
+            parsed=parse_declared_sql(source.sql, where=str(path), schema=schema),
+            description="",
+            columns=tuple(Column(n, t) for n, t in source.columns),
+            owners=(),
+            key=tuple(spec["entities"]),
+            partitioned=False,
+            path=path,
+            checks=spec,
+            spec_text=source.spec,
+        )
+    columns = tuple(Column(n, t) for n, t in source.columns) if source.layer == "gold" else None
     return sql_table_from(source.layer, path, source.sql, source.spec, columns, schema)
 
 

@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from onering_assets.catalog import SqlTable, load_catalog
-from onering_assets.change.sources import Source, of_table
+from onering_assets.change.sources import Source, of_table, of_view
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+    from onering_assets.features.views import View
 
 DATABASE = "onering"
 DEPLOYED = f"{DATABASE}.deployed"
@@ -77,21 +79,22 @@ def record(
     _insert(client, [_row(env, source.key, p, source.digest, used, run_id) for p in parts])
 
 
-def record_publish(
-    client: Client, table: SqlTable, partitions: list[str] | None, run_id: str
-) -> None:
-    """Record a publish of ``table`` (its partitions, or None: the whole table)."""
+def publish_sources(table: SqlTable | View) -> tuple[Source, list[Source]]:
+    """What a publish of ``table`` records: its source and those of the tables it reads."""
     catalog = load_catalog()
-    inputs = [of_table(catalog.table(layer, name)) for layer, name in table.upstream]
-    record(client, of_table(table), inputs, partitions, run_id)
+    if isinstance(table, SqlTable):
+        source, reads = of_table(table), table.upstream
+    else:
+        source, reads = of_view(table), table.inputs
+    return source, [of_table(catalog.table(layer, name)) for layer, name in reads]
 
 
 def record_deployment(
-    context: Any, client: Client, table: SqlTable, partitions: list[str] | None
+    context: Any, client: Client, table: SqlTable | View, partitions: list[str] | None
 ) -> None:
     """After a publish committed: record it, or warn (the next plan then shows it again)."""
     try:
-        record_publish(client, table, partitions, context.run_id)
+        record(client, *publish_sources(table), partitions, context.run_id)
     except Exception as err:  # the data is published; a missing record only over-plans
         context.log.warning(f"published, but could not record the declaration for plan: {err}")
 

@@ -176,6 +176,10 @@ def apply_command() -> None:
     out.print("Applied: the plan is now empty.")
 
 
+def _features(run) -> list[tuple[str, str]]:
+    return [tuple(k.split("/", 1)) for k in run.keys if k.startswith("features/")]  # type: ignore[misc]
+
+
 class _Steps:
     """What apply does, through the runner and the store."""
 
@@ -198,6 +202,8 @@ class _Steps:
         defs, instance = self._defs()
         err.print(f"applying: {run.describe()}", highlight=False, markup=False)
         keys = {dg.AssetKey(k.split("/")) for k in run.keys}
+        # A feature view's rows, then the view itself (Feast's registry and online store).
+        keys |= {dg.AssetKey(["features", k.removesuffix("_source")]) for _, k in _features(run)}
         summary = execute(defs, instance, assets=keys, first=run.first, last=run.last)
         return summary.success
 
@@ -223,8 +229,13 @@ class _Steps:
         parts = None if table.record == [state.WHOLE] else table.record
         with _clickhouse(self.settings) as client:
             if client is not None:
-                sql_table = load_catalog().sql_table(layer, name)
-                state.record_publish(client, sql_table, parts, "onering-apply")
+                if layer == "features":
+                    from onering_assets.features.views import load_views
+
+                    declared = load_views().view(name.removesuffix("_source"))
+                else:
+                    declared = load_catalog().sql_table(layer, name)
+                state.record(client, *state.publish_sources(declared), parts, "onering-apply")
 
     def forget(self, key: str) -> None:
         from onering_assets.change import state

@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from onering_assets.change.state import record_deployment
 from onering_assets.checks.outcome import Outcome, failures_message, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, emit, to_specs
 from onering_assets.features import checks, steps
@@ -109,6 +110,7 @@ def build_source_asset(view: View) -> dg.AssetsDefinition:
             "nothing was written; the lake keeps the previous rows.",
         )
         path = steps.write(lake, view, rows)
+        record_deployment(context, client, view, None)
         yield dg.MaterializeResult(
             metadata={
                 "rows": rows.num_rows,
