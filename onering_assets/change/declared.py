@@ -39,7 +39,7 @@ def _derivations(table: SqlTable, schema: Schema) -> dict[str, str]:
     out = {}
     for column in table.parsed.output_columns:
         node = lineage(column, tree, schema=mapping, dialect=DIALECT, trim_selects=False)
-        steps = sorted({n.expression.sql(dialect=DIALECT) for n in node.walk()})
+        steps = sorted({n.expression.sql(dialect=DIALECT, comments=False) for n in node.walk()})
         out[column] = " | ".join(steps)
     return out
 
@@ -51,7 +51,7 @@ def _shape(table: SqlTable) -> str:
         select.set("expressions", [exp.Star()])
     return _digest(
         {
-            "sql": tree.sql(dialect=DIALECT),
+            "sql": tree.sql(dialect=DIALECT, comments=False),
             "key": list(table.key),
             "partitioned": table.partitioned,
             "partition_column": table.partition_column,

@@ -109,6 +109,7 @@ class _Planner:
         self._wanted = wanted - set(self._by_digest)
         self._decls: dict[str, dict[str, Any]] = {}
         self._tables: dict[str, SqlTable] = {}
+        self._blind: set[str] = set()  # tables parsed without column lineage
         self.effects: dict[str, TableChange] = {}  # data changes that flow downstream
         self.plans: dict[str, TablePlan] = {}
 
@@ -125,8 +126,18 @@ class _Planner:
         return self._decls[source.digest]
 
     def table(self, key: str) -> SqlTable:
+        """The current table, parsed.
+
+        Without column lineage when it no longer resolves (e.g. a table it reads was
+        removed): then every one of its columns counts as reading the change.
+        """
         if key not in self._tables:
-            self._tables[key] = table_of(self.current[key], self.current)
+            source = self.current[key]
+            try:
+                self._tables[key] = table_of(source, self.current)
+            except Exception:
+                self._tables[key] = table_of(source, {})
+                self._blind.add(key)
         return self._tables[key]
 
     def change(self, key: str, old_digest: str, new: Source | None) -> TableChange:
@@ -240,6 +251,8 @@ class _Planner:
 
     def impact(self, upstream: str, change: TableChange, table: SqlTable) -> tuple[str, ...]:
         impact = breaking(change, table)
+        if f"{table.layer}/{table.name}" in self._blind:
+            impact = Impact(impact.key, table.parsed.output_columns)
         owner = self.plans.get(upstream)
         if owner is not None and all(i.key != impact.key for i in owner.downstream):
             owner.downstream.append(impact)

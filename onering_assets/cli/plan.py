@@ -131,9 +131,20 @@ def print_plan(plan: Plan) -> None:
         return
     noun = "table" if len(plan.tables) == 1 else "tables"
     out.print(f"Plan: {len(plan.tables)} {noun} of {plan.declared} declared", highlight=False)
+    # Readers of a change they do not read: recorded as built from it, in one line.
+    quiet = [t.key for t in plan.tables if t.status == "record" and t.change is None]
     for table in plan.tables:
-        for line in _lines(table):
-            out.print(line, highlight=False, markup=False, soft_wrap=True)
+        if table.key not in quiet:
+            for line in _lines(table):
+                out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if quiet:
+        out.print(
+            f"  {len(quiet)} reader(s) of a change they do not read, recorded without a "
+            f"rebuild: {', '.join(quiet)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("plan", help=PLAN_HELP)

@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 
-from onering_assets.catalog import schema_of, load_catalog
+from onering_assets.catalog import load_catalog, schema_of
 from onering_assets.change.declared import breaking, compare, declaration
 from onering_assets.lineage.sql import parse_declared_sql
 
