@@ -34,6 +34,7 @@ SECONDS = {
     "tests/bronze/test_spark_engine.py": 260,
     "tests/stream/test_flink.py": 190,
     "tests/test_airbyte.py": 100,
+    "tests/change/test_apply.py": 120,
     "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,
     "tests/airflow_bridge/test_graphql.py": 149,

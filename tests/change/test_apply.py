@@ -1,0 +1,137 @@
+"""`onering plan` and `onering apply` end to end, on real stores and an edited copy of platform/.
+
+Bronze is ingested for January and February, then `apply` builds every declared table (a
+fresh state plans them all as added); an unchanged project then plans nothing. The expression
+of ``avg_arr_delay`` in ``gold/carrier_monthly_performance`` is edited and January is
+materialized by hand: the plan rebuilds only February, apply runs exactly that (the deployed
+records and the rows prove it), and the plan is empty again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from onering_assets.settings import PLATFORM_DIR
+from tests.conftest import gold_rows
+
+MART = "gold/carrier_monthly_performance"
+MONTHS = "--from 2013-01 --to 2013-02".split()
+
+
+def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onering_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("apply")
+    platform = base / "platform"
+    shutil.copytree(PLATFORM_DIR, platform)
+    env = {
+        **os.environ,
+        "ONERING_STATE_DIR": str(base / "state"),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "ONERING_PLATFORM_DIR": str(platform),
+        "DAGSTER_HOME": str(base / "state" / "dagster"),
+        "COLUMNS": "400",
+    }
+    ok(onering(env, "materialize", "-s", "group:bronze", *MONTHS))
+    return env
+
+
+def plan(env: dict[str, str]) -> dict[str, dict]:
+    return {t["key"]: t for t in json.loads(ok(onering(env, "plan", "--json")))["tables"]}
+
+
+def deployed(env: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(table, partition) -> the run that last published it."""
+    rows = ok(
+        onering(
+            env,
+            "sql",
+            "--target",
+            "silver",
+            "--format",
+            "json",
+            "SELECT key, partition, run_id FROM onering.deployed FINAL WHERE NOT removed",
+        )
+    )
+    return {(r["key"], r["partition"]): r["run_id"] for r in json.loads(rows)}
+
+
+def test_apply_builds_a_fresh_state_then_an_unchanged_project_plans_nothing(project) -> None:
+    first = plan(project)
+    assert {k: t["status"] for k, t in first.items()} == dict.fromkeys(first, "added")
+    assert first[MART]["rebuild"] == ["2013-01", "2013-02"]
+    assert len(first) == 11
+    assert "Applied: the plan is now empty." in ok(onering(project, "apply"))
+    again = ok(onering(project, "plan"))
+    assert "No changes: the 11 declared tables match what is published." in again
+
+
+def test_apply_rebuilds_only_the_planned_partitions(project) -> None:
+    sql = Path(project["ONERING_PLATFORM_DIR"]) / "analytics/clickhouse/gold"
+    path = sql / "carrier_monthly_performance.sql"
+    text = path.read_text()
+    assert "avg(f.arr_delay) AS avg_arr_delay" in text
+    before = {(r[0], str(r[2])): r for r in gold_rows_of(project)}
+    path.write_text(text.replace("avg(f.arr_delay) AS", "avg(f.arr_delay) + 10 AS"))
+    key = 'key:"gold/carrier_monthly_performance"'
+    ok(onering(project, "materialize", "-s", key, "-p", "2013-01"))
+
+    planned = plan(project)
+    assert list(planned) == [MART]
+    assert (planned[MART]["status"], planned[MART]["changed_columns"]) == (
+        "changed",
+        ["avg_arr_delay"],
+    )
+    assert planned[MART]["rebuild"] == ["2013-02"]
+    printed = ok(onering(project, "plan"))
+    assert "changed columns: avg_arr_delay" in printed
+    assert "rebuild: 2013-02 (1 month)" in printed
+
+    runs = deployed(project)
+    ok(onering(project, "apply"))
+    after = deployed(project)
+    rebuilt = {k for k in after if after[k] != runs[k]}
+    assert rebuilt == {(MART, "2013-02")}
+    assert set(after) == set(runs)
+    rows = {(r[0], str(r[2])): r for r in gold_rows_of(project)}
+    assert rows.keys() == before.keys()
+    columns = gold_columns()
+    arr = columns.index("avg_arr_delay")
+    for key_, row in rows.items():
+        assert row[arr] == pytest.approx(before[key_][arr] + 10)
+        assert row[:arr] == before[key_][:arr]
+    assert plan(project) == {}
+
+
+def gold_columns() -> list[str]:
+    from onering_assets.catalog import load_catalog
+
+    return [c.name for c in load_catalog().sql_table("gold", "carrier_monthly_performance").columns]
+
+
+def gold_rows_of(env: dict[str, str]) -> list[tuple]:
+    from onering_assets.settings import Settings
+
+    settings = Settings.from_env(env)
+    return gold_rows(settings, "carrier_monthly_performance")
