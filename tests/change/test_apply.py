@@ -22,7 +22,7 @@ from onering_assets.settings import PLATFORM_DIR
 from tests.conftest import gold_rows
 
 MART = "gold/carrier_monthly_performance"
-MONTHS = "--from 2013-01 --to 2013-02".split()
+MONTHS = ["--from", "2013-01", "--to", "2013-02"]
 
 
 def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
