@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from onering_assets.catalog import BronzeTable, SqlTable
+from onering_assets.change.datadiff import limit_of
 from onering_assets.checks import names
 from onering_assets.checks.ge import suite_path
 from onering_assets.checks.outcome import Outcome
@@ -74,7 +75,15 @@ def silver_checks(table: SqlTable) -> list[CheckDecl]:
         )
     if table.ranges:
         decls.append(CheckDecl(names.VALUE_RANGES, True, _ranges_description(table)))
-    return decls + _suite_decl(table)
+    return decls + _diff_decl(table) + _suite_decl(table)
+
+
+def _diff_decl(table: SqlTable) -> list[CheckDecl]:
+    limit = limit_of(table.checks)
+    if limit is None:
+        return []
+    text = f"A rebuild adds, removes or changes at most {limit:g}% of the published rows"
+    return [CheckDecl(names.DATA_DIFF, True, f"{text} it replaces (data diff by key).")]
 
 
 def _ranges_description(table: SqlTable) -> str:
@@ -100,7 +109,7 @@ def gold_checks(table: SqlTable) -> list[CheckDecl]:
                 f"{recon.describe()}, group by group: an independent count, not the mart's SQL.",
             )
         )
-    return decls + _suite_decl(table)
+    return decls + _diff_decl(table) + _suite_decl(table)
 
 
 def to_specs(key: dg.AssetKey, decls: Iterable[CheckDecl]) -> list[dg.AssetCheckSpec]:

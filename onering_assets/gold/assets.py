@@ -20,6 +20,7 @@ import dagster as dg
 
 from onering_assets import journal
 from onering_assets.catalog import SqlTable
+from onering_assets.change.datadiff import diff_metadata, diffed
 from onering_assets.change.state import record_deployment
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, gold_checks
@@ -83,7 +84,8 @@ def check_published(
     with pg.connect() as conn:
         # Postgres itself refuses any write from here on.
         conn.read_only = True
-        return MartAudit.published(conn, table, ch.get_client(), resources.lake, partitions).all()
+        audit = MartAudit.published(conn, table, ch.get_client(), resources.lake, partitions)
+        return audit.all() + diffed(table, None)
 
 
 def _postgres_fault(pg: PostgresResource, point: str) -> None:
@@ -120,7 +122,10 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         )
         with pg.connect() as conn:
             publish.stage(conn, table, result)
-            yield MartAudit.staged(conn, table, client, lake, partitions, result, read).all()
+            diff = publish.diff(conn, table, partitions)
+            context.log.info(f"gold.{table.name} against what is published: {diff.summary()}")
+            audit = MartAudit.staged(conn, table, client, lake, partitions, result, read)
+            yield audit.all() + diffed(table, diff)
             total = publish.publish(conn, table, partitions)
             _postgres_fault(pg, "gold.publish")
         months = publish.rows_by_month(table, result)
@@ -130,6 +135,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
             months,
             table.partitioned,
             table_rows=total,
+            **diff_metadata(diff),
             seconds=round(time.perf_counter() - started, 3),
             **catalog_labels(table),
         )

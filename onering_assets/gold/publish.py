@@ -14,6 +14,8 @@ from psycopg import sql
 
 from onering_assets import journal
 from onering_assets.catalog import SqlTable, load_catalog
+from onering_assets.change import datadiff
+from onering_assets.change.datadiff import DataDiff
 from onering_assets.lineage.sql import replace_tables
 from onering_assets.partitions import month_bounds
 
@@ -99,6 +101,17 @@ def window_literal(table: SqlTable, partitions: list[str] | None) -> sql.Compose
             c=sql.Identifier(table.partition_column), s=sql.Literal(start), e=sql.Literal(end)
         )
     return sql.Composed([])
+
+
+def diff(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None) -> DataDiff:
+    """The staged rows against the published ones of the same months (by key)."""
+    old = sql.SQL("(SELECT * FROM {t}").format(t=target(table))
+    old += window_literal(table, partitions) + sql.SQL(")")
+    columns = [(c.name, c.type) for c in table.columns]
+    new = stage_name(table).as_string(conn)
+    query = datadiff.diff_query(new, old.as_string(conn), table.key, columns, "postgres")
+    row = conn.execute(query).fetchone()  # type: ignore[arg-type]
+    return datadiff.parse_row(row or (), columns)
 
 
 def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None) -> int:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import dagster as dg
 
 from onering_assets.catalog import SqlTable
+from onering_assets.change.datadiff import diff_metadata, diffed
 from onering_assets.change.state import record_deployment
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
@@ -37,14 +38,16 @@ def _run(
         yield not_published([d.name for d in decls], what)
         return
     if not materialize:
-        yield build.audit(staged=False)
+        yield build.audit(staged=False) + diffed(table, None)
         return
     build.create()
     started = time.perf_counter()
     try:
         build.stage()
         context.log.info(f"staged silver.{table.name} in {time.perf_counter() - started:.2f} s")
-        outcomes = build.audit(staged=True)
+        diff = build.diff()
+        context.log.info(f"silver.{table.name} against what is published: {diff.summary()}")
+        outcomes = build.audit(staged=True) + diffed(table, diff)
         if blocking_failures(decls, outcomes):
             outcomes = with_evidence(context, build, outcomes)
         yield outcomes
@@ -63,6 +66,7 @@ def _run(
         rejected_rows_total=rejected,
         rejects_by_reason=reasons,
         rejects_query=build.rejects_query(),
+        **diff_metadata(diff),
         seconds=round(time.perf_counter() - started, 3),
         **catalog_labels(table),
     )

@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 from onering_assets import journal
 from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES, SqlTable, load_catalog
+from onering_assets.change import datadiff
+from onering_assets.change.datadiff import DataDiff
 from onering_assets.checks.ge import run_suite
 from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import silver_checks
 from onering_assets.errors import ConfigError
-from onering_assets.partitions import MONTHLY
+from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.resources import LakeResource
 from onering_assets.resources.locks import Locks
 from onering_assets.silver import ddl, plan, recovery, schema
@@ -231,6 +233,21 @@ class SilverBuild:
             "GROUP BY _reject_reason ORDER BY count() DESC, _reject_reason"
         )
         return {str(r): int(n) for r, n in result.result_rows}
+
+    def diff(self) -> DataDiff:
+        """The staged rows against the published ones of the same months (by key)."""
+        names = self.names
+        published = f"{plan.DATABASE}.{self.table.name}"
+        if not self.published():
+            old = datadiff.empty(names.stage)
+        elif self.table.partitioned:
+            months = ", ".join(f"'{month_key(p)}'" for p in self.partitions or [])
+            old = f"(SELECT * FROM {published} WHERE _partition IN ({months or 'NULL'}))"
+        else:
+            old = published
+        columns = [(c.name, c.type) for c in self.table.columns]
+        query = datadiff.diff_query(names.stage, old, self.table.key, columns, "clickhouse")
+        return datadiff.parse_row(self.client.query(query).result_rows[0], columns)
 
     def rows_by_partition(self) -> dict[str, int]:
         """Staged rows per month (``""`` for a whole table), before publishing."""
