@@ -26,6 +26,12 @@ affected (a column it reads upstream changed), checks (its checks changed: re-au
 record (nothing to rebuild: formatting, or a change nobody downstream reads); for a change,
 whether it is breaking for each downstream table and which of its columns; and the
 partitions `onering apply` would rebuild. Nothing is run or written. Exit code 0.
+
+\b
+--diff also stages each planned rebuild as a run would (Silver, then Gold from the staged
+Silver) and prints how its rows would differ from what is published, by key: rows added,
+removed and changed, and per column the changed values and the shift of nulls, mean, min
+and max. Staging is dropped (Gold's rolled back) afterwards; nothing is published.
 """
 
 APPLY_HELP = """Run the plan: rebuild exactly its partitions through the normal write-audit-publish
@@ -150,15 +156,43 @@ def print_plan(plan: Plan) -> None:
 @app.command("plan", help=PLAN_HELP)
 def plan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    diff: Annotated[
+        bool,
+        typer.Option("--diff", help="Also stage each rebuild and diff it (nothing published)."),
+    ] = False,
 ) -> None:
     try:
-        plan = compute_plan(Settings.from_env())
+        settings = Settings.from_env()
+        plan = compute_plan(settings)
+        previews = _previews(settings, plan) if diff else []
     except OneRingError as e:
         raise refuse(e) from None
     if as_json:
-        out.print_json(json.dumps(plan.to_json()))
-    else:
-        print_plan(plan)
+        body = plan.to_json()
+        if diff:
+            body["diffs"] = {
+                p.key: p.diff.to_json() if p.diff else {"note": p.note} for p in previews
+            }
+        out.print_json(json.dumps(body))
+        return
+    print_plan(plan)
+    for p in previews:
+        text = f"diff {p.key}: {p.diff.summary() if p.diff else p.note}"
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+        for name, column in (p.diff.to_json()["columns"] if p.diff else {}).items():
+            old, new = column["old"], column["new"]
+            shift = ", ".join(f"{s} {old[s]} -> {new[s]}" for s in old if old[s] != new[s])
+            line = f"    {name}: {column['changed']} changed" + (f"; {shift}" if shift else "")
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _previews(settings: Settings, plan: Plan) -> list:
+    from onering_assets.change.preview import preview
+    from onering_assets.definitions import resources_for
+
+    if plan.empty or (settings.profile == "local" and not settings.clickhouse_dir.exists()):
+        return []
+    return preview(plan, resources_for(settings))
 
 
 @app.command("apply", help=APPLY_HELP)

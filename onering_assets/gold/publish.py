@@ -32,21 +32,31 @@ def stage_name(table: SqlTable) -> sql.Identifier:
     return sql.Identifier(f"{table.name}__stage")
 
 
-def compute_sql(table: SqlTable, partitions: list[str] | None) -> str:
-    """The declared SELECT, reading only the selected partitions of monthly Silver tables."""
+def compute_sql(
+    table: SqlTable, partitions: list[str] | None, read: dict[str, str] | None = None
+) -> str:
+    """The declared SELECT, reading only the selected partitions of monthly Silver tables.
+
+    ``read`` names another relation for some Silver tables (a staged build, by `plan --diff`).
+    """
     replacements = {}
     for _, name in table.upstream:
         upstream = load_catalog().sql_table("silver", name)
-        source = f"silver.`{name}`"
+        source = (read or {}).get(name) or f"silver.`{name}`"
         if partitions and upstream.partitioned:
             source = f"(SELECT * FROM {source} WHERE _partition IN {{partitions:Array(String)}})"
         replacements[name] = source
     return replace_tables(table.sql, "silver", replacements)
 
 
-def compute(client: Client, table: SqlTable, partitions: list[str] | None) -> pa.Table:
+def compute(
+    client: Client,
+    table: SqlTable,
+    partitions: list[str] | None,
+    read: dict[str, str] | None = None,
+) -> pa.Table:
     return client.query_arrow(
-        compute_sql(table, partitions),
+        compute_sql(table, partitions, read),
         parameters={"partitions": partitions or []},
         settings=table.settings,
     )

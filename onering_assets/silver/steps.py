@@ -245,9 +245,18 @@ class SilverBuild:
             old = f"(SELECT * FROM {published} WHERE _partition IN ({months or 'NULL'}))"
         else:
             old = published
-        columns = [(c.name, c.type) for c in self.table.columns]
+        # A column the published table does not have yet is all new: nothing to compare.
+        have = self._published_columns()
+        columns = [(c.name, c.type) for c in self.table.columns if not have or c.name in have]
         query = datadiff.diff_query(names.stage, old, self.table.key, columns, "clickhouse")
         return datadiff.parse_row(self.client.query(query).result_rows[0], columns)
+
+    def _published_columns(self) -> set[str]:
+        result = self.client.query(
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+            parameters={"db": plan.DATABASE, "t": self.table.name},
+        )
+        return {str(r[0]) for r in result.result_rows}
 
     def rows_by_partition(self) -> dict[str, int]:
         """Staged rows per month (``""`` for a whole table), before publishing."""

@@ -1,0 +1,75 @@
+"""`onering plan --diff`: stage each planned rebuild and diff it, without publishing anything.
+
+Silver tables are staged exactly as a run stages them (``SilverBuild.stage``, under the
+stage lock, named for this preview) and diffed against the published months; a Gold mart is
+computed from the staged Silver tables where the plan rebuilds them (from the published ones
+elsewhere), staged in a Postgres transaction that is rolled back, and diffed (no changeset
+is applied: a mart whose Liquibase columns changed says it cannot be staged yet). Every staging
+table is dropped at the end, whatever happens. No Dagster run, no materialization, no
+publish, no record: what is published is left as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from onering_assets.catalog import load_catalog
+from onering_assets.change.datadiff import DataDiff
+from onering_assets.change.plan import Plan
+from onering_assets.change.state import WHOLE
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One planned table's diff, or why there is none."""
+
+    key: str
+    diff: DataDiff | None = None
+    note: str = ""
+
+
+def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
+    """Stage and diff every table the plan rebuilds (Silver, then Gold)."""
+    from onering_assets.gold import publish
+    from onering_assets.silver.steps import SilverBuild
+
+    catalog = load_catalog()
+    ch, lake, pg = resources["clickhouse"], resources["lake"], resources["postgres"]
+    client, locks = ch.get_client(), ch.locks()
+    run_id = f"plan-diff-{uuid.uuid4().hex[:12]}"
+    staged: dict[str, str] = {}
+    builds: list[SilverBuild] = []
+    found: list[Preview] = []
+    try:
+        for planned in plan.tables:
+            if not planned.rebuild or planned.status == "removed":
+                continue
+            layer, name = planned.key.split("/", 1)
+            parts = None if planned.rebuild == [WHOLE] else planned.rebuild
+            if layer == "features":
+                found.append(Preview(planned.key, note="feature views are not diffed"))
+                continue
+            table = catalog.sql_table(layer, name)
+            try:
+                if layer == "silver":
+                    build = SilverBuild(client, table, lake, parts, run_id, locks)
+                    builds.append(build)
+                    build.stage()
+                    staged[name] = build.names.stage
+                    found.append(Preview(planned.key, build.diff()))
+                    continue
+                rows = publish.compute(client, table, parts, staged)
+                with pg.connect() as conn:
+                    publish.stage(conn, table, rows)
+                    found.append(Preview(planned.key, publish.diff(conn, table, parts)))
+                    conn.rollback()
+            except Exception as err:  # one table's failure is its line, not the preview's end
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                found.append(Preview(planned.key, note=f"cannot stage it: {first}"))
+    finally:
+        for build in builds:
+            build.drop()
+        ch.close()
+    return found
