@@ -135,3 +135,38 @@ def gold_rows_of(env: dict[str, str]) -> list[tuple]:
 
     settings = Settings.from_env(env)
     return gold_rows(settings, "carrier_monthly_performance")
+
+
+def test_plan_diff_counts_the_change_and_a_declared_limit_blocks_the_publish(project) -> None:
+    """`plan --diff` stages and diffs without publishing; checks.max_moved_pct then stops
+    `apply` from publishing a change that moves more rows than declared."""
+    folder = Path(project["ONERING_PLATFORM_DIR"]) / "analytics/clickhouse/gold"
+    sql, yml = (
+        folder / "carrier_monthly_performance.sql",
+        folder / "carrier_monthly_performance.yml",
+    )
+    sql.write_text(sql.read_text().replace("+ 10 AS avg_arr_delay", "+ 20 AS avg_arr_delay"))
+    yml.write_text(yml.read_text().replace("checks:\n", "checks:\n  max_moved_pct: 5\n"))
+    before, runs = gold_rows_of(project), deployed(project)
+    arr = gold_columns().index("avg_arr_delay")
+    with_delay = sum(1 for r in before if r[arr] is not None)
+
+    body = json.loads(ok(onering(project, "plan", "--diff", "--json")))
+    diff = body["diffs"][MART]
+    assert (diff["old_rows"], diff["added"], diff["removed"], diff["changed"]) == (
+        len(before),
+        0,
+        0,
+        with_delay,
+    )
+    shift = diff["columns"]["avg_arr_delay"]
+    assert shift["changed"] == with_delay
+    assert shift["new"]["mean"] == pytest.approx(shift["old"]["mean"] + 10, abs=1e-5)
+    assert set(diff["columns"]) == {"avg_arr_delay"}
+    assert gold_rows_of(project) == before and deployed(project) == runs  # nothing published
+
+    failed = onering(project, "apply")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "data_diff" in failed.stdout + failed.stderr
+    assert gold_rows_of(project) == before and deployed(project) == runs
+    assert MART in plan(project)
