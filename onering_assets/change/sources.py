@@ -8,6 +8,7 @@ rebuilt later to compare column by column (``declared.py``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.catalog import BronzeTable, Column, SqlTable, load_bronze, sql_table_from
 from onering_assets.change.declared import declaration
 from onering_assets.lineage.sql import parse_declared_sql
+from onering_assets.settings import PLATFORM_DIR
 
 if TYPE_CHECKING:
     from onering_assets.features.views import View
@@ -36,25 +38,28 @@ class Source:
     name: str
     sql: str = ""
     spec: str = ""
-    columns: tuple[tuple[str, str], ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()  # Bronze's and a feature view's
+    ddl: str = ""  # Gold: the Liquibase changesets that name the mart
 
     @property
     def key(self) -> str:
         return f"{self.layer}/{self.name}"
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:20]
 
     def to_json(self) -> str:
         body = {"layer": self.layer, "name": self.name, "sql": self.sql, "spec": self.spec}
-        return json.dumps({**body, "columns": [list(c) for c in self.columns]}, sort_keys=True)
+        columns = [list(c) for c in self.columns]
+        return json.dumps({**body, "columns": columns, "ddl": self.ddl}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Source:
         data = json.loads(text)
         columns = tuple((str(n), str(t)) for n, t in data.get("columns", []))
-        return cls(data["layer"], data["name"], data["sql"], data["spec"], columns)
+        body = (data["layer"], data["name"], data["sql"], data["spec"], columns)
+        return cls(*body, data.get("ddl", ""))
 
     def reads(self) -> set[str]:
         """Keys of the layer tables its SQL names (cheap; see ``_READS``)."""
@@ -69,8 +74,16 @@ def of_table(table: BronzeTable | SqlTable) -> Source:
             "bronze", table.name, "", spec, tuple((c.name, c.type) for c in table.columns)
         )
     # Silver's columns are in its YAML; Gold's come from the Liquibase changelogs.
-    columns = tuple((c.name, c.type) for c in table.columns) if table.layer == "gold" else ()
-    return Source(table.layer, table.name, table.declared_sql, table.spec_text, columns)
+    ddl = _changesets(PLATFORM_DIR).get(table.name, "") if table.layer == "gold" else ""
+    return Source(table.layer, table.name, table.declared_sql, table.spec_text, ddl=ddl)
+
+
+@functools.cache
+def _changesets(platform_dir: Path) -> dict[str, str]:
+    """Gold's changesets as this process loaded the catalog (``load_catalog`` is cached too)."""
+    from onering_assets.gold.ddl import gold_changesets
+
+    return gold_changesets(platform_dir / "versioning" / "liquibase")
 
 
 def of_view(view: View) -> Source:
@@ -89,7 +102,7 @@ def of_view(view: View) -> Source:
 
 def project_sources(platform_dir: Path) -> dict[str, Source]:
     """Every declared table's source, from the files, without parsing any SELECT."""
-    from onering_assets.gold.ddl import gold_columns
+    from onering_assets.gold.ddl import gold_changesets
 
     found = {s.key: s for s in map(of_table, load_bronze(platform_dir))}
     sql_dir = platform_dir / "analytics" / "clickhouse"
@@ -97,10 +110,11 @@ def project_sources(platform_dir: Path) -> dict[str, Source]:
         source = Source("silver", path.stem, path.read_text(), _spec(path))
         found[source.key] = source
     gold = sorted((sql_dir / "gold").glob("*.sql"))
-    ddl = gold_columns(platform_dir / "versioning" / "liquibase") if gold else {}
+    ddl = gold_changesets(platform_dir / "versioning" / "liquibase") if gold else {}
     for path in gold:
-        columns = tuple((c.name, c.type) for c in ddl.get(path.stem, ()))
-        source = Source("gold", path.stem, path.read_text(), _spec(path), columns)
+        source = Source(
+            "gold", path.stem, path.read_text(), _spec(path), ddl=ddl.get(path.stem, "")
+        )
         found[source.key] = source
     from onering_assets.features.views import parse_views
 
@@ -141,7 +155,11 @@ def table_of(source: Source, sources: dict[str, Source]) -> SqlTable:
             checks=spec,
             spec_text=source.spec,
         )
-    columns = tuple(Column(n, t) for n, t in source.columns) if source.layer == "gold" else None
+    columns = None
+    if source.layer == "gold":
+        from onering_assets.gold.ddl import created_columns
+
+        columns = created_columns(source.ddl).get(source.name, ())
     return sql_table_from(source.layer, path, source.sql, source.spec, columns, schema)
 
 
@@ -153,6 +171,10 @@ def _columns(source: Source, sources: dict[str, Source]) -> dict[str, str]:
 
         spec = yaml.safe_load(source.spec) or {}
         declared = {str(c["name"]): str(c["type"]) for c in spec.get("columns", [])}
+    elif source.layer == "gold":
+        from onering_assets.gold.ddl import created_columns
+
+        declared = {c.name: c.type for c in created_columns(source.ddl).get(source.name, ())}
     else:
         declared = dict(source.columns)
     return {**declared, **INGESTION_TYPES}

@@ -43,6 +43,8 @@ __all__ = [
     "Ran",
     "apply_changelogs",
     "changelog_files",
+    "created_columns",
+    "gold_changesets",
     "gold_columns",
     "pending_changesets",
     "plan_changesets",
@@ -54,27 +56,46 @@ __all__ = [
 _CREATE_TABLE = re.compile(r"\bcreate\s+table\b", re.IGNORECASE)
 
 
+_MENTIONS = re.compile(r"\bgold\s*\.\s*\"?([a-z_][a-z0-9_]*)", re.IGNORECASE)
+
+
 def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
     """Columns of every ``gold.*`` table created in the changelogs, in Postgres types."""
     tables: dict[str, tuple[Column, ...]] = {}
     for changeset in read_changelog(liquibase_dir):
-        # Only CREATE TABLE matters here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
-        # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
-        if not _CREATE_TABLE.search(changeset.sql):
-            continue
-        for statement in sqlglot.parse(changeset.sql, dialect="postgres"):
-            if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
-                continue
-            target = statement.this
-            table = target.this if isinstance(target, exp.Schema) else target
-            if table.db != "gold":
-                continue
-            tables[table.name] = tuple(
-                Column(col.name, col.args["kind"].sql(dialect="postgres").lower())
-                for col in target.expressions
-                if isinstance(col, exp.ColumnDef)
-            )
+        tables.update(created_columns(changeset.sql))
     return tables
+
+
+def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
+    """Columns of each ``gold.*`` table a changeset's SQL creates."""
+    # Only CREATE TABLE matters here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
+    # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
+    if not _CREATE_TABLE.search(text):
+        return {}
+    tables: dict[str, tuple[Column, ...]] = {}
+    for statement in sqlglot.parse(text, dialect="postgres"):
+        if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
+            continue
+        target = statement.this
+        table = target.this if isinstance(target, exp.Schema) else target
+        if table.db != "gold":
+            continue
+        tables[table.name] = tuple(
+            Column(col.name, col.args["kind"].sql(dialect="postgres").lower())
+            for col in target.expressions
+            if isinstance(col, exp.ColumnDef)
+        )
+    return tables
+
+
+def gold_changesets(liquibase_dir: Path) -> dict[str, str]:
+    """Per ``gold.*`` table, the SQL of every changeset that names it, in order (no parsing)."""
+    found: dict[str, list[str]] = {}
+    for changeset in read_changelog(liquibase_dir):
+        for name in dict.fromkeys(m.lower() for m in _MENTIONS.findall(changeset.sql)):
+            found.setdefault(name, []).append(changeset.sql)
+    return {name: "\n".join(texts) for name, texts in found.items()}
 
 
 _LOG_DDL = """

@@ -1,0 +1,138 @@
+"""`onering plan` time: the demo graph and a synthetic 1,000-table project.
+
+    python -m bench.envs [--tables 1000] [--repeat 5]
+
+For each project, what a plan costs after the interpreter has imported OneRing (the CLI's
+import time is printed apart): reading and digesting every declared file
+(``project_sources``), reading what is deployed from a real chDB store (every table recorded
+for 12 months), and planning — once with nothing changed, once with one Silver table's
+expression changed (the changed table and its readers are parsed). The target, plan ≤ 1 s
+for 1,000 tables, is printed beside each measured median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.plan_project import deployed_for, write_project
+from onering_assets.change import state
+from onering_assets.change.plan import make_plan
+from onering_assets.change.sources import project_sources
+from onering_assets.settings import PLATFORM_DIR
+from onering_assets.sqltests.run import scratch_clickhouse
+
+TARGET_S = 1.0
+
+
+def _median(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def _record_all(client, sources) -> None:
+    deployed = deployed_for(sources)
+    for source in sources.values():
+        if source.layer == "bronze":
+            continue
+        parts = sorted(deployed[source.key])
+        inputs = [sources[k] for k in deployed[source.key][parts[0]].inputs]
+        state.record(client, source, inputs, None if parts == [""] else parts, "bench")
+
+
+def measure(platform: Path, changed: str, old: str, new: str, repeat: int, folder: Path) -> dict:
+    with scratch_clickhouse(folder) as client:
+        sources = project_sources(platform)
+        started = time.perf_counter()
+        _record_all(client, sources)
+        record_s = time.perf_counter() - started
+        read_s, current = _median(lambda: project_sources(platform), repeat)
+        load_s, deployed = _median(lambda: state.deployed(client), repeat)
+
+        def lookup(digests: set[str]) -> dict:
+            return state.sources(client, digests)
+
+        def months(_: str) -> list[str]:
+            return []
+
+        same_s, same = _median(lambda: make_plan(current, deployed, lookup, months), repeat)  # type: ignore[arg-type]
+        source = current[changed]  # type: ignore[index]
+        assert old in source.sql, f"{old!r} not in {changed}"
+        edited = {**current, changed: dataclasses.replace(source, sql=source.sql.replace(old, new))}  # type: ignore[dict-item]
+        one_s, one = _median(lambda: make_plan(edited, deployed, lookup, months), repeat)  # type: ignore[arg-type]
+    return {
+        "tables": same.declared,  # type: ignore[attr-defined]
+        "records": sum(len(p) for p in deployed.values()),  # type: ignore[attr-defined]
+        "record_all_s": record_s,
+        "read_files_s": read_s,
+        "read_deployed_s": load_s,
+        "plan_unchanged_s": same_s,
+        "planned_unchanged": len(same.tables),  # type: ignore[attr-defined]
+        "plan_one_change_s": one_s,
+        "planned_one_change": len(one.tables),  # type: ignore[attr-defined]
+        "total_unchanged_s": read_s + load_s + same_s,
+        "total_one_change_s": read_s + load_s + one_s,
+    }
+
+
+def import_seconds() -> float:
+    code = "import time; t = time.perf_counter(); import onering_assets.cli; print(time.perf_counter() - t)"
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="onering-bench-plan-") as tmp:
+        root = Path(tmp)
+        rows = {
+            "demo graph": measure(
+                PLATFORM_DIR,
+                "silver/flights",
+                "arr_delay_min AS arr_delay",
+                "arr_delay_min + 1 AS arr_delay",
+                args.repeat,
+                root / "demo-store",
+            )
+        }
+        silver = args.tables * 6 // 10
+        synthetic = write_project(root / "synthetic", silver, args.tables - silver)
+        rows[f"synthetic {args.tables}"] = measure(
+            synthetic,
+            "silver/s_3",
+            "toInt64OrNull(c1) AS v1",
+            "toInt64OrNull(c1) * 2 AS v1",
+            args.repeat,
+            root / "synthetic-store",
+        )
+    print(f"\nplan time, median of {args.repeat} (after `import onering_assets.cli`: "
+          f"{import_seconds():.2f} s, paid once per command)")  # fmt: skip
+    header = ("project", "tables", "records", "read files", "read deployed", "plan same",
+              "total same", "plan 1 change", "total 1 change", "planned", "target")  # fmt: skip
+    print(" | ".join(header))
+    for name, r in rows.items():
+        print(
+            f"{name} | {r['tables']} | {r['records']} | {r['read_files_s']:.3f} s | "
+            f"{r['read_deployed_s']:.3f} s | {r['plan_unchanged_s']:.3f} s | "
+            f"{r['total_unchanged_s']:.3f} s | {r['plan_one_change_s']:.3f} s | "
+            f"{r['total_one_change_s']:.3f} s | {r['planned_unchanged']}/{r['planned_one_change']}"
+            f" | ≤ {TARGET_S:.0f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
