@@ -190,6 +190,8 @@ def _check_setting(name: str) -> None:
 def detect_target(statement: str) -> Literal["silver", "gold"]:
     """The store a statement names: ``silver`` for ``silver.…``, ``gold`` for ``gold.…``.
 
+    An environment's namespace counts as its layer (``silver__dev.…`` is Silver's store).
+
     A schema counts where it qualifies a name (``silver.flights``, ``"gold".x``) or follows
     FROM/IN (``SHOW TABLES FROM silver``). A statement that reads no table at all
     (``SELECT 1``, ``SELECT version()``) runs on Gold.
@@ -201,7 +203,8 @@ def detect_target(statement: str) -> Literal["silver", "gold"]:
     tokens = _statement_tokens(statement)
     named = set()
     for i, token in enumerate(tokens):
-        name = token.text.lower()
+        # An environment's namespace (``silver__dev``, ``gold__dev``) is in the same store.
+        name = token.text.lower().split("__", 1)[0]
         if name not in ("silver", "gold") or token.token_type not in _NAME_TOKENS:
             continue
         after = tokens[i + 1].token_type if i + 1 < len(tokens) else None

@@ -76,7 +76,7 @@ def record(
     _keep_sources(client, [source, *inputs])
     used = json.dumps({s.key: s.digest for s in inputs}, sort_keys=True)
     parts = partitions if partitions is not None else [WHOLE]
-    _insert(client, [_row(env, source.key, p, source.digest, used, run_id) for p in parts])
+    insert(client, [row(env, source.key, p, source.digest, used, run_id) for p in parts])
 
 
 def publish_sources(table: SqlTable | View) -> tuple[Source, list[Source]]:
@@ -104,10 +104,10 @@ def forget(client: Client, key: str, env: str = PROD) -> None:
     if not _exists(client):
         return
     rows = [
-        _row(env, key, d.partition, d.source, json.dumps(d.inputs), d.run_id, removed=1)
+        row(env, key, d.partition, d.source, json.dumps(d.inputs), d.run_id, removed=1)
         for d in deployed(client, env).get(key, {}).values()
     ]
-    _insert(client, rows)
+    insert(client, rows)
 
 
 _COLUMNS = (
@@ -123,14 +123,22 @@ _COLUMNS = (
 )
 
 
-def _row(
+def row(
     env: str, key: str, partition: str, source: str, inputs: str, run_id: str, removed: int = 0
 ) -> list:
     now = datetime.now(UTC)
     return [env, key, partition, source, inputs, run_id, now, removed, time.time_ns()]
 
 
-def _insert(client: Client, rows: list[list]) -> None:
+def forget_env(client: Client, env: str) -> None:
+    """Delete every record of an environment (never production's)."""
+    if env != PROD and _exists(client):
+        client.command(
+            f"DELETE FROM {DEPLOYED} WHERE env = {{env:String}}", parameters={"env": env}
+        )
+
+
+def insert(client: Client, rows: list[list]) -> None:
     if rows:
         client.insert(DEPLOYED, rows, column_names=list(_COLUMNS))
 

@@ -10,6 +10,7 @@ from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     airflow,
     browse,
     catalog,
+    env,
     gc,
     lineage,
     metrics,

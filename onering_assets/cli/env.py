@@ -1,0 +1,94 @@
+"""`onering env create | list | drop`: zero-copy environments of Silver and Gold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from onering_assets.cli.common import app, err, fail, out, refuse
+from onering_assets.cli.plan import _clickhouse
+from onering_assets.errors import OneRingError
+from onering_assets.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+env_app = typer.Typer(
+    help="Zero-copy environments: production's Silver and Gold under another name.",
+    no_args_is_help=True,
+)
+app.add_typer(env_app, name="env")
+Env = Annotated[str, typer.Argument(help="The environment's name, e.g. dev.")]
+
+
+@contextmanager
+def _gold(settings: Settings) -> Iterator[psycopg.Connection | None]:
+    """Gold's Postgres, or None when Gold was never built here (never created)."""
+    if settings.profile == "local" and not (settings.postgres_dir / "PG_VERSION").exists():
+        yield None
+        return
+    from onering_assets.definitions import resources_for
+
+    with resources_for(settings)["postgres"].connect() as conn:  # type: ignore[attr-defined]
+        yield conn
+
+
+@env_app.command("create")
+def create(env: Env) -> None:
+    """Create ENV from production without copying data.
+
+    Silver's parts are hard-linked into silver__ENV, a view per Gold mart is made in
+    gold__ENV; production is only read.
+    """
+    from onering_assets.change import envs
+
+    try:
+        envs.check_name(env)
+        settings = Settings.from_env()
+        with _clickhouse(settings) as client:
+            if client is None:
+                raise fail("Nothing is published here yet: run `make demo` first.", 1)
+            with _gold(settings) as conn:
+                made = envs.create(client, conn, env)
+    except OneRingError as e:
+        raise refuse(e) from None
+    out.print(
+        f"Created {env} in {made.seconds:.2f} s: {made.tables} Silver tables "
+        f"({made.parts} partitions hard-linked) in {envs.silver_database(env)}, "
+        f"{made.marts} Gold views in {envs.gold_schema(env)}.",
+        highlight=False,
+    )
+
+
+@env_app.command("list")
+def list_envs() -> None:
+    """The environments in the stores."""
+    from onering_assets.change import envs
+
+    with _clickhouse(Settings.from_env()) as client:
+        found = envs.environments(client) if client is not None else []
+    for name in found:
+        out.print(name, highlight=False)
+    if not found:
+        err.print("No environments: `onering env create NAME`.")
+
+
+@env_app.command("drop")
+def drop(env: Env) -> None:
+    """Remove ENV's namespaces and records; production is not touched."""
+    from onering_assets.change import envs
+
+    try:
+        envs.check_name(env)
+        settings = Settings.from_env()
+        with _clickhouse(settings) as client:
+            if client is None or env not in envs.environments(client):
+                raise fail(f"No environment {env!r}: see `onering env list`.", 3)
+            with _gold(settings) as conn:
+                envs.drop(client, conn, env)
+    except OneRingError as e:
+        raise refuse(e) from None
+    out.print(f"Dropped {env}.")
