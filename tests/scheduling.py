@@ -35,6 +35,7 @@ SECONDS = {
     "tests/stream/test_flink.py": 190,
     "tests/test_airbyte.py": 100,
     "tests/change/test_apply.py": 120,
+    "tests/change/test_envs.py": 80,
     "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,
     "tests/airflow_bridge/test_graphql.py": 149,

@@ -1,0 +1,130 @@
+"""`onering env create | list | drop` on real stores: zero-copy, production left byte-identical.
+
+January and February are built, then an environment is created: every Silver table is in
+``silver__dev`` with production's rows, its parts hard-linked (the store grows by metadata
+only), every mart readable in ``gold__dev``; production's rows (a hash of every byte of every
+row per Silver table, every Gold row) are exactly as before, and stay so when the
+environment is dropped. A bad or taken
+name is refused with exit 2, an unknown one with exit 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+MEDALLION = "group:bronze or group:silver or group:gold"
+TABLES = (
+    "SELECT name FROM system.tables WHERE database = 'silver' "
+    "AND engine LIKE '%MergeTree' ORDER BY name"
+)
+
+
+def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "onering_assets.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def rows(env: dict[str, str], statement: str, target: str = "silver") -> list[dict]:
+    return json.loads(ok(onering(env, "sql", "--target", target, "--format", "json", statement)))
+
+
+def disk_bytes(folder: str) -> int:
+    """Bytes on disk, each hard-linked file once (as du counts)."""
+    out = subprocess.run(["du", "-s", "-B1", folder], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def contents(env: dict[str, str], database: str, tables: list[str]) -> dict[str, dict]:
+    """Per table, its rows and a hash of every byte of every row (order-independent)."""
+    query = " UNION ALL ".join(
+        f"SELECT '{t}' AS t, count() AS n, sum(cityHash64(*)) AS h FROM {database}.{t}"
+        for t in tables
+    )
+    return {r["t"]: {"n": r["n"], "h": r["h"]} for r in rows(env, query)}
+
+
+def production(env: dict[str, str]) -> dict[str, object]:
+    marts = ("airport_daily_weather", "carrier_monthly_performance", "route_performance")
+    tables = [r["name"] for r in rows(env, TABLES)]
+    return {
+        "silver": contents(env, "silver", tables),
+        "gold": {m: rows(env, f"SELECT * FROM gold.{m} ORDER BY 1, 2", "gold") for m in marts},
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
+    state = tmp_path_factory.mktemp("envs") / "state"
+    env = {
+        **os.environ,
+        "ONERING_STATE_DIR": str(state),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "DAGSTER_HOME": str(state / "dagster"),
+        "COLUMNS": "400",
+    }
+    ok(onering(env, "materialize", "-s", MEDALLION, "--from", "2013-01", "--to", "2013-02"))
+    return env
+
+
+def test_an_environment_shares_production_and_leaves_it_byte_identical(built) -> None:
+    before = production(built)
+    store = os.path.join(built["ONERING_STATE_DIR"], "clickhouse")
+    size = disk_bytes(store)
+    created = ok(onering(built, "env", "create", "dev"))
+    assert "Created dev" in created and "hard-linked" in created
+    assert production(built) == before
+    assert ok(onering(built, "env", "list")).split() == ["dev"]
+
+    silver = before["silver"]
+    assert contents(built, "silver__dev", sorted(silver)) == silver  # type: ignore[arg-type]
+    for mart, prod_rows in before["gold"].items():  # type: ignore[union-attr]
+        assert rows(built, f"SELECT * FROM gold__dev.{mart} ORDER BY 1, 2", "gold") == prod_rows
+    # Hard links: the environment adds directories and metadata, never a second copy of the
+    # parts (a copy would add at least their bytes; bench/envs.py measures it at 10x).
+    parts = rows(built, "SELECT sum(bytes_on_disk) AS b FROM system.parts "
+                        "WHERE database = 'silver' AND active")[0]["b"]  # fmt: skip
+    added = disk_bytes(store) - size
+    assert added < 0.25 * int(parts), (added, parts)
+
+    assert "Dropped dev." in ok(onering(built, "env", "drop", "dev"))
+    assert production(built) == before
+    assert rows(built, "SELECT count() AS n FROM system.databases WHERE name = 'silver__dev'") == [
+        {"n": 0}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("env", "create", "Dev"), 2, "is not an environment name"),
+        (("env", "create", "prod"), 2, "is not an environment name"),
+        (("env", "create", "a__b"), 2, "is not an environment name"),
+        (("env", "drop", "nope"), 3, "No environment 'nope'"),
+    ],
+)
+def test_bad_names_are_refused(built, args: tuple[str, ...], code: int, message: str) -> None:
+    result = onering(built, *args)
+    assert result.returncode == code and message in result.stderr, result.stderr
+
+
+def test_a_taken_name_is_refused_and_the_existing_environment_kept(built) -> None:
+    ok(onering(built, "env", "create", "twice"))
+    again = onering(built, "env", "create", "twice")
+    assert again.returncode == 2 and "exists" in again.stderr, again.stderr
+    assert "twice" in ok(onering(built, "env", "list")).split()
+    ok(onering(built, "env", "drop", "twice"))
