@@ -1,7 +1,13 @@
-"""`onering plan` time: the demo graph and a synthetic 1,000-table project.
+"""Dev environments and `onering plan`: creation against a full copy, and plan time.
 
-    python -m bench.envs [--tables 1000] [--repeat 5]
+    python -m bench.envs [--scale 10] [--tables 1000] [--repeat 5]
 
+Environment: the medallion is built at ``--scale`` (a generated source, as bench.pipeline
+uses), then a zero-copy environment is created and the same tables are fully copied, in the
+same process on the same stores (``bench/envs_copy.py``): time and added disk of each, the
+ratio beside its target (≤ 5 % of the copy's time and space).
+
+Plan:
 For each project, what a plan costs after the interpreter has imported OneRing (the CLI's
 import time is printed apart): reading and digesting every declared file
 (``project_sources``), reading what is deployed from a real chDB store (every table recorded
@@ -87,16 +93,41 @@ def measure(platform: Path, changed: str, old: str, new: str, repeat: int, folde
 
 
 def import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import onering_assets.cli; print(time.perf_counter() - t)"
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout)  # fmt: skip
+    code = (
+        "import time; t = time.perf_counter(); import onering_assets.cli; "
+        "print(time.perf_counter() - t)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def environment(scale: int) -> None:
+    from bench.envs_copy import measure_envs
+    from bench.harness import state_folder
+    from bench.pipeline import source_for
+
+    source, _ = source_for(scale)
+    with state_folder("onering-bench-envs-", keep=False) as state:
+        r = measure_envs(state / "state", source)
+    print(f"\nenvironment at {scale}x: medallion built in {r['build_s']:.0f} s; "
+          f"{r['silver_tables']} Silver tables ({r['silver_rows']:,} rows, {r['parts']} "
+          f"partitions), {r['marts']} marts")  # fmt: skip
+    print("what | seconds | added disk | share of the full copy | target")
+    print(f"full copy | {r['copy_s']:.2f} s | {r['copy_bytes'] / 1e6:.1f} MB | 100 % | -")
+    time_pct = 100 * r["env_s"] / r["copy_s"]
+    disk_pct = 100 * r["env_bytes"] / r["copy_bytes"]
+    print(f"environment | {r['env_s']:.2f} s | {r['env_bytes'] / 1e6:.2f} MB | "
+          f"{time_pct:.1f} % of the time, {disk_pct:.1f} % of the space | ≤ 5 %")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--tables", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scale", type=int, default=10, help="0 skips the environment part")
     args = parser.parse_args()
+    if args.scale:
+        environment(args.scale)
     with tempfile.TemporaryDirectory(prefix="onering-bench-plan-") as tmp:
         root = Path(tmp)
         rows = {

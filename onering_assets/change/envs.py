@@ -70,7 +70,7 @@ def environments(client: Client) -> list[str]:
     return [str(r[0])[len(DATABASE) + len(SEPARATOR) :] for r in rows]
 
 
-def _published_tables(client: Client) -> list[str]:
+def published_tables(client: Client) -> list[str]:
     rows = client.query(
         "SELECT name FROM system.tables WHERE database = {db:String} "
         "AND engine LIKE '%MergeTree' ORDER BY name",
@@ -83,7 +83,7 @@ def _share_silver(client: Client, env: str) -> tuple[int, int]:
     database = silver_database(env)
     client.command(f"CREATE DATABASE {database}")
     tables = parts = 0
-    for name in _published_tables(client):
+    for name in published_tables(client):
         source, copy = f"{DATABASE}.{quote(name)}", f"{database}.{quote(name)}"
         client.command(f"CREATE TABLE {copy} AS {source}")
         ids = client.query(
