@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -200,3 +203,20 @@ def gold_rows(settings: Settings, table: str) -> list[tuple]:
     with pg.connect() as conn:
         query = sql.SQL("SELECT * FROM {} ORDER BY 1, 2, 3").format(sql.Identifier("gold", table))
         return conn.execute(query).fetchall()
+
+
+@contextmanager
+def scratch_postgres(prefix: str) -> Iterator[psycopg.Connection]:
+    """A connection to a fresh embedded Postgres, stopped and removed afterwards."""
+    from onering_assets.resources.postgres import stop_embedded
+
+    # Outside pytest's base temp folder: other pytest processes reset its mode to 0700,
+    # which locks out the embedded server's own system user.
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    try:
+        with PostgresResource(embedded_dir=str(folder / "pg")).connect() as conn:
+            yield conn
+    finally:
+        stop_embedded(folder / "pg")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -12,32 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from onering_assets.settings import PLATFORM_DIR
+from tests.change.cli import ok, onering, rows
 from tests.conftest import gold_rows
 
 MART = "gold/carrier_monthly_performance"
 MONTHS = ["--from", "2013-01", "--to", "2013-02"]
-
-
-def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onering_assets.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +47,8 @@ def plan(env: dict[str, str]) -> dict[str, dict]:
 
 def deployed(env: dict[str, str]) -> dict[tuple[str, str], str]:
     """(table, partition) -> the run that last published it."""
-    rows = ok(
-        onering(
-            env,
-            "sql",
-            "--target",
-            "silver",
-            "--format",
-            "json",
-            "SELECT key, partition, run_id FROM onering.deployed FINAL WHERE NOT removed",
-        )
-    )
-    return {(r["key"], r["partition"]): r["run_id"] for r in json.loads(rows)}
+    query = "SELECT key, partition, run_id FROM onering.deployed FINAL WHERE NOT removed"
+    return {(r["key"], r["partition"]): r["run_id"] for r in rows(env, query)}
 
 
 def test_apply_builds_a_fresh_state_then_an_unchanged_project_plans_nothing(project) -> None:

@@ -9,17 +9,14 @@ passes within its declared limit and fails beyond it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from onering_assets.change.datadiff import DataDiff, diff_query, moved_outcome, parse_row
-from onering_assets.resources.postgres import PostgresResource, stop_embedded
 from onering_assets.sqltests.run import scratch_clickhouse
+from tests.conftest import scratch_postgres
 
 COLUMNS = [("k", "Int64"), ("amount", "Float64"), ("label", "Nullable(String)")]
 PG_COLUMNS = [("k", "bigint"), ("amount", "double precision"), ("label", "text")]
@@ -69,14 +66,8 @@ def chdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[psycopg.Connection]:
-    folder = Path(tempfile.mkdtemp(prefix="onering-datadiff-"))
-    folder.chmod(0o755)  # the embedded server's own user must reach it
-    try:
-        with PostgresResource(embedded_dir=str(folder / "pg")).connect() as conn:
-            yield conn
-    finally:
-        stop_embedded(folder / "pg")
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch_postgres("onering-datadiff-") as conn:
+        yield conn
 
 
 def test_clickhouse_counts_the_planted_change_exactly(chdb) -> None:

@@ -10,37 +10,18 @@ name is refused with exit 2, an unknown one with exit 3.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 
 import pytest
+
+from tests.change.cli import ok, onering, rows
 
 MEDALLION = "group:bronze or group:silver or group:gold"
 TABLES = (
     "SELECT name FROM system.tables WHERE database = 'silver' "
     "AND engine LIKE '%MergeTree' ORDER BY name"
 )
-
-
-def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "onering_assets.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def rows(env: dict[str, str], statement: str, target: str = "silver") -> list[dict]:
-    return json.loads(ok(onering(env, "sql", "--target", target, "--format", "json", statement)))
 
 
 def disk_bytes(folder: str) -> int:

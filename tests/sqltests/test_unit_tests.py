@@ -8,19 +8,15 @@ on both engines. The command itself: tests/sqltests/test_cli.py.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from onering_assets.catalog import load_catalog
-from onering_assets.resources import PostgresResource
-from onering_assets.resources.postgres import stop_embedded
 from onering_assets.sqltests import spec
 from onering_assets.sqltests.run import run_tests, scratch_clickhouse
+from tests.conftest import scratch_postgres
 
 CATALOG = load_catalog()
 TABLES = [*CATALOG.silver, *CATALOG.gold]
@@ -35,16 +31,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[psycopg.Connection]:
-    # Outside pytest's base temp folder: other pytest processes reset its mode to 0700,
-    # which locks out the embedded server's own system user.
-    folder = Path(tempfile.mkdtemp(prefix="onering-sqltests-"))
-    folder.chmod(0o755)
-    try:
-        with PostgresResource(embedded_dir=str(folder / "pg")).connect() as conn:
-            yield conn
-    finally:
-        stop_embedded(folder / "pg")
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch_postgres("onering-sqltests-") as conn:
+        yield conn
 
 
 def test_every_silver_and_gold_table_has_unit_tests() -> None:
