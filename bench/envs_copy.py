@@ -70,6 +70,7 @@ def measure_envs(state: Path, source: Path | None) -> dict[str, Any]:
     from onering_assets.definitions import resources_for
 
     built_s = build(state, source)
+    print(f"built the medallion in {built_s:.0f} s", file=sys.stderr, flush=True)
     settings = Settings(profile="local", state_dir=state, source_dir=source)
     resources = resources_for(settings)
     ch, pg = resources["clickhouse"], resources["postgres"]
@@ -77,12 +78,12 @@ def measure_envs(state: Path, source: Path | None) -> dict[str, Any]:
     store, gold = settings.clickhouse_dir, settings.postgres_dir
     try:
         with pg.connect() as conn:  # type: ignore[attr-defined]
-            client.command("SYSTEM STOP MERGES")  # no background merge inside a measurement
             before = _du(store) + _du(gold)
             started = time.perf_counter()
             made = envs.create(client, conn, "bench")
             env_s = time.perf_counter() - started
             env_bytes = _du(store) + _du(gold) - before
+            print(f"environment created in {env_s:.2f} s", file=sys.stderr, flush=True)
             before = _du(store) + _du(gold)
             started = time.perf_counter()
             tables, rows = _full_copy(client, conn)
