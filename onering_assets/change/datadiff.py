@@ -41,10 +41,12 @@ class DataDiff:
     removed: int
     changed: int
     columns: tuple[ColumnDiff, ...]
+    fresh: int = 0  # of the added rows, those in partitions that had no published row
 
     @property
     def moved(self) -> int:
-        return self.added + self.removed + self.changed
+        """Published rows replaced: added to a published partition, removed or changed."""
+        return self.added - self.fresh + self.removed + self.changed
 
     @property
     def moved_pct(self) -> float:
@@ -52,9 +54,10 @@ class DataDiff:
         return round(100.0 * self.moved / self.old_rows, 3) if self.old_rows else 0.0
 
     def summary(self) -> str:
+        fresh = f" ({self.fresh:,} in partitions not published before)" if self.fresh else ""
         return (
-            f"{self.added} added, {self.removed} removed, {self.changed} changed of "
-            f"{self.old_rows} published rows ({self.moved_pct} %)"
+            f"{self.added:,} added{fresh}, {self.removed:,} removed, {self.changed:,} changed "
+            f"of {self.old_rows:,} published rows ({self.moved_pct} % moved)"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -64,6 +67,7 @@ class DataDiff:
             "added": self.added,
             "removed": self.removed,
             "changed": self.changed,
+            "added_to_new_partitions": self.fresh,
             "moved_pct": self.moved_pct,
             "columns": {
                 c.name: {"changed": c.changed, "old": c.old, "new": c.new}
@@ -91,19 +95,27 @@ def _differs(column: str, kind: str, dialect: str) -> str:
 
 
 def diff_query(
-    new: str, old: str, key: tuple[str, ...], columns: list[tuple[str, str]], dialect: str
+    new: str,
+    old: str,
+    key: tuple[str, ...],
+    columns: list[tuple[str, str]],
+    dialect: str,
+    partition: str = "''",
 ) -> str:
     """The diff of ``new`` against ``old`` as one row (read it with ``parse_row``).
 
     The row: old_rows, new_rows, added, removed, changed, then per column its changed count
     and its statistics old and new (``STATS`` order; mean/min/max NULL for text). ``new``
     and ``old`` are relations (a table name or a parenthesized SELECT) with the key and the
-    columns; ``columns`` are (name, type) of the value columns to compare.
+    columns; ``columns`` are (name, type) of the value columns to compare. ``partition`` is
+    an expression of a row's partition: rows added to a partition with no published row are
+    counted apart (``fresh``, last in the row): they replace nothing.
     """
     names = [*key, *(c for c, _ in columns if c not in key)]
     side = ", ".join(_q(c) for c in names)
     on = " AND ".join(f"n.{_q(k)} = o.{_q(k)}" for k in key)
     inner = [
+        f"CASE WHEN n._p IN (SELECT {partition} FROM {old}) THEN 0 ELSE 1 END AS n_fresh",
         "coalesce(n._in, 0) AS n_in",
         "coalesce(o._in, 0) AS o_in",
         *(f"n.{_q(c)} AS n_{c}" for c, _ in columns),
@@ -130,10 +142,12 @@ def diff_query(
                     outer.append(f"{stat}(CASE WHEN {flag} = 1 THEN {number} END)")
                 else:
                     outer.append("NULL")
+    outer.append("sum(CASE WHEN n_in = 1 AND o_in = 0 AND n_fresh = 1 THEN 1 ELSE 0 END)")
     return (
         f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} "
         f"FROM (SELECT {side}, 1 AS _in FROM {old}) AS o "
-        f"FULL OUTER JOIN (SELECT {side}, 1 AS _in FROM {new}) AS n ON {on}) AS j"
+        f"FULL OUTER JOIN (SELECT {side}, {partition} AS _p, 1 AS _in FROM {new}) AS n "
+        f"ON {on}) AS j"
     )
 
 
@@ -159,7 +173,7 @@ def parse_row(row: Sequence[Any], columns: list[tuple[str, str]]) -> DataDiff:
         new.update(zip(STATS[1:], map(_number, values[at + 6 : at + 9]), strict=True))
         found.append(ColumnDiff(name, changed, old, new))
         at += 9
-    return DataDiff(*head, columns=tuple(found))
+    return DataDiff(*head, columns=tuple(found), fresh=int(values[at] or 0))
 
 
 def empty(relation: str) -> str:
@@ -213,6 +227,7 @@ def diff_metadata(diff: DataDiff) -> dict[str, Any]:
         "rows_added": diff.added,
         "rows_removed": diff.removed,
         "rows_changed": diff.changed,
+        "rows_added_to_new_partitions": diff.fresh,
         "rows_moved_pct": diff.moved_pct,
         "data_diff": dg.MetadataValue.json(diff.to_json()),
     }

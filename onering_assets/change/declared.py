@@ -18,12 +18,14 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.lineage import lineage
 from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import MappingSchema
 
 from onering_assets.catalog import SqlTable
-from onering_assets.lineage.sql import DIALECT
+from onering_assets.lineage.sql import DIALECT, prefer_source_columns
 
 Schema = dict[str, dict[str, dict[str, str]]]
+REJECT_REASON = "_reject_reason"
 
 
 def _digest(value: Any) -> str:
@@ -34,7 +36,10 @@ def _derivations(table: SqlTable, schema: Schema) -> dict[str, str]:
     """Each output column's derivation: the SQL of every step of its lineage, in order."""
     mapping = MappingSchema(dict(schema), dialect=DIALECT)
     tree = qualify(
-        table.parsed.tree.copy(), schema=mapping, dialect=DIALECT, validate_qualify_columns=False
+        prefer_source_columns(table.parsed.tree.copy(), schema),
+        schema=mapping,
+        dialect=DIALECT,
+        validate_qualify_columns=False,
     )
     out = {}
     for column in table.parsed.output_columns:
@@ -109,13 +114,16 @@ def compare(key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) ->
     if old["fingerprint"] == new["fingerprint"]:
         return TableChange(key, "unchanged")
     before, after = old["columns"], new["columns"]
+    changed = tuple(c for c in after if c in before and before[c] != after[c])
     return TableChange(
         key,
         "changed",
         added=tuple(c for c in after if c not in before),
         removed=tuple(c for c in before if c not in after),
-        changed=tuple(c for c in after if c in before and before[c] != after[c]),
-        shape_changed=old["shape"] != new["shape"],
+        changed=changed,
+        # A Silver row with a reject reason is rejected, not kept: a change to the reason
+        # can change which rows the table keeps.
+        shape_changed=old["shape"] != new["shape"] or REJECT_REASON in changed,
         checks_changed=old["checks"] != new["checks"],
     )
 
@@ -132,36 +140,54 @@ class Impact:
         return bool(self.columns)
 
 
-def shaping_columns(downstream: SqlTable, layer: str, name: str) -> set[str]:
+def shaping_columns(
+    downstream: SqlTable, layer: str, name: str, schema: Schema | None = None
+) -> set[str] | None:
     """Columns of ``layer.name`` that decide which rows ``downstream`` has, or their grouping.
 
     A column read in a WHERE, JOIN, GROUP BY, HAVING, QUALIFY or ORDER BY anywhere in the
-    SQL: changing it can change every row of the downstream table, not one column.
+    SQL, followed through aliases, CTEs and subqueries to the upstream column it comes from
+    (``GROUP BY day`` where ``day`` is ``observed_date`` of a CTE over ``silver.weather``).
+    None when the SQL cannot be resolved: then every column counts.
     """
-    tree = downstream.parsed.tree
-    found: set[str] = set()
-    for select in tree.find_all(exp.Select):
-        sources = [t for t in select.find_all(exp.Table) if t.parent_select is select]
-        aliases = {t.alias_or_name for t in sources if t.db == layer and t.name == name}
-        if not aliases:
-            continue
-        only = len(sources) == 1
-        for clause in (
-            select.args.get(k) for k in ("where", "group", "having", "qualify", "order")
-        ):
-            if clause is None:
+    try:
+        tree = qualify(
+            prefer_source_columns(downstream.parsed.tree.copy(), schema or {}),
+            schema=MappingSchema(dict(schema or {}), dialect=DIALECT),
+            dialect=DIALECT,
+            validate_qualify_columns=False,
+        )
+        found: set[str] = set()
+        for scope in traverse_scope(tree):
+            select = scope.expression
+            if not isinstance(select, exp.Select):
                 continue
-            for column in clause.find_all(exp.Column):
-                if column.table in aliases or (only and not column.table):
-                    found.add(column.name)
-        for join in select.args.get("joins") or []:
-            for column in join.find_all(exp.Column):
-                if column.table in aliases:
-                    found.add(column.name)
-    return found
+            clauses = [select.args.get(k) for k in ("where", "group", "having", "qualify", "order")]
+            clauses += list(select.args.get("joins") or [])
+            for clause in clauses:
+                for column in clause.find_all(exp.Column) if clause is not None else ():
+                    found |= _resolve(scope, column, (layer, name))
+        return found
+    except Exception:  # unresolvable SQL: every column counts (the safe side)
+        return None
 
 
-def breaking(change: TableChange, downstream: SqlTable) -> Impact:
+def _resolve(scope: Scope, column: exp.Column, target: tuple[str, str]) -> set[str]:
+    """The columns of ``target`` that ``column`` (in ``scope``) is computed from."""
+    source = scope.sources.get(column.table)
+    if isinstance(source, exp.Table):
+        return {column.name} if (source.db, source.name) == target else set()
+    if isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+        for projection in source.expression.selects:
+            if projection.alias_or_name == column.name:
+                found: set[str] = set()
+                for inner in projection.find_all(exp.Column):
+                    found |= _resolve(source, inner, target)
+                return found
+    return set()
+
+
+def breaking(change: TableChange, downstream: SqlTable, schema: Schema | None = None) -> Impact:
     """Which of ``downstream``'s columns read a changed, removed or re-shaped column.
 
     All of them when the change re-shapes the upstream table or touches a column the
@@ -170,10 +196,12 @@ def breaking(change: TableChange, downstream: SqlTable) -> Impact:
     layer, name = change.key.split("/", 1)
     if (layer, name) not in downstream.upstream:
         return Impact(f"{downstream.layer}/{downstream.name}")
+    shaping = shaping_columns(downstream, layer, name, schema)
     everything = (
         change.shape_changed
         or change.kind == "removed"
-        or any(change.affects(c) for c in shaping_columns(downstream, layer, name))
+        or shaping is None
+        or any(change.affects(c) for c in shaping)
     )
     hit = [
         column

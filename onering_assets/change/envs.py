@@ -2,13 +2,15 @@
 
 ``create`` makes ``silver__<env>`` in ClickHouse with every published Silver table (and its
 rejects) re-created from production's parts by ``ATTACH PARTITION … FROM``, which
-hard-links the parts instead of copying them, and ``gold__<env>`` in Postgres with a view
-over each production mart; it records the environment as deployed from what production was
-built from. Production is only read: its tables, parts and rows stay as they were. ``drop``
+hard-links the parts instead of copying them, and ``gold__<env>`` in Postgres with a copy of
+each production mart (marts are aggregates: hundreds of rows; a copy keeps the environment
+one consistent snapshot, where a view would follow production's later publishes while its
+Silver does not); it records the environment as deployed from what production was built
+from. Production is only read: its tables, parts and rows stay as they were. ``drop``
 removes the namespaces and the records, and nothing of production.
 
-Not yet: building changed tables into an environment (``onering apply --env``), promoting
-it, and exporting Airflow DAGs for it.
+``onering apply --env ENV`` builds changed tables into it (``namespaces.py``); ``promote``
+makes what it built production, all or nothing (one journal entry, rolled forward).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from onering_assets import journal
+from onering_assets.catalog import load_catalog
 from onering_assets.change import state
 from onering_assets.errors import ConfigError
 from onering_assets.silver.plan import DATABASE, STAGING_NAME, quote
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 SEPARATOR = "__"
+MART_COPY = ("CREATE TABLE {m} (LIKE {p} INCLUDING ALL)", "INSERT INTO {m} SELECT * FROM {p}")
 READER_GRANTS = (
     "GRANT USAGE ON SCHEMA {s} TO onering_reader",
     "GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO onering_reader",
@@ -45,7 +51,7 @@ class Created:
 
 
 def check_name(env: str) -> str:
-    if not NAME.match(env) or SEPARATOR in env or env == state.PROD:
+    if not NAME.fullmatch(env) or SEPARATOR in env or env == state.PROD:
         raise ConfigError(
             f"{env!r} is not an environment name: lower-case letters, digits and single "
             f"underscores, starting with a letter, at most 31 characters, not {state.PROD!r}."
@@ -114,11 +120,11 @@ def _share_gold(conn: psycopg.Connection, env: str) -> int:
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for mart in marts:
+            mine, prod = sql.Identifier(schema, mart), sql.Identifier("gold", mart)
             conn.execute(
-                sql.SQL("CREATE VIEW {v} AS SELECT * FROM {t}").format(
-                    v=sql.Identifier(schema, mart), t=sql.Identifier("gold", mart)
-                )
+                sql.SQL("CREATE TABLE {m} (LIKE {p} INCLUDING ALL)").format(m=mine, p=prod)
             )
+            conn.execute(sql.SQL("INSERT INTO {m} SELECT * FROM {p}").format(m=mine, p=prod))
         if _role_exists(conn, "onering_reader"):  # `onering sql` reads as this role
             for grant in READER_GRANTS:
                 conn.execute(sql.SQL(grant).format(s=sql.Identifier(schema)))
@@ -165,3 +171,120 @@ def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(gold_schema(env)))
             )
     state.forget_env(client, env)
+
+
+# -- promotion -----------------------------------------------------------------------------
+PROMOTE = "promote"  # the journal layer of a promotion
+
+
+@dataclass(frozen=True)
+class _FromEnv:
+    """What ``plan.swap_statements`` swaps: production's table from the environment's."""
+
+    table: str
+    env: str
+
+    @property
+    def target(self) -> str:
+        return f"{DATABASE}.{quote(self.table)}"
+
+    @property
+    def rejects(self) -> str:
+        return f"{DATABASE}.{quote(self.table + '_rejects')}"
+
+    @property
+    def stage(self) -> str:
+        return f"{silver_database(self.env)}.{quote(self.table)}"
+
+    @property
+    def rejects_stage(self) -> str:
+        return f"{silver_database(self.env)}.{quote(self.table + '_rejects')}"
+
+
+def differences(client: Client, env: str) -> dict[str, list[str]]:
+    """Per table, the partitions the environment built differently from production."""
+    prod, built = state.deployed(client), state.deployed(client, env)
+    found: dict[str, list[str]] = {}
+    for key, parts in built.items():
+        for partition, mine in sorted(parts.items()):
+            theirs = prod.get(key, {}).get(partition)
+            if theirs is None or (theirs.source, theirs.inputs) != (mine.source, mine.inputs):
+                found.setdefault(key, []).append(partition)
+    return found
+
+
+def _promoter(client: Client, conn: psycopg.Connection | None) -> journal.Apply:
+    """Swap an entry's tables into production; every step can be run again (roll forward)."""
+    from psycopg import sql
+
+    from onering_assets.gold.publish import window_literal
+    from onering_assets.silver.plan import swap_statements
+
+    def apply(entry: journal.Entry) -> None:
+        env, tables = entry.payload["env"], entry.payload["tables"]
+        for key, parts in sorted(tables.items()):
+            layer, name = key.split("/", 1)
+            if layer == "silver":
+                months = None if parts == [state.WHOLE] else parts
+                for statement, settings in swap_statements(months, _FromEnv(name, env)):
+                    client.command(statement, settings=settings)
+        journal.fault("env.promote.after_silver")
+        marts = {k.split("/", 1)[1]: p for k, p in tables.items() if k.startswith("gold/")}
+        if marts and conn is None:
+            raise ConfigError("Gold's Postgres is not there: cannot promote the marts.")
+        if conn is not None and marts:
+            catalog = load_catalog()
+            with conn.transaction():
+                for name, parts in sorted(marts.items()):
+                    table = catalog.sql_table("gold", name)
+                    window = window_literal(table, None if parts == [state.WHOLE] else parts)
+                    prod, mine = (
+                        sql.Identifier("gold", name),
+                        sql.Identifier(gold_schema(env), name),
+                    )
+                    conn.execute(sql.SQL("DELETE FROM {p}").format(p=prod) + window)
+                    conn.execute(
+                        sql.SQL("INSERT INTO {p} SELECT * FROM {m}").format(p=prod, m=mine) + window
+                    )
+        built = state.deployed(client, env)
+        promoted = [built[key][p] for key, parts in tables.items() for p in parts]
+        state.insert(
+            client,
+            [
+                state.row(state.PROD, d.key, d.partition, d.source, json.dumps(d.inputs), d.run_id)
+                for d in promoted
+            ],
+        )
+
+    return apply
+
+
+def finish_promotions(client: Client, conn: psycopg.Connection | None) -> list[str]:
+    """Finish promotions a crash stopped half-way (before anything else reads or promotes)."""
+    entries = journal.recover(
+        journal.ClickHouseJournal(client), _promoter(client, conn), lambda e: None, layer=PROMOTE
+    )
+    return [e.table for e in entries]
+
+
+def promote(client: Client, conn: psycopg.Connection | None, env: str) -> dict[str, list[str]]:
+    """Make what ``env`` built production: all its tables' partitions, or none of them.
+
+    One journal entry names every (table, partition); it is written before the first swap,
+    so a promotion killed half-way is finished by ``finish_promotions`` from the
+    environment's tables, which it leaves in place.
+    """
+    if env not in environments(client):
+        raise ConfigError(f"No environment {env!r}: see `onering env list`.")
+    entries = journal.recover(
+        journal.ClickHouseJournal(client), _promoter(client, conn), lambda e: None, layer=PROMOTE
+    )
+    finished = {k: p for e in entries if e.table == env for k, p in e.payload["tables"].items()}
+    changed = differences(client, env)
+    if changed:
+        run = f"{env}{uuid.uuid4().hex[:12]}"
+        entry = journal.Entry(run, PROMOTE, env, {"env": env, "tables": changed})
+        journal.publish(
+            journal.ClickHouseJournal(client), entry, _promoter(client, conn), lambda e: None
+        )
+    return {**finished, **changed}

@@ -23,7 +23,7 @@ from typing import Any
 
 from onering_assets.catalog import SqlTable
 from onering_assets.change.declared import Impact, TableChange, breaking, compare
-from onering_assets.change.sources import Source, declared, table_of
+from onering_assets.change.sources import Source, declared, schema_for, table_of
 from onering_assets.change.state import WHOLE, Deployed
 
 SourceLookup = Callable[[set[str]], dict[str, Source]]
@@ -250,7 +250,7 @@ class _Planner:
                     plan.record.append(d.partition)
 
     def impact(self, upstream: str, change: TableChange, table: SqlTable) -> tuple[str, ...]:
-        impact = breaking(change, table)
+        impact = breaking(change, table, schema_for(table.upstream, self.current))
         if f"{table.layer}/{table.name}" in self._blind:
             impact = Impact(impact.key, table.parsed.output_columns)
         owner = self.plans.get(upstream)

@@ -137,7 +137,7 @@ def table_of(source: Source, sources: dict[str, Source]) -> SqlTable:
     derivation does not depend on the types it reads, only on which columns exist).
     """
     reads = tuple(tuple(key.split("/", 1)) for key in sorted(source.reads()))
-    schema = _schema(reads, sources)  # type: ignore[arg-type]
+    schema = schema_for(reads, sources)  # type: ignore[arg-type]
     path = Path(source.layer) / f"{source.name}.sql"
     if source.layer == "features":
         spec = json.loads(source.spec)
@@ -187,10 +187,15 @@ def declared(source: Source, sources: dict[str, Source]) -> dict[str, Any]:
         body = {"shape": hashlib.sha256(source.spec.encode()).hexdigest()[:16], "checks": ""}
         return {"key": source.key, "fingerprint": source.digest, **body, "columns": columns}
     table = table_of(source, sources)
-    return declaration(table, _schema(table.upstream, sources))
+    found = declaration(table, schema_for(table.upstream, sources))
+    if source.ddl:  # a Gold mart's changesets decide its Postgres types: a change re-shapes it
+        ddl = hashlib.sha256(source.ddl.encode()).hexdigest()[:16]
+        found["shape"] = f"{found['shape']}:{ddl}"
+        found["fingerprint"] = f"{found['fingerprint']}:{ddl}"
+    return found
 
 
-def _schema(
+def schema_for(
     upstream: tuple[tuple[str, str], ...], sources: dict[str, Source]
 ) -> dict[str, dict[str, dict[str, str]]]:
     schema: dict[str, dict[str, dict[str, str]]] = {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from onering_assets import namespaces
 from onering_assets.catalog import SqlTable, load_catalog
 from onering_assets.change.sources import Source, of_table, of_view
 
@@ -94,7 +95,8 @@ def record_deployment(
 ) -> None:
     """After a publish committed: record it, or warn (the next plan then shows it again)."""
     try:
-        record(client, *publish_sources(table), partitions, context.run_id)
+        env = namespaces.current() or PROD
+        record(client, *publish_sources(table), partitions, context.run_id, env)
     except Exception as err:  # the data is published; a missing record only over-plans
         context.log.warning(f"published, but could not record the declaration for plan: {err}")
 

@@ -25,7 +25,7 @@ Env = Annotated[str, typer.Argument(help="The environment's name, e.g. dev.")]
 
 
 @contextmanager
-def _gold(settings: Settings) -> Iterator[psycopg.Connection | None]:
+def gold_connection(settings: Settings) -> Iterator[psycopg.Connection | None]:
     """Gold's Postgres, or None when Gold was never built here (never created)."""
     if settings.profile == "local" and not (settings.postgres_dir / "PG_VERSION").exists():
         yield None
@@ -51,7 +51,7 @@ def create(env: Env) -> None:
         with _clickhouse(settings) as client:
             if client is None:
                 raise fail("Nothing is published here yet: run `make demo` first.", 1)
-            with _gold(settings) as conn:
+            with gold_connection(settings) as conn:
                 made = envs.create(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
@@ -87,8 +87,35 @@ def drop(env: Env) -> None:
         with _clickhouse(settings) as client:
             if client is None or env not in envs.environments(client):
                 raise fail(f"No environment {env!r}: see `onering env list`.", 3)
-            with _gold(settings) as conn:
+            with gold_connection(settings) as conn:
                 envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
     out.print(f"Dropped {env}.")
+
+
+@env_app.command("promote")
+def promote(env: Env) -> None:
+    """Make what ENV built production: every changed partition of every table, or none.
+
+    A promotion killed half-way is finished by the next `onering env promote` or `onering
+    apply` (from the environment's tables, which stay until `onering env drop`).
+    """
+    from onering_assets.change import envs
+
+    try:
+        envs.check_name(env)
+        settings = Settings.from_env()
+        with _clickhouse(settings) as client, gold_connection(settings) as conn:
+            if client is None or env not in envs.environments(client):
+                raise fail(f"No environment {env!r}: see `onering env list`.", 3)
+            done = envs.promote(client, conn, env)
+    except OneRingError as e:
+        raise refuse(e) from None
+    if not done:
+        out.print(f"Nothing to promote: {env} built nothing production lacks.")
+        return
+    for key, parts in done.items():
+        shown = "the whole table" if parts == [""] else ", ".join(parts)
+        out.print(f"promoted {key}: {shown}", highlight=False)
+    out.print(f"Promoted {env}: production now has what it built.")

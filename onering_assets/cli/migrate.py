@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from onering_assets.cli.common import app, out, refuse
+from onering_assets.cli.common import app, fail, out, refuse
 from onering_assets.errors import OneRingError
 from onering_assets.migrations import Migration
 from onering_assets.settings import Settings
@@ -21,7 +21,8 @@ def migrate(
     """Apply the pending Liquibase changesets of Gold (Postgres) and Silver (ClickHouse).
 
     Edited changesets are refused, naming the file; each applied one is recorded in the
-    store's databasechangelog as Liquibase records it.
+    store's databasechangelog as Liquibase records it. A changeset the store refuses stops
+    here, exit 1, with the store's message on one line.
     """
     from onering_assets.migrations import migrate as run_migrations
 
@@ -30,6 +31,10 @@ def migrate(
             _say(m, status)
     except OneRingError as e:
         raise refuse(e) from None
+    except Exception as e:  # the store refused a changeset: one line, never a traceback
+        from onering_assets.query import one_line
+
+        raise fail(one_line(f"a changeset failed: {type(e).__name__}: {e}"), 1) from None
 
 
 def _say(m: Migration, status: bool) -> None:

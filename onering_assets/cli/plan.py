@@ -11,6 +11,7 @@ import typer
 
 from onering_assets.cli.common import app, err, fail, out, refuse
 from onering_assets.errors import OneRingError
+from onering_assets.namespaces import ENV_TAG
 from onering_assets.settings import PLATFORM_DIR, Settings
 
 if TYPE_CHECKING:
@@ -36,10 +37,13 @@ and max. Staging is dropped (Gold's rolled back) afterwards; nothing is publishe
 
 APPLY_HELP = """Run the plan: rebuild exactly its partitions through the normal write-audit-publish
 runs (Silver first, then Gold), re-audit tables whose checks changed, and record the rest.
+The planned tables' SQL unit tests run first (`onering test`); a failing one stops apply
+before anything runs (--skip-tests skips them). --env NAME builds into that environment
+(created from production first if new); `onering env promote NAME` then publishes it.
 
 \b
-Exit codes: 0 applied (the plan is then empty); 1 a run or re-audit failed (what did not
-run stays in the plan; see `onering runs` for the run).
+Exit codes: 0 applied (the plan is then empty); 1 a unit test, run or re-audit failed
+(what did not run stays in the plan; `onering assets show KEY` shows its latest run).
 """
 
 MARKS = {"added": "+", "removed": "-", "changed": "~", "affected": "~", "checks": "?"}
@@ -60,8 +64,18 @@ def _clickhouse(settings: Settings) -> Iterator[Client | None]:
         resource.close()  # type: ignore[attr-defined]
 
 
-def compute_plan(settings: Settings) -> Plan:
-    from onering_assets.change import state
+EnvOption = Annotated[
+    str,
+    typer.Option("--env", help="An environment (see `onering env`); production by default."),
+]
+
+
+def compute_plan(settings: Settings, env: str = "prod") -> Plan:
+    """The plan against ``env``'s records (production's, for an environment not created yet).
+
+    Feature views are built in production only: an environment's plan leaves them out.
+    """
+    from onering_assets.change import envs, state
     from onering_assets.change.plan import make_plan
     from onering_assets.change.sources import project_sources
     from onering_assets.definitions import resources_for
@@ -74,10 +88,31 @@ def compute_plan(settings: Settings) -> Plan:
         keys = MONTHLY.get_partition_keys()
         return [m for m in keys if lake.has_rows_for("bronze", name, m)]  # type: ignore[attr-defined]
 
+    if env != state.PROD:
+        envs.check_name(env)
+        current = {k: s for k, s in current.items() if s.layer != "features"}
     with _clickhouse(settings) as client:
-        deployed = state.deployed(client) if client else {}
-        recorded = (lambda d: state.sources(client, d)) if client else (lambda d: {})
-        return make_plan(current, deployed, recorded, bronze_months)
+        if client is None:
+            return make_plan(current, {}, lambda d: {}, bronze_months, env)
+        exists = env == state.PROD or env in envs.environments(client)
+        deployed = state.deployed(client, env if exists else state.PROD)
+        deployed = {
+            k: v for k, v in deployed.items() if k in current or k.split("/")[0] != "features"
+        }
+        _warn_stopped_promotions(client)
+        return make_plan(current, deployed, lambda d: state.sources(client, d), bronze_months, env)
+
+
+def _warn_stopped_promotions(client: Client) -> None:
+    from onering_assets import journal
+    from onering_assets.change.envs import PROMOTE
+
+    for entry in journal.ClickHouseJournal(client).pending(PROMOTE):
+        err.print(
+            f"warning: a promotion of {entry.table} stopped half-way; "
+            f"`onering env promote {entry.table}` finishes it.",
+            highlight=False,
+        )
 
 
 def _months(parts: list[str]) -> str:
@@ -99,16 +134,12 @@ def _head(table: TablePlan) -> str:
         return head
     if table.status == "added":
         return head + f": {len(change.added)} columns"
-    named = (
-        ("new columns", change.added),
-        ("removed columns", change.removed),
-        ("changed columns", change.changed),
-    )
-    parts = [f"{what}: {', '.join(cols)}" for what, cols in named if cols]
+    named = (("", change.changed), ("new ", change.added), ("removed ", change.removed))
+    parts = [f"{what}{', '.join(cols)}" for what, cols in named if cols]
     if change.shape_changed:
         parts.append("which rows it keeps or how they are keyed")
     if change.checks_changed:
-        parts.append("checks")
+        parts.append("its checks" if table.status != "checks" else "changed")
     return head + f": {'; '.join(parts) or 'formatting only'}"
 
 
@@ -155,6 +186,7 @@ def print_plan(plan: Plan) -> None:
 
 @app.command("plan", help=PLAN_HELP)
 def plan_command(
+    env: EnvOption = "prod",
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     diff: Annotated[
         bool,
@@ -163,7 +195,9 @@ def plan_command(
 ) -> None:
     try:
         settings = Settings.from_env()
-        plan = compute_plan(settings)
+        plan = compute_plan(settings, env)
+        if diff and env != "prod":
+            raise fail("--diff compares with production; run it without --env.", 2)
         previews = _previews(settings, plan) if diff else []
     except OneRingError as e:
         raise refuse(e) from None
@@ -195,19 +229,50 @@ def _previews(settings: Settings, plan: Plan) -> list:
     return preview(plan, resources_for(settings))
 
 
+def _unit_tests_pass(plan: Plan) -> bool:
+    """`onering test` on the planned Silver and Gold tables.
+
+    In a process of its own: it opens a scratch chDB, and this process the project's.
+    """
+    import subprocess
+    import sys
+
+    keys = [t.key for t in plan.tables if t.rebuild and t.key.split("/")[0] in ("silver", "gold")]
+    if not keys:
+        return True
+    select = " or ".join(f'key:"{k}"' for k in keys)
+    done = subprocess.run(
+        [sys.executable, "-m", "onering_assets.cli", "test", "--select", select],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode in (0, 3):  # passed, or no table of the plan has tests
+        return True
+    err.print(done.stdout + done.stderr, highlight=False, markup=False)
+    return False
+
+
 @app.command("apply", help=APPLY_HELP)
-def apply_command() -> None:
+def apply_command(
+    env: EnvOption = "prod",
+    tests: Annotated[
+        bool, typer.Option("--tests/--skip-tests", help="Run the planned tables' unit tests first.")
+    ] = True,
+) -> None:
     from onering_assets.change.apply import apply
 
     try:
         settings = Settings.from_env()
-        plan = compute_plan(settings)
+        plan = compute_plan(settings, env)
         print_plan(plan)
         if plan.empty:
             return
-        steps = _Steps(settings)
+        if tests and not _unit_tests_pass(plan):
+            raise fail("the unit tests of a planned table fail (above): nothing was applied.")
+        steps = _Steps(settings, env)
+        steps.prepare()
         outcome = apply(plan, steps.execute, steps.audit, steps.record, steps.forget)
-        left = compute_plan(settings)
+        left = compute_plan(settings, env)
     except OneRingError as e:
         raise refuse(e) from None
     for key in outcome.recorded:
@@ -228,9 +293,23 @@ def _features(run) -> list[tuple[str, str]]:
 class _Steps:
     """What apply does, through the runner and the store."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, env: str) -> None:
+        self.settings, self.env = settings, env
         self._loaded: tuple | None = None
+        self.tags = {} if env == "prod" else {ENV_TAG: env}
+
+    def prepare(self) -> None:
+        """Finish a stopped promotion; create the environment from production if new."""
+        from onering_assets.change import envs
+        from onering_assets.cli.env import gold_connection
+
+        with _clickhouse(self.settings) as client, gold_connection(self.settings) as conn:
+            if client is None:
+                return
+            envs.finish_promotions(client, conn)
+            if self.env != "prod" and self.env not in envs.environments(client):
+                made = envs.create(client, conn, self.env)
+                err.print(f"created environment {self.env} ({made.tables} Silver tables shared)")
 
     def _defs(self):
         if self._loaded is None:
@@ -249,7 +328,9 @@ class _Steps:
         keys = {dg.AssetKey(k.split("/")) for k in run.keys}
         # A feature view's rows, then the view itself (Feast's registry and online store).
         keys |= {dg.AssetKey(["features", k.removesuffix("_source")]) for _, k in _features(run)}
-        summary = execute(defs, instance, assets=keys, first=run.first, last=run.last)
+        summary = execute(
+            defs, instance, assets=keys, first=run.first, last=run.last, tags=self.tags
+        )
         return summary.success
 
     def audit(self, table: TablePlan) -> bool:
@@ -263,7 +344,8 @@ class _Steps:
         spans = ranges([p for p in table.record if p]) or [(None, None)]
         err.print(f"re-auditing {table.key}", highlight=False)
         return all(
-            execute(defs, instance, checks=checks, first=a, last=b).success for a, b in spans
+            execute(defs, instance, checks=checks, first=a, last=b, tags=self.tags).success
+            for a, b in spans
         )
 
     def record(self, table: TablePlan) -> None:
@@ -280,11 +362,12 @@ class _Steps:
                     declared = load_views().view(name.removesuffix("_source"))
                 else:
                     declared = load_catalog().sql_table(layer, name)
-                state.record(client, *state.publish_sources(declared), parts, "onering-apply")
+                sources = state.publish_sources(declared)
+                state.record(client, *sources, parts, "onering-apply", self.env)
 
     def forget(self, key: str) -> None:
         from onering_assets.change import state
 
         with _clickhouse(self.settings) as client:
             if client is not None:
-                state.forget(client, key)
+                state.forget(client, key, self.env)

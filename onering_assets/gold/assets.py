@@ -30,6 +30,7 @@ from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.gold.reconcile import Reconciliation, silver_read
 from onering_assets.metadata import catalog_labels
+from onering_assets.namespaces import ENV_TAG, building
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.resources.postgres import stop_embedded
@@ -103,6 +104,10 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
+        with building(context.run.tags.get(ENV_TAG, "")):
+            yield from build(context, materialize)
+
+    def build(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
         partitions = selected_partitions(context) if table.partitioned else None
         if not materialize:
             yield check_published(table, context.resources, partitions, decls)

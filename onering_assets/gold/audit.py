@@ -23,6 +23,7 @@ from onering_assets.gold.reconcile import (
     independent_count,
     landed_months,
 )
+from onering_assets.namespaces import gold_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 def column_schema(conn: psycopg.Connection, table: SqlTable, computed: list[str]) -> Outcome:
     actual = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns"
-        " WHERE table_schema = 'gold' AND table_name = %s ORDER BY ordinal_position",
-        (table.name,),
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (gold_schema(), table.name),
     ).fetchall()
     declared = [(c.name, c.type) for c in table.columns]
     outcome = schema_outcome(checks.COLUMN_SCHEMA, declared, actual, f"gold.{table.name}")

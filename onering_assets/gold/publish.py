@@ -17,6 +17,7 @@ from onering_assets.catalog import SqlTable, load_catalog
 from onering_assets.change import datadiff
 from onering_assets.change.datadiff import DataDiff
 from onering_assets.lineage.sql import replace_tables
+from onering_assets.namespaces import gold_schema, silver_db
 from onering_assets.partitions import month_bounds
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 
 def target(table: SqlTable) -> sql.Identifier:
-    return sql.Identifier("gold", table.name)
+    """The published mart: production's, or the environment's being built."""
+    return sql.Identifier(gold_schema(), table.name)
 
 
 def stage_name(table: SqlTable) -> sql.Identifier:
@@ -42,7 +44,7 @@ def compute_sql(
     replacements = {}
     for _, name in table.upstream:
         upstream = load_catalog().sql_table("silver", name)
-        source = (read or {}).get(name) or f"silver.`{name}`"
+        source = (read or {}).get(name) or f"{silver_db()}.`{name}`"
         if partitions and upstream.partitioned:
             source = f"(SELECT * FROM {source} WHERE _partition IN {{partitions:Array(String)}})"
         replacements[name] = source
@@ -119,7 +121,14 @@ def diff(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | None
     old += window_literal(table, partitions) + sql.SQL(")")
     columns = [(c.name, c.type) for c in table.columns]
     new = stage_name(table).as_string(conn)
-    query = datadiff.diff_query(new, old.as_string(conn), table.key, columns, "postgres")
+    month = (
+        sql.SQL("to_char({c}, 'YYYY-MM')").format(c=sql.Identifier(table.partition_column))
+        if table.partition_column
+        else sql.SQL("''")
+    )
+    query = datadiff.diff_query(
+        new, old.as_string(conn), table.key, columns, "postgres", month.as_string(conn)
+    )
     row = conn.execute(query).fetchone()  # type: ignore[arg-type]
     return datadiff.parse_row(row or (), columns)
 
@@ -132,7 +141,8 @@ def publish(conn: psycopg.Connection, table: SqlTable, partitions: list[str] | N
     # Bounded: a holder that never lets go (a stuck session) is a retryable error, not a hang.
     conn.execute("SET LOCAL lock_timeout = '120s'")
     conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"publish:gold.{table.name}",)
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+        (f"publish:{gold_schema()}.{table.name}",),
     )
     conn.execute(sql.SQL("DELETE FROM {t}").format(t=target(table)) + where, bounds)
     conn.execute(

@@ -35,6 +35,7 @@ from onering_assets.catalog import SqlTable, identifier
 from onering_assets.checks import names as checks
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome
 from onering_assets.errors import ConfigError, UpstreamChangedError
+from onering_assets.namespaces import silver_db
 from onering_assets.partitions import MONTHLY
 
 if TYPE_CHECKING:
@@ -133,9 +134,9 @@ def silver_batches(client: Client, table: str, months: list[str]) -> Batches:
     name = identifier(table, where="reconciliation")
     rows = client.query(
         "SELECT _partition, groupUniqArray(_batch_id) FROM ("
-        f" SELECT _partition, _batch_id FROM silver.`{name}`"
+        f" SELECT _partition, _batch_id FROM {silver_db()}.`{name}`"
         " WHERE _partition IN {m:Array(String)}"
-        f" UNION ALL SELECT _partition, _batch_id FROM silver.`{name}_rejects`"
+        f" UNION ALL SELECT _partition, _batch_id FROM {silver_db()}.`{name}_rejects`"
         " WHERE _partition IN {m:Array(String)}) GROUP BY _partition",
         parameters={"m": months},
         settings={"readonly": 2},
@@ -241,7 +242,8 @@ def landed_minus_rejected(
         f"SELECT {groups}, sum(n) AS net FROM ("
         f" SELECT {landed}, toInt64(count()) AS n FROM {source} GROUP BY {groups}"
         f" UNION ALL SELECT {rejects}, -toInt64(count()) AS n"
-        f" FROM silver.`{recon.rows_of}_rejects` WHERE _partition IN {{months:Array(String)}}"
+        f" FROM {silver_db()}.`{recon.rows_of}_rejects`"
+        " WHERE _partition IN {months:Array(String)}"
         f" GROUP BY {groups}"
         f") GROUP BY {groups} HAVING net != 0"
     )

@@ -57,13 +57,48 @@ def _leaf_sources(node) -> list[tuple[str, str, str]]:
     return sorted(set(leaves))
 
 
+def prefer_source_columns(tree: Expr, schema: dict[str, dict[str, dict[str, str]]]) -> Expr:
+    """Qualify each bare name that is both a source column and an output alias as the column.
+
+    ClickHouse runs declared SQL with ``prefer_column_name_to_alias = 1``: in
+    ``arr_delay_min AS arr_delay, … arr_delay IS NOT NULL …`` the second ``arr_delay`` is
+    the source's column. sqlglot would expand it to the alias; naming its table first keeps
+    it the column (for lineage: what the engine really reads). ``tree`` is changed in place.
+    """
+    ctes = {cte.alias_or_name: cte.this for cte in tree.find_all(exp.CTE)}
+    for select in tree.find_all(exp.Select):
+        aliases = {s.alias for s in select.selects if isinstance(s, exp.Alias)}
+        columns: dict[str, set[str]] = {}
+        for source in select.find_all(exp.Table):
+            if source.parent_select is not select:
+                continue
+            if source.db in LAYER_SCHEMAS:
+                names = set(schema.get(source.db, {}).get(source.name, {}))
+            elif source.name in ctes and isinstance(ctes[source.name], exp.Select):
+                names = set(ctes[source.name].named_selects)  # type: ignore[attr-defined]
+            else:
+                continue
+            columns[source.alias_or_name] = names
+        for node in (*select.selects, select.args.get("where"), select.args.get("group")):
+            for column in node.find_all(exp.Column) if node is not None else ():
+                if column.table or column.name not in aliases or column.parent_select is not select:
+                    continue
+                owners = [alias for alias, names in columns.items() if column.name in names]
+                if len(owners) == 1:
+                    column.set("table", exp.to_identifier(owners[0]))
+    return tree
+
+
 def column_lineage(
     tree: Expr, schema: dict[str, dict[str, dict[str, str]]], columns: tuple[str, ...]
 ) -> dict[str, list[tuple[str, str, str]]]:
     """For each output column, the ``(schema, table, column)`` sources it is computed from."""
     mapping = MappingSchema(dict(schema), dialect=DIALECT)
     qualified = qualify(
-        tree.copy(), schema=mapping, dialect=DIALECT, validate_qualify_columns=False
+        prefer_source_columns(tree.copy(), schema),
+        schema=mapping,
+        dialect=DIALECT,
+        validate_qualify_columns=False,
     )
     result: dict[str, list[tuple[str, str, str]]] = {}
     for column in columns:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from onering_assets.catalog import SqlTable
 from onering_assets.checks import names as checks
 from onering_assets.checks.outcome import SAMPLE_ROWS, Outcome, not_empty, schema_outcome
+from onering_assets.namespaces import silver_db
 from onering_assets.ranges import any_out_of_range, out_of_range
-from onering_assets.silver.plan import DATABASE, quote, table_columns
+from onering_assets.silver.plan import DATABASE, STAGING_NAME, quote, table_columns
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -31,12 +32,17 @@ class Audited:
     partitions: list[str] | None
 
     @property
+    def database(self) -> str:
+        """Staging lives in production's database; a published table in the one built."""
+        return DATABASE if STAGING_NAME.search(self.rows_name) else silver_db()
+
+    @property
     def rows_table(self) -> str:
-        return f"{DATABASE}.{quote(self.rows_name)}"
+        return f"{self.database}.{quote(self.rows_name)}"
 
     @property
     def rejects_table(self) -> str:
-        return f"{DATABASE}.{quote(self.rejects_name)}"
+        return f"{self.database}.{quote(self.rejects_name)}"
 
 
 def _rows(client: Client, sql: str, params: dict[str, Any] | None = None) -> list[tuple]:
@@ -58,13 +64,13 @@ def column_schema(client: Client, audited: Audited) -> Outcome:
         client,
         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}"
         " ORDER BY position",
-        {"db": DATABASE, "t": audited.rows_name},
+        {"db": audited.database, "t": audited.rows_name},
     )
     return schema_outcome(
         checks.COLUMN_SCHEMA,
         table_columns(audited.table),
         actual,
-        f"{DATABASE}.{audited.table.name}",
+        f"{silver_db()}.{audited.table.name}",
     )
 
 

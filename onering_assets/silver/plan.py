@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from onering_assets.catalog import INGESTION_COLUMNS, INGESTION_TYPES, SqlTable
 from onering_assets.lineage.sql import replace_tables
+from onering_assets.namespaces import silver_db
 from onering_assets.partitions import month_key
 
 DATABASE = "silver"
@@ -60,7 +62,7 @@ class SilverNames:
 
     @property
     def failed_rejects(self) -> str:
-        return f"{DATABASE}.{quote(self.failed_rejects_name)}"
+        return f"{silver_db()}.{quote(self.failed_rejects_name)}"
 
     @property
     def candidates_name(self) -> str:
@@ -68,11 +70,12 @@ class SilverNames:
 
     @property
     def target(self) -> str:
-        return f"{DATABASE}.{quote(self.table)}"
+        """The published table: production's, or the environment's being built."""
+        return f"{silver_db()}.{quote(self.table)}"
 
     @property
     def rejects(self) -> str:
-        return f"{DATABASE}.{quote(self.rejects_name)}"
+        return f"{silver_db()}.{quote(self.rejects_name)}"
 
     @property
     def stage(self) -> str:
@@ -200,7 +203,20 @@ def publish_statements(
     return swap_statements(partitions or [] if table.partitioned else None, names)
 
 
-def swap_statements(partitions: list[str] | None, names: SilverNames) -> list[tuple[str, dict]]:
+class Swap(Protocol):
+    """Where a swap reads (``stage``, ``rejects_stage``) and writes (``target``, ``rejects``)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def rejects(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def rejects_stage(self) -> str: ...
+
+
+def swap_statements(partitions: list[str] | None, names: Swap) -> list[tuple[str, dict]]:
     """Each month (``None``: the whole table) of the table and its rejects, from staging.
 
     ``REPLACE PARTITION … FROM`` keeps its source, so every statement can be run again with

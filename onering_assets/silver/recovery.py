@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from onering_assets import journal
+from onering_assets.namespaces import building
 from onering_assets.resources.locks import Locks
 from onering_assets.silver import plan
 
@@ -45,7 +46,10 @@ def applier(client: Client) -> tuple[journal.Apply, journal.Apply]:
             log.warning("silver.%s: staging of run %s is gone; skipped", entry.table, entry.run)
             return
         partitions = entry.payload.get("partitions")
-        for i, (statement, settings) in enumerate(plan.swap_statements(partitions, names)):
+        # A build into an environment swaps into the environment's tables.
+        with building(entry.payload.get("env", "")):
+            swaps = plan.swap_statements(partitions, names)
+        for i, (statement, settings) in enumerate(swaps):
             client.command(statement, settings=settings)
             if i == 0:
                 journal.fault("silver.publish.after_first_swap")

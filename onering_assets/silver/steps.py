@@ -19,6 +19,7 @@ from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import silver_checks
 from onering_assets.errors import ConfigError
+from onering_assets.namespaces import current, silver_db
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.resources import LakeResource
 from onering_assets.resources.locks import Locks
@@ -138,7 +139,7 @@ class SilverBuild:
         """Whether the table exists (checks alone never create it)."""
         result = self.client.query(
             "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            parameters={"db": plan.DATABASE, "t": self.table.name},
+            parameters={"db": silver_db(), "t": self.table.name},
         )
         return bool(result.result_rows[0][0])
 
@@ -155,6 +156,10 @@ class SilverBuild:
         when it was opened; a ClickHouse server is recovered here, by
         every run that writes (each table under its publication lock).
         """
+        if current():  # an environment's tables are production's columns: nothing to migrate
+            schema.verify(self.client, self.table)
+            recovery.recover(self.client, self._locks())
+            return
         ddl.apply_once(self.client, self._locks())
         schema.verify(self.client, self.table)
         recovery.recover(self.client, self._locks())
@@ -208,7 +213,8 @@ class SilverBuild:
         for statement in plan.keep_failed_rejects(self.names):
             self.client.command(statement, parameters={"run_id": self.run_id})
         return (
-            f"SELECT _partition, _reject_reason, _raw FROM silver.{self.names.failed_rejects_name}"
+            f"SELECT _partition, _reject_reason, _raw FROM {silver_db()}."
+            f"{self.names.failed_rejects_name}"
             f" WHERE _run_id = '{self.run_id}'"
         )
 
@@ -223,7 +229,8 @@ class SilverBuild:
                 else f" WHERE _partition BETWEEN '{first}' AND '{last}'"
             )
         return (
-            f"SELECT _partition, _reject_reason, _raw FROM silver.{self.names.rejects_name}{where}"
+            f"SELECT _partition, _reject_reason, _raw FROM {silver_db()}.{self.names.rejects_name}"
+            f"{where}"
         )
 
     def staged_reject_reasons(self) -> dict[str, int]:
@@ -237,7 +244,7 @@ class SilverBuild:
     def diff(self) -> DataDiff:
         """The staged rows against the published ones of the same months (by key)."""
         names = self.names
-        published = f"{plan.DATABASE}.{self.table.name}"
+        published = names.target
         if not self.published():
             old = datadiff.empty(names.stage)
         elif self.table.partitioned:
@@ -248,13 +255,15 @@ class SilverBuild:
         # A column the published table does not have yet is all new: nothing to compare.
         have = self._published_columns()
         columns = [(c.name, c.type) for c in self.table.columns if not have or c.name in have]
-        query = datadiff.diff_query(names.stage, old, self.table.key, columns, "clickhouse")
+        query = datadiff.diff_query(
+            names.stage, old, self.table.key, columns, "clickhouse", partition="_partition"
+        )
         return datadiff.parse_row(self.client.query(query).result_rows[0], columns)
 
     def _published_columns(self) -> set[str]:
         result = self.client.query(
             "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
-            parameters={"db": plan.DATABASE, "t": self.table.name},
+            parameters={"db": silver_db(), "t": self.table.name},
         )
         return {str(r[0]) for r in result.result_rows}
 
@@ -273,7 +282,8 @@ class SilverBuild:
         """
         name = self.table.name
         parts = self.partitions or [] if self.table.partitioned else None
-        entry = journal.Entry(self.run, "silver", name, {"partitions": parts})
+        payload = {"partitions": parts, **({"env": current()} if current() else {})}
+        entry = journal.Entry(self.run, "silver", name, payload)
         jr = journal.ClickHouseJournal(self.client)
         apply, cleanup = recovery.applier(self.client)
         with self._locks().hold(recovery.publish_lock(name), what=f"Publishing silver.{name}"):

@@ -79,11 +79,15 @@ def test_apply_rebuilds_only_the_planned_partitions(project) -> None:
     )
     assert planned[MART]["rebuild"] == ["2013-02"]
     printed = ok(onering(project, "plan"))
-    assert "changed columns: avg_arr_delay" in printed
+    assert "changed: avg_arr_delay" in printed
     assert "rebuild: 2013-02 (1 month)" in printed
 
     runs = deployed(project)
-    ok(onering(project, "apply"))
+    refused = onering(project, "apply")  # the mart's unit test still expects the old average
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "FAIL gold/carrier_monthly_performance" in refused.stderr
+    assert "nothing was applied" in refused.stderr and deployed(project) == runs
+    ok(onering(project, "apply", "--skip-tests"))
     after = deployed(project)
     rebuilt = {k for k in after if after[k] != runs[k]}
     assert rebuilt == {(MART, "2013-02")}
@@ -139,7 +143,7 @@ def test_plan_diff_counts_the_change_and_a_declared_limit_blocks_the_publish(pro
     assert set(diff["columns"]) == {"avg_arr_delay"}
     assert gold_rows_of(project) == before and deployed(project) == runs  # nothing published
 
-    failed = onering(project, "apply")
+    failed = onering(project, "apply", "--skip-tests")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "data_diff" in failed.stdout + failed.stderr
     assert gold_rows_of(project) == before and deployed(project) == runs

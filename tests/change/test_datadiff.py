@@ -39,10 +39,10 @@ def new_rows() -> list[tuple]:
     return rows
 
 
-def expect(diff: DataDiff) -> None:
+def expect(diff: DataDiff, fresh: int = 0) -> None:
     assert (diff.old_rows, diff.new_rows) == (1000, 990)
-    assert (diff.added, diff.removed, diff.changed) == (20, 30, 110)
-    assert diff.moved_pct == 16.0
+    assert (diff.added, diff.removed, diff.changed, diff.fresh) == (20, 30, 110, fresh)
+    assert diff.moved_pct == (16.0 if not fresh else 14.0)
     columns = {c.name: c for c in diff.columns}
     assert (columns["k"].changed, columns["amount"].changed, columns["label"].changed) == (
         0,
@@ -77,6 +77,11 @@ def test_clickhouse_counts_the_planted_change_exactly(chdb) -> None:
         chdb.insert(name, [list(r) for r in rows], column_names=["k", "amount", "label"])
     row = chdb.query(diff_query("new", "old", ("k",), COLUMNS, "clickhouse")).result_rows[0]
     expect(parse_row(row, COLUMNS))
+    # By thousands of k, the 20 added keys (5000…) are a partition never published: they
+    # replace nothing, so they are not moved.
+    query = diff_query("new", "old", ("k",), COLUMNS, "clickhouse", partition="intDiv(k, 1000)")
+    fresh = parse_row(chdb.query(query).result_rows[0], COLUMNS)
+    assert (fresh.added, fresh.fresh, fresh.moved, fresh.moved_pct) == (20, 20, 140, 14.0)
 
 
 def test_postgres_counts_the_planted_change_exactly(pg) -> None:
@@ -85,9 +90,10 @@ def test_postgres_counts_the_planted_change_exactly(pg) -> None:
         with pg.cursor().copy(f"COPY {name} (k, amount, label) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(r)
-    row = pg.execute(diff_query("new", "old", ("k",), PG_COLUMNS, "postgres")).fetchone()  # type: ignore[arg-type]
+    query = diff_query("new", "old", ("k",), PG_COLUMNS, "postgres", partition="k / 1000")
+    row = pg.execute(query).fetchone()  # type: ignore[arg-type]
     assert row is not None
-    expect(parse_row(row, PG_COLUMNS))
+    expect(parse_row(row, PG_COLUMNS), fresh=20)
 
 
 def test_the_data_diff_check_holds_within_its_limit_and_fails_beyond() -> None:

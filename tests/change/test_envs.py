@@ -95,6 +95,7 @@ def test_an_environment_shares_production_and_leaves_it_byte_identical(built) ->
         (("env", "create", "Dev"), 2, "is not an environment name"),
         (("env", "create", "prod"), 2, "is not an environment name"),
         (("env", "create", "a__b"), 2, "is not an environment name"),
+        (("env", "create", "nl\n"), 2, "is not an environment name"),
         (("env", "drop", "nope"), 3, "No environment 'nope'"),
     ],
 )

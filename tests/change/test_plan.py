@@ -207,3 +207,40 @@ def test_a_bronze_column_nobody_reads_is_recorded_only() -> None:
         ),
     }
     assert summary(plan(current)) == {"silver/planes": ("record", [])}
+
+
+def test_a_change_to_which_rows_silver_rejects_rebuilds_every_reader() -> None:
+    current = edit("silver/flights", "NOT BETWEEN 1 AND 31", "NOT BETWEEN 1 AND 30")
+    result = plan(current)
+    flights = result.get("silver/flights")
+    assert flights is not None and flights.change is not None and flights.change.shape_changed
+    readers = downstream(result, "silver/flights")
+    assert readers and all(readers.values())  # every reader, every column
+    assert {t.key: t.status for t in result.tables} == {
+        "silver/flights": "changed",
+        **dict.fromkeys(readers, "affected"),
+    }
+
+
+def test_a_column_a_reader_groups_and_joins_on_through_an_alias_breaks_all_of_it() -> None:
+    """airport_daily_weather groups its weather CTE by `observed_date AS day`, joins on day."""
+    current = edit(
+        "silver/weather",
+        "makeDate(year_num, month_num, day_num) AS observed_date",
+        "toDate(time_hour_utc) AS observed_date",
+    )
+    result = plan(current)
+    mart = result.get("gold/airport_daily_weather")
+    assert mart is not None and mart.status == "affected" and mart.rebuild == MONTHS
+    readers = downstream(result, "silver/weather")
+    every = ("origin", "day", "flights", "avg_dep_delay", "avg_precip", "avg_visib",
+             "avg_wind_speed")  # fmt: skip
+    assert readers["gold/airport_daily_weather"] == every
+
+
+def test_a_changeset_naming_a_mart_rebuilds_it() -> None:
+    change = "\nALTER TABLE gold.route_performance ALTER COLUMN avg_distance TYPE numeric(10,2);"
+    current = edit("gold/route_performance", "PRIMARY KEY", "PRIMARY KEY", field="ddl")
+    source = current["gold/route_performance"]
+    current["gold/route_performance"] = dataclasses.replace(source, ddl=source.ddl + change)
+    assert summary(plan(current)) == {"gold/route_performance": ("changed", [WHOLE])}

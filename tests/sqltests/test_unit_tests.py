@@ -8,6 +8,7 @@ on both engines. The command itself: tests/sqltests/test_cli.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -42,6 +43,22 @@ def test_every_silver_and_gold_table_has_unit_tests() -> None:
     assert all(t.rejects is not None for t in silver if "reject" in t.name)
     reasons = {r.get("_reject_reason") for t in silver for r in t.rejects or []}
     assert {"duplicate key", "outside partition", "invalid date parts"} <= reasons
+    # Every reason each table's SQL can give; the range check (one code path) on one column.
+    for table in CATALOG.silver:
+        tested = {
+            r.get("_reject_reason") for t in silver if t.table is table for r in t.rejects or []
+        }
+        assert declared_reasons(table) <= tested, f"silver/{table.name}: untested reasons"
+        ranged = any(str(r).startswith("out of range: ") for r in tested)
+        assert ranged or not table.ranges, f"silver/{table.name}: no value outside a range"
+
+
+def declared_reasons(table) -> set[str]:
+    """The reasons in the SQL's ``multiIf(…) AS _reject_reason``."""
+    sql = table.declared_sql
+    block = sql[sql.rindex("multiIf(", 0, sql.index("AS _reject_reason")) :]
+    block = block[: block.index("AS _reject_reason")]
+    return set(re.findall(r",\s*'([^']+)'\s*,", block))
 
 
 @pytest.mark.parametrize("test", TESTS, ids=[t.title for t in TESTS])

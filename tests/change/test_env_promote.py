@@ -1,0 +1,116 @@
+"""`onering apply --env` and `onering env promote`, end to end on real stores.
+
+Production is built for January and February. A mart edit applied to ``dev`` changes only
+``gold__dev`` (production's rows and records are untouched, production still plans it);
+promoting ``dev`` makes production's rows the environment's and production plans nothing.
+A Silver edit is built into ``dev`` (flights and the marts that read it), and its promotion
+is SIGKILLed after Silver's swaps, before Gold's: the next `onering env promote` finishes
+it from the journal, so production ends with every table of the promotion.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from onering_assets.settings import PLATFORM_DIR
+from tests.change.cli import ok, onering, rows
+
+MART = "gold/carrier_monthly_performance"
+SQL = "analytics/clickhouse"
+CARRIER = "SELECT carrier, month, avg_arr_delay FROM {s}.carrier_monthly_performance ORDER BY 1, 2"
+FLIGHTS = "SELECT sum(arr_delay) AS s, count(arr_delay) AS n FROM {d}.flights"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("promote")
+    shutil.copytree(PLATFORM_DIR, base / "platform")
+    env = {
+        **os.environ,
+        "ONERING_STATE_DIR": str(base / "state"),
+        "ONERING_SOURCE_DIR": str(make_source()),
+        "ONERING_PLATFORM_DIR": str(base / "platform"),
+        "DAGSTER_HOME": str(base / "state" / "dagster"),
+        "COLUMNS": "400",
+    }
+    ok(onering(env, "materialize", "-s", "group:bronze", "--from", "2013-01", "--to", "2013-02"))
+    ok(onering(env, "apply"))
+    return env
+
+
+def edit(env: dict[str, str], path: str, old: str, new: str) -> None:
+    file = Path(env["ONERING_PLATFORM_DIR"]) / SQL / path
+    assert old in file.read_text()
+    file.write_text(file.read_text().replace(old, new))
+
+
+def deployed(env: dict[str, str], name: str = "prod") -> list[dict]:
+    query = (
+        "SELECT key, partition, source, run_id FROM onering.deployed FINAL "
+        f"WHERE env = '{name}' AND NOT removed ORDER BY key, partition"
+    )
+    return rows(env, query)
+
+
+def keys_planned(env: dict[str, str], *args: str) -> set[str]:
+    import json
+
+    return {t["key"] for t in json.loads(ok(onering(env, "plan", "--json", *args)))["tables"]}
+
+
+def test_a_change_built_in_an_environment_leaves_production_until_promoted(project) -> None:
+    prod_rows, prod_records = rows(project, CARRIER.format(s="gold"), "gold"), deployed(project)
+    edit(
+        project,
+        "gold/carrier_monthly_performance.sql",
+        "avg(f.arr_delay) AS",
+        "avg(f.arr_delay) + 5 AS",
+    )
+    assert "Applied: the plan is now empty." in ok(
+        onering(project, "apply", "--env", "dev", "--skip-tests")
+    )
+    assert rows(project, CARRIER.format(s="gold"), "gold") == prod_rows
+    assert deployed(project) == prod_records
+    dev = rows(project, CARRIER.format(s="gold__dev"), "gold")
+    assert [r["avg_arr_delay"] for r in dev] == pytest.approx(
+        [r["avg_arr_delay"] + 5 for r in prod_rows]
+    )
+    assert keys_planned(project, "--env", "dev") == set()
+    assert keys_planned(project) == {MART}
+
+    promoted = ok(onering(project, "env", "promote", "dev"))
+    assert f"promoted {MART}: 2013-01, 2013-02" in promoted
+    assert rows(project, CARRIER.format(s="gold"), "gold") == dev
+    assert keys_planned(project) == set()
+    assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
+
+
+def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
+    edit(
+        project,
+        "silver/flights.sql",
+        "arr_delay_min AS arr_delay",
+        "arr_delay_min + 1 AS arr_delay",
+    )
+    ok(onering(project, "apply", "--env", "dev", "--skip-tests"))
+    before = rows(project, FLIGHTS.format(d="silver"))[0]
+    dev_flights = rows(project, FLIGHTS.format(d="silver__dev"))[0]
+    dev_mart = rows(project, CARRIER.format(s="gold__dev"), "gold")
+    assert dev_flights == {"s": before["s"] + before["n"], "n": before["n"]}  # +1 each
+
+    killed = onering(
+        {**project, "ONERING_FAULT": "env.promote.after_silver"}, "env", "promote", "dev"
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    stopped = onering(project, "plan")
+    assert "promotion of dev stopped half-way" in stopped.stderr
+
+    finished = ok(onering(project, "env", "promote", "dev"))
+    assert rows(project, FLIGHTS.format(d="silver"))[0] == dev_flights
+    assert rows(project, CARRIER.format(s="gold"), "gold") == dev_mart
+    assert not {"silver/flights", MART} & keys_planned(project)
+    assert "Promoted dev" in finished
