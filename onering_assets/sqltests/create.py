@@ -179,8 +179,13 @@ def read_columns(table: SqlTable) -> dict[tuple[str, str], set[str]]:
     for sources in table.parsed.column_lineage.values():
         for layer, name, column in sources:
             read.setdefault((layer, name), set()).add(column.strip('"'))
+    from onering_assets.catalog import load_catalog, schema_of
+
+    schema = schema_of(load_catalog().silver)
     for layer, name in table.upstream:
-        read[(layer, name)] |= shaping_columns(table, layer, name)
+        shaping = shaping_columns(table, layer, name, schema)
+        every = set(schema.get(layer, {}).get(name, {}))
+        read[(layer, name)] |= every if shaping is None else shaping
     return read
 
 
