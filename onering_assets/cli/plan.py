@@ -26,7 +26,9 @@ Per table: added, removed, changed (which columns, whether the rows it keeps cha
 affected (a column it reads upstream changed), checks (its checks changed: re-audit) or
 record (nothing to rebuild: formatting, or a change nobody downstream reads); for a change,
 whether it is breaking for each downstream table and which of its columns; and the
-partitions `onering apply` would rebuild. Nothing is run or written. Exit code 0.
+partitions `onering apply` would rebuild. Nothing is run or written. Exit code 0; with
+--check, 1 when there is anything to apply (a CI gate: the declarations match what is
+published, or not).
 
 \b
 --diff also stages each planned rebuild as a run would (Silver, then Gold from the staged
@@ -192,6 +194,9 @@ def plan_command(
         bool,
         typer.Option("--diff", help="Also stage each rebuild and diff it (nothing published)."),
     ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 when there is anything to apply (a CI gate).")
+    ] = False,
 ) -> None:
     try:
         settings = Settings.from_env()
@@ -208,8 +213,14 @@ def plan_command(
                 p.key: p.diff.to_json() if p.diff else {"note": p.note} for p in previews
             }
         out.print_json(json.dumps(body))
-        return
-    print_plan(plan)
+    else:
+        print_plan(plan)
+        _print_previews(previews)
+    if check and not plan.empty:
+        raise typer.Exit(1)
+
+
+def _print_previews(previews: list) -> None:
     for p in previews:
         text = f"diff {p.key}: {p.diff.summary() if p.diff else p.note}"
         out.print(text, highlight=False, markup=False, soft_wrap=True)
