@@ -15,7 +15,6 @@ makes what it built production, all or nothing (one journal entry, rolled forwar
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -152,12 +151,8 @@ def create(client: Client, conn: psycopg.Connection | None, env: str) -> Created
 
 
 def _copy_records(client: Client, env: str) -> None:
-    rows = [
-        state.row(env, d.key, d.partition, d.source, json.dumps(d.inputs), d.run_id)
-        for parts in state.deployed(client).values()
-        for d in parts.values()
-    ]
-    state.insert(client, rows)
+    records = [d for parts in state.deployed(client).values() for d in parts.values()]
+    state.insert(client, state.rows_of(records, env))
 
 
 def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
@@ -248,23 +243,16 @@ def _promoter(client: Client, conn: psycopg.Connection | None) -> journal.Apply:
                     )
         built = state.deployed(client, env)
         promoted = [built[key][p] for key, parts in tables.items() for p in parts]
-        state.insert(
-            client,
-            [
-                state.row(state.PROD, d.key, d.partition, d.source, json.dumps(d.inputs), d.run_id)
-                for d in promoted
-            ],
-        )
+        state.insert(client, state.rows_of(promoted, state.PROD))
 
     return apply
 
 
-def finish_promotions(client: Client, conn: psycopg.Connection | None) -> list[str]:
+def finish_promotions(client: Client, conn: psycopg.Connection | None) -> list[journal.Entry]:
     """Finish promotions a crash stopped half-way (before anything else reads or promotes)."""
-    entries = journal.recover(
+    return journal.recover(
         journal.ClickHouseJournal(client), _promoter(client, conn), lambda e: None, layer=PROMOTE
     )
-    return [e.table for e in entries]
 
 
 def promote(client: Client, conn: psycopg.Connection | None, env: str) -> dict[str, list[str]]:
@@ -276,9 +264,7 @@ def promote(client: Client, conn: psycopg.Connection | None, env: str) -> dict[s
     """
     if env not in environments(client):
         raise ConfigError(f"No environment {env!r}: see `onering env list`.")
-    entries = journal.recover(
-        journal.ClickHouseJournal(client), _promoter(client, conn), lambda e: None, layer=PROMOTE
-    )
+    entries = finish_promotions(client, conn)
     finished = {k: p for e in entries if e.table == env for k, p in e.payload["tables"].items()}
     changed = differences(client, env)
     if changed:

@@ -105,10 +105,7 @@ def forget(client: Client, key: str, env: str = PROD) -> None:
     """Mark every partition of a table no longer declared as removed (its data is kept)."""
     if not _exists(client):
         return
-    rows = [
-        row(env, key, d.partition, d.source, json.dumps(d.inputs), d.run_id, removed=1)
-        for d in deployed(client, env).get(key, {}).values()
-    ]
+    rows = rows_of(list(deployed(client, env).get(key, {}).values()), env, removed=1)
     insert(client, rows)
 
 
@@ -130,6 +127,14 @@ def row(
 ) -> list:
     now = datetime.now(UTC)
     return [env, key, partition, source, inputs, run_id, now, removed, time.time_ns()]
+
+
+def rows_of(records: list[Deployed], env: str, removed: int = 0) -> list[list]:
+    """Records as rows of ``env`` (copied to an environment, promoted, or marked removed)."""
+    return [
+        row(env, d.key, d.partition, d.source, json.dumps(d.inputs), d.run_id, removed)
+        for d in records
+    ]
 
 
 def forget_env(client: Client, env: str) -> None:
