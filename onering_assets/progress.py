@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 LINE_CHARS = 400  # a failed check's text in a progress line (the summary prints it whole)
+
+# Where progress lines go while a run executes. Dagster's compute-log capture points the
+# process's fds 1 and 2 at a file during each step and copies that file back to the terminal
+# with `tail -F`, which it terminates when the step ends: a line written just before may never
+# arrive (dagster-io/dagster#23336 -- a run's last "ok" line went missing that way). `console()`
+# keeps a duplicate of stderr's descriptor from before the run, so lines bypass the capture.
+_console: list[TextIO] = []
+
+
+@contextmanager
+def console() -> Iterator[None]:
+    """Progress lines of the runs started inside go to stderr as it is now, not via the capture."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream with no descriptor (e.g. StringIO)
+        yield
+        return
+    sys.stderr.flush()
+    stream = os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace")
+    _console.append(stream)
+    try:
+        yield
+    finally:
+        _console.remove(stream)
+        stream.close()
 
 
 class ProgressHandler(logging.Handler):
@@ -32,8 +61,9 @@ class ProgressHandler(logging.Handler):
         elif line is None and event is None and record.levelno >= logging.WARNING:
             line = f"  ! {step}: {message}"
         if line:
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            stream = _console[-1] if _console else sys.stderr
+            stream.write(line + "\n")
+            stream.flush()
 
     def _line(self, event: dg.DagsterEvent, step: str) -> str | None:
         kind = event.event_type_value

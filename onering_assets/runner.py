@@ -17,6 +17,7 @@ import dagster as dg
 from onering_assets import instance_config
 from onering_assets.errors import ConfigError, NothingSelectedError
 from onering_assets.partitions import MONTHLY, month_key
+from onering_assets.progress import console
 from onering_assets.resources.locks import store_lock
 from onering_assets.settings import Settings
 from onering_assets.summary import RunSummary, record_cancel, summarize
@@ -174,7 +175,7 @@ def execute(
     # caller (the CLI, an Airflow task) its own handler back.
     term = signal.getsignal(signal.SIGTERM) if _main_thread() else None
     try:
-        with _recording_target(instance, job):
+        with _recording_target(instance, job), console():
             result = job.execute_in_process(
                 instance=instance,
                 tags=run_tags,
