@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ class RenderConfig:
             Airflow run's status (and its tasks') to the catalog's pipeline
             ``onering_airflow.<dag_id>``, in the openmetadata environment; it never changes
             the run's outcome (``airflow_bridge/lineage_task.py``).
+        env: set by ``onering airflow export --env NAME`` (never in ``bridge.yml``, see
+            :func:`for_env`): every task tags its Dagster run ``onering/env=NAME``, so the
+            assets build into that environment's namespaces.
     """
 
     dag_prefix: str = "onering"
@@ -64,6 +67,7 @@ class RenderConfig:
     retry_delay_s: int = 60
     owner: str = "data-platform"
     publish_lineage: bool = True
+    env: str | None = None
 
     def validate(self) -> RenderConfig:
         if self.grouping not in GROUPINGS:
@@ -91,10 +95,34 @@ class RenderConfig:
 def load_config(path: Path) -> RenderConfig:
     """Read ``bridge.yml``; unknown keys are an error, not ignored."""
     raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
-    known = set(RenderConfig.__dataclass_fields__)
+    known = set(RenderConfig.__dataclass_fields__) - {"env"}
+    if "env" in raw:
+        raise BridgeError(f"{path}: `env` is chosen by `onering airflow export --env NAME`.")
     unknown = sorted(set(raw) - known)
     if unknown:
         raise BridgeError(
             f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
         )
     return RenderConfig(**raw).validate()
+
+
+def for_env(config: RenderConfig, env: str, groups: tuple[str, ...]) -> RenderConfig:
+    """``config`` for DAGs that build environment ``env`` rather than production.
+
+    DAG ids carry the name (``<prefix>_<env>_<group>``), only ``groups`` (what an
+    environment holds) of what ``config`` exports are exported, and nothing runs on a clock:
+    production's cron schedules are dropped, a DAG is triggered by hand or by the
+    environment's own upstream DAGs (their Airflow assets carry ``?env=<env>``, so
+    production's runs never trigger them). The environment's runs are not production's
+    lineage: no ``publish_lineage`` task.
+    """
+    chosen = " or ".join(f"group:{g}" for g in groups)
+    select = chosen if config.select.strip() == "*" else f"({config.select}) and ({chosen})"
+    return replace(
+        config,
+        dag_prefix=f"{config.dag_prefix}_{env}",
+        select=select,
+        schedules={},
+        publish_lineage=False,
+        env=env,
+    ).validate()

@@ -99,7 +99,7 @@ def build_dag(
         end_date=end,
         catchup=False,
         max_active_runs=1,
-        tags=["onering"],
+        tags=["onering", f"env:{render['env']}"] if render.get("env") else ["onering"],
         default_args={
             "owner": render["owner"],
             "retries": render["retries"],
@@ -120,6 +120,7 @@ def build_dag(
             run_checks=bool(task["checks"]),
             checks_only=task["checks_only"],
             manifest_path=manifest_path,
+            env=render.get("env"),  # absent from plans exported before environments
             outlets=[Asset(uri) for uri in task["outlets"]],
         )
     for task in plan["tasks"]:

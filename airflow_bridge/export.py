@@ -27,6 +27,11 @@ dag = load_dag(Path(__file__).with_name("{plan}"))
 '''
 
 
+def asset_uri(key: str, env: str | None = None) -> str:
+    """The Airflow asset a task updates: one per Dagster asset, per environment."""
+    return f"onering://{key}?env={env}" if env else f"onering://{key}"
+
+
 def _partitions(key: str, parts) -> dict[str, str] | None:
     """An asset's partition spec (first and last key, format); time windows map to Airflow."""
     import dagster as dg
@@ -87,7 +92,7 @@ def snapshot(defs, config: RenderConfig) -> Manifest:
                 checks=checks,
                 owners=tuple(node.owners),
                 tags={k: v for k, v in sorted(node.tags.items()) if not k.startswith("dagster/")},
-                uri=f"onering://{key.to_user_string()}",
+                uri=asset_uri(key.to_user_string(), config.env),
                 openmetadata={
                     k: str(meta[k]) for k in ("database", "schema", "table") if k in meta
                 },

@@ -10,3 +10,6 @@ PLAN_VERSION = 4
 # Partition key formats the bridge maps between Dagster and Airflow.
 MONTHLY, DAILY = "%Y-%m", "%Y-%m-%d"
 PARTITION_FORMATS = (MONTHLY, DAILY)
+
+# The Dagster run tag naming the environment a run builds (onering_assets/namespaces.py).
+ENV_TAG = "onering/env"

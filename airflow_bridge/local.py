@@ -213,7 +213,7 @@ class LocalAirflow:
 
     def wait_ready(self, *, timeout_s: float, say: Callable[[str], None]) -> dict[str, Any]:
         """Block until all components report healthy and every exported DAG is parsed."""
-        expected = sorted(p.stem for p in self.dags_folder.glob("*.py"))
+        expected = sorted(p.stem for p in self.dags_folder.rglob("*.py"))
         deadline = time.monotonic() + timeout_s
         last = ""
         while True:
@@ -320,7 +320,7 @@ def exported_plans(dags_folder: Path) -> dict[str, dict[str, Any]]:
     """DAG id -> plan, as exported."""
     return {
         p.name.removesuffix(".plan.json"): json.loads(p.read_text())["plan"]
-        for p in sorted(dags_folder.glob("*.plan.json"))
+        for p in sorted(dags_folder.rglob("*.plan.json"))  # env_<name>/: an environment's
     }
 
 

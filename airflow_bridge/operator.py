@@ -23,6 +23,7 @@ from airflow_bridge.errors import (
     InvalidRunRequestError,
     NothingSelectedError,
 )
+from airflow_bridge.formats import ENV_TAG
 from airflow_bridge.runs import CliRun, cli_command, run_in_process, verdict
 
 # What dag_run.conf may say: one partition, a range, and a Dagster selection.
@@ -46,6 +47,7 @@ class DagsterAssetsOperator(BaseOperator):
         dagster_url: str = "http://127.0.0.1:3000",
         dagster_token_env: str | None = None,
         manifest_path: str | None = None,
+        env: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,6 +60,7 @@ class DagsterAssetsOperator(BaseOperator):
         self.dagster_url = dagster_url
         self.dagster_token_env = dagster_token_env
         self.manifest_path = manifest_path
+        self.env = env  # the environment the run builds (its onering/env tag), None: production
         self._dagster_run_id: str | None = None
         self._cli: CliRun | None = None
 
@@ -169,6 +172,8 @@ class DagsterAssetsOperator(BaseOperator):
             "airflow/task_id": self.task_id,
             "airflow/try_number": str(context["ti"].try_number),
         }
+        if self.env:
+            tags[ENV_TAG] = self.env
         what = "checks" if self.checks_only else ("assets" if self.run_checks else "assets_only")
         keys = self.asset_keys
         span = [first, last] if first and last else None

@@ -9,13 +9,32 @@ stays in ``silver``) asks ``silver_db()`` and ``gold_schema()``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+from onering_assets.errors import ConfigError
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 ENV_TAG = "onering/env"
 SEPARATOR = "__"
+PROD = "prod"  # what plan, apply and the records call production
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _current: ContextVar[str] = ContextVar("onering_env", default="")
+
+
+def check_name(env: str) -> str:
+    """``env`` if it can name an environment (it becomes part of database names)."""
+    if not NAME.fullmatch(env) or SEPARATOR in env or env == PROD:
+        raise ConfigError(
+            f"{env!r} is not an environment name: lower-case letters, digits and single "
+            f"underscores, starting with a letter, at most 31 characters, not {PROD!r}."
+        )
+    return env
 
 
 def current() -> str:
@@ -41,3 +60,35 @@ def building(env: str) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def of_run(context: dg.AssetExecutionContext) -> str:
+    """The environment a run builds (its ``onering/env`` tag), refused unless it exists.
+
+    A tag is free text (an Airflow DAG exported with ``--env``, ``onering materialize
+    --tag``): its value becomes part of database names only once it is a valid name of an
+    environment that ``onering env create`` (or ``apply --env``) made.
+
+    Raises:
+        ConfigError: otherwise; the step fails before writing anything, and the Airflow
+            bridge does not retry it (a retry would fail the same way).
+    """
+    env = context.run.tags.get(ENV_TAG, "")
+    if not env:
+        return env
+    check_name(env)
+    ch = context.resources.clickhouse
+    exists = not (ch.data_dir is not None and not ch.data_dir.exists()) and bool(
+        ch.get_client()
+        .query(
+            "SELECT count() FROM system.databases WHERE name = {db:String}",
+            parameters={"db": silver_db(env)},
+        )
+        .result_rows[0][0]
+    )
+    if not exists:
+        raise ConfigError(
+            f"Environment {env!r} (run tag {ENV_TAG}) does not exist: create it with "
+            f"`onering env create {env}` (or build it with `onering apply --env {env}`)."
+        )
+    return env

@@ -28,6 +28,7 @@ SECONDS = {
     "tests/airflow_bridge/test_publish_lineage.py": 350,
     "tests/test_faults_postgres.py": 303,
     "tests/airflow_bridge/test_dag_runs.py": 269,
+    "tests/airflow_bridge/test_env_export.py": 170,
     "tests/airflow_bridge/test_local.py": 252,
     "tests/test_faults_lake.py": 220,
     "tests/test_faults.py": 194,

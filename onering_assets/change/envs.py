@@ -15,7 +15,6 @@ makes what it built production, all or nothing (one journal entry, rolled forwar
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,14 +24,13 @@ from onering_assets import journal
 from onering_assets.catalog import load_catalog
 from onering_assets.change import state
 from onering_assets.errors import ConfigError
+from onering_assets.namespaces import SEPARATOR, check_name
 from onering_assets.silver.plan import DATABASE, STAGING_NAME, quote
 
 if TYPE_CHECKING:
     import psycopg
     from clickhouse_connect.driver.client import Client
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
-SEPARATOR = "__"
 MART_COPY = ("CREATE TABLE {m} (LIKE {p} INCLUDING ALL)", "INSERT INTO {m} SELECT * FROM {p}")
 READER_GRANTS = (
     "GRANT USAGE ON SCHEMA {s} TO onering_reader",
@@ -47,15 +45,6 @@ class Created:
     parts: int
     marts: int
     seconds: float
-
-
-def check_name(env: str) -> str:
-    if not NAME.fullmatch(env) or SEPARATOR in env or env == state.PROD:
-        raise ConfigError(
-            f"{env!r} is not an environment name: lower-case letters, digits and single "
-            f"underscores, starting with a letter, at most 31 characters, not {state.PROD!r}."
-        )
-    return env
 
 
 def silver_database(env: str) -> str:

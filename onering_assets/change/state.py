@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DATABASE = "onering"
 DEPLOYED = f"{DATABASE}.deployed"
 SOURCES = f"{DATABASE}.declared_sources"
-PROD = "prod"
+PROD = namespaces.PROD
 WHOLE = ""  # the partition of an unpartitioned table
 
 _DDL = (

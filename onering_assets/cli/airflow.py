@@ -26,18 +26,47 @@ AIRFLOW_DIR = PLATFORM_DIR / "orchestration" / "airflow"
 DAGS_DIR = AIRFLOW_DIR / "dags"
 
 
-def export_files():
+ENV_GROUPS = ("silver", "gold")  # what an environment holds (onering_assets/change/envs.py)
+
+
+def env_dags_dir(env: str) -> Path:
+    """Where ``airflow export --env ENV`` writes: a sub-folder Airflow also reads, not in git."""
+    return DAGS_DIR / f"env_{env}"
+
+
+def export_files(env: str | None = None):
     """Render config and the files `airflow export` writes, with one-line errors."""
-    from airflow_bridge.config import load_config
+    from airflow_bridge.config import for_env, load_config
     from airflow_bridge.errors import BridgeError
     from airflow_bridge.export import render, snapshot
     from onering_assets.definitions import build_definitions
 
     try:
         config = load_config(AIRFLOW_DIR / "bridge.yml")
+        if env:
+            config = for_env(config, env, ENV_GROUPS)
         return render(snapshot(build_definitions(Settings.from_env()), config), config)
     except (BridgeError, OneRingError) as e:
         raise fail(str(e)) from None
+
+
+def _existing_env(env: str) -> None:
+    """Refuse (exit 3) an environment that is not there: its DAGs would build nothing."""
+    from onering_assets.change import envs
+    from onering_assets.cli.plan import _clickhouse
+
+    try:
+        envs.check_name(env)
+        with _clickhouse(Settings.from_env()) as client:
+            exists = client is not None and env in envs.environments(client)
+    except OneRingError as e:
+        raise fail(str(e)) from None
+    if not exists:
+        raise fail(
+            f"No environment {env!r}: create it with `onering env create {env}` "
+            f"(or `onering apply --env {env}`), then export its DAGs.",
+            3,
+        )
 
 
 @airflow_app.command("export")
@@ -45,23 +74,49 @@ def airflow_export(
     check_only: Annotated[
         bool, typer.Option("--check", help="Fail if the committed DAG files are stale.")
     ] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="DAGs that build this environment (ids onering_ENV_silver, onering_ENV_gold) "
+            "into dags/env_ENV/, triggered by hand.",
+        ),
+    ] = None,
 ) -> None:
-    """Write the manifest and DAG files into platform/orchestration/airflow/dags/."""
+    """Write the manifest and DAG files into platform/orchestration/airflow/dags/.
+
+    With --env NAME: the DAGs of environment NAME's Silver and Gold, in dags/env_NAME/
+    (not committed; Airflow reads sub-folders too). Their tasks tag each Dagster run
+    onering/env=NAME, so they build into silver__NAME and gold__NAME; they have no
+    schedule (the Gold DAG follows the environment's Silver DAG), and `onering env drop`
+    removes them.
+    """
     from airflow_bridge.export import stale_files, write
 
-    files = export_files()
+    if env is not None:
+        _existing_env(env)
+    files = export_files(env)
+    folder = env_dags_dir(env) if env else DAGS_DIR
     if check_only:
-        stale = stale_files(DAGS_DIR, files)
+        stale = stale_files(folder, files) if folder.exists() else sorted(files)
         if stale:
-            raise fail(f"stale DAG files: {', '.join(stale)}; run `onering airflow export`.")
-        out.print(f"{len(files)} files in {DAGS_DIR} are up to date")
+            again = f"onering airflow export --env {env}" if env else "onering airflow export"
+            raise fail(f"stale DAG files: {', '.join(stale)}; run `{again}`.")
+        out.print(f"{len(files)} files in {folder} are up to date")
         return
-    changed = write(DAGS_DIR, files)
+    changed = write(folder, files)
     out.print(
-        f"wrote {len(changed)} of {len(files)} files in {DAGS_DIR}"
+        f"wrote {len(changed)} of {len(files)} files in {folder}"
         if changed
-        else f"{len(files)} files in {DAGS_DIR} already up to date"
+        else f"{len(files)} files in {folder} already up to date"
     )
+    if env:
+        dags = sorted(n.removesuffix(".py") for n in files if n.endswith(".py"))
+        first = next((d for d in dags if d.endswith("_silver")), dags[0])
+        say(
+            f"DAGs {', '.join(dags)} build environment {env}; e.g. `onering airflow trigger "
+            f"{first} --partition 2013-03 --wait` once `onering airflow up` loaded them."
+        )
 
 
 Port = Annotated[int, typer.Option("--port", help="Airflow api-server port on 127.0.0.1.")]

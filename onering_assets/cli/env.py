@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from onering_assets.cli.airflow import env_dags_dir
 from onering_assets.cli.common import app, err, fail, out, refuse
 from onering_assets.cli.plan import _clickhouse
 from onering_assets.errors import OneRingError
@@ -40,8 +42,8 @@ def gold_connection(settings: Settings) -> Iterator[psycopg.Connection | None]:
 def create(env: Env) -> None:
     """Create ENV from production without copying data.
 
-    Silver's parts are hard-linked into silver__ENV, a view per Gold mart is made in
-    gold__ENV; production is only read.
+    Silver's parts are hard-linked into silver__ENV, Gold's marts are copied into
+    gold__ENV (they are small); production is only read.
     """
     from onering_assets.change import envs
 
@@ -58,7 +60,7 @@ def create(env: Env) -> None:
     out.print(
         f"Created {env} in {made.seconds:.2f} s: {made.tables} Silver tables "
         f"({made.parts} partitions hard-linked) in {envs.silver_database(env)}, "
-        f"{made.marts} Gold views in {envs.gold_schema(env)}.",
+        f"{made.marts} Gold marts copied into {envs.gold_schema(env)}.",
         highlight=False,
     )
 
@@ -78,7 +80,7 @@ def list_envs() -> None:
 
 @env_app.command("drop")
 def drop(env: Env) -> None:
-    """Remove ENV's namespaces and records; production is not touched."""
+    """Remove ENV's namespaces, records and exported Airflow DAGs; production is not touched."""
     from onering_assets.change import envs
 
     try:
@@ -92,6 +94,10 @@ def drop(env: Env) -> None:
     except OneRingError as e:
         raise refuse(e) from None
     out.print(f"Dropped {env}.")
+    dags = env_dags_dir(env)
+    if dags.exists():  # its exported DAGs would only fail now
+        shutil.rmtree(dags)
+        out.print(f"Removed its Airflow DAGs ({dags}).", highlight=False)
 
 
 @env_app.command("promote")

@@ -30,7 +30,7 @@ from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.gold.reconcile import Reconciliation, silver_read
 from onering_assets.metadata import catalog_labels
-from onering_assets.namespaces import ENV_TAG, building
+from onering_assets.namespaces import building, of_run
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.resources.postgres import stop_embedded
@@ -104,7 +104,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
-        with building(context.run.tags.get(ENV_TAG, "")):
+        with building(of_run(context)):
             yield from build(context, materialize)
 
     def build(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:

@@ -15,7 +15,7 @@ from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
 from onering_assets.metadata import catalog_labels
-from onering_assets.namespaces import ENV_TAG, building
+from onering_assets.namespaces import building, of_run
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource
 from onering_assets.silver.steps import SilverBuild, published_partitions
@@ -97,7 +97,7 @@ def build_silver_asset(table: SqlTable) -> dg.AssetsDefinition:
     deps = [dg.AssetDep(dg.AssetKey([layer, name])) for layer, name in table.upstream]
 
     def body(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
-        with building(context.run.tags.get(ENV_TAG, "")):
+        with building(of_run(context)):
             yield from build(context, materialize)
 
     def build(context: dg.AssetExecutionContext, materialize: bool) -> Iterator:
