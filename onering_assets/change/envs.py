@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import psycopg
     from clickhouse_connect.driver.client import Client
 
+    from onering_assets.resources.locks import Locks
+
 MART_COPY = ("CREATE TABLE {m} (LIKE {p} INCLUDING ALL)", "INSERT INTO {m} SELECT * FROM {p}")
 READER_GRANTS = (
     "GRANT USAGE ON SCHEMA {s} TO onering_reader",
@@ -244,12 +246,73 @@ def finish_promotions(client: Client, conn: psycopg.Connection | None) -> list[j
     )
 
 
-def promote(client: Client, conn: psycopg.Connection | None, env: str) -> dict[str, list[str]]:
+def _columns(client: Client, conn: psycopg.Connection | None, key: str, env: str) -> tuple:
+    """A table's (name, type) columns in production and in ``env``, in order."""
+    layer, name = key.split("/", 1)
+    if layer == "silver":
+        query = (
+            "SELECT name, type FROM system.columns WHERE database = {db:String} "
+            "AND table = {t:String} ORDER BY position"
+        )
+        return tuple(
+            tuple(client.query(query, parameters={"db": db, "t": t}).result_rows)
+            for db in (DATABASE, silver_database(env))
+            for t in (name, f"{name}_rejects")
+        )
+    if conn is None:
+        return ()
+    query = (
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
+    )
+    return tuple(
+        tuple(conn.execute(query, (schema, name)).fetchall())  # type: ignore[arg-type]
+        for schema in ("gold", gold_schema(env))
+    )
+
+
+def _migrate_production(
+    client: Client, conn: psycopg.Connection | None, env: str, changed: dict, locks: Locks | None
+) -> list[str]:
+    """Migrate production first when ``env`` ran changesets it has pending.
+
+    As a production build would apply them; then each table to promote must have the
+    environment's columns.
+    """
+    from onering_assets.change import env_ddl
+
+    ran = env_ddl.applied(client, conn, env)
+    if ran:
+        from onering_assets.gold.ddl import apply_changelogs
+        from onering_assets.settings import PLATFORM_DIR
+        from onering_assets.silver import ddl
+
+        if locks is None or conn is None:
+            raise ConfigError(f"{env} ran changesets ({', '.join(ran)}): promote it from the CLI.")
+        apply_changelogs(conn, PLATFORM_DIR / "versioning" / "liquibase")
+        ddl.apply_changelogs(client, locks)
+    for key in sorted(changed):
+        shapes = _columns(client, conn, key, env)
+        half = len(shapes) // 2
+        if shapes[:half] != shapes[half:]:
+            raise ConfigError(
+                f"{key}: its columns in {env} differ from production's, and no pending "
+                f"changeset explains it (was a changeset edited or run by hand?). Nothing was "
+                f"promoted; `onering env drop {env}` and build it again."
+            )
+    return ran
+
+
+def promote(
+    client: Client, conn: psycopg.Connection | None, env: str, locks: Locks | None = None
+) -> dict[str, list[str]]:
     """Make what ``env`` built production: all its tables' partitions, or none of them.
 
-    One journal entry names every (table, partition); it is written before the first swap,
-    so a promotion killed half-way is finished by ``finish_promotions`` from the
-    environment's tables, which it leaves in place.
+    Production is first migrated when the environment ran changesets production has
+    pending (``env_ddl``), and every table to promote must then have the environment's
+    columns. One journal entry names every (table, partition); it is written before the
+    first swap, so a promotion killed half-way is finished by ``finish_promotions`` from
+    the environment's tables, which it leaves in place.
     """
     if env not in environments(client):
         raise ConfigError(f"No environment {env!r}: see `onering env list`.")
@@ -257,6 +320,7 @@ def promote(client: Client, conn: psycopg.Connection | None, env: str) -> dict[s
     finished = {k: p for e in entries if e.table == env for k, p in e.payload["tables"].items()}
     changed = differences(client, env)
     if changed:
+        _migrate_production(client, conn, env, changed, locks)
         run = f"{env}{uuid.uuid4().hex[:12]}"
         entry = journal.Entry(run, PROMOTE, env, {"env": env, "tables": changed})
         journal.publish(

@@ -38,6 +38,13 @@ def gold_connection(settings: Settings) -> Iterator[psycopg.Connection | None]:
         yield conn
 
 
+def _locks(settings: Settings):
+    """The locks production's migrations take (a promotion may migrate production first)."""
+    from onering_assets.definitions import resources_for
+
+    return resources_for(settings)["clickhouse"].locks()  # type: ignore[attr-defined]
+
+
 @env_app.command("create")
 def create(env: Env) -> None:
     """Create ENV from production without copying data.
@@ -104,6 +111,9 @@ def drop(env: Env) -> None:
 def promote(env: Env) -> None:
     """Make what ENV built production: every changed partition of every table, or none.
 
+    Changesets ENV ran that production has pending (a new column) are applied to
+    production first, as a production build would apply them.
+
     A promotion killed half-way is finished by the next `onering env promote` or `onering
     apply` (from the environment's tables, which stay until `onering env drop`).
     """
@@ -115,7 +125,7 @@ def promote(env: Env) -> None:
         with _clickhouse(settings) as client, gold_connection(settings) as conn:
             if client is None or env not in envs.environments(client):
                 raise fail(f"No environment {env!r}: see `onering env list`.", 3)
-            done = envs.promote(client, conn, env)
+            done = envs.promote(client, conn, env, _locks(settings))
     except OneRingError as e:
         raise refuse(e) from None
     if not done:

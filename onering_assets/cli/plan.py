@@ -342,6 +342,10 @@ class _Steps:
         summary = execute(
             defs, instance, assets=keys, first=run.first, last=run.last, tags=self.tags
         )
+        if not summary.success:
+            from onering_assets.cli.report import print_summary
+
+            print_summary(summary, "run")
         return summary.success
 
     def audit(self, table: TablePlan) -> bool:

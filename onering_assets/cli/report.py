@@ -43,16 +43,25 @@ def print_rejects(summary: RunSummary) -> None:
             out.print(f'    onering sql "{query}"', highlight=False, soft_wrap=True, markup=False)
 
 
-def print_errors(summary: RunSummary) -> None:
-    """Steps that failed for another reason than their checks (listed already): one line each.
+DETAIL_LINES = 20  # of an error whose first line ends with ":" (it says what follows)
 
-    That includes errors a retry cannot fix (a corrupt lake file), which the summary counts
+
+def print_errors(summary: RunSummary) -> None:
+    """Steps that failed for another reason than their checks (listed already): a line each.
+
+    Plus what a line ending with ":" announces (a OneRing message's fix). That includes
+    errors a retry cannot fix (a corrupt lake file), which the summary counts
     as data problems with the failed checks.
     """
     for error in summary.failures:
         if "blocking check(s) failed" in error:
             continue
-        out.print(f"  [red]error[/red] {error.splitlines()[0]}", highlight=False, soft_wrap=True)
+        first, *rest = error.splitlines()
+        out.print(f"  [red]error[/red] {first}", highlight=False, soft_wrap=True)
+        if first.endswith(":"):  # a message that goes on with what to do (e.g. the changeset)
+            shown = rest[:DETAIL_LINES] + (["…"] if len(rest) > DETAIL_LINES else [])
+            for line in shown:
+                out.print(f"    {line}", highlight=False, soft_wrap=True, markup=False)
 
 
 def print_summary(summary: RunSummary, title: str) -> None:

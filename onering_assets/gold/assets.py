@@ -30,7 +30,7 @@ from onering_assets.gold.audit import MartAudit
 from onering_assets.gold.ddl import apply_changelogs
 from onering_assets.gold.reconcile import Reconciliation, silver_read
 from onering_assets.metadata import catalog_labels
-from onering_assets.namespaces import building, of_run
+from onering_assets.namespaces import building, current, of_run
 from onering_assets.partitions import selected_partitions
 from onering_assets.resources import ClickHouseResource, LakeResource, PostgresResource
 from onering_assets.resources.postgres import stop_embedded
@@ -45,8 +45,17 @@ _migrated: set[str] = set()
 POSTGRES_FAULTS = {"stop_postgres": False, "kill_postgres": True}
 
 
-def migrate(pg: PostgresResource) -> list[str]:
-    """Apply the Liquibase changelogs once per process and database."""
+def migrate(pg: PostgresResource, env: str = "") -> list[str]:
+    """Apply the Liquibase changelogs once per process and database.
+
+    In an environment, production's pending changesets run on its schema instead (every
+    build: they are few, and a changeset added meanwhile is run too).
+    """
+    if env:
+        from onering_assets.change import env_ddl
+
+        with pg.connect() as conn:
+            return env_ddl.apply_gold(conn, env)
     conninfo = pg.conninfo()
     if conninfo in _migrated:
         return []
@@ -116,7 +125,7 @@ def build_gold_asset(table: SqlTable) -> dg.AssetsDefinition:
         pg: PostgresResource = context.resources.postgres
         lake: LakeResource = context.resources.lake
         client = ch.get_client()
-        migrate(pg)
+        migrate(pg, current())
         started = time.perf_counter()
         read = silver_read(client, lake, recon, partitions) if recon else None
         result = publish.compute(client, table, partitions)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -54,27 +55,43 @@ __all__ = [
 
 
 _CREATE_TABLE = re.compile(r"\bcreate\s+table\b", re.IGNORECASE)
+_ALTER_TABLE = re.compile(r"\balter\s+table\b", re.IGNORECASE)
 
 
 _MENTIONS = re.compile(r"\bgold\s*\.\s*\"?([a-z_][a-z0-9_]*)", re.IGNORECASE)
 
 
 def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
-    """Columns of every ``gold.*`` table created in the changelogs, in Postgres types."""
+    """Columns of every ``gold.*`` table as its changesets leave it, in Postgres types.
+
+    ``CREATE TABLE`` declares a table; a later ``ALTER TABLE`` adds, drops, retypes or renames
+    its columns (a new column of a mart is a new changeset, never an edit of an applied one).
+    """
     tables: dict[str, tuple[Column, ...]] = {}
     for changeset in read_changelog(liquibase_dir):
         tables.update(created_columns(changeset.sql))
+        for name, change in altered_columns(changeset.sql):
+            if name in tables:
+                tables[name] = change(tables[name])
     return tables
+
+
+def _statements(text: str, pattern: re.Pattern[str]) -> list[exp.Expr]:
+    # Only CREATE/ALTER TABLE matter here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
+    # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
+    if not pattern.search(text):
+        return []
+    return [s for s in sqlglot.parse(text, dialect="postgres") if s is not None]
+
+
+def _type(node: exp.Expr) -> str:
+    return node.sql(dialect="postgres").lower()
 
 
 def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
     """Columns of each ``gold.*`` table a changeset's SQL creates."""
-    # Only CREATE TABLE matters here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
-    # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
-    if not _CREATE_TABLE.search(text):
-        return {}
     tables: dict[str, tuple[Column, ...]] = {}
-    for statement in sqlglot.parse(text, dialect="postgres"):
+    for statement in _statements(text, _CREATE_TABLE):
         if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
             continue
         target = statement.this
@@ -82,11 +99,45 @@ def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
         if table.db != "gold":
             continue
         tables[table.name] = tuple(
-            Column(col.name, col.args["kind"].sql(dialect="postgres").lower())
+            Column(col.name, _type(col.args["kind"]))
             for col in target.expressions
             if isinstance(col, exp.ColumnDef)
         )
     return tables
+
+
+Change = Callable[[tuple[Column, ...]], tuple[Column, ...]]
+
+
+def altered_columns(text: str) -> list[tuple[str, Change]]:
+    """Per ``ALTER TABLE gold.*`` action of a changeset, in order: the table and the change."""
+    changes: list[tuple[str, Change]] = []
+    for statement in _statements(text, _ALTER_TABLE):
+        if not isinstance(statement, exp.Alter) or statement.args.get("kind") != "TABLE":
+            continue
+        if statement.this.db != "gold":
+            continue
+        for action in statement.args.get("actions") or []:
+            change = _column_change(action)
+            if change is not None:
+                changes.append((statement.this.name, change))
+    return changes
+
+
+def _column_change(action: exp.Expr) -> Change | None:
+    if isinstance(action, exp.ColumnDef) and action.args.get("kind") is not None:
+        added = Column(action.name, _type(action.args["kind"]))
+        return lambda cols: cols if any(c.name == added.name for c in cols) else (*cols, added)
+    if isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
+        gone = {t.name for t in action.args.get("tables") or []}
+        return lambda cols: tuple(c for c in cols if c.name not in gone)
+    if isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None:
+        name, new = action.this.name, _type(action.args["dtype"])
+        return lambda cols: tuple(Column(c.name, new) if c.name == name else c for c in cols)
+    if isinstance(action, exp.RenameColumn):
+        old, to = action.this.name, action.args["to"].name
+        return lambda cols: tuple(Column(to, c.type) if c.name == old else c for c in cols)
+    return None
 
 
 def gold_changesets(liquibase_dir: Path) -> dict[str, str]:

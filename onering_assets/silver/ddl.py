@@ -142,7 +142,8 @@ def _refuse_if_liquibase_runs(client: Client) -> None:
         )
 
 
-def _run(client: Client, cs: Changeset) -> None:
+def run_changeset(client: Client, cs: Changeset) -> None:
+    """Run one changeset's statements; a failure names it and what already ran."""
     statements = split_statements(cs.sql) if cs.split_statements else [cs.sql]
     for i, statement in enumerate(statements):
         try:
@@ -219,7 +220,7 @@ def apply_changelogs(
         order = int(last[0][0] or 0) + 1
         deployment = deployment_id(time.time_ns())
         for cs in plan.pending:
-            _run(client, cs)
+            run_changeset(client, cs)
             with _history("Recording a changeset in"):
                 _record(client, cs, order, deployment)
             order += 1

@@ -16,6 +16,7 @@ from onering_assets.catalog import SqlTable
 from onering_assets.changelogs.formatted import Changeset, read_changelog
 from onering_assets.checks.outcome import same_type
 from onering_assets.errors import ChangelogError
+from onering_assets.namespaces import silver_db
 from onering_assets.silver import ddl, plan
 from onering_assets.silver.ddl import CHANGELOG_DIR
 
@@ -26,17 +27,18 @@ _WHERE = f"{CHANGELOG_DIR.relative_to(CHANGELOG_DIR.parents[2])}/changelog/"
 
 
 def _actual(client: Client, name: str) -> tuple[list[tuple[str, str]], str, str] | None:
+    """The table as ClickHouse holds it, in the namespace being built (an environment's)."""
     tables = client.query(
         "SELECT partition_key, sorting_key FROM system.tables"
         " WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": plan.DATABASE, "t": name},
+        parameters={"db": silver_db(), "t": name},
     ).result_rows
     if not tables:
         return None
     columns = client.query(
         "SELECT name, type FROM system.columns WHERE database = {db:String}"
         " AND table = {t:String} ORDER BY position",
-        parameters={"db": plan.DATABASE, "t": name},
+        parameters={"db": silver_db(), "t": name},
     ).result_rows
     return [(str(n), str(t)) for n, t in columns], str(tables[0][0]), str(tables[0][1])
 

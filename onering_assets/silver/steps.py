@@ -151,16 +151,18 @@ class SilverBuild:
     def create(self) -> None:
         """Migrate, check the table against its YAML, finish crashed publishes, drop orphans.
 
-        Silver's pending changesets are applied first (``silver.ddl``); a table that is not
+        Silver's pending changesets are applied first (``silver.ddl``; in an environment to
+        its tables, ``change/env_ddl.py``); a table that is not
         what its YAML declares stops the build (``silver.schema``). chDB did the recovery
         when it was opened; a ClickHouse server is recovered here, by
         every run that writes (each table under its publication lock).
         """
-        if current():  # an environment's tables are production's columns: nothing to migrate
-            schema.verify(self.client, self.table)
-            recovery.recover(self.client, self._locks())
-            return
-        ddl.apply_once(self.client, self._locks())
+        if current():  # production's pending changesets run on the environment's tables
+            from onering_assets.change import env_ddl
+
+            env_ddl.apply_silver(self.client, self._locks(), current())
+        else:
+            ddl.apply_once(self.client, self._locks())
         schema.verify(self.client, self.table)
         recovery.recover(self.client, self._locks())
 

@@ -48,6 +48,33 @@ def test_gold_columns_come_from_the_changelog_ddl() -> None:
     ]
 
 
+def test_a_later_alter_table_changeset_adds_drops_retypes_and_renames_columns(
+    tmp_path: Path,
+) -> None:
+    """A mart's new column is a new changeset (an applied one is never edited): the declared
+    columns are what the changesets leave, in order; other schemas are not gold's."""
+    folder = tmp_path / "changelog"
+    folder.mkdir()
+    (folder / "001.sql").write_text(
+        "--liquibase formatted sql\n\n--changeset me:1\n"
+        "CREATE TABLE gold.t (a int NOT NULL, b text, c numeric(10,2));\n"
+    )
+    (folder / "002.sql").write_text(
+        "--liquibase formatted sql\n\n--changeset me:2\n"
+        "ALTER TABLE gold.t ADD COLUMN d double precision, DROP COLUMN b;\n"
+        "ALTER TABLE gold.t ALTER COLUMN a TYPE bigint;\n"
+        "ALTER TABLE gold.t RENAME COLUMN c TO cc;\n"
+        "ALTER TABLE other.t ADD COLUMN z int;\n"
+        "ALTER TABLE gold.t ADD COLUMN IF NOT EXISTS d int;\n"
+    )
+    columns = gold_columns(tmp_path)["t"]
+    assert [(c.name, c.type) for c in columns] == [
+        ("a", "bigint"),
+        ("cc", "decimal(10, 2)"),
+        ("d", "double precision"),
+    ]
+
+
 def test_changelog_must_be_formatted_sql(tmp_path: Path) -> None:
     path = tmp_path / "x.sql"
     path.write_text("CREATE TABLE gold.x (a int);\n")
