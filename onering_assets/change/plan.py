@@ -80,13 +80,18 @@ class Plan:
                         {"key": i.key, "breaking": i.breaking, "columns": list(i.columns)}
                         for i in t.downstream
                     ],
-                    "rebuild": t.rebuild,
+                    "rebuild": _parts(t.rebuild),
                     "audit": t.audit,
-                    "record": t.record,
+                    "record": _parts(t.record),
                 }
                 for t in self.tables
             ],
         }
+
+
+def _parts(partitions: list[str]) -> list[str]:
+    """Partitions for JSON: the whole of an unpartitioned table is "*" (as every column is)."""
+    return ["*" if p == WHOLE else p for p in partitions]
 
 
 class _Planner:

@@ -29,6 +29,9 @@ def test_check_exits_1_while_anything_is_to_apply(empty_state: Path) -> None:
     assert gate.exit_code == 1 and "+ gold/route_performance  added" in gate.output
     body = json.loads(CliRunner().invoke(app, ["plan", "--json"]).output)
     assert {t["status"] for t in body["tables"]} == {"added"} and len(body["tables"]) == 11
+    rebuild = {t["key"]: t["rebuild"] for t in body["tables"]}
+    assert rebuild["gold/route_performance"] == ["*"]  # the whole of an unpartitioned table
+    assert rebuild["silver/flights"] == []  # monthly: no month has landed in Bronze yet
     assert not empty_state.exists()  # planning created no store
 
 
