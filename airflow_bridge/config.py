@@ -109,18 +109,35 @@ def load_config(path: Path) -> RenderConfig:
 def for_env(config: RenderConfig, env: str, groups: tuple[str, ...]) -> RenderConfig:
     """``config`` for DAGs that build environment ``env`` rather than production.
 
-    DAG ids carry the name (``<prefix>_<env>_<group>``), only ``groups`` (what an
-    environment holds) of what ``config`` exports are exported, and nothing runs on a clock:
-    production's cron schedules are dropped, a DAG is triggered by hand or by the
-    environment's own upstream DAGs (their Airflow assets carry ``?env=<env>``, so
-    production's runs never trigger them). The environment's runs are not production's
-    lineage: no ``publish_lineage`` task.
+    DAG ids carry the name (``<prefix>_<env>_<group>``; a ``dags`` entry ``<prefix>_<name>``
+    or ``<name>`` becomes ``<prefix>_<env>_<name>``, left out if it selects nothing the
+    environment holds), only ``groups`` (what an environment holds) of what ``config``
+    exports are exported, and nothing runs on a clock:
+    production's cron schedules are dropped, a DAG is triggered by hand (one with no
+    upstream DAG in the environment waits for an Airflow asset nothing updates, so that it
+    takes a partition key) or by the environment's own upstream DAGs (their Airflow assets
+    carry ``?env=<env>``, so production's runs never trigger them). The environment's runs
+    are not production's lineage: no ``publish_lineage`` task.
+
+    Raises:
+        BridgeError: ``mode: dagster_graphql``: a Dagster webserver launches runs on
+            production's instance, where an environment's runs must not be recorded.
     """
+    if config.mode == "dagster_graphql":
+        raise BridgeError(
+            "mode dagster_graphql launches runs on the webserver's (production's) Dagster "
+            "instance: export an environment's DAGs with mode in_process or subprocess."
+        )
     chosen = " or ".join(f"group:{g}" for g in groups)
     select = chosen if config.select.strip() == "*" else f"({config.select}) and ({chosen})"
+    prefix = f"{config.dag_prefix}_{env}"
+    dags = {
+        f"{prefix}_{d.removeprefix(config.dag_prefix + '_')}": e for d, e in config.dags.items()
+    }
     return replace(
         config,
-        dag_prefix=f"{config.dag_prefix}_{env}",
+        dag_prefix=prefix,
+        dags=dags,
         select=select,
         schedules={},
         publish_lineage=False,

@@ -125,6 +125,8 @@ def _members(manifest: Manifest, config: RenderConfig) -> dict[str, list[AssetNo
             f"dags: {shared[0]} is selected by {' and '.join(owners[shared[0]])} "
             f"({len(shared)} asset(s) in several DAGs); make the selections disjoint."
         )
+    if config.env:  # an environment exports the part of each DAG it holds, if any
+        dag_keys = {d: keys for d, keys in dag_keys.items() if keys}
     empty = sorted(d for d, keys in dag_keys.items() if not keys)
     if empty:
         raise BridgeError(f"dags: {', '.join(empty)} select(s) no assets.")
@@ -206,15 +208,22 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
         spec = parts[dag_id]
         cron = schedule not in (None, "assets")
         window = cron_window(dag_id, str(schedule), spec) if cron and spec else None
+        waits = tuple(by_key[d].uri for d in external)
+        keyed = tuple(_fmt(parts[dag_of[d]]) for d in external)
+        if config.env and schedule is None and spec:
+            # An environment's first DAG runs by hand only, yet takes a partition key, which
+            # Airflow accepts for a partition-aware timetable only: one on an asset no task
+            # updates.
+            schedule, waits, keyed = "assets", (manual_asset(config.env),), (_fmt(spec),)
         plans.append(
             DagPlan(
                 dag_id=dag_id,
                 schedule=schedule,
-                schedule_assets=tuple(by_key[d].uri for d in external),
+                schedule_assets=waits,
                 tasks=tuple(_tasks(assets, config, dag_id)),
                 description=f"OneRing assets: {', '.join(sorted(keys))}",
                 partitions=parts[dag_id],
-                schedule_fmts=tuple(_fmt(parts[dag_of[d]]) for d in external),
+                schedule_fmts=keyed,
                 schedule_window=window,
             )
         )
@@ -222,6 +231,11 @@ def plan_dags(manifest: Manifest, config: RenderConfig) -> list[DagPlan]:
     if unknown:
         raise BridgeError(f"schedules name unknown DAG(s) {', '.join(unknown)}.")
     return plans
+
+
+def manual_asset(env: str) -> str:
+    """The Airflow asset an environment's first DAGs wait for: nothing updates it."""
+    return f"onering://manual?env={env}"
 
 
 def _fmt(spec: dict[str, str] | None) -> str | None:

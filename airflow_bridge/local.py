@@ -316,12 +316,19 @@ def started_by_start(
     return lines
 
 
-def exported_plans(dags_folder: Path) -> dict[str, dict[str, Any]]:
-    """DAG id -> plan, as exported."""
+def exported_plans(dags_folder: Path, *, recursive: bool = True) -> dict[str, dict[str, Any]]:
+    """DAG id -> plan, as exported (with environments' ``env_<name>/`` sub-folders)."""
+    pattern = "**/*.plan.json" if recursive else "*.plan.json"
     return {
         p.name.removesuffix(".plan.json"): json.loads(p.read_text())["plan"]
-        for p in sorted(dags_folder.rglob("*.plan.json"))  # env_<name>/: an environment's
+        for p in sorted(dags_folder.glob(pattern))
     }
+
+
+def plan_folder(dags_folder: Path, dag_id: str) -> Path:
+    """The folder of ``dag_id``'s plan: production's, or an environment's sub-folder."""
+    found = sorted(dags_folder.glob(f"**/{dag_id}.plan.json"))
+    return found[0].parent if found else dags_folder
 
 
 def check_trigger(dags_folder: Path, dag_id: str, partition: str | None) -> None:

@@ -16,6 +16,7 @@ import dagster as dg
 
 from onering_assets import instance_config
 from onering_assets.errors import ConfigError, NothingSelectedError
+from onering_assets.namespaces import ENV_TAG, check_name
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.progress import console
 from onering_assets.resources.locks import store_lock
@@ -35,20 +36,29 @@ def write_instance_config(home: Path, profile: str = "local") -> None:
 _STATE_OF: weakref.WeakKeyDictionary[dg.DagsterInstance, Path] = weakref.WeakKeyDictionary()
 
 
-def instance_for(settings: Settings) -> dg.DagsterInstance:
+def instance_for(settings: Settings, env: str = "") -> dg.DagsterInstance:
     """The persistent Dagster instance under the state folder (shared with `onering dev`).
 
     Runs :func:`execute` starts on it are recorded for the catalog (``lineage/publish.py``).
+    An environment's runs (tag ``onering/env``) go to an instance of its own, in
+    :func:`env_home`: production's instance (the UI, `onering assets show`, the upstream
+    check of `materialize`, gc) never sees them, and they are not production's lineage.
     """
-    instance = _instance_for(settings)
+    if env:
+        return _instance_for(env_home(settings, check_name(env)), "local")
+    instance = _instance_for(settings.dagster_home, settings.profile)
     _STATE_OF[instance] = settings.state_dir
     return instance
 
 
-def _instance_for(settings: Settings) -> dg.DagsterInstance:
-    home = settings.dagster_home
-    write_instance_config(home, settings.profile)
-    if settings.profile == "compose":
+def env_home(settings: Settings, env: str) -> Path:
+    """The Dagster home of environment ``env``'s runs (removed by `onering env drop`)."""
+    return settings.state_dir / "envs" / env / "dagster"
+
+
+def _instance_for(home: Path, profile: str) -> dg.DagsterInstance:
+    write_instance_config(home, profile)
+    if profile == "compose":
         instance_config.check_postgres_url()
     os.environ["DAGSTER_HOME"] = str(home)
     ready = home / ".storage-ready"
@@ -158,13 +168,15 @@ def execute(
 ) -> RunSummary:
     """One in-process run of the given assets (and their checks), over a partition range."""
     asset_keys = set(assets)
+    targeted = asset_keys | {c.asset_key for c in checks or ()}
+    if ENV_TAG in (tags or {}):
+        _check_env_run(defs, instance, targeted, (tags or {})[ENV_TAG])
     job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection=asset_keys,
         asset_check_selection=set(checks) if checks is not None else None,
     )
     run_tags = dict(tags or {})
     # Checks alone run over the months given too (their asset's partitions).
-    targeted = asset_keys | {c.asset_key for c in checks or ()}
     graph = defs.resolve_asset_graph()
     if first and last and any(graph.get(k).partitions_def is not None for k in targeted):
         run_tags.update({RANGE_START: first, RANGE_END: last})
@@ -195,6 +207,28 @@ def execute(
 
         after_run(defs, instance, summary.run_id, state, publish=summary.status != "CANCELED")
     return summary
+
+
+ENV_GROUPS = ("silver", "gold")  # what an environment holds (change/envs.py)
+
+
+def _check_env_run(
+    defs: dg.Definitions, instance: dg.DagsterInstance, keys: set[dg.AssetKey], env: str
+) -> None:
+    """Refuse an environment's run that would write outside it, before anything runs."""
+    check_name(env)
+    if instance in _STATE_OF:
+        raise ConfigError(
+            f"A run of environment {env!r} goes to its own Dagster instance "
+            "(runner.instance_for(settings, env)), not production's."
+        )
+    graph = defs.resolve_asset_graph()
+    outside = sorted(k.to_user_string() for k in keys if graph.get(k).group_name not in ENV_GROUPS)
+    if outside:
+        raise ConfigError(
+            f"Environment {env!r} holds Silver and Gold only; {', '.join(outside)} "
+            "would be built in production: select Silver and Gold tables."
+        )
 
 
 @contextmanager
@@ -293,7 +327,7 @@ def run_keys(
         raise ConfigError(f"Unknown assets {sorted(k.to_user_string() for k in unknown)}.")
     if select:
         asset_keys = resolve_selection(defs, select, within=asset_keys)
-    instance = instance_for(settings)
+    instance = instance_for(settings, tags.get(ENV_TAG, ""))
     if what == "checks":
         summary = execute(
             defs,

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from onering_assets.catalog import load_catalog
-from onering_assets.change.datadiff import DataDiff
+from onering_assets.change.datadiff import DataDiff, diffed
 from onering_assets.change.plan import Plan
 from onering_assets.change.state import WHOLE
+from onering_assets.checks.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,26 @@ class Preview:
     key: str
     diff: DataDiff | None = None
     note: str = ""
+
+    def limit_check(self) -> Outcome | None:
+        """The ``data_diff`` check on this diff, if the table declares ``max_moved_pct``.
+
+        What ``apply`` would decide on the same rows.
+        """
+        layer, name = self.key.split("/", 1)
+        if self.diff is None or layer not in ("silver", "gold"):
+            return None
+        outcomes = diffed(load_catalog().sql_table(layer, name), self.diff)
+        return outcomes[0] if outcomes else None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.diff is None:
+            return {"note": self.note}
+        body = self.diff.to_json()
+        check = self.limit_check()
+        if check is not None:
+            body["data_diff_check"] = {"passed": check.passed, "description": check.summary}
+        return body
 
 
 def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from onering_assets.cli.common import From, Partition, To, app, fail, out
+from onering_assets.cli.common import From, Partition, To, app, fail, out, refuse
 from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.settings import PLATFORM_DIR, Settings
 
@@ -60,7 +60,7 @@ def _existing_env(env: str) -> None:
         with _clickhouse(Settings.from_env()) as client:
             exists = client is not None and env in envs.environments(client)
     except OneRingError as e:
-        raise fail(str(e)) from None
+        raise refuse(e) from None
     if not exists:
         raise fail(
             f"No environment {env!r}: create it with `onering env create {env}` "
@@ -154,6 +154,8 @@ def airflow_up(port: Port = 8080) -> None:
     from airflow_bridge.export import write
 
     changed = write(DAGS_DIR, export_files())
+    for folder in sorted(DAGS_DIR.glob("env_*/")):  # environments' DAGs follow the graph too
+        changed += [f"{folder.name}/{n}" for n in write(folder, export_files(folder.name[4:]))]
     if changed:
         say(f"exported {len(changed)} changed DAG file(s) to {DAGS_DIR}")
     local = local_airflow(port)
@@ -183,7 +185,7 @@ def check_selection(dag_id: str, select: str) -> None:
         ConfigError: not a valid selection (exit 2).
         NothingSelectedError: exit 3, as `onering materialize` does.
     """
-    from airflow_bridge.local import exported_plans
+    from airflow_bridge.local import exported_plans, plan_folder
     from onering_assets.definitions import build_definitions
     from onering_assets.runner import resolve_selection
 
@@ -194,7 +196,7 @@ def check_selection(dag_id: str, select: str) -> None:
     names = {k.to_user_string() for k in picked}
     owned = {
         dag: sorted(k for t in plan["tasks"] for k in t["asset_keys"])
-        for dag, plan in exported_plans(DAGS_DIR).items()
+        for dag, plan in exported_plans(plan_folder(DAGS_DIR, dag_id), recursive=False).items()
     }
     if names & set(owned[dag_id]):
         return

@@ -87,24 +87,44 @@ def list_envs() -> None:
 
 @env_app.command("drop")
 def drop(env: Env) -> None:
-    """Remove ENV's namespaces, records and exported Airflow DAGs; production is not touched."""
+    """Remove ENV's namespaces, records, runs and exported Airflow DAGs; production is not touched.
+
+    What is left of an environment the stores no longer hold (its runs, its DAG folder) is
+    removed too.
+    """
     from onering_assets.change import envs
 
     try:
         envs.check_name(env)
         settings = Settings.from_env()
         with _clickhouse(settings) as client:
-            if client is None or env not in envs.environments(client):
-                raise fail(f"No environment {env!r}: see `onering env list`.", 3)
-            with gold_connection(settings) as conn:
-                envs.drop(client, conn, env)
+            exists = client is not None and env in envs.environments(client)
+            if exists:
+                with gold_connection(settings) as conn:
+                    envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
-    out.print(f"Dropped {env}.")
-    dags = env_dags_dir(env)
-    if dags.exists():  # its exported DAGs would only fail now
-        shutil.rmtree(dags)
-        out.print(f"Removed its Airflow DAGs ({dags}).", highlight=False)
+    left = _remove_leftovers(settings, env)
+    if not exists and not left:
+        raise fail(f"No environment {env!r}: see `onering env list`.", 3)
+    out.print(f"Dropped {env}." if exists else f"No environment {env!r} in the stores.")
+    for what in left:
+        out.print(f"Removed {what}.", highlight=False)
+
+
+def _remove_leftovers(settings: Settings, env: str) -> list[str]:
+    """ENV's Dagster runs (their own instance) and exported DAGs: they would only fail now."""
+    from onering_assets.runner import env_home
+
+    removed = []
+    for what, folder in (
+        ("its Dagster runs", env_home(settings, env).parent),
+        ("its Airflow DAGs", env_dags_dir(env)),
+    ):
+        if folder.exists():
+            shutil.rmtree(folder)
+            removed.append(f"{what} ({folder})")
+    return removed
 
 
 @env_app.command("promote")

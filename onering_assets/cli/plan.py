@@ -209,9 +209,7 @@ def plan_command(
     if as_json:
         body = plan.to_json()
         if diff:
-            body["diffs"] = {
-                p.key: p.diff.to_json() if p.diff else {"note": p.note} for p in previews
-            }
+            body["diffs"] = {p.key: p.to_json() for p in previews}
         out.print_json(json.dumps(body))
     else:
         print_plan(plan)
@@ -224,6 +222,10 @@ def _print_previews(previews: list) -> None:
     for p in previews:
         text = f"diff {p.key}: {p.diff.summary() if p.diff else p.note}"
         out.print(text, highlight=False, markup=False, soft_wrap=True)
+        check = p.limit_check()
+        if check is not None and not check.passed:
+            warning = f"  apply would stop here: check data_diff fails: {check.summary}"
+            out.print(warning, highlight=False, markup=False, soft_wrap=True)
         for name, column in (p.diff.to_json()["columns"] if p.diff else {}).items():
             old, new = column["old"], column["new"]
             shift = ", ".join(f"{s} {old[s]} -> {new[s]}" for s in old if old[s] != new[s])
@@ -326,7 +328,12 @@ class _Steps:
         if self._loaded is None:
             from onering_assets.cli.common import load
 
-            self._loaded = load()[1:]
+            settings, defs, instance = load()
+            if self.env != "prod":  # an environment's runs: its own Dagster instance
+                from onering_assets.runner import instance_for
+
+                instance = instance_for(settings, self.env)
+            self._loaded = defs, instance
         return self._loaded
 
     def execute(self, run) -> bool:

@@ -32,6 +32,7 @@ from onering_assets.cli.common import (
 )
 from onering_assets.cli.report import print_summary, report
 from onering_assets.errors import ConfigError, OneRingError
+from onering_assets.namespaces import ENV_TAG
 from onering_assets.settings import Settings
 
 EXIT_IN_USE = 2
@@ -51,13 +52,23 @@ def materialize(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Materialize assets (all by default) over one month, a range, or every month."""
-    from onering_assets.runner import execute, missing_upstream, partition_range, resolve_selection
+    from onering_assets.runner import (
+        execute,
+        instance_for,
+        missing_upstream,
+        partition_range,
+        resolve_selection,
+    )
 
     try:
         first, last = partition_range(partition, start, end)
         settings, defs, instance = load()
+        tags = parse_tags(tag)
+        env = tags.get(ENV_TAG, "")
         keys = resolve_selection(defs, select)
         explicit = bool(partition or start or end)
+        if env:  # its own instance; it builds what is selected, from production's Bronze
+            instance, upstream = instance_for(settings, env), False
         extra = missing_upstream(defs, instance, keys, first, last) if upstream else set()
         if extra:
             names = ", ".join(sorted(k.to_user_string() for k in extra))
@@ -73,7 +84,7 @@ def materialize(
             checks=None if checks else set(),
             first=first,
             last=last,
-            tags=parse_tags(tag),
+            tags=tags,
             progress=not as_json,
         )
     except OneRingError as e:
@@ -119,12 +130,21 @@ def check(
     Prints one row per check: asset, check, result (passed, FAILED for a blocking check,
     warn for a non-blocking one) and its summary.
     """
-    from onering_assets.runner import check_keys, execute, partition_range, resolve_selection
+    from onering_assets.runner import (
+        check_keys,
+        execute,
+        instance_for,
+        partition_range,
+        resolve_selection,
+    )
 
     try:
         explicit = bool(partition or start or end)
         first, last = partition_range(partition, start, end) if explicit else (None, None)
-        _, defs, instance = load()
+        settings, defs, instance = load()
+        tags = parse_tags(tag)
+        if tags.get(ENV_TAG):
+            instance = instance_for(settings, tags[ENV_TAG])
         keys = resolve_selection(defs, select)
         if first and last:
             scope(defs, keys, first, last, explicit)
@@ -135,7 +155,7 @@ def check(
             checks=check_keys(defs, keys),
             first=first,
             last=last,
-            tags=parse_tags(tag),
+            tags=tags,
             progress=not as_json,
         )
     except OneRingError as e:

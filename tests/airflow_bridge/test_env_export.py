@@ -2,10 +2,12 @@
 
 Production is built for January, then February lands in Bronze, and environment ``dev`` is
 created. Its export writes only ``onering_dev_silver`` and ``onering_dev_gold`` into
-``dags/env_dev/`` (production's DAG files untouched); `dag.test()` runs them for February:
-the rows land in ``silver__dev`` and ``gold__dev``, every Dagster run is tagged
-``onering/env=dev``, and production is byte-identical. `onering env drop dev` removes the
-DAGs; a copy of them run after the drop fails at once, without a retry, naming the missing
+``dags/env_dev/`` (production's DAG files untouched). On a live local Airflow (`onering
+airflow up`), February triggered on the environment's Silver DAG flows to its Gold DAG: the
+rows land in ``silver__dev`` and ``gold__dev``, every Dagster run is tagged
+``onering/env=dev`` and kept in the environment's own Dagster instance, and production is
+byte-identical. `onering env drop dev` removes the DAGs and the runs; a copy of the DAGs
+run after the drop (`dag.test()`) fails at once, without a retry, naming the missing
 environment. Exporting for an environment that does not exist is refused (exit 3).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +25,7 @@ import pytest
 from airflow_bridge.config import RenderConfig, for_env, load_config
 from airflow_bridge.errors import BridgeError
 from airflow_bridge.graph import plan_dags
+from airflow_bridge.processes import free_port
 from onering_assets.settings import PLATFORM_DIR
 from tests.change.cli import ok, onering, rows
 
@@ -84,8 +88,10 @@ def test_the_environment_plans_only_its_silver_and_gold_on_their_own_airflow_ass
     assert sorted(plans) == ["onering_dev_gold", "onering_dev_silver"]
     assert config.env == "dev" and not config.publish_lineage
     silver, gold = plans["onering_dev_silver"], plans["onering_dev_gold"]
-    assert silver.schedule is None  # nothing on production's clock
-    assert gold.schedule == "assets"  # after the environment's own Silver DAG...
+    # Nothing on production's clock: Silver waits for an asset nothing updates (by hand,
+    # with a partition key), Gold for the environment's own Silver DAG...
+    assert (silver.schedule, silver.schedule_assets) == ("assets", ("onering://manual?env=dev",))
+    assert gold.schedule == "assets"
     assert gold.schedule_assets and all(u.endswith("?env=dev") for u in gold.schedule_assets)
     outlets = {o for p in plans.values() for t in p.tasks for o in t.outlets}
     prod_plans = plan_dags(snapshot(defs, prod), prod)
@@ -103,6 +109,29 @@ def test_bridge_yml_cannot_set_the_environment_and_a_bad_name_is_no_dag_id(
         load_config(bridge)
     with pytest.raises(BridgeError, match="dag_prefix"):
         for_env(RenderConfig(), "dev; drop", ("silver",))
+    graphql = replace(RenderConfig(), mode="dagster_graphql")
+    with pytest.raises(BridgeError, match="production's\\) Dagster instance"):
+        for_env(graphql, "dev", ("silver",))
+
+
+def test_selection_dags_get_the_environment_name_and_those_without_its_tables_are_left_out(
+    tmp_path: Path,
+) -> None:
+    from airflow_bridge.export import snapshot
+    from onering_assets.definitions import build_definitions
+    from onering_assets.settings import Settings
+
+    prod = replace(
+        RenderConfig(),
+        grouping="selection",
+        dags={"onering_tables": "group:silver or group:gold", "lake": "group:bronze"},
+    )
+    config = for_env(prod, "qa", ("silver", "gold"))
+    defs = build_definitions(Settings(profile="local", state_dir=tmp_path))
+    plans = plan_dags(snapshot(defs, config), config)
+    assert [p.dag_id for p in plans] == ["onering_qa_tables"]  # never production's id
+    prod_ids = {p.dag_id for p in plan_dags(snapshot(defs, prod), prod)}
+    assert prod_ids == {"onering_tables", "lake"}
 
 
 def test_exported_environment_dags_build_only_the_environment(
@@ -128,12 +157,23 @@ def test_exported_environment_dags_build_only_the_environment(
     assert "up to date" in ok(onering(project, "airflow", "export", "--env", "dev", "--check"))
     assert production(project) == before  # production's DAG files too
 
-    store = {k: project[k] for k in ("ONERING_STATE_DIR", "ONERING_SOURCE_DIR")}
-    store["ONERING_PLATFORM_DIR"] = project["ONERING_PLATFORM_DIR"]
-    for dag_id in ("onering_dev_silver", "onering_dev_gold"):
-        result = run_dag(folder, dag_id, {"partition": "2013-02"}, **store)
-        assert result["state"] == "success", result["log"][-3000:]
-        assert set(result["tasks"].values()) == {"success"}, result["tasks"]
+    bronze = onering(project, "materialize", "-s", "group:bronze", "--tag", "onering/env=dev")
+    assert bronze.returncode == 2 and "holds Silver and Gold only" in bronze.stderr
+
+    # The real Airflow, as a user runs it: one partition key triggered on the environment's
+    # Silver DAG flows to its Gold DAG through the environment's own Airflow assets.
+    port = free_port()
+    up = onering(project, "airflow", "up", "--port", str(port))
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        run = onering(
+            project, "airflow", "trigger", "onering_dev_silver", "--partition", "2013-02", "--wait"
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "onering_dev_silver: success" in run.stdout
+        assert "onering_dev_gold: success" in run.stdout
+    finally:
+        ok(onering(project, "airflow", "down"))
 
     month = "SELECT DISTINCT formatDateTime(flight_date, '%Y-%m') AS m FROM {d}.flights ORDER BY m"
     assert months(project, month.format(d="silver__dev")) == ["2013-01", "2013-02"]
@@ -141,13 +181,19 @@ def test_exported_environment_dags_build_only_the_environment(
     mart = "SELECT DISTINCT to_char(month, 'YYYY-MM') AS m FROM {s}.carrier_monthly_performance"
     assert sorted(months(project, mart.format(s="gold__dev"), "gold")) == ["2013-01", "2013-02"]
     assert production(project) == before  # byte-identical: Silver's rows, Gold's, DAG files
-    with dg.DagsterInstance.from_config(project["DAGSTER_HOME"]) as instance:
-        runs = instance.get_runs(dg.RunsFilter(tags={"airflow/dag_id": "onering_dev_silver"}))
+    state = Path(project["ONERING_STATE_DIR"])
+    with dg.DagsterInstance.from_config(str(state / "envs" / "dev" / "dagster")) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"airflow/dag_id": "onering_dev_gold"}))
         assert runs and all(r.tags.get("onering/env") == "dev" for r in runs)
+    with dg.DagsterInstance.from_config(project["DAGSTER_HOME"]) as instance:
+        assert not instance.get_runs(dg.RunsFilter(tags={"onering/env": "dev"}))  # not prod's
 
+    store = {k: project[k] for k in ("ONERING_STATE_DIR", "ONERING_SOURCE_DIR")}
+    store["ONERING_PLATFORM_DIR"] = project["ONERING_PLATFORM_DIR"]
     kept = shutil.copytree(folder, tmp_path / "env_dev")
     dropped = ok(onering(project, "env", "drop", "dev"))
     assert "Removed its Airflow DAGs" in dropped and not folder.exists()
+    assert not (state / "envs" / "dev").exists()  # its runs went with it
     result = run_dag(kept, "onering_dev_silver", {"partition": "2013-02"}, **store)
     assert result["state"] == "failed"
     assert max(result["tries"].values()) == 1  # no retry: a retry would fail the same way

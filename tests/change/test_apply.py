@@ -142,6 +142,10 @@ def test_plan_diff_counts_the_change_and_a_declared_limit_blocks_the_publish(pro
     assert shift["new"]["mean"] == pytest.approx(shift["old"]["mean"] + 10, abs=1e-5)
     assert set(diff["columns"]) == {"avg_arr_delay"}
     assert gold_rows_of(project) == before and deployed(project) == runs  # nothing published
+    assert diff["data_diff_check"]["passed"] is False
+    said = ok(onering(project, "plan", "--diff"))  # the limit apply would hit, said before it
+    assert f"diff {MART}: " in said and "apply would stop here: check data_diff fails" in said
+    assert "more than the declared 5 % (checks.max_moved_pct)" in said
 
     failed = onering(project, "apply", "--skip-tests")
     assert failed.returncode == 1, failed.stdout + failed.stderr
