@@ -99,7 +99,7 @@ def drop(env: Env) -> None:
         settings = Settings.from_env()
         with _clickhouse(settings) as client:
             exists = client is not None and env in envs.environments(client)
-            if exists:
+            if client is not None and exists:
                 with gold_connection(settings) as conn:
                     envs.drop(client, conn, env)
     except OneRingError as e:
