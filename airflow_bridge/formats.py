@@ -13,3 +13,17 @@ PARTITION_FORMATS = (MONTHLY, DAILY)
 
 # The Dagster run tag naming the environment a run builds (onering_assets/namespaces.py).
 ENV_TAG = "onering/env"
+
+# OneRing's errors a retry cannot fix (onering_assets.errors.not_retryable(), which a test
+# keeps this equal to): the dagster_graphql mode reads them off a failed step's error chain.
+NOT_RETRYABLE = frozenset(
+    {
+        "ChangelogError",
+        "ConfigError",
+        "CorruptLakeFileError",
+        "DriftInputError",
+        "ModelInputError",
+        "NothingSelectedError",
+        "ReadOnlyError",
+    }
+)

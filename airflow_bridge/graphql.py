@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_bridge.errors import BridgeError
+from airflow_bridge.formats import NOT_RETRYABLE
 
 ASSET_JOB = "__ASSET_JOB"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -24,7 +25,12 @@ query RunEvents($runId: ID!, $cursor: String) {
       events {
         __typename
         ... on MessageEvent { stepKey message }
-        ... on ExecutionStepFailureEvent { error { message } }
+        ... on ExecutionStepFailureEvent {
+          error {
+            message className
+            cause { message className cause { message className cause { message className } } }
+          }
+        }
         ... on AssetCheckEvaluationEvent {
           evaluation { checkName success assetKey { path } severity }
         }
@@ -48,7 +54,7 @@ def _events(client: Any, run_id: str) -> list[dict[str, Any]]:
 
 def summarize(run_id: str, status: str, events: list[dict[str, Any]]) -> dict[str, Any]:
     """The same summary shape as ``onering materialize --json``."""
-    checks, failures, rows = [], [], {}
+    checks, failures, rows, final = [], [], {}, []
     for event in events:
         kind = event["__typename"]
         if kind == "AssetCheckEvaluationEvent":
@@ -63,7 +69,10 @@ def summarize(run_id: str, status: str, events: list[dict[str, Any]]) -> dict[st
                 }
             )
         elif kind == "ExecutionStepFailureEvent":
-            failures.append(f"{event.get('stepKey')}: {event['error']['message'].strip()}")
+            error = _reason(event["error"])
+            failures.append(f"{event.get('stepKey')}: {error['message'].strip()}")
+            if error.get("className") in NOT_RETRYABLE:
+                final.append(str(event.get("stepKey")))
         elif kind == "MaterializationEvent":
             rows.setdefault("/".join(event["assetKey"]["path"]), None)
     failed_checks = [
@@ -76,12 +85,27 @@ def summarize(run_id: str, status: str, events: list[dict[str, Any]]) -> dict[st
         "rows": rows,
         "checks": checks,
         "failures": failures,
-        # As RunSummary.to_dict: a failed blocking check is a data problem, the rest may
-        # pass on a retry (a step that failed on its checks also emitted the failed checks).
+        # As RunSummary.to_dict: a failed blocking check, or a OneRing error a retry cannot
+        # fix, is final; the rest may pass on a retry (a step that failed on its checks
+        # also emitted the failed checks).
         "failed_checks": failed_checks,
         "errors": failures if not failed_checks else [],
-        "retryable": status != "SUCCESS" and not failed_checks,
+        "retryable": status != "SUCCESS" and not failed_checks and not final,
     }
+
+
+def _reason(error: dict[str, Any]) -> dict[str, Any]:
+    """The error of a step's failure that says why it failed.
+
+    Dagster wraps the asset's own error (OneRing's, which names the fix) in
+    ``DagsterExecutionStepExecutionError``: the first error of the chain that is not
+    Dagster's, else the top one.
+    """
+    chain = []
+    while error:
+        chain.append(error)
+        error = error.get("cause") or {}
+    return next((e for e in chain if not str(e.get("className")).startswith("Dagster")), chain[0])
 
 
 def run_graphql(
