@@ -14,7 +14,6 @@ environment. Exporting for an environment that does not exist is refused (exit 3
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from airflow_bridge.graph import plan_dags
 from airflow_bridge.processes import free_port
 from onering_assets.settings import PLATFORM_DIR
 from tests.change.cli import ok, onering, rows
+from tests.change.cli import project as project_env
 
 pytestmark = pytest.mark.slow
 
@@ -57,16 +57,7 @@ def months(env: dict[str, str], query: str, target: str = "silver") -> list[str]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("env_export")
-    shutil.copytree(PLATFORM_DIR, base / "platform")
-    env = {
-        **os.environ,
-        "ONERING_STATE_DIR": str(base / "state"),
-        "ONERING_SOURCE_DIR": str(make_source()),
-        "ONERING_PLATFORM_DIR": str(base / "platform"),
-        "DAGSTER_HOME": str(base / "state" / "dagster"),
-        "COLUMNS": "400",
-    }
+    env = project_env(tmp_path_factory.mktemp("env_export"), make_source())
     medallion = "group:bronze or group:silver or group:gold"
     ok(onering(env, "materialize", "-s", medallion, "--from", "2013-01", "--to", "2013-01"))
     # February lands in Bronze only: the environment builds it, production does not.

@@ -4,8 +4,11 @@ apply and environments use it (a process of its own: chDB keeps one data folder 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 
 def onering(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,3 +29,19 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 def rows(env: dict[str, str], statement: str, target: str = "silver") -> list[dict]:
     """`onering sql --format json`: the statement's rows as dicts."""
     return json.loads(ok(onering(env, "sql", "--target", target, "--format", "json", statement)))
+
+
+def project(base: Path, source: Path) -> dict[str, str]:
+    """The environment of a project of its own in ``base``: a copy of ``platform/`` (which
+    the test may edit), its state folder, and the source folder ``source``."""
+    from onering_assets.settings import PLATFORM_DIR
+
+    shutil.copytree(PLATFORM_DIR, base / "platform")
+    return {
+        **os.environ,
+        "ONERING_STATE_DIR": str(base / "state"),
+        "ONERING_SOURCE_DIR": str(source),
+        "ONERING_PLATFORM_DIR": str(base / "platform"),
+        "DAGSTER_HOME": str(base / "state" / "dagster"),
+        "COLUMNS": "400",
+    }

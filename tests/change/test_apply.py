@@ -10,14 +10,12 @@ records and the rows prove it), and the plan is empty again.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from onering_assets.settings import PLATFORM_DIR
 from tests.change.cli import ok, onering, rows
+from tests.change.cli import project as project_env
 from tests.conftest import gold_rows
 
 MART = "gold/carrier_monthly_performance"
@@ -26,17 +24,7 @@ MONTHS = ["--from", "2013-01", "--to", "2013-02"]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("apply")
-    platform = base / "platform"
-    shutil.copytree(PLATFORM_DIR, platform)
-    env = {
-        **os.environ,
-        "ONERING_STATE_DIR": str(base / "state"),
-        "ONERING_SOURCE_DIR": str(make_source()),
-        "ONERING_PLATFORM_DIR": str(platform),
-        "DAGSTER_HOME": str(base / "state" / "dagster"),
-        "COLUMNS": "400",
-    }
+    env = project_env(tmp_path_factory.mktemp("apply"), make_source())
     ok(onering(env, "materialize", "-s", "group:bronze", *MONTHS))
     return env
 

@@ -13,8 +13,6 @@ production has both columns, filled, nothing is pending and nothing is planned.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,8 +20,8 @@ import pytest
 from onering_assets.change.env_ddl import _todo, in_env
 from onering_assets.changelogs.formatted import read_changelog
 from onering_assets.errors import ChangelogError
-from onering_assets.settings import PLATFORM_DIR
 from tests.change.cli import ok, onering, rows
+from tests.change.cli import project as project_env
 
 SQL = "analytics/clickhouse"
 SILVER_CHANGESET = (
@@ -99,16 +97,7 @@ def pending(env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("env_changesets")
-    shutil.copytree(PLATFORM_DIR, base / "platform")
-    env = {
-        **os.environ,
-        "ONERING_STATE_DIR": str(base / "state"),
-        "ONERING_SOURCE_DIR": str(make_source()),
-        "ONERING_PLATFORM_DIR": str(base / "platform"),
-        "DAGSTER_HOME": str(base / "state" / "dagster"),
-        "COLUMNS": "400",
-    }
+    env = project_env(tmp_path_factory.mktemp("env_changesets"), make_source())
     medallion = "group:bronze or group:silver or group:gold"
     ok(onering(env, "materialize", "-s", medallion, "--from", "2013-01", "--to", "2013-01"))
     return env

@@ -10,14 +10,12 @@ it from the journal, so production ends with every table of the promotion.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from onering_assets.settings import PLATFORM_DIR
 from tests.change.cli import ok, onering, rows
+from tests.change.cli import project as project_env
 
 MART = "gold/carrier_monthly_performance"
 SQL = "analytics/clickhouse"
@@ -27,16 +25,7 @@ FLIGHTS = "SELECT sum(arr_delay) AS s, count(arr_delay) AS n FROM {d}.flights"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
-    base = tmp_path_factory.mktemp("promote")
-    shutil.copytree(PLATFORM_DIR, base / "platform")
-    env = {
-        **os.environ,
-        "ONERING_STATE_DIR": str(base / "state"),
-        "ONERING_SOURCE_DIR": str(make_source()),
-        "ONERING_PLATFORM_DIR": str(base / "platform"),
-        "DAGSTER_HOME": str(base / "state" / "dagster"),
-        "COLUMNS": "400",
-    }
+    env = project_env(tmp_path_factory.mktemp("promote"), make_source())
     ok(onering(env, "materialize", "-s", "group:bronze", "--from", "2013-01", "--to", "2013-02"))
     ok(onering(env, "apply"))
     return env
