@@ -11,6 +11,7 @@ import dagster as dg
 from onering_assets.catalog import SqlTable
 from onering_assets.change.datadiff import diff_metadata, diffed
 from onering_assets.change.state import record_deployment
+from onering_assets.checks.names import DATA_DIFF
 from onering_assets.checks.outcome import Outcome, not_published
 from onering_assets.checks.specs import CheckDecl, blocking_failures, silver_checks
 from onering_assets.factory import build_table_asset, materialize_result, table_spec
@@ -76,7 +77,14 @@ def _run(
 def with_evidence(
     context: dg.AssetExecutionContext, build: SilverBuild, outcomes: list[Outcome]
 ) -> list[Outcome]:
-    """Keep the failed build's rejects; each failed check then names the query to see them."""
+    """Keep the failed build's rejects; each failed check then names the query to see them.
+
+    Not for ``data_diff``: it failed on how many published rows the build moves, which its
+    own metadata shows (rows added, removed, changed), not on the rows it rejected.
+    """
+    about_rows = {id(o) for o in outcomes if not o.passed and o.name != DATA_DIFF}
+    if not about_rows:
+        return outcomes
     try:
         query = build.keep_failed_rejects()
     except Exception as err:  # evidence must never hide the failure it is evidence of
@@ -84,9 +92,9 @@ def with_evidence(
         return outcomes
     note = f'; this run\'s rejected rows: onering sql "{query}"'
     return [
-        o
-        if o.passed
-        else replace(o, summary=o.summary + note, metadata={**o.metadata, "rejects_query": query})
+        replace(o, summary=o.summary + note, metadata={**o.metadata, "rejects_query": query})
+        if id(o) in about_rows
+        else o
         for o in outcomes
     ]
 
