@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow.fs as pafs
 
+from onering_assets.chtables import table_exists
+
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
@@ -193,11 +195,7 @@ class ClickHouseJournal:
         self._rows: dict[str, str] = {}  # entry JSON -> the key of the row that holds it
 
     def _exists(self) -> bool:
-        result = self.client.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            parameters={"db": JOURNAL_DATABASE, "t": "publish_journal"},
-        )
-        return bool(result.result_rows[0][0])
+        return table_exists(self.client, JOURNAL_DATABASE, "publish_journal")
 
     def _insert(self, key: str, text: str) -> None:
         self.client.command(

@@ -21,6 +21,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from onering_assets.chtables import table_exists
 from onering_assets.errors import ChangelogError
 from onering_assets.namespaces import gold_schema, silver_db
 
@@ -139,11 +140,7 @@ def applied(client: Client, conn: psycopg.Connection | None, env: str) -> list[s
 
     labels: list[str] = []
     db = silver_db(env)
-    exists = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": db, "t": LOG},
-    ).result_rows[0][0]
-    if exists:
+    if table_exists(client, db, LOG):
         rows = client.query(f"SELECT id, author, filename FROM {db}.{LOG}").result_rows
         labels += ran_of(ddl.pending_changesets(client), {tuple(map(str, r)) for r in rows})
     if conn is not None:

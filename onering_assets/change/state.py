@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from onering_assets import namespaces
 from onering_assets.catalog import SqlTable, load_catalog
 from onering_assets.change.sources import Source, of_table, of_view
+from onering_assets.chtables import table_exists
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -56,11 +58,20 @@ class Deployed:
 
 
 def _exists(client: Client) -> bool:
-    found = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'deployed'",
-        parameters={"db": DATABASE},
-    )
-    return bool(found.result_rows[0][0])
+    return table_exists(client, DATABASE, "deployed")
+
+
+# Clients that created the record tables: one per run (the resource closes it after), so a
+# run's other publishes skip the three CREATE … IF NOT EXISTS round trips.
+_created: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _create(client: Client) -> None:
+    if client in _created:
+        return
+    for statement in _DDL:
+        client.command(statement)
+    _created.add(client)
 
 
 def record(
@@ -72,8 +83,7 @@ def record(
     env: str = PROD,
 ) -> None:
     """Record that ``partitions`` (None: the whole table) now hold what ``source`` declares."""
-    for statement in _DDL:
-        client.command(statement)
+    _create(client)
     _keep_sources(client, [source, *inputs])
     used = json.dumps({s.key: s.digest for s in inputs}, sort_keys=True)
     parts = partitions if partitions is not None else [WHOLE]

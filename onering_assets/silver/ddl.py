@@ -31,6 +31,7 @@ from onering_assets.changelogs.history import (
     deployment_id,
     plan_changesets,
 )
+from onering_assets.chtables import table_exists
 from onering_assets.errors import ChangelogError, StoreBusyError
 from onering_assets.query import one_line
 from onering_assets.resources.locks import Locks
@@ -114,11 +115,7 @@ def _history(what: str) -> Iterator[None]:
 
 def recorded(client: Client) -> list[Ran]:
     """The rows of ``default.databasechangelog`` (none when it does not exist)."""
-    exists = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": HISTORY_DATABASE, "t": "databasechangelog"},
-    )
-    if not exists.result_rows[0][0]:
+    if not table_exists(client, HISTORY_DATABASE, "databasechangelog"):
         return []
     with _history("Reading"):
         rows = client.query(f"SELECT ID, AUTHOR, FILENAME, MD5SUM, COMMENTS FROM {LOG_TABLE}")

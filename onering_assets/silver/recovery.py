@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from onering_assets import journal
+from onering_assets.chtables import table_exists
 from onering_assets.namespaces import building
 from onering_assets.resources.locks import Locks
 from onering_assets.silver import plan
@@ -30,11 +31,7 @@ def publish_lock(table: str) -> str:
 
 
 def _exists(client: Client, name: str) -> bool:
-    result = client.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": plan.DATABASE, "t": name},
-    )
-    return bool(result.result_rows[0][0])
+    return table_exists(client, plan.DATABASE, name)
 
 
 def applier(client: Client) -> tuple[journal.Apply, journal.Apply]:

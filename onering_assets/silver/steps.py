@@ -18,6 +18,7 @@ from onering_assets.checks.ge import run_suite
 from onering_assets.checks.names import GE_SUITE
 from onering_assets.checks.outcome import Outcome
 from onering_assets.checks.specs import silver_checks
+from onering_assets.chtables import table_exists
 from onering_assets.errors import ConfigError
 from onering_assets.namespaces import current, silver_db
 from onering_assets.partitions import MONTHLY, month_key
@@ -137,11 +138,7 @@ class SilverBuild:
 
     def published(self) -> bool:
         """Whether the table exists (checks alone never create it)."""
-        result = self.client.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-            parameters={"db": silver_db(), "t": self.table.name},
-        )
-        return bool(result.result_rows[0][0])
+        return table_exists(self.client, silver_db(), self.table.name)
 
     def _locks(self) -> Locks:
         if self.locks is None:
