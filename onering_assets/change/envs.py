@@ -1,13 +1,14 @@
 """Zero-copy environments: production's Silver and Gold under another name, sharing the data.
 
 ``create`` makes ``silver__<env>`` in ClickHouse with every published Silver table (and its
-rejects) re-created from production's parts by ``ATTACH PARTITION … FROM``, which
-hard-links the parts instead of copying them, and ``gold__<env>`` in Postgres with a copy of
-each production mart (marts are aggregates: hundreds of rows; a copy keeps the environment
-one consistent snapshot, where a view would follow production's later publishes while its
-Silver does not); it records the environment as deployed from what production was built
-from. Production is only read: its tables, parts and rows stay as they were. ``drop``
-removes the namespaces and the records, and nothing of production.
+rejects) re-created from production's parts by ``CREATE TABLE … CLONE AS`` (an ``ATTACH
+PARTITION … FROM`` of every partition), which hard-links the parts instead of copying
+them, and ``gold__<env>`` in Postgres with a copy of each production mart (marts are
+aggregates: hundreds of rows; a copy keeps the environment one consistent snapshot, where
+a view would follow production's later publishes while its Silver does not); it records the
+environment as deployed from what production was built from. Production is only read: its
+tables, parts and rows stay as they were. ``drop`` removes the namespaces and the records,
+and nothing of production.
 
 ``onering apply --env ENV`` builds changed tables into it (``namespaces.py``); ``promote``
 makes what it built production, all or nothing (one journal entry, rolled forward).
@@ -76,24 +77,22 @@ def published_tables(client: Client) -> list[str]:
 
 
 def _share_silver(client: Client, env: str) -> tuple[int, int]:
+    """Every published Silver table re-created in the environment, its parts hard-linked.
+
+    ``CREATE TABLE … CLONE AS`` is ``CREATE TABLE … AS`` plus ``ATTACH PARTITION … FROM`` of
+    every partition, in one statement per table.
+    """
     database = silver_database(env)
     client.command(f"CREATE DATABASE {database}")
-    tables = parts = 0
-    for name in published_tables(client):
-        source, copy = f"{DATABASE}.{quote(name)}", f"{database}.{quote(name)}"
-        client.command(f"CREATE TABLE {copy} AS {source}")
-        ids = client.query(
-            "SELECT DISTINCT partition_id FROM system.parts WHERE database = {db:String} "
-            "AND table = {t:String} AND active ORDER BY partition_id",
-            parameters={"db": DATABASE, "t": name},
-        ).result_rows
-        for (partition_id,) in ids:
-            client.command(
-                f"ALTER TABLE {copy} ATTACH PARTITION ID {{p:String}} FROM {source}",
-                parameters={"p": str(partition_id)},
-            )
-        tables, parts = tables + 1, parts + len(ids)
-    return tables, parts
+    tables = published_tables(client)
+    for name in tables:
+        client.command(f"CREATE TABLE {database}.{quote(name)} CLONE AS {DATABASE}.{quote(name)}")
+    parts = client.query(
+        "SELECT count() FROM (SELECT DISTINCT table, partition_id FROM system.parts "
+        "WHERE database = {db:String} AND active)",
+        parameters={"db": database},
+    ).result_rows[0][0]
+    return len(tables), int(parts)
 
 
 def _share_gold(conn: psycopg.Connection, env: str) -> int:
