@@ -96,6 +96,10 @@ def _selected(manifest: Manifest, config: RenderConfig) -> list[AssetNode]:
     chosen = manifest.selected(config.select)
     if config.exclude:
         chosen -= manifest.selected(config.exclude)
+    if not chosen and config.env:
+        raise BridgeError(
+            f"bridge.yml exports no Silver or Gold table, all environment {config.env!r} holds."
+        )
     if not chosen:
         raise BridgeError(f"select {config.select!r} / exclude {config.exclude!r} leave no assets.")
     by_key = manifest.by_key()

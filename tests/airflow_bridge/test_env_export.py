@@ -123,6 +123,9 @@ def test_selection_dags_get_the_environment_name_and_those_without_its_tables_ar
     assert [p.dag_id for p in plans] == ["onering_qa_tables"]  # never production's id
     prod_ids = {p.dag_id for p in plan_dags(snapshot(defs, prod), prod)}
     assert prod_ids == {"onering_tables", "lake"}
+    bronze_only = for_env(replace(RenderConfig(), select="group:bronze"), "qa", ("silver",))
+    with pytest.raises(BridgeError, match="exports no Silver or Gold table"):
+        plan_dags(snapshot(defs, bronze_only), bronze_only)
 
 
 def test_exported_environment_dags_build_only_the_environment(
