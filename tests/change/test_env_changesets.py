@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from onering_assets.change.env_ddl import _todo, in_env
@@ -122,6 +123,11 @@ def test_changesets_run_in_the_environment_only_until_it_is_promoted(project) ->
     } == before
     assert planned(project, "--env", "dev") == set()
     assert "silver/flights" in planned(project)  # production still plans the change
+    with dg.DagsterInstance.from_config(project["DAGSTER_HOME"]) as instance:  # production's
+        assert not instance.get_runs(dg.RunsFilter(tags={"onering/env": "dev"}))
+    home = Path(project["ONERING_STATE_DIR"]) / "envs" / "dev" / "dagster"
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # the environment's own
+        assert instance.get_runs(dg.RunsFilter(tags={"onering/env": "dev"}))
 
     promoted = ok(onering(project, "env", "promote", "dev"))
     assert "promoted silver/flights: 2013-01" in promoted
