@@ -40,6 +40,19 @@ def column_schema(conn: psycopg.Connection, table: SqlTable, computed: list[str]
     ).fetchall()
     declared = [(c.name, c.type) for c in table.columns]
     outcome = schema_outcome(checks.COLUMN_SCHEMA, declared, actual, f"gold.{table.name}")
+    undeclared = [c for c in computed if c not in {d[0] for d in declared}]
+    if undeclared:  # else published without them, silently
+        alters = "; ".join(
+            f"ALTER TABLE gold.{table.name} ADD COLUMN {c} <postgres type>" for c in undeclared
+        )
+        return Outcome(
+            checks.COLUMN_SCHEMA,
+            False,
+            f"the SQL computes {', '.join(undeclared)}, which no changeset of "
+            f"gold.{table.name} declares: add a changeset under platform/versioning/"
+            f"liquibase/changelog/, e.g. {alters};",
+            failing=len(undeclared),
+        )
     missing = [c.name for c in table.columns if c.name not in computed]
     if outcome.passed and missing:
         return Outcome(

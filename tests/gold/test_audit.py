@@ -121,6 +121,31 @@ def test_duplicate_keys_block_publication_and_gold_keeps_its_version(
     assert all_gold(published) == before
 
 
+def test_a_computed_column_no_changeset_declares_blocks_publication(
+    published, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """It would be published without the column, silently: the build stops, naming the
+    changeset to add (as Silver does)."""
+    before = all_gold(published)
+    asset = edited_mart(
+        tmp_path,
+        "carrier_monthly_performance",
+        "AS pct_arr_delayed_15\n",
+        "AS pct_arr_delayed_15,\n    max(f.dep_delay) AS max_dep_delay\n",
+    )
+
+    result = materialize_month(asset, published, instance)
+
+    assert not result.success
+    failures = failed(result)
+    assert set(failures) == {names.COLUMN_SCHEMA}
+    assert "computes max_dep_delay, which no changeset" in failures[names.COLUMN_SCHEMA]
+    assert "ALTER TABLE gold.carrier_monthly_performance ADD COLUMN max_dep_delay" in (
+        failures[names.COLUMN_SCHEMA]
+    )
+    assert all_gold(published) == before
+
+
 def test_silver_rows_lost_after_publication_fail_gold_reconciliation(
     published, instance: dg.DagsterInstance
 ) -> None:
