@@ -140,9 +140,17 @@ def create(client: Client, conn: psycopg.Connection | None, env: str) -> Created
     return Created(env, tables, parts, marts, time.perf_counter() - started)
 
 
+def base(env: str) -> str:
+    """Under which name the records of what production had when ``env`` branched are kept.
+
+    ``__`` cannot be part of an environment's name, so this never names one.
+    """
+    return f"{env}{SEPARATOR}base"
+
+
 def _copy_records(client: Client, env: str) -> None:
     records = [d for parts in state.deployed(client).values() for d in parts.values()]
-    state.insert(client, state.rows_of(records, env))
+    state.insert(client, state.rows_of(records, env) + state.rows_of(records, base(env)))
 
 
 def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
@@ -156,6 +164,7 @@ def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(gold_schema(env)))
             )
     state.forget_env(client, env)
+    state.forget_env(client, base(env))
 
 
 # -- promotion -----------------------------------------------------------------------------
@@ -233,7 +242,11 @@ def _promoter(client: Client, conn: psycopg.Connection | None) -> journal.Apply:
                     )
         built = state.deployed(client, env)
         promoted = [built[key][p] for key, parts in tables.items() for p in parts]
-        state.insert(client, state.rows_of(promoted, state.PROD))
+        # Production now branches from here: a later promotion of the same partitions
+        # compares with these.
+        state.insert(
+            client, state.rows_of(promoted, state.PROD) + state.rows_of(promoted, base(env))
+        )
 
     return apply
 
@@ -268,6 +281,25 @@ def _columns(client: Client, conn: psycopg.Connection | None, key: str, env: str
         tuple(conn.execute(query, (schema, name)).fetchall())  # type: ignore[arg-type]
         for schema in ("gold", gold_schema(env))
     )
+
+
+def _moved_since(client: Client, env: str, changed: dict[str, list[str]]) -> list[str]:
+    """The partitions to promote that production re-published after ``env`` branched.
+
+    Promoting them would replace production's newer rows with what ``env`` built from
+    older data. (An environment made before its base was kept has none: not checked.)
+    """
+    branched = state.deployed(client, base(env))
+    if not branched:
+        return []
+    prod = state.deployed(client)
+    moved = []
+    for key, parts in sorted(changed.items()):
+        for p in parts:
+            then, now = branched.get(key, {}).get(p), prod.get(key, {}).get(p)
+            if (then and then.run_id) != (now and now.run_id):
+                moved.append(f"{key} {p or '(the whole table)'}")
+    return moved
 
 
 def _migrate_production(
@@ -319,6 +351,14 @@ def promote(
     finished = {k: p for e in entries if e.table == env for k, p in e.payload["tables"].items()}
     changed = differences(client, env)
     if changed:
+        moved = _moved_since(client, env, changed)
+        if moved:
+            raise ConfigError(
+                f"Production re-published {', '.join(moved)} after {env} was created: "
+                f"promoting would replace it with what {env} built from older data. Nothing "
+                f"was promoted. Build the change again on today's production: `onering env "
+                f"drop {env}`, then `onering apply --env {env}`."
+            )
         _migrate_production(client, conn, env, changed, locks)
         run = f"{env}{uuid.uuid4().hex[:12]}"
         entry = journal.Entry(run, PROMOTE, env, {"env": env, "tables": changed})

@@ -103,3 +103,32 @@ def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev_mart
     assert not {"silver/flights", MART} & keys_planned(project)
     assert "Promoted dev" in finished
+
+
+def test_a_partition_production_republished_after_the_branch_is_not_promoted(project) -> None:
+    """Production moved on (a month re-published) after the environment was created:
+    promoting its older build would replace newer rows, so nothing is promoted."""
+    ok(onering(project, "env", "create", "late"))
+    edit(
+        project,
+        "gold/carrier_monthly_performance.sql",
+        "avg(f.dep_delay) AS",
+        "avg(f.dep_delay) + 1 AS",
+    )
+    ok(onering(project, "apply", "--env", "late", "--skip-tests"))
+    # Meanwhile production, still on the old declaration, re-publishes January.
+    edit(
+        project,
+        "gold/carrier_monthly_performance.sql",
+        "avg(f.dep_delay) + 1 AS",
+        "avg(f.dep_delay) AS",
+    )
+    ok(onering(project, "materialize", "-s", f'key:"{MART}"', "--partition", "2013-01"))
+    before, records = rows(project, CARRIER.format(s="gold"), "gold"), deployed(project)
+
+    refused = onering(project, "env", "promote", "late")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"Production re-published {MART} 2013-01 after late was created" in refused.stderr
+    assert rows(project, CARRIER.format(s="gold"), "gold") == before
+    assert deployed(project) == records
+    ok(onering(project, "env", "drop", "late"))
