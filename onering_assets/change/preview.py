@@ -17,7 +17,7 @@ from typing import Any
 
 from onering_assets.catalog import load_catalog
 from onering_assets.change.datadiff import DataDiff, diffed
-from onering_assets.change.plan import Plan
+from onering_assets.change.plan import Plan, TablePlan
 from onering_assets.change.state import WHOLE
 from onering_assets.checks.outcome import Outcome
 
@@ -51,6 +51,19 @@ class Preview:
         return body
 
 
+def _new_shape(planned: TablePlan) -> str:
+    """Why a table whose columns change is not diffed ("" when they do not)."""
+    change = planned.change
+    if change is None or change.kind != "changed" or not (change.added or change.removed):
+        return ""
+    shape = ", ".join([*(f"+{c}" for c in change.added), *(f"-{c}" for c in change.removed)])
+    return (
+        f"not diffed: its columns change ({shape}), which production's table cannot stage "
+        "before a changeset runs; build it in an environment (`onering apply --env dev`) "
+        "and compare there"
+    )
+
+
 def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
     """Stage and diff every table the plan rebuilds (Silver, then Gold)."""
     from onering_assets.gold import publish
@@ -73,6 +86,10 @@ def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
                 found.append(Preview(planned.key, note="feature views are not diffed"))
                 continue
             table = catalog.sql_table(layer, name)
+            note = _new_shape(planned)
+            if note:
+                found.append(Preview(planned.key, note=note))
+                continue
             try:
                 if layer == "silver":
                     build = SilverBuild(client, table, lake, parts, run_id, locks)

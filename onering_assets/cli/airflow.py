@@ -115,7 +115,8 @@ def airflow_export(
         first = next((d for d in dags if d.endswith("_silver")), dags[0])
         say(
             f"DAGs {', '.join(dags)} build environment {env}; e.g. `onering airflow trigger "
-            f"{first} --partition 2013-03 --wait` once `onering airflow up` loaded them."
+            f"{first} --partition YYYY-MM --wait` (a month Bronze holds) once `onering "
+            "airflow up` loaded them."
         )
 
 

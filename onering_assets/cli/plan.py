@@ -45,7 +45,8 @@ before anything runs (--skip-tests skips them). --env NAME builds into that envi
 
 \b
 Exit codes: 0 applied (the plan is then empty); 1 a unit test, run or re-audit failed
-(what did not run stays in the plan; `onering assets show KEY` shows its latest run).
+(what did not run stays in the plan; `onering assets show KEY` shows production's latest
+run: an environment's runs are kept in its own Dagster instance).
 """
 
 MARKS = {"added": "+", "removed": "-", "changed": "~", "affected": "~", "checks": "?"}
@@ -292,11 +293,18 @@ def apply_command(
         err.print(f"recorded {key} (no rebuild)", highlight=False)
     for key in outcome.forgotten:
         err.print(f"{key} is no longer declared: forgotten by plan, its data kept", highlight=False)
+    again = "onering plan" if env == "prod" else f"onering plan --env {env}"
     if not outcome.success:
-        raise fail(f"apply stopped; {len(left.tables)} table(s) still planned: `onering plan`.")
+        raise fail(f"apply stopped; {len(left.tables)} table(s) still planned: `{again}`.")
     if not left.empty:
-        raise fail(f"applied, but {len(left.tables)} table(s) are still planned: `onering plan`.")
-    out.print("Applied: the plan is now empty.")
+        raise fail(f"applied, but {len(left.tables)} table(s) are still planned: `{again}`.")
+    if env == "prod":
+        out.print("Applied: the plan is now empty.")
+    else:
+        out.print(
+            f"Applied: the plan is now empty. In {env} until `onering env promote {env}` "
+            "makes it production."
+        )
 
 
 def _features(run) -> list[tuple[str, str]]:

@@ -74,6 +74,8 @@ def materialize(
             names = ", ".join(sorted(k.to_user_string() for k in extra))
             err.print(f"also materializing upstream never built for {first}..{last}: {names}")
         line = scope(defs, keys | extra, first, last, explicit)
+        if env:
+            line += f", into environment {env} (silver__{env}, gold__{env})"
         if any(k.path[0] == "bronze" for k in keys | extra):
             announce_source(settings, defs)
         err.print(line, highlight=False, soft_wrap=True)

@@ -244,3 +244,20 @@ def test_a_changeset_naming_a_mart_rebuilds_it() -> None:
     source = current["gold/route_performance"]
     current["gold/route_performance"] = dataclasses.replace(source, ddl=source.ddl + change)
     assert summary(plan(current)) == {"gold/route_performance": ("changed", [WHOLE])}
+
+
+def test_plan_diff_says_why_a_table_whose_columns_change_is_not_diffed() -> None:
+    """Production's table cannot stage a new column before its changeset runs: the
+    preview says so, and where to build it, instead of the engine's error."""
+    from onering_assets.change.declared import TableChange
+    from onering_assets.change.plan import TablePlan
+    from onering_assets.change.preview import _new_shape
+
+    new_column = TableChange("silver/flights", "changed", added=("delay_gain",))
+    note = _new_shape(TablePlan("silver/flights", "changed", change=new_column))
+    assert note.startswith("not diffed: its columns change (+delay_gain)")
+    assert "onering apply --env dev" in note
+    expression = TableChange("silver/flights", "changed", changed=("arr_delay",))
+    assert _new_shape(TablePlan("silver/flights", "changed", change=expression)) == ""
+    new_table = TableChange("silver/x", "added", added=("a",))
+    assert _new_shape(TablePlan("silver/x", "added", change=new_table)) == ""
