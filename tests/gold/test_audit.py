@@ -140,8 +140,9 @@ def test_a_computed_column_no_changeset_declares_blocks_publication(
     failures = failed(result)
     assert set(failures) == {names.COLUMN_SCHEMA}
     assert "computes max_dep_delay, which no changeset" in failures[names.COLUMN_SCHEMA]
-    assert "ALTER TABLE gold.carrier_monthly_performance ADD COLUMN max_dep_delay" in (
-        failures[names.COLUMN_SCHEMA]
+    assert (
+        "ALTER TABLE gold.carrier_monthly_performance ADD COLUMN max_dep_delay"
+        in (failures[names.COLUMN_SCHEMA])
     )
     assert all_gold(published) == before
 
