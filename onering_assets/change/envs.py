@@ -149,8 +149,8 @@ def base(env: str) -> str:
 
 
 def _copy_records(client: Client, env: str) -> None:
-    records = [d for parts in state.deployed(client).values() for d in parts.values()]
-    state.insert(client, state.rows_of(records, env) + state.rows_of(records, base(env)))
+    for target in (env, base(env)):
+        state.copy_records(client, state.PROD, target)
 
 
 def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
