@@ -149,8 +149,7 @@ def base(env: str) -> str:
 
 
 def _copy_records(client: Client, env: str) -> None:
-    for target in (env, base(env)):
-        state.copy_records(client, state.PROD, target)
+    state.copy_records(client, state.PROD, [env, base(env)])
 
 
 def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:

@@ -147,15 +147,16 @@ def rows_of(records: list[Deployed], env: str, removed: int = 0) -> list[list]:
     ]
 
 
-def copy_records(client: Client, source: str, target: str) -> None:
-    """Every live record of ``source`` as ``target``'s, in one statement inside ClickHouse."""
+def copy_records(client: Client, source: str, targets: list[str]) -> None:
+    """Every live record of ``source`` as each of ``targets``', in one statement (one part)."""
     if not _exists(client):
         return
     client.command(
-        f"INSERT INTO {DEPLOYED} ({', '.join(_COLUMNS)}) SELECT {{t:String}}, key, partition, "
-        "source, inputs, run_id, now64(3, 'UTC'), 0, toUInt64(toUnixTimestamp64Nano(now64(9))) "
-        f"FROM {DEPLOYED} FINAL WHERE env = {{s:String}} AND NOT removed",
-        parameters={"s": source, "t": target},
+        f"INSERT INTO {DEPLOYED} ({', '.join(_COLUMNS)}) SELECT arrayJoin({{t:Array(String)}}), "
+        "key, partition, source, inputs, run_id, now64(3, 'UTC'), 0, "
+        f"toUInt64(toUnixTimestamp64Nano(now64(9))) FROM {DEPLOYED} FINAL "
+        "WHERE env = {s:String} AND NOT removed",
+        parameters={"s": source, "t": targets},
     )
 
 
