@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onering_assets.errors import ConfigError
@@ -77,6 +78,13 @@ def of_run(context: dg.AssetExecutionContext) -> str:
     if not env:
         return env
     check_name(env)
+    root = Path(context.instance.root_directory or "")
+    if root.parts[-3:] != ("envs", env, "dagster"):  # runner.env_home: never production's
+        raise ConfigError(
+            f"A run of environment {env!r} goes to the environment's own Dagster instance "
+            f"(`onering apply --env {env}`, `onering materialize --tag {ENV_TAG}={env}`, its "
+            f"Airflow DAGs), not to {root}."
+        )
     ch = context.resources.clickhouse
     exists = not (ch.data_dir is not None and not ch.data_dir.exists()) and bool(
         ch.get_client()

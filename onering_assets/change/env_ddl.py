@@ -63,6 +63,56 @@ def in_env(sql: str, schema: str, env: str) -> str:
     return pattern.sub(rename, sql)
 
 
+def confined(cs: Changeset, schema: str, env: str, dialect: str) -> str:
+    """``cs``'s SQL renamed into ``env``, if every statement stays inside ``schema__env``.
+
+    An environment must never write production: a statement naming a table of another
+    schema or none (a ``search_path``, a ``default`` database), creating another schema, or
+    one that cannot be read (a ``GRANT``, a ``SET``) is refused. ``CREATE SCHEMA|DATABASE
+    … IF NOT EXISTS`` of the layer's own schema is allowed (production's exists: a no-op).
+
+    Raises:
+        ChangelogError: naming the changeset; it can still be applied to production
+            (`onering migrate`), after which environments no longer run it.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    sql = in_env(cs.sql, schema, env)
+    target = f"{schema}__{env}"
+
+    def refuse(why: str) -> ChangelogError:
+        return ChangelogError(
+            f"Changeset {cs.label} ({cs.path.name}) cannot run in environment {env!r}: {why}. "
+            "An environment's changesets may only touch "
+            f"{schema}.<table>; apply it to production first (`onering migrate`), or change it."
+        )
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
+    except ParseError as err:
+        raise refuse(f"its SQL cannot be read ({str(err).splitlines()[0]})") from None
+    for st in statements:
+        if isinstance(st, exp.Create) and str(st.args.get("kind")).upper() in (
+            "SCHEMA",
+            "DATABASE",
+        ):
+            names = {(t.name or t.db).lower() for t in st.find_all(exp.Table)}
+            if names <= {schema, target}:
+                continue
+            raise refuse(f"it creates {', '.join(sorted(names))}")
+        if isinstance(st, (exp.Command, exp.Set)):
+            raise refuse(f"it runs {st.sql(dialect=dialect)[:60]!r}")
+        outside = sorted(
+            {f"{t.db}.{t.name}" if t.db else t.name for t in st.find_all(exp.Table)}
+            - {f"{target}.{t.name}" for t in st.find_all(exp.Table)}
+        )
+        if outside:
+            raise refuse(f"it names {', '.join(outside)}")
+    return sql
+
+
 def _todo(pending: list[Changeset], done: dict[tuple[str, str, str], str], env: str) -> list:
     """The pending changesets ENV has not run; one it ran and that was edited since is refused."""
     todo = []
@@ -89,7 +139,7 @@ def apply_silver(client: Client, locks: Locks, env: str) -> list[str]:
         done = {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
         todo = _todo(ddl.pending_changesets(client), done, env)
         for cs in todo:
-            ddl.run_changeset(client, replace(cs, sql=in_env(cs.sql, "silver", env)))
+            ddl.run_changeset(client, replace(cs, sql=confined(cs, "silver", env, "clickhouse")))
             client.command(
                 f"INSERT INTO {db}.{LOG} VALUES ({{id:String}}, {{author:String}}, "
                 "{file:String}, {md5:String}, now64(3))",
@@ -119,7 +169,7 @@ def apply_gold(conn: psycopg.Connection, env: str) -> list[str]:
         pending = pending_changesets(conn, PLATFORM_DIR / "versioning" / "liquibase")
         todo = _todo(pending, done, env)
         for cs in todo:
-            conn.execute(in_env(cs.sql, "gold", env))  # type: ignore[arg-type]  # our changelog
+            conn.execute(confined(cs, "gold", env, "postgres"))  # type: ignore[arg-type]
             conn.execute(
                 sql.SQL(
                     "INSERT INTO {} (id, author, filename, md5) VALUES (%s, %s, %s, %s)"
@@ -130,19 +180,26 @@ def apply_gold(conn: psycopg.Connection, env: str) -> list[str]:
 
 
 def applied(client: Client, conn: psycopg.Connection | None, env: str) -> list[str]:
-    """The changesets ENV ran that production has not (what promoting it first migrates)."""
+    """The changesets ENV ran that production has not (what promoting it first migrates).
+
+    Raises:
+        ChangelogError: one of them was edited since ENV ran it: production would run
+            another changeset than the one the environment was built with.
+    """
     from onering_assets.gold.ddl import pending_changesets
     from onering_assets.settings import PLATFORM_DIR
     from onering_assets.silver import ddl
 
-    def ran_of(pending: list[Changeset], ran: set[tuple[str, ...]]) -> list[str]:
-        return [cs.label for cs in pending if (cs.id, cs.author, cs.filename) in ran]
+    def ran_of(pending: list[Changeset], rows: list) -> list[str]:
+        done = {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
+        _todo(pending, done, env)  # refuses an edited one
+        return [cs.label for cs in pending if (cs.id, cs.author, cs.filename) in done]
 
     labels: list[str] = []
     db = silver_db(env)
     if table_exists(client, db, LOG):
-        rows = client.query(f"SELECT id, author, filename FROM {db}.{LOG}").result_rows
-        labels += ran_of(ddl.pending_changesets(client), {tuple(map(str, r)) for r in rows})
+        rows = client.query(f"SELECT id, author, filename, md5 FROM {db}.{LOG}").result_rows
+        labels += ran_of(ddl.pending_changesets(client), list(rows))
     if conn is not None:
         from psycopg import sql
 
@@ -150,8 +207,7 @@ def applied(client: Client, conn: psycopg.Connection | None, env: str) -> list[s
         row = found.fetchone()
         if row and row[0]:
             log = sql.Identifier(gold_schema(env), LOG)
-            query = sql.SQL("SELECT id, author, filename FROM {}").format(log)
-            ran = {tuple(map(str, r)) for r in conn.execute(query).fetchall()}
+            query = sql.SQL("SELECT id, author, filename, md5 FROM {}").format(log)
             pending = pending_changesets(conn, PLATFORM_DIR / "versioning" / "liquibase")
-            labels += ran_of(pending, ran)
+            labels += ran_of(pending, conn.execute(query).fetchall())
     return labels

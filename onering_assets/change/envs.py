@@ -239,6 +239,7 @@ def _promoter(client: Client, conn: psycopg.Connection | None) -> journal.Apply:
                     conn.execute(
                         sql.SQL("INSERT INTO {p} SELECT * FROM {m}").format(p=prod, m=mine) + window
                     )
+            conn.commit()  # durable before the records, and before the journal says done
         built = state.deployed(client, env)
         promoted = [built[key][p] for key, parts in tables.items() for p in parts]
         # Production now branches from here: a later promotion of the same partitions
@@ -286,11 +287,10 @@ def _moved_since(client: Client, env: str, changed: dict[str, list[str]]) -> lis
     """The partitions to promote that production re-published after ``env`` branched.
 
     Promoting them would replace production's newer rows with what ``env`` built from
-    older data. (An environment made before its base was kept has none: not checked.)
+    older data. An environment made before its branch point was kept counts as branched
+    from nothing: every partition production has is newer (re-create it).
     """
-    branched = state.deployed(client, base(env))
-    if not branched:
-        return []
+    branched = state.deployed(client, base(env))  # none: production had nothing then
     prod = state.deployed(client)
     moved = []
     for key, parts in sorted(changed.items()):
@@ -320,6 +320,7 @@ def _migrate_production(
         if locks is None or conn is None:
             raise ConfigError(f"{env} ran changesets ({', '.join(ran)}): promote it from the CLI.")
         apply_changelogs(conn, PLATFORM_DIR / "versioning" / "liquibase")
+        conn.commit()  # before the journal entry: a roll-forward does not migrate again
         ddl.apply_changelogs(client, locks)
     for key in sorted(changed):
         shapes = _columns(client, conn, key, env)

@@ -101,6 +101,7 @@ def drop(env: Env) -> None:
             exists = client is not None and env in envs.environments(client)
             if client is not None and exists:
                 with gold_connection(settings) as conn:
+                    envs.finish_promotions(client, conn)  # a stopped one reads its tables
                     envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None

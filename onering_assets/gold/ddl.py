@@ -84,8 +84,23 @@ def _statements(text: str, pattern: re.Pattern[str]) -> list[exp.Expr]:
     return [s for s in sqlglot.parse(text, dialect="postgres") if s is not None]
 
 
+# sqlglot's spelling -> the name Postgres reports in information_schema.columns.data_type
+# (what the column_schema check compares with); parameters are not part of data_type.
+_PG_NAMES = {
+    "int": "integer",
+    "decimal": "numeric",
+    "varchar": "character varying",
+    "char": "character",
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+    "time": "time without time zone",
+    "bool": "boolean",
+}
+
+
 def _type(node: exp.Expr) -> str:
-    return node.sql(dialect="postgres").lower()
+    text = node.sql(dialect="postgres").lower()
+    return _PG_NAMES.get(text.split("(")[0].strip(), text)
 
 
 def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
@@ -96,7 +111,7 @@ def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
             continue
         target = statement.this
         table = target.this if isinstance(target, exp.Schema) else target
-        if table.db != "gold":
+        if table.db.lower() != "gold":
             continue
         tables[table.name] = tuple(
             Column(col.name, _type(col.args["kind"]))
@@ -115,7 +130,7 @@ def altered_columns(text: str) -> list[tuple[str, Change]]:
     for statement in _statements(text, _ALTER_TABLE):
         if not isinstance(statement, exp.Alter) or statement.args.get("kind") != "TABLE":
             continue
-        if statement.this.db != "gold":
+        if statement.this.db.lower() != "gold":
             continue
         for action in statement.args.get("actions") or []:
             change = _column_change(action)

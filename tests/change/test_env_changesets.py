@@ -172,3 +172,43 @@ def test_a_changeset_the_environment_ran_and_that_was_edited_since_is_refused(
     with pytest.raises(ChangelogError, match="applied to environment 'dev' and edited since"):
         _todo([edited], done, "dev")
     assert _todo([edited], {}, "dev") == [edited]  # a new environment runs it
+
+
+@pytest.mark.parametrize(
+    ("sql", "schema", "dialect", "why"),
+    [
+        (
+            "CREATE TABLE IF NOT EXISTS default.backup ENGINE = MergeTree ORDER BY tuple() "
+            "AS SELECT * FROM silver.flights;",
+            "silver",
+            "clickhouse",
+            "it names default.backup",
+        ),
+        (
+            "SET search_path TO gold; ALTER TABLE carrier_monthly_performance ADD COLUMN x int;",
+            "gold",
+            "postgres",
+            "it runs 'SET search_path",
+        ),
+        (
+            "CREATE SCHEMA IF NOT EXISTS gold_archive; "
+            "CREATE TABLE gold_archive.t AS SELECT * FROM gold.carrier_monthly_performance;",
+            "gold",
+            "postgres",
+            "it creates gold_archive",
+        ),
+    ],
+)
+def test_a_changeset_reaching_outside_the_environment_is_refused(
+    sql: str, schema: str, dialect: str, why: str
+) -> None:
+    """An environment never writes production: a statement outside its own schema stops
+    the changeset before anything of it runs."""
+    from onering_assets.change.env_ddl import confined
+    from onering_assets.changelogs.formatted import Changeset
+
+    changeset = Changeset("you", "003", "changelog/003.sql", sql, Path("003.sql"))
+    with pytest.raises(ChangelogError, match=f"cannot run in environment 'dev': {why}"):
+        confined(changeset, schema, "dev", dialect)
+    inside = Changeset("you", "004", "changelog/004.sql", SILVER_CHANGESET, Path("004.sql"))
+    assert "ALTER TABLE silver__dev.flights" in confined(inside, "silver", "dev", "clickhouse")

@@ -66,12 +66,14 @@ def test_a_later_alter_table_changeset_adds_drops_retypes_and_renames_columns(
         "ALTER TABLE gold.t RENAME COLUMN c TO cc;\n"
         "ALTER TABLE other.t ADD COLUMN z int;\n"
         "ALTER TABLE gold.t ADD COLUMN IF NOT EXISTS d int;\n"
+        "ALTER TABLE GOLD.t ADD COLUMN e integer;\n"
     )
     columns = gold_columns(tmp_path)["t"]
     assert [(c.name, c.type) for c in columns] == [
         ("a", "bigint"),
-        ("cc", "decimal(10, 2)"),
+        ("cc", "numeric"),  # as information_schema names it
         ("d", "double precision"),
+        ("e", "integer"),
     ]
 
 
