@@ -23,7 +23,10 @@ NOT_RETRYABLE = frozenset(
         "CorruptLakeFileError",
         "DriftInputError",
         "ModelInputError",
+        "NoChampionError",
         "NothingSelectedError",
         "ReadOnlyError",
+        "RequestError",
+        "SecretsRefusedError",
     }
 )
