@@ -89,6 +89,10 @@ def state_folder(
         yield folder
     finally:
         if not keep:
+            from onering_assets.resources.postgres import stop_embedded
+
+            for pid in folder.glob("**/postmaster.pid"):  # Gold's servers, left running
+                stop_embedded(pid.parent)
             shutil.rmtree(folder, ignore_errors=True)
         elif say is not None:
             say(f"kept {folder}")

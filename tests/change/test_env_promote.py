@@ -10,6 +10,7 @@ it from the journal, so production ends with every table of the promotion.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,15 @@ FLIGHTS = "SELECT sum(arr_delay) AS s, count(arr_delay) AS n FROM {d}.flights"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> dict[str, str]:
+def project(tmp_path_factory: pytest.TempPathFactory, make_source) -> Iterator[dict[str, str]]:
+    from onering_assets.resources.postgres import stop_embedded
+
     env = project_env(tmp_path_factory.mktemp("promote"), make_source())
     ok(onering(env, "materialize", "-s", "group:bronze", "--from", "2013-01", "--to", "2013-02"))
     ok(onering(env, "apply"))
-    return env
+    yield env
+    # The promotion SIGKILLed below leaves the Gold server it started running: stop it.
+    stop_embedded(Path(env["ONERING_STATE_DIR"]) / "postgres")
 
 
 def edit(env: dict[str, str], path: str, old: str, new: str) -> None:
