@@ -8,6 +8,7 @@ import sys
 
 from onering_assets.cli import (  # noqa: F401  (each registers its commands)
     airflow,
+    apply,
     browse,
     catalog,
     env,
