@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 ENV_TAG = "onering/env"
 SEPARATOR = "__"
 PROD = "prod"  # what plan, apply and the records call production
+ENV_GROUPS = ("silver", "gold")  # the asset groups an environment holds (change/envs.py)
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _current: ContextVar[str] = ContextVar("onering_env", default="")
 

@@ -16,7 +16,7 @@ import dagster as dg
 
 from onering_assets import instance_config
 from onering_assets.errors import ConfigError, NothingSelectedError
-from onering_assets.namespaces import ENV_TAG, check_name
+from onering_assets.namespaces import ENV_GROUPS, ENV_TAG, check_name
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.progress import console
 from onering_assets.resources.locks import store_lock
@@ -207,9 +207,6 @@ def execute(
 
         after_run(defs, instance, summary.run_id, state, publish=summary.status != "CANCELED")
     return summary
-
-
-ENV_GROUPS = ("silver", "gold")  # what an environment holds (change/envs.py)
 
 
 def _check_env_run(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from onering_assets.cli.common import From, Partition, To, app, fail, out, refuse
 from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
+from onering_assets.namespaces import ENV_GROUPS
 from onering_assets.settings import PLATFORM_DIR, Settings
 
 if TYPE_CHECKING:
@@ -24,9 +25,6 @@ airflow_app = typer.Typer(
 app.add_typer(airflow_app, name="airflow")
 AIRFLOW_DIR = PLATFORM_DIR / "orchestration" / "airflow"
 DAGS_DIR = AIRFLOW_DIR / "dags"
-
-
-ENV_GROUPS = ("silver", "gold")  # what an environment holds (onering_assets/change/envs.py)
 
 
 def env_dags_dir(env: str) -> Path:
