@@ -71,7 +71,11 @@ def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
     for changeset in read_changelog(liquibase_dir):
         tables.update(created_columns(changeset.sql))
         for name, change in altered_columns(changeset.sql):
-            if name in tables:
+            if name not in tables:
+                continue
+            if isinstance(change, str):  # ALTER TABLE gold.a RENAME TO b
+                tables[change] = tables.pop(name)
+            else:
                 tables[name] = change(tables[name])
     return tables
 
@@ -124,19 +128,37 @@ def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
 Change = Callable[[tuple[Column, ...]], tuple[Column, ...]]
 
 
-def altered_columns(text: str) -> list[tuple[str, Change]]:
-    """Per ``ALTER TABLE gold.*`` action of a changeset, in order: the table and the change."""
-    changes: list[tuple[str, Change]] = []
+def altered_columns(text: str) -> list[tuple[str, Change | str]]:
+    """Per ``ALTER TABLE gold.*`` action of a changeset, in order: the table and the change.
+
+    A change is what it does to the table's columns, or the table's new name for ``RENAME TO``.
+    """
+    changes: list[tuple[str, Change | str]] = []
     for statement in _statements(text, _ALTER_TABLE):
         if not isinstance(statement, exp.Alter) or statement.args.get("kind") != "TABLE":
             continue
         if statement.this.db.lower() != "gold":
             continue
         for action in statement.args.get("actions") or []:
-            change = _column_change(action)
+            change = _renamed(statement, action) or _column_change(action)
             if change is not None:
                 changes.append((statement.this.name, change))
     return changes
+
+
+def _renamed(statement: exp.Alter, action: exp.Expr) -> Change | str | None:
+    """``RENAME a TO b`` (COLUMN is optional in Postgres) or ``RENAME TO b`` (the table)."""
+    if not isinstance(action, exp.AlterRename):
+        return None
+    to = [
+        o.this.name
+        for o in statement.args.get("options") or []
+        if isinstance(o, exp.ToTableProperty)
+    ]
+    if not to:
+        return action.this.name
+    old, new = action.this.name, to[0]
+    return lambda cols: tuple(Column(new, c.type) if c.name == old else c for c in cols)
 
 
 def _column_change(action: exp.Expr) -> Change | None:

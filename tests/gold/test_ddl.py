@@ -67,14 +67,28 @@ def test_a_later_alter_table_changeset_adds_drops_retypes_and_renames_columns(
         "ALTER TABLE other.t ADD COLUMN z int;\n"
         "ALTER TABLE gold.t ADD COLUMN IF NOT EXISTS d int;\n"
         "ALTER TABLE GOLD.t ADD COLUMN e integer;\n"
+        "ALTER TABLE gold.t RENAME e TO ee;\n"  # COLUMN is optional in Postgres
     )
     columns = gold_columns(tmp_path)["t"]
     assert [(c.name, c.type) for c in columns] == [
         ("a", "bigint"),
         ("cc", "numeric"),  # as information_schema names it
         ("d", "double precision"),
-        ("e", "integer"),
+        ("ee", "integer"),
     ]
+
+
+def test_a_renamed_gold_table_keeps_its_declared_columns(tmp_path: Path) -> None:
+    folder = tmp_path / "changelog"
+    folder.mkdir()
+    (folder / "001.sql").write_text(
+        "--liquibase formatted sql\n\n--changeset me:1\n"
+        "CREATE TABLE gold.t (a int NOT NULL);\n"
+        "ALTER TABLE gold.t RENAME TO u;\n"
+        "ALTER TABLE gold.u RENAME a TO b;\n"
+    )
+    assert [(c.name, c.type) for c in gold_columns(tmp_path)["u"]] == [("b", "integer")]
+    assert "t" not in gold_columns(tmp_path)
 
 
 def test_changelog_must_be_formatted_sql(tmp_path: Path) -> None:
