@@ -37,6 +37,7 @@ SECONDS = {
     "tests/test_airbyte.py": 100,
     "tests/change/test_apply.py": 120,
     "tests/change/test_envs.py": 80,
+    "tests/change/test_plan_gates.py": 45,
     "tests/change/test_env_changesets.py": 150,
     "tests/stream/test_stream.py": 180,
     "tests/corpus/test_corpus.py": 159,

@@ -54,6 +54,9 @@ class Plan:
     env: str
     tables: list[TablePlan]  # in build order; tables with nothing to do are left out
     declared: int
+    # per table: why its build would stop, one line each with the fix (``gates.py``);
+    # a line starting "note:" is information only
+    stops: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -83,6 +86,8 @@ class Plan:
                     "rebuild": _parts(t.rebuild),
                     "audit": t.audit,
                     "record": _parts(t.record),
+                    "stops": [s for s in self.stops.get(t.key, []) if not s.startswith("note:")],
+                    "notes": [s for s in self.stops.get(t.key, []) if s.startswith("note:")],
                 }
                 for t in self.tables
             ],

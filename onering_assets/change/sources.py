@@ -157,9 +157,9 @@ def table_of(source: Source, sources: dict[str, Source]) -> SqlTable:
         )
     columns = None
     if source.layer == "gold":
-        from onering_assets.gold.ddl import created_columns
+        from onering_assets.gold.ddl import declared_columns
 
-        columns = created_columns(source.ddl).get(source.name, ())
+        columns = declared_columns(source.ddl).get(source.name, ())
     return sql_table_from(source.layer, path, source.sql, source.spec, columns, schema)
 
 
@@ -172,9 +172,9 @@ def _columns(source: Source, sources: dict[str, Source]) -> dict[str, str]:
         spec = yaml.safe_load(source.spec) or {}
         declared = {str(c["name"]): str(c["type"]) for c in spec.get("columns", [])}
     elif source.layer == "gold":
-        from onering_assets.gold.ddl import created_columns
+        from onering_assets.gold.ddl import declared_columns
 
-        declared = {c.name: c.type for c in created_columns(source.ddl).get(source.name, ())}
+        declared = {c.name: c.type for c in declared_columns(source.ddl).get(source.name, ())}
     else:
         declared = dict(source.columns)
     return {**declared, **INGESTION_TYPES}

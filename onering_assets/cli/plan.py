@@ -65,7 +65,7 @@ def compute_plan(settings: Settings, env: str = "prod") -> Plan:
 
     Feature views are built in production only: an environment's plan leaves them out.
     """
-    from onering_assets.change import envs, state
+    from onering_assets.change import envs, gates, state
     from onering_assets.change.plan import make_plan
     from onering_assets.change.sources import project_sources
     from onering_assets.definitions import resources_for
@@ -83,14 +83,18 @@ def compute_plan(settings: Settings, env: str = "prod") -> Plan:
         current = {k: s for k, s in current.items() if s.layer != "features"}
     with _clickhouse(settings) as client:
         if client is None:
-            return make_plan(current, {}, lambda d: {}, bronze_months, env)
+            plan = make_plan(current, {}, lambda d: {}, bronze_months, env)
+            plan.stops = gates.stops(plan, current, None, env)
+            return plan
         exists = env == state.PROD or env in envs.environments(client)
         deployed = state.deployed(client, env if exists else state.PROD)
         deployed = {
             k: v for k, v in deployed.items() if k in current or k.split("/")[0] != "features"
         }
         _warn_stopped_promotions(client)
-        return make_plan(current, deployed, lambda d: state.sources(client, d), bronze_months, env)
+        plan = make_plan(current, deployed, lambda d: state.sources(client, d), bronze_months, env)
+        plan.stops = gates.stops(plan, current, client, env if exists else state.PROD)
+        return plan
 
 
 def _warn_stopped_promotions(client: Client) -> None:
@@ -133,7 +137,7 @@ def _head(table: TablePlan) -> str:
     return head + f": {'; '.join(parts) or 'formatting only'}"
 
 
-def _lines(table: TablePlan) -> list[str]:
+def _lines(table: TablePlan, stops: list[str]) -> list[str]:
     lines = [_head(table)]
     for upstream, columns in table.because.items():
         lines.append(f"    because {upstream} changed: {', '.join(columns)}")
@@ -149,6 +153,8 @@ def _lines(table: TablePlan) -> list[str]:
         lines.append("    re-audit: its checks on what is published")
     elif table.record and not table.rebuild:
         lines.append("    record only: no data changes")
+    for stop in stops:
+        lines.append(f"    {stop}" if stop.startswith("note:") else f"    apply would stop: {stop}")
     return lines
 
 
@@ -162,7 +168,7 @@ def print_plan(plan: Plan) -> None:
     quiet = [t.key for t in plan.tables if t.status == "record" and t.change is None]
     for table in plan.tables:
         if table.key not in quiet:
-            for line in _lines(table):
+            for line in _lines(table, plan.stops.get(table.key, [])):
                 out.print(line, highlight=False, markup=False, soft_wrap=True)
     if quiet:
         out.print(

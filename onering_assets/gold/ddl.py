@@ -44,7 +44,7 @@ __all__ = [
     "Ran",
     "apply_changelogs",
     "changelog_files",
-    "created_columns",
+    "declared_columns",
     "gold_changesets",
     "gold_columns",
     "pending_changesets",
@@ -54,8 +54,7 @@ __all__ = [
 ]
 
 
-_CREATE_TABLE = re.compile(r"\bcreate\s+table\b", re.IGNORECASE)
-_ALTER_TABLE = re.compile(r"\balter\s+table\b", re.IGNORECASE)
+_CREATE_OR_ALTER = re.compile(r"\b(create|alter)\s+table\b", re.IGNORECASE)
 
 
 _MENTIONS = re.compile(r"\bgold\s*\.\s*\"?([a-z_][a-z0-9_]*)", re.IGNORECASE)
@@ -69,21 +68,14 @@ def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
     """
     tables: dict[str, tuple[Column, ...]] = {}
     for changeset in read_changelog(liquibase_dir):
-        tables.update(created_columns(changeset.sql))
-        for name, change in altered_columns(changeset.sql):
-            if name not in tables:
-                continue
-            if isinstance(change, str):  # ALTER TABLE gold.a RENAME TO b
-                tables[change] = tables.pop(name)
-            else:
-                tables[name] = change(tables[name])
+        declared_columns(changeset.sql, tables)
     return tables
 
 
-def _statements(text: str, pattern: re.Pattern[str]) -> list[exp.Expr]:
+def _statements(text: str) -> list[exp.Expr]:
     # Only CREATE/ALTER TABLE matter here; DO blocks, GRANT … ON ALL TABLES and ALTER DEFAULT
     # PRIVILEGES would make sqlglot warn "Falling back to parsing as a 'Command'".
-    if not pattern.search(text):
+    if not _CREATE_OR_ALTER.search(text):
         return []
     return [s for s in sqlglot.parse(text, dialect="postgres") if s is not None]
 
@@ -107,43 +99,44 @@ def _type(node: exp.Expr) -> str:
     return _PG_NAMES.get(text.split("(")[0].strip(), text)
 
 
-def created_columns(text: str) -> dict[str, tuple[Column, ...]]:
-    """Columns of each ``gold.*`` table a changeset's SQL creates."""
-    tables: dict[str, tuple[Column, ...]] = {}
-    for statement in _statements(text, _CREATE_TABLE):
-        if not isinstance(statement, exp.Create) or statement.kind != "TABLE":
-            continue
-        target = statement.this
-        table = target.this if isinstance(target, exp.Schema) else target
-        if table.db.lower() != "gold":
-            continue
-        tables[table.name] = tuple(
-            Column(col.name, _type(col.args["kind"]))
-            for col in target.expressions
-            if isinstance(col, exp.ColumnDef)
-        )
+def _gold_table(node: exp.Expr) -> str | None:
+    table = node.this if isinstance(node, exp.Schema) else node
+    return table.name if isinstance(table, exp.Table) and table.db.lower() == "gold" else None
+
+
+def declared_columns(
+    text: str, tables: dict[str, tuple[Column, ...]] | None = None
+) -> dict[str, tuple[Column, ...]]:
+    """The ``gold.*`` tables' columns after ``text``'s statements, in order, from ``tables``.
+
+    ``CREATE TABLE`` declares a table's columns; ``ALTER TABLE`` changes them (see
+    ``gold_columns``). ``tables`` (updated in place) holds what earlier changesets left.
+    """
+    tables = {} if tables is None else tables
+    for statement in _statements(text):
+        if isinstance(statement, exp.Create) and statement.kind == "TABLE":
+            name = _gold_table(statement.this)
+            if name is not None:
+                tables[name] = tuple(
+                    Column(col.name, _type(col.args["kind"]))
+                    for col in statement.this.expressions
+                    if isinstance(col, exp.ColumnDef)
+                )
+        elif isinstance(statement, exp.Alter) and statement.args.get("kind") == "TABLE":
+            name = _gold_table(statement.this)
+            for action in statement.args.get("actions") or []:
+                change = _renamed(statement, action) or _column_change(action)
+                if name not in tables or change is None:
+                    continue
+                if isinstance(change, str):  # ALTER TABLE gold.a RENAME TO b
+                    tables[change] = tables.pop(name)
+                    name = change
+                else:
+                    tables[name] = change(tables[name])
     return tables
 
 
 Change = Callable[[tuple[Column, ...]], tuple[Column, ...]]
-
-
-def altered_columns(text: str) -> list[tuple[str, Change | str]]:
-    """Per ``ALTER TABLE gold.*`` action of a changeset, in order: the table and the change.
-
-    A change is what it does to the table's columns, or the table's new name for ``RENAME TO``.
-    """
-    changes: list[tuple[str, Change | str]] = []
-    for statement in _statements(text, _ALTER_TABLE):
-        if not isinstance(statement, exp.Alter) or statement.args.get("kind") != "TABLE":
-            continue
-        if statement.this.db.lower() != "gold":
-            continue
-        for action in statement.args.get("actions") or []:
-            change = _renamed(statement, action) or _column_change(action)
-            if change is not None:
-                changes.append((statement.this.name, change))
-    return changes
 
 
 def _renamed(statement: exp.Alter, action: exp.Expr) -> Change | str | None:

@@ -1,0 +1,101 @@
+"""What would stop `onering apply` at a table's build, found by `onering plan` beforehand.
+
+A schema change is a changeset, never implied by an edit (``silver/schema.py``,
+``gold/audit.py``):
+
+- Silver: a build refuses a table whose YAML ClickHouse does not hold (a new column, another
+  type or key, a new table). Pending changesets run before the build, so a table that a
+  changeset not run yet names is left to it: the plan says it runs first.
+- Gold: the ``column_schema`` check fails when the SQL computes a column no changeset
+  declares, or a declared column the SQL no longer computes. This needs no database.
+
+Each stop is one line with the fix the build would print.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from onering_assets.change.sources import Source, table_of
+from onering_assets.errors import ChangelogError
+from onering_assets.namespaces import building
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+    from onering_assets.change.plan import Plan
+    from onering_assets.changelogs.formatted import Changeset
+
+GOLD_CHANGELOG = "platform/versioning/liquibase/changelog/"
+
+
+def _builds(plan: Plan) -> list[str]:
+    return [t.key for t in plan.tables if t.status == "added" or t.rebuild]
+
+
+def _naming(changesets: list[Changeset], name: str) -> list[Changeset]:
+    pattern = re.compile(rf"\bsilver`?\s*\.\s*`?{re.escape(name)}\b", re.IGNORECASE)
+    return [cs for cs in changesets if pattern.search(cs.sql)]
+
+
+def _silver(client: Client, env: str, source: Source, current: dict[str, Source]) -> list[str]:
+    from onering_assets.silver import ddl, schema
+
+    pending = _naming(ddl.pending_changesets(client), source.name)
+    if pending:
+        labels = ", ".join(f"{cs.label} ({cs.path.name})" for cs in pending)
+        return [f"note: changeset {labels} has not run: apply runs it before the build"]
+    try:
+        with building("" if env == "prod" else env):
+            schema.verify(client, table_of(source, current))
+    except ChangelogError as e:
+        return [line.strip().removeprefix("- ") for line in str(e).splitlines()[1:]]
+    return []
+
+
+def _gold(source: Source, current: dict[str, Source]) -> list[str]:
+    table = table_of(source, current)
+    declared = {c.name for c in table.columns}
+    computed = list(table.parsed.output_columns)
+    if not declared:
+        return [
+            f"no changeset creates gold.{table.name}: add one under {GOLD_CHANGELOG}"
+            f" (CREATE TABLE gold.{table.name} (…))"
+        ]
+    lines = [
+        f"the SQL computes {c}, which no changeset of gold.{table.name} declares"
+        f" (a new changeset: ALTER TABLE gold.{table.name} ADD COLUMN {c} <postgres type>)"
+        for c in computed
+        if c not in declared
+    ]
+    lines += [
+        f"gold.{table.name} declares {c}, which the SQL does not compute"
+        f" (compute it, or a new changeset: ALTER TABLE gold.{table.name} DROP COLUMN {c})"
+        for c in sorted(declared - set(computed))
+    ]
+    return lines
+
+
+def stops(
+    plan: Plan, current: dict[str, Source], client: Client | None, env: str
+) -> dict[str, list[str]]:
+    """Per table the plan builds: why its build would stop (a ``note:`` line does not stop it).
+
+    ``client`` is None when Silver's store was never created: the first apply creates it
+    from the changelog, so Silver is not checked.
+    """
+    found: dict[str, list[str]] = {}
+    for key in _builds(plan):
+        source = current.get(key)
+        if source is None:
+            continue
+        if source.layer == "silver" and client is not None:
+            lines = _silver(client, env, source, current)
+        elif source.layer == "gold":
+            lines = _gold(source, current)
+        else:
+            lines = []
+        if lines:
+            found[key] = lines
+    return found
