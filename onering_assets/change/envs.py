@@ -206,6 +206,26 @@ def differences(client: Client, env: str) -> dict[str, list[str]]:
     return found
 
 
+@dataclass(frozen=True)
+class Summary:
+    env: str
+    created: str  # when its tables were created, UTC to the minute
+    differs: dict[str, list[str]]  # what it built differently from production
+
+
+def summaries(client: Client) -> list[Summary]:
+    """Every environment: when it was created and what it built that production has not."""
+    found = []
+    for env in environments(client):
+        created = client.query(
+            "SELECT formatDateTime(min(metadata_modification_time), '%Y-%m-%d %H:%i', 'UTC') "
+            "FROM system.tables WHERE database = {db:String}",
+            parameters={"db": silver_database(env)},
+        ).result_rows
+        found.append(Summary(env, str(created[0][0]) if created else "", differences(client, env)))
+    return found
+
+
 def _promoter(client: Client, conn: psycopg.Connection | None) -> journal.Apply:
     """Swap an entry's tables into production; every step can be run again (roll forward)."""
     from psycopg import sql

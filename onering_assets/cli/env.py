@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,14 +74,31 @@ def create(env: Env) -> None:
 
 
 @env_app.command("list")
-def list_envs() -> None:
-    """The environments in the stores."""
+def list_envs(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """The environments: when each was created, what it built unlike production.
+
+    Each table it built unlike production, with the partitions, is what `onering env
+    promote` would make production.
+    """
     from onering_assets.change import envs
+    from onering_assets.cli.plan import months_text
 
     with _clickhouse(Settings.from_env()) as client:
-        found = envs.environments(client) if client is not None else []
-    for name in found:
-        out.print(name, highlight=False)
+        found = envs.summaries(client) if client is not None else []
+    if as_json:
+        body = [{"env": s.env, "created": s.created, "differs": s.differs} for s in found]
+        out.print_json(json.dumps(body))
+        return
+    for s in found:
+        noun = "table" if len(s.differs) == 1 else "tables"
+        built = "; ".join(f"{key} {months_text(parts)}" for key, parts in sorted(s.differs.items()))
+        what = "nothing built unlike production"
+        if s.differs:
+            what = f"built {len(s.differs)} {noun} unlike production: {built}"
+        line = f"{s.env}  created {s.created} UTC  {what}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     if not found:
         err.print("No environments: `onering env create NAME`.")
 

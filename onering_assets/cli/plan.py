@@ -109,7 +109,7 @@ def _warn_stopped_promotions(client: Client) -> None:
         )
 
 
-def _months(parts: list[str]) -> str:
+def months_text(parts: list[str]) -> str:
     from onering_assets.change.apply import ranges
 
     if parts == [""]:
@@ -148,7 +148,7 @@ def _lines(table: TablePlan, stops: list[str]) -> list[str]:
             lines.append(f"    non-breaking for {impact.key}")
     if table.rebuild:
         verb = "build" if table.status == "added" else "rebuild"
-        lines.append(f"    {verb}: {_months(table.rebuild)}")
+        lines.append(f"    {verb}: {months_text(table.rebuild)}")
     if table.audit:
         lines.append("    re-audit: its checks on what is published")
     elif table.record and not table.rebuild:

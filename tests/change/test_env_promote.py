@@ -10,6 +10,7 @@ it from the journal, so production ends with every table of the promotion.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,12 +76,18 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
     )
     assert keys_planned(project, "--env", "dev") == set()
     assert keys_planned(project) == {MART}
+    listed = ok(onering(project, "env", "list"))
+    assert f"built 1 table unlike production: {MART} 2013-01..2013-02 (2 months)" in listed
+    assert json.loads(ok(onering(project, "env", "list", "--json")))[0]["differs"] == {
+        MART: ["2013-01", "2013-02"]
+    }
 
     promoted = ok(onering(project, "env", "promote", "dev"))
     assert f"promoted {MART}: 2013-01, 2013-02" in promoted
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev
     assert keys_planned(project) == set()
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
+    assert "nothing built unlike production" in ok(onering(project, "env", "list"))
 
 
 def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
