@@ -29,6 +29,8 @@ from onering_assets.resources import LakeResource
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from onering_assets.settings import Settings
+
 # Runs that may still write: never deleted.
 _LIVE = {
     dg.DagsterRunStatus.QUEUED,
@@ -55,6 +57,7 @@ class Collected:
     runs_pinned: int = 0
     quarantine_deleted: list[str] = field(default_factory=list)
     evidence_deleted: list[str] = field(default_factory=list)
+    env_runs_deleted: dict[str, list[str]] = field(default_factory=dict)  # env -> run ids
 
 
 def pinned_runs(
@@ -128,25 +131,47 @@ def prune_quarantine(lake: LakeResource, days: float, now: float | None = None) 
 def prune_failed_rejects(client: Client, days: float) -> list[str]:
     """Drop the evidence of failed Silver builds (``<table>_rejects_failed``) older than ``days``.
 
-    Returns ``silver.<table>:<run id>`` for each run dropped.
+    Production's and every environment's (``silver__<env>``). Returns
+    ``<database>.<table>:<run id>`` for each run dropped.
     """
     tables = client.query(
-        "SELECT name FROM system.tables"
-        " WHERE database = 'silver' AND endsWith(name, '_rejects_failed')"
+        "SELECT database, name FROM system.tables WHERE (database = 'silver'"
+        " OR startsWith(database, 'silver__')) AND endsWith(name, '_rejects_failed')"
     ).result_rows
     deleted = []
-    for (name,) in tables:
+    for database, name in tables:
         runs = client.query(
-            f"SELECT _run_id FROM silver.`{name}` GROUP BY _run_id "
+            f"SELECT _run_id FROM `{database}`.`{name}` GROUP BY _run_id "
             "HAVING max(_failed_at) < now() - toIntervalSecond({age:Int64})",
             parameters={"age": int(days * 86400)},
         ).result_rows
         for (run,) in runs:
             client.command(
-                f"ALTER TABLE silver.`{name}` DROP PARTITION {{run:String}}",
+                f"ALTER TABLE `{database}`.`{name}` DROP PARTITION {{run:String}}",
                 parameters={"run": run},
             )
-            deleted.append(f"silver.{name}:{run}")
+            deleted.append(f"{database}.{name}:{run}")
+    return deleted
+
+
+def prune_env_runs(settings: Settings, defs: dg.Definitions, keep: int) -> dict[str, list[str]]:
+    """Per environment, its Dagster runs deleted as :func:`prune_runs` deletes production's.
+
+    An environment's runs are in an instance of its own (``runner.env_home``), kept until
+    ``onering env drop``; this bounds them meanwhile.
+    """
+    from onering_assets.errors import ConfigError
+    from onering_assets.runner import envs_root, instance_for
+
+    deleted: dict[str, list[str]] = {}
+    root = envs_root(settings)
+    for folder in sorted(root.glob("*/dagster")) if root.is_dir() else []:
+        try:
+            instance = instance_for(settings, folder.parent.name)
+        except ConfigError:  # not an environment's folder
+            continue
+        with instance:
+            deleted[folder.parent.name] = prune_runs(instance, defs, keep)[0]
     return deleted
 
 
@@ -156,10 +181,16 @@ def collect(
     lake: LakeResource,
     retention: Retention,
     client: Client | None = None,
+    settings: Settings | None = None,
 ) -> Collected:
-    """One pass over run history, quarantine and (given a Silver client) failed-build evidence."""
+    """One pass over run history, quarantine and (given a Silver client) failed-build evidence.
+
+    Given ``settings``, the environments' run history too.
+    """
     runs, pinned = prune_runs(instance, defs, retention.keep_runs)
     done = Collected(runs, pinned, prune_quarantine(lake, retention.quarantine_days))
+    if settings is not None:
+        done.env_runs_deleted = prune_env_runs(settings, defs, retention.keep_runs)
     if client is not None:
         done.evidence_deleted = prune_failed_rejects(client, retention.quarantine_days)
     return done

@@ -53,7 +53,12 @@ def instance_for(settings: Settings, env: str = "") -> dg.DagsterInstance:
 
 def env_home(settings: Settings, env: str) -> Path:
     """The Dagster home of environment ``env``'s runs (removed by `onering env drop`)."""
-    return settings.state_dir / "envs" / env / "dagster"
+    return envs_root(settings) / env / "dagster"
+
+
+def envs_root(settings: Settings) -> Path:
+    """The folder of every environment's :func:`env_home`."""
+    return settings.state_dir / "envs"
 
 
 def _instance_for(home: Path, profile: str) -> dg.DagsterInstance:

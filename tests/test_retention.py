@@ -8,11 +8,12 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pytest
 
 from onering_assets.definitions import build_definitions
 from onering_assets.resources import LakeResource
 from onering_assets.retention import Retention, collect, prune_quarantine
-from onering_assets.runner import execute
+from onering_assets.runner import envs_root, execute, instance_for
 from tests.conftest import settings_for
 
 AIRLINES = dg.AssetKey(["bronze", "airlines"])
@@ -58,3 +59,29 @@ def test_old_quarantine_is_deleted_and_recent_kept(tmp_path: Path) -> None:
     assert deleted == ["quarantine/bronze/flights/run-old"]
     assert not old.parent.exists()
     assert recent.exists()
+
+
+def test_an_environments_runs_are_pruned_in_its_own_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`onering gc` bounds each environment's run history (its own Dagster instance) as it
+    bounds production's, and leaves production's instance alone."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # instance_for sets it
+    settings = settings_for(tmp_path / "state", None)
+    defs = build_definitions(settings)
+    lake = LakeResource(url=settings.lake_dir.as_uri())
+    with instance_for(settings, "dev") as dev:
+        for _ in range(3):
+            assert execute(defs, dev, assets={AIRLINES}, progress=False).success
+        newest = dev.get_runs()[0].run_id
+    (envs_root(settings) / "Not An Env" / "dagster").mkdir(parents=True)  # skipped
+    with dg.instance_for_test() as production:
+        assert execute(defs, production, assets={AIRLINES}, progress=False).success
+        assert execute(defs, production, assets={AIRLINES}, progress=False).success
+
+        done = collect(production, defs, lake, Retention(keep_runs=1), settings=settings)
+
+        assert production.get_runs_count() == 1  # its newest
+        assert list(done.env_runs_deleted) == ["dev"] and len(done.env_runs_deleted["dev"]) == 2
+    with instance_for(settings, "dev") as dev:
+        assert [r.run_id for r in dev.get_runs()] == [newest]

@@ -24,7 +24,10 @@ def gc(
         ),
     ] = Retention.quarantine_days,
 ) -> None:
-    """Delete old Dagster runs (and their events), quarantined batches and failed-build rejects."""
+    """Delete old Dagster runs (and their events), quarantined batches and failed-build rejects.
+
+    Each environment's runs (its own Dagster instance) are pruned alike.
+    """
     import contextlib
 
     from onering_assets.definitions import resources_for
@@ -43,7 +46,7 @@ def gc(
             # An embedded store that was never created is not opened (that would create it).
             fresh = ch.data_dir is not None and not ch.data_dir.exists()
             client = None if fresh else stack.enter_context(ch.session())
-            done = collect(instance, defs, lake, retention, client)
+            done = collect(instance, defs, lake, retention, client, settings)
     except OneRingError as e:
         raise fail(str(e)) from None
     out.print(
@@ -52,3 +55,5 @@ def gc(
         f"{len(done.evidence_deleted)} failed Silver build(s)",
         highlight=False,
     )
+    for env, runs in done.env_runs_deleted.items():
+        out.print(f"environment {env}: deleted {len(runs)} run(s)", highlight=False)
