@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -131,9 +132,17 @@ def create(client: Client, conn: psycopg.Connection | None, env: str) -> Created
     if env in environments(client):
         raise ConfigError(f"Environment {env!r} exists: `onering env drop {env}` first.")
     try:
-        tables, parts = _share_silver(client, env)
-        marts = _share_gold(conn, env) if conn is not None else 0
-        _copy_records(client, env)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # Gold's copies (Postgres) run while ClickHouse re-creates Silver's tables: both
+            # release the GIL, and creation takes the longer of the two instead of the sum.
+            gold = pool.submit(_share_gold, conn, env) if conn is not None else None
+            try:
+                tables, parts = _share_silver(client, env)
+                _copy_records(client, env)
+            finally:
+                if gold is not None:
+                    wait([gold])  # before a drop, which uses the same connection
+            marts = gold.result() if gold is not None else 0
     except BaseException:
         drop(client, conn, env)
         raise

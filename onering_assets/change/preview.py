@@ -4,7 +4,8 @@ Silver tables are staged exactly as a run stages them (``SilverBuild.stage``, un
 stage lock, named for this preview) and diffed against the published months; a Gold mart is
 computed from the staged Silver tables where the plan rebuilds them (from the published ones
 elsewhere), staged in a Postgres transaction that is rolled back, and diffed (no changeset
-is applied: a mart whose Liquibase columns changed says it cannot be staged yet). Every staging
+is applied: a table whose columns changed is staged once its changeset ran, else it says why
+not, and so does a table that reads one not staged). Every staging
 table is dropped at the end, whatever happens. No Dagster run, no materialization, no
 publish, no record: what is published is left as it was.
 """
@@ -20,6 +21,7 @@ from onering_assets.change.datadiff import DataDiff, diffed
 from onering_assets.change.plan import Plan, TablePlan
 from onering_assets.change.state import WHOLE
 from onering_assets.checks.outcome import Outcome
+from onering_assets.errors import ChangelogError
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,28 @@ def _new_shape(planned: TablePlan) -> str:
     shape = ", ".join([*(f"+{c}" for c in change.added), *(f"-{c}" for c in change.removed)])
     return (
         f"not diffed: its columns change ({shape}), which production's table cannot stage "
-        "before a changeset runs; build it in an environment (`onering apply --env dev`) "
-        "and compare there"
+        "until the changeset runs (`onering migrate`, then diff again); or build it in an "
+        "environment (`onering apply --env dev`) and compare there"
     )
+
+
+def _holds_declared(layer: str, table: Any, client: Any, pg: Any) -> bool:
+    """Whether the published table already has the declared columns (a changeset ran)."""
+    if layer == "silver":
+        from onering_assets.silver import schema
+
+        try:
+            schema.verify(client, table)
+        except ChangelogError:
+            return False
+        return True
+    with pg.connect() as conn:
+        found = conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'gold' AND table_name = %s",
+            (table.name,),
+        ).fetchall()
+    return {str(r[0]) for r in found} == {c.name for c in table.columns}
 
 
 def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
@@ -76,6 +97,7 @@ def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
     staged: dict[str, str] = {}
     builds: list[SilverBuild] = []
     found: list[Preview] = []
+    unstaged: set[str] = set()  # planned rebuilds that could not be staged
     try:
         for planned in plan.tables:
             if not planned.rebuild or planned.status == "removed":
@@ -87,7 +109,16 @@ def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
                 continue
             table = catalog.sql_table(layer, name)
             note = _new_shape(planned)
+            if note and _holds_declared(layer, table, client, pg):
+                note = ""
+            blind = sorted(k for k in planned.because if k in unstaged)
+            if blind and not note:
+                note = (
+                    f"not diffed: it reads {', '.join(blind)}, which is not staged (see its"
+                    " line): computed from what is published, its diff would not be the change's"
+                )
             if note:
+                unstaged.add(planned.key)
                 found.append(Preview(planned.key, note=note))
                 continue
             try:
@@ -105,6 +136,7 @@ def preview(plan: Plan, resources: dict[str, Any]) -> list[Preview]:
                     conn.rollback()
             except Exception as err:  # one table's failure is its line, not the preview's end
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                unstaged.add(planned.key)
                 found.append(Preview(planned.key, note=f"cannot stage it: {first}"))
     finally:
         for build in builds:

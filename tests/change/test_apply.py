@@ -140,3 +140,42 @@ def test_plan_diff_counts_the_change_and_a_declared_limit_blocks_the_publish(pro
     assert "data_diff" in failed.stdout + failed.stderr
     assert gold_rows_of(project) == before and deployed(project) == runs
     assert MART in plan(project)
+
+
+def test_plan_diff_stages_a_new_column_once_its_changeset_ran(project) -> None:
+    """A Silver table gaining a column cannot be staged before its changeset runs, and a mart
+    reading it is then not diffed either (computed from the published table, its diff would
+    not be the change's); after `onering migrate` both are staged and diffed."""
+    folder = Path(project["ONERING_PLATFORM_DIR"])
+    sql, yml = (folder / "analytics/clickhouse/silver" / f"airlines.{x}" for x in ("sql", "yml"))
+    new_sql = "upper(trimBoth(name)) AS name,\n    length(trimBoth(name)) AS name_len,"
+    sql.write_text(sql.read_text().replace("trimBoth(name) AS name,", new_sql))
+    new_column = "\n  - {name: name_len, type: UInt64}"
+    yml.write_text(
+        yml.read_text().replace("Full carrier name.}", "Full carrier name.}" + new_column)
+    )
+    before = deployed(project)
+
+    diffs = json.loads(ok(onering(project, "plan", "--diff", "--json")))["diffs"]
+    assert diffs["silver/airlines"]["note"].startswith(
+        "not diffed: its columns change (+name_len), which production's table cannot stage"
+    )
+    assert diffs[MART] == {
+        "note": "not diffed: it reads silver/airlines, which is not staged (see its line): "
+        "computed from what is published, its diff would not be the change's"
+    }
+
+    changelog = folder / "versioning/liquibase-clickhouse/changelog/003-name-len.sql"
+    changelog.write_text(
+        "--liquibase formatted sql\n\n--changeset me:name-len\n"
+        "ALTER TABLE silver.airlines ADD COLUMN `name_len` UInt64 AFTER `name`;\n"
+    )
+    ok(onering(project, "migrate"))
+    diffs = json.loads(ok(onering(project, "plan", "--diff", "--json")))["diffs"]
+    airlines = diffs["silver/airlines"]
+    assert "note" not in airlines, airlines
+    assert (airlines["added"], airlines["removed"]) == (0, 0)
+    assert airlines["old_rows"] >= airlines["changed"] > 0  # names upper-cased
+    assert {"name", "name_len"} <= set(airlines["columns"])
+    assert "note" not in diffs[MART] and diffs[MART]["changed"] > 0  # carrier_name upper-cased
+    assert deployed(project) == before  # nothing published
