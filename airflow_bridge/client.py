@@ -80,6 +80,22 @@ class AirflowClient:
         tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
         return {t["task_id"]: t["state"] for t in tis}
 
+    def failures(self, dag_id: str, run_id: str) -> dict[str, list[str]]:
+        """Per failed task of a run: why, from its last try's log (:func:`error_lines`)."""
+        tis = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        found: dict[str, list[str]] = {}
+        for ti in tis:
+            if ti["state"] != "failed":
+                continue
+            path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs"
+            try:
+                log = self.get(f"{path}/{ti['try_number']}", full_content="true")
+            except BridgeError as err:  # the reason stays unknown, the failure does not
+                found[ti["task_id"]] = [f"(its log could not be read: {err})"]
+                continue
+            found[ti["task_id"]] = error_lines(log.get("content") or [])
+        return found
+
     def follow(
         self,
         dag_id: str,
@@ -124,6 +140,28 @@ class AirflowClient:
         raise BridgeError(
             f"{dag_id} was not triggered for partition {partition_key} in {timeout_s:g} s."
         )
+
+
+def error_lines(content: list[Any], most: int = 20) -> list[str]:
+    """Why a task failed, from its log (Airflow 3: structured events; plain lines otherwise).
+
+    The exception the task failed with, every line of its message (the operator's summary
+    of the Dagster run: each failed step and why); without one, the last error lines.
+    """
+    errors: list[str] = []
+    for entry in content:
+        if not isinstance(entry, dict):
+            if "ERROR" in str(entry):
+                errors.append(str(entry).strip())
+            continue
+        details = [d for d in entry.get("error_detail") or [] if isinstance(d, dict)]
+        if details and details[0].get("exc_type"):
+            lines = str(details[0].get("exc_value", "")).strip().splitlines() or [""]
+            reason = [f"{details[0]['exc_type']}: {lines[0]}", *lines[1:]]
+            return [line[:500] for line in reason[:most]]
+        if str(entry.get("level", "")).lower() in {"error", "critical"}:
+            errors.append(str(entry.get("event", "")).strip())
+    return [line[:500] for line in errors if line][-4:]
 
 
 def _when(stamp: str) -> datetime:

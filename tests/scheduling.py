@@ -35,7 +35,7 @@ SECONDS = {
     "tests/bronze/test_spark_engine.py": 260,
     "tests/stream/test_flink.py": 190,
     "tests/test_airbyte.py": 100,
-    "tests/change/test_apply.py": 120,
+    "tests/change/test_apply.py": 150,
     "tests/change/test_envs.py": 80,
     "tests/change/test_plan_gates.py": 45,
     "tests/change/test_env_changesets.py": 150,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from onering_assets.cli.common import From, Partition, To, app, fail, out, refuse
+from onering_assets.cli.common import From, Partition, To, app, err, fail, out, refuse
 from onering_assets.errors import ConfigError, NothingSelectedError, OneRingError
 from onering_assets.namespaces import ENV_GROUPS
 from onering_assets.settings import PLATFORM_DIR, Settings
@@ -228,19 +228,19 @@ def check_unpaused(client: AirflowClient, dag_ids: list[str]) -> None:
 
 def follow_cascade(
     client: AirflowClient, dag_id: str, run: dict[str, Any], partition: str | None, timeout: float
-) -> list[str]:
+) -> tuple[str, str] | None:
     """Follow the run, then (for a partition) the asset-triggered runs downstream of it.
 
-    Returns the DAGs whose run did not succeed.
+    Returns the DAG and run id of the first run that did not succeed (None when all did).
     """
     from airflow_bridge.local import downstream_dags
 
     done = client.follow(dag_id, run["dag_run_id"], timeout_s=timeout, say=say)
     say(f"{dag_id}: {done['state']}")
     if done["state"] != "success":
-        return [dag_id]
+        return dag_id, run["dag_run_id"]
     if not partition:
-        return []
+        return None
     for downstream in downstream_dags(DAGS_DIR, dag_id):
         keyed = client.wait_for_keyed_run(
             downstream, partition, after=run["queued_at"], timeout_s=timeout
@@ -248,8 +248,23 @@ def follow_cascade(
         done = client.follow(downstream, keyed["dag_run_id"], timeout_s=timeout, say=say)
         say(f"{downstream}: {done['state']}")
         if done["state"] != "success":
-            return [downstream]
-    return []
+            return downstream, keyed["dag_run_id"]
+    return None
+
+
+def _say_failures(client: AirflowClient, dag_id: str, run_id: str) -> None:
+    """Each failed task of the run with the error lines of its log: the reason, here."""
+    from airflow_bridge.errors import BridgeError
+
+    try:
+        failures = client.failures(dag_id, run_id)
+    except BridgeError as e:
+        err.print(f"(the failed tasks could not be read: {e})", highlight=False, markup=False)
+        return
+    for task, lines in sorted(failures.items()):
+        err.print(f"{dag_id}.{task} failed:", highlight=False, markup=False)
+        for line in lines or ["(no error line in its log)"]:
+            err.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 @airflow_app.command("trigger")
@@ -305,7 +320,12 @@ def airflow_trigger(
     except BridgeError as e:
         raise fail(str(e)) from None
     if failed:
-        raise fail(f"failed: {', '.join(failed)}; task logs under {local.home / 'logs'}")
+        failed_dag, failed_run = failed
+        _say_failures(client, failed_dag, failed_run)
+        raise fail(
+            f"failed: {failed_dag}; its run: {local.url}/dags/{failed_dag}/runs/{failed_run}, "
+            f"task logs under {local.home / 'logs'}"
+        )
 
 
 @airflow_app.command("status")

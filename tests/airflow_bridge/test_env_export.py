@@ -128,6 +128,30 @@ def test_selection_dags_get_the_environment_name_and_those_without_its_tables_ar
         plan_dags(snapshot(defs, bronze_only), bronze_only)
 
 
+def _a_failed_run_says_why(project: dict[str, str]) -> None:
+    """A run that fails says which task failed and why (its log's error lines), here: a
+    Silver column declared with no changeset is refused before anything is written."""
+    tables = Path(project["ONERING_PLATFORM_DIR"]) / "analytics/clickhouse/silver"
+    sql, yml = tables / "airlines.sql", tables / "airlines.yml"
+    kept = sql.read_text(), yml.read_text()
+    try:
+        sql.write_text(
+            kept[0].replace("trimBoth(name) AS name,", "trimBoth(name) AS name, 1 AS x,")
+        )
+        yml.write_text(kept[1] + "  - {name: x, type: UInt8}\n")
+        run = onering(
+            project, "airflow", "trigger", "onering_dev_silver", "--partition", "2013-02", "--wait"
+        )
+    finally:
+        sql.write_text(kept[0])
+        yml.write_text(kept[1])
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "failed: onering_dev_silver; its run: http://" in run.stderr
+    said = run.stderr.split("onering_dev_silver.", 1)[1]  # "<task> failed:", then the reasons
+    assert "column `x` UInt8 is declared but missing" in said, run.stderr
+    assert "ALTER TABLE silver.airlines ADD COLUMN `x` UInt8" in said, run.stderr
+
+
 def test_exported_environment_dags_build_only_the_environment(
     project: dict[str, str], run_dag, tmp_path: Path
 ) -> None:
@@ -166,6 +190,7 @@ def test_exported_environment_dags_build_only_the_environment(
         assert run.returncode == 0, run.stdout + run.stderr
         assert "onering_dev_silver: success" in run.stdout
         assert "onering_dev_gold: success" in run.stdout
+        _a_failed_run_says_why(project)
     finally:
         ok(onering(project, "airflow", "down"))
 
