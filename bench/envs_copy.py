@@ -80,7 +80,7 @@ def measure_envs(state: Path, source: Path | None) -> dict[str, Any]:
         with pg.connect() as conn:  # type: ignore[attr-defined]
             before = _du(store) + _du(gold)
             started = time.perf_counter()
-            made = envs.create(client, conn, "bench")
+            made = envs.create(client, conn, "bench", ch.another_client)  # type: ignore[attr-defined]
             env_s = time.perf_counter() - started
             env_bytes = _du(store) + _du(gold) - before
             print(f"environment created in {env_s:.2f} s", file=sys.stderr, flush=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from onering_assets.cli.common import app, err, fail, out, refuse
-from onering_assets.cli.plan import EnvOption, _clickhouse, compute_plan, print_plan
+from onering_assets.cli.plan import (
+    EnvOption,
+    _clickhouse,
+    another_client,
+    compute_plan,
+    print_plan,
+)
 from onering_assets.errors import OneRingError
 from onering_assets.namespaces import ENV_TAG
 from onering_assets.settings import Settings
@@ -106,15 +113,16 @@ class _Steps:
 
     def prepare(self) -> None:
         """Finish a stopped promotion; create the environment from production if new."""
-        from onering_assets.change import envs
+        from onering_assets.change import envs, promote
         from onering_assets.cli.env import gold_connection
 
         with _clickhouse(self.settings) as client, gold_connection(self.settings) as conn:
             if client is None:
                 return
-            envs.finish_promotions(client, conn)
+            promote.finish_promotions(client, conn)
             if self.env != "prod" and self.env not in envs.environments(client):
-                made = envs.create(client, conn, self.env)
+                more = functools.partial(another_client, self.settings)
+                made = envs.create(client, conn, self.env, more)
                 err.print(f"created environment {self.env} ({made.tables} Silver tables shared)")
 
     def _defs(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import typer
 
 from onering_assets.cli.airflow import env_dags_dir
 from onering_assets.cli.common import app, err, fail, out, refuse
-from onering_assets.cli.plan import _clickhouse
+from onering_assets.cli.plan import _clickhouse, another_client
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
@@ -62,7 +63,7 @@ def create(env: Env) -> None:
             if client is None:
                 raise fail("Nothing is published here yet: run `make demo` first.", 1)
             with gold_connection(settings) as conn:
-                made = envs.create(client, conn, env)
+                made = envs.create(client, conn, env, functools.partial(another_client, settings))
     except OneRingError as e:
         raise refuse(e) from None
     out.print(
@@ -110,7 +111,7 @@ def drop(env: Env) -> None:
     What is left of an environment the stores no longer hold (its runs, its DAG folder) is
     removed too.
     """
-    from onering_assets.change import envs
+    from onering_assets.change import envs, promote
 
     try:
         envs.check_name(env)
@@ -119,7 +120,7 @@ def drop(env: Env) -> None:
             exists = client is not None and env in envs.environments(client)
             if client is not None and exists:
                 with gold_connection(settings) as conn:
-                    envs.finish_promotions(client, conn)  # a stopped one reads its tables
+                    promote.finish_promotions(client, conn)  # a stopped one reads its tables
                     envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
@@ -157,6 +158,7 @@ def promote(env: Env) -> None:
     apply` (from the environment's tables, which stay until `onering env drop`).
     """
     from onering_assets.change import envs
+    from onering_assets.change import promote as promotion
 
     try:
         envs.check_name(env)
@@ -164,7 +166,7 @@ def promote(env: Env) -> None:
         with _clickhouse(settings) as client, gold_connection(settings) as conn:
             if client is None or env not in envs.environments(client):
                 raise fail(f"No environment {env!r}: see `onering env list`.", 3)
-            done = envs.promote(client, conn, env, _locks(settings))
+            done = promotion.promote(client, conn, env, _locks(settings))
     except OneRingError as e:
         raise refuse(e) from None
     if not done:

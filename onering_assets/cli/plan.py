@@ -54,6 +54,13 @@ def _clickhouse(settings: Settings) -> Iterator[Client | None]:
         resource.close()  # type: ignore[attr-defined]
 
 
+def another_client(settings: Settings) -> Client:
+    """One more client of Silver's store beside the one `_clickhouse` holds (parallel work)."""
+    from onering_assets.definitions import resources_for
+
+    return resources_for(settings)["clickhouse"].another_client()  # type: ignore[attr-defined]
+
+
 EnvOption = Annotated[
     str,
     typer.Option("--env", help="An environment (see `onering env`); production by default."),
@@ -99,7 +106,7 @@ def compute_plan(settings: Settings, env: str = "prod") -> Plan:
 
 def _warn_stopped_promotions(client: Client) -> None:
     from onering_assets import journal
-    from onering_assets.change.envs import PROMOTE
+    from onering_assets.change.promote import PROMOTE
 
     for entry in journal.ClickHouseJournal(client).pending(PROMOTE):
         err.print(

@@ -81,6 +81,16 @@ class ClickHouseResource(dg.ConfigurableResource):
                 raise
         return client
 
+    def another_client(self) -> Client:
+        """One more client of the store, for work in parallel beside the open one; close it.
+
+        With chDB, the process must hold the store already (:meth:`get_client`): this opens
+        one more handle on the same engine, no lock, no recovery.
+        """
+        import clickhouse_connect
+
+        return clickhouse_connect.get_client(dsn=self.dsn, settings=self.settings)
+
     def locks(self) -> Locks:
         """Named locks for publication and staging ownership (see resources/locks.py)."""
         if self.lock_dsn:
