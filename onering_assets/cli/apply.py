@@ -11,7 +11,7 @@ from onering_assets.cli.common import app, err, fail, out, refuse
 from onering_assets.cli.plan import (
     EnvOption,
     _clickhouse,
-    another_client,
+    another_connection,
     compute_plan,
     print_plan,
 )
@@ -121,7 +121,7 @@ class _Steps:
                 return
             promote.finish_promotions(client, conn)
             if self.env != "prod" and self.env not in envs.environments(client):
-                more = functools.partial(another_client, self.settings)
+                more = functools.partial(another_connection, self.settings)
                 made = envs.create(client, conn, self.env, more)
                 err.print(f"created environment {self.env} ({made.tables} Silver tables shared)")
 

@@ -13,7 +13,7 @@ import typer
 
 from onering_assets.cli.airflow import env_dags_dir
 from onering_assets.cli.common import app, err, fail, out, refuse
-from onering_assets.cli.plan import _clickhouse, another_client
+from onering_assets.cli.plan import _clickhouse, another_connection
 from onering_assets.errors import OneRingError
 from onering_assets.settings import Settings
 
@@ -63,7 +63,9 @@ def create(env: Env) -> None:
             if client is None:
                 raise fail("Nothing is published here yet: run `make demo` first.", 1)
             with gold_connection(settings) as conn:
-                made = envs.create(client, conn, env, functools.partial(another_client, settings))
+                made = envs.create(
+                    client, conn, env, functools.partial(another_connection, settings)
+                )
     except OneRingError as e:
         raise refuse(e) from None
     out.print(

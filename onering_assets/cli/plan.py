@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from onering_assets.change.plan import Plan, TablePlan
+    from onering_assets.resources.clickhouse import Statements
 
 PLAN_HELP = """Compare the declared Silver and Gold tables with what is published.
 
@@ -54,11 +55,11 @@ def _clickhouse(settings: Settings) -> Iterator[Client | None]:
         resource.close()  # type: ignore[attr-defined]
 
 
-def another_client(settings: Settings) -> Client:
-    """One more client of Silver's store beside the one `_clickhouse` holds (parallel work)."""
+def another_connection(settings: Settings) -> Statements:
+    """One more connection to Silver's store beside the client `_clickhouse` holds."""
     from onering_assets.definitions import resources_for
 
-    return resources_for(settings)["clickhouse"].another_client()  # type: ignore[attr-defined]
+    return resources_for(settings)["clickhouse"].another_connection()  # type: ignore[attr-defined]
 
 
 EnvOption = Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -15,6 +15,29 @@ from onering_assets.resources.locks import FileLocks, Locks, PgLocks, store_lock
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+
+class Statements(Protocol):
+    """What runs plain statements (no parameters, no result): a client, or a chDB handle."""
+
+    def command(self, cmd: str) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class _ChdbStatements:
+    """Plain statements on one more handle of the chDB engine this process holds."""
+
+    def __init__(self, path: Path) -> None:
+        import chdb
+
+        self._conn = chdb.connect(str(path))
+
+    def command(self, cmd: str) -> None:
+        self._conn.query(cmd)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 class ClickHouseResource(dg.ConfigurableResource):
@@ -81,15 +104,19 @@ class ClickHouseResource(dg.ConfigurableResource):
                 raise
         return client
 
-    def another_client(self) -> Client:
-        """One more client of the store, for work in parallel beside the open one; close it.
+    def another_connection(self) -> Statements:
+        """One more connection for plain statements, beside the open client; close it.
 
-        With chDB, the process must hold the store already (:meth:`get_client`): this opens
-        one more handle on the same engine, no lock, no recovery.
+        For work in parallel. With chDB, the process must hold the store already
+        (:meth:`get_client`): a raw handle on the same engine (0.3 ms to open, where a
+        clickhouse-connect client spends ~12 ms on its setup queries); on a server, a
+        clickhouse-connect client.
         """
-        import clickhouse_connect
+        if self.data_dir is None:
+            import clickhouse_connect
 
-        return clickhouse_connect.get_client(dsn=self.dsn, settings=self.settings)
+            return clickhouse_connect.get_client(dsn=self.dsn, settings=self.settings)
+        return _ChdbStatements(self.data_dir)
 
     def locks(self) -> Locks:
         """Named locks for publication and staging ownership (see resources/locks.py)."""
