@@ -112,3 +112,71 @@ def test_a_taken_name_is_refused_and_the_existing_environment_kept(built) -> Non
     assert again.returncode == 2 and "exists" in again.stderr, again.stderr
     assert "twice" in ok(onering(built, "env", "list")).split()
     ok(onering(built, "env", "drop", "twice"))
+
+
+FAILING_CREATE = """
+import json
+from onering_assets.change import envs
+from onering_assets.definitions import resources_for
+from onering_assets.settings import Settings
+
+resources = resources_for(Settings.from_env())
+ch = resources["clickhouse"]
+client = ch.get_client()
+
+
+class Failing:  # the second connection: its third statement fails
+    def __init__(self):
+        self.inner, self.ran = ch.another_connection(), 0
+
+    def command(self, statement):
+        self.ran += 1
+        if self.ran == 3:
+            raise RuntimeError("planted: the second connection failed")
+        self.inner.command(statement)
+
+    def close(self):
+        self.inner.close()
+
+
+with resources["postgres"].connect() as conn:
+    try:
+        envs.create(client, conn, "broken", Failing)
+        found = {"raised": None}
+    except RuntimeError as e:
+        found = {
+            "raised": str(e),
+            "environments": envs.environments(client),
+            "databases": client.query("SELECT count() FROM system.databases "
+                                      "WHERE name = 'silver__broken'").result_rows[0][0],
+            "schemas": conn.execute("SELECT count(*) FROM information_schema.schemata "
+                                    "WHERE schema_name = 'gold__broken'").fetchone()[0],
+            "records": client.query("SELECT count() FROM onering.deployed FINAL WHERE "
+                                    "startsWith(env, 'broken')").result_rows[0][0],
+        }
+ch.close()
+print(json.dumps(found))
+"""
+
+
+def test_a_create_failing_half_way_leaves_nothing_and_production_as_it_was(built) -> None:
+    """Silver's tables are cloned by two connections at once, Gold's marts copied beside
+    them: when one connection fails, everything already made (tables, marts, records) is
+    removed, and production is untouched."""
+    import json
+    import sys
+
+    before = production(built)
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_CREATE], env=built, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found == {
+        "raised": "planted: the second connection failed",
+        "environments": [],
+        "databases": 0,
+        "schemas": 0,
+        "records": 0,
+    }
+    assert production(built) == before
