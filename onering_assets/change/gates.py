@@ -24,10 +24,24 @@ from onering_assets.namespaces import building
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from onering_assets.catalog import SqlTable
     from onering_assets.change.plan import Plan
     from onering_assets.changelogs.formatted import Changeset
 
 GOLD_CHANGELOG = "platform/versioning/liquibase/changelog/"
+
+
+def _declared(source: Source, current: dict[str, Source]) -> SqlTable:
+    """The table as declared, its SQL parsed without its upstream's columns.
+
+    Names, types, keys and output columns are all a gate reads (with the columns,
+    `silver/flights` takes 0.34 s, without 15 ms); a ``SELECT *`` needs them to name its
+    columns.
+    """
+    table = table_of(source, {})
+    if any(c == "*" or c.endswith(".*") for c in table.parsed.output_columns):
+        return table_of(source, current)
+    return table
 
 
 def _builds(plan: Plan) -> list[str]:
@@ -39,23 +53,25 @@ def _naming(changesets: list[Changeset], name: str) -> list[Changeset]:
     return [cs for cs in changesets if pattern.search(cs.sql)]
 
 
-def _silver(client: Client, env: str, source: Source, current: dict[str, Source]) -> list[str]:
-    from onering_assets.silver import ddl, schema
+def _silver(
+    client: Client, env: str, source: Source, current: dict[str, Source], not_run: list[Changeset]
+) -> list[str]:
+    from onering_assets.silver import schema
 
-    pending = _naming(ddl.pending_changesets(client), source.name)
+    pending = _naming(not_run, source.name)
     if pending:
         labels = ", ".join(f"{cs.label} ({cs.path.name})" for cs in pending)
         return [f"note: changeset {labels} has not run: apply runs it before the build"]
     try:
         with building("" if env == "prod" else env):
-            schema.verify(client, table_of(source, current))
+            schema.verify(client, _declared(source, current))
     except ChangelogError as e:
         return [line.strip().removeprefix("- ") for line in str(e).splitlines()[1:]]
     return []
 
 
 def _gold(source: Source, current: dict[str, Source]) -> list[str]:
-    table = table_of(source, current)
+    table = _declared(source, current)
     declared = {c.name for c in table.columns}
     computed = list(table.parsed.output_columns)
     if not declared:
@@ -86,12 +102,17 @@ def stops(
     from the changelog, so Silver is not checked.
     """
     found: dict[str, list[str]] = {}
+    not_run: list[Changeset] | None = None  # Silver's pending changesets, read once
     for key in _builds(plan):
         source = current.get(key)
         if source is None:
             continue
         if source.layer == "silver" and client is not None:
-            lines = _silver(client, env, source, current)
+            if not_run is None:
+                from onering_assets.silver import ddl
+
+                not_run = ddl.pending_changesets(client)
+            lines = _silver(client, env, source, current, not_run)
         elif source.layer == "gold":
             lines = _gold(source, current)
         else:
