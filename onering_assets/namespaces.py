@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 ENV_TAG = "onering/env"
 SEPARATOR = "__"
 PROD = "prod"  # what plan, apply and the records call production
+COMPLETE = "_complete"  # in silver__ENV: made last by `onering env create` (change/envs.py)
 ENV_GROUPS = ("silver", "gold")  # the asset groups an environment holds (change/envs.py)
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _current: ContextVar[str] = ContextVar("onering_env", default="")
@@ -89,15 +90,16 @@ def of_run(context: dg.AssetExecutionContext) -> str:
     ch = context.resources.clickhouse
     exists = not (ch.data_dir is not None and not ch.data_dir.exists()) and bool(
         ch.get_client()
-        .query(
-            "SELECT count() FROM system.databases WHERE name = {db:String}",
-            parameters={"db": silver_db(env)},
+        .query(  # the table `onering env create` makes last, once the rest is there
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": silver_db(env), "t": COMPLETE},
         )
         .result_rows[0][0]
     )
     if not exists:
         raise ConfigError(
-            f"Environment {env!r} (run tag {ENV_TAG}) does not exist: create it with "
-            f"`onering env create {env}` (or build it with `onering apply --env {env}`)."
+            f"Environment {env!r} (run tag {ENV_TAG}) does not exist, or its creation was "
+            f"stopped: `onering env create {env}` (after `onering env drop {env}` for a stopped "
+            f"one), or build it with `onering apply --env {env}`."
         )
     return env

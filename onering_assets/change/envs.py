@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, cast
 
 from onering_assets.change import state
 from onering_assets.errors import ConfigError
-from onering_assets.namespaces import SEPARATOR, check_name
+from onering_assets.namespaces import COMPLETE, SEPARATOR, check_name
 from onering_assets.silver.plan import DATABASE, STAGING_NAME, quote
 
 if TYPE_CHECKING:
@@ -176,7 +176,10 @@ def create(
     """
     started = time.perf_counter()
     if env in environments(client):
-        raise ConfigError(f"Environment {env!r} exists: `onering env drop {env}` first.")
+        stopped = " (its creation was stopped)" if env in incomplete(client) else ""
+        raise ConfigError(f"Environment {env!r} exists{stopped}: `onering env drop {env}` first.")
+    if leftovers(client, conn, env):  # of a drop killed half-way (Silver's database goes last)
+        drop(client, conn, env)
     with contextlib.ExitStack() as stack:
         clients: list[Statements] = [client]
         if another is not None:
@@ -194,10 +197,41 @@ def create(
                     if gold is not None:
                         wait([gold])  # before a drop, which uses the same connection
                 marts = gold.result() if gold is not None else 0
+            if conn is not None:
+                conn.commit()  # Gold's copies are durable before the environment is complete
+            # Its existence is the mark (no rows: Memory keeps only the definition on disk).
+            client.command(
+                f"CREATE TABLE {silver_database(env)}.{COMPLETE} (x UInt8) ENGINE = Memory"
+            )
         except BaseException:
+            if conn is not None:
+                conn.rollback()
             drop(client, conn, env)
             raise
     return Created(env, tables, parts, marts, time.perf_counter() - started)
+
+
+def incomplete(client: Client) -> list[str]:
+    """Environments whose creation was stopped (a kill) before it made ``_complete``.
+
+    Nothing builds into one, plans for it, promotes it or lists it as usable; ``onering env
+    drop`` removes it.
+    """
+    rows = client.query(
+        "SELECT name FROM system.databases WHERE startsWith(name, {p:String}) AND name NOT IN "
+        "(SELECT database FROM system.tables WHERE name = {t:String}) ORDER BY name",
+        parameters={"p": f"{DATABASE}{SEPARATOR}", "t": COMPLETE},
+    ).result_rows
+    return [str(r[0])[len(DATABASE) + len(SEPARATOR) :] for r in rows]
+
+
+def check_complete(client: Client, env: str) -> None:
+    """Refuse an environment whose creation was stopped."""
+    if env in incomplete(client):
+        raise ConfigError(
+            f"Environment {env!r} is incomplete: its creation was stopped. `onering env drop "
+            f"{env}`, then create it again."
+        )
 
 
 def base(env: str) -> str:
@@ -213,17 +247,37 @@ def _copy_records(client: Client, env: str) -> None:
 
 
 def drop(client: Client, conn: psycopg.Connection | None, env: str) -> None:
-    """Remove ``env``'s namespaces and records; production is not touched."""
+    """Remove ``env``'s records and namespaces; production is not touched.
+
+    The Silver database, by which the environment exists, goes last and Gold's schema is
+    committed gone before it: a drop killed half-way leaves an environment that is still
+    listed, and the next ``drop`` (or ``create``) finishes it.
+    """
     from psycopg import sql
 
-    client.command(f"DROP DATABASE IF EXISTS {silver_database(env)} SYNC")
-    if conn is not None:
-        with conn.transaction():
-            conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(gold_schema(env)))
-            )
     state.forget_env(client, env)
     state.forget_env(client, base(env))
+    if conn is not None:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(gold_schema(env)))
+        )
+        conn.commit()
+    client.command(f"DROP DATABASE IF EXISTS {silver_database(env)} SYNC")
+
+
+def leftovers(client: Client, conn: psycopg.Connection | None, env: str) -> list[str]:
+    """What is left of ``env`` outside its Silver database (a drop killed half-way)."""
+    found = []
+    if conn is not None:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+            (gold_schema(env),),
+        ).fetchone()
+        if row and row[0]:
+            found.append(f"schema {gold_schema(env)}")
+    if state.deployed(client, env) or state.deployed(client, base(env)):
+        found.append("its deployment records")
+    return found
 
 
 def differences(client: Client, env: str) -> dict[str, list[str]]:
@@ -241,18 +295,21 @@ def differences(client: Client, env: str) -> dict[str, list[str]]:
 @dataclass(frozen=True)
 class Summary:
     env: str
-    created: str  # when its tables were created, UTC to the minute
-    differs: dict[str, list[str]]  # what it built differently from production
+    created: str  # when it was made complete, UTC to the minute ("" when it was not)
+    differs: dict[str, list[str]]  # what it holds unlike production (built or recorded)
+    complete: bool = True  # False: its creation was stopped (drop it)
 
 
 def summaries(client: Client) -> list[Summary]:
-    """Every environment: when it was created and what it built that production has not."""
+    """Every environment: when it was created and what it holds unlike production."""
     found = []
+    stopped = set(incomplete(client))
     for env in environments(client):
         created = client.query(
-            "SELECT formatDateTime(min(metadata_modification_time), '%Y-%m-%d %H:%i', 'UTC') "
-            "FROM system.tables WHERE database = {db:String}",
-            parameters={"db": silver_database(env)},
+            "SELECT formatDateTime(metadata_modification_time, '%Y-%m-%d %H:%i', 'UTC') "
+            "FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+            parameters={"db": silver_database(env), "t": COMPLETE},
         ).result_rows
-        found.append(Summary(env, str(created[0][0]) if created else "", differences(client, env)))
+        when = str(created[0][0]) if created else ""
+        found.append(Summary(env, when, differences(client, env), env not in stopped))
     return found

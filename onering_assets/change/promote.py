@@ -19,6 +19,7 @@ from onering_assets.catalog import load_catalog
 from onering_assets.change import state
 from onering_assets.change.envs import (
     base,
+    check_complete,
     differences,
     environments,
     gold_schema,
@@ -201,6 +202,7 @@ def promote(
     """
     if env not in environments(client):
         raise ConfigError(f"No environment {env!r}: see `onering env list`.")
+    check_complete(client, env)
     entries = finish_promotions(client, conn)
     finished = {k: p for e in entries if e.table == env for k, p in e.payload["tables"].items()}
     changed = differences(client, env)

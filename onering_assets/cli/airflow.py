@@ -57,6 +57,8 @@ def _existing_env(env: str) -> None:
         envs.check_name(env)
         with _clickhouse(Settings.from_env()) as client:
             exists = client is not None and env in envs.environments(client)
+            if client is not None and exists:
+                envs.check_complete(client, env)
     except OneRingError as e:
         raise refuse(e) from None
     if not exists:

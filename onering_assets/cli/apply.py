@@ -120,7 +120,9 @@ class _Steps:
             if client is None:
                 return
             promote.finish_promotions(client, conn)
-            if self.env != "prod" and self.env not in envs.environments(client):
+            if self.env != "prod" and self.env in envs.environments(client):
+                envs.check_complete(client, self.env)
+            elif self.env != "prod":
                 more = functools.partial(another_connection, self.settings)
                 made = envs.create(client, conn, self.env, more)
                 err.print(f"created environment {self.env} ({made.tables} Silver tables shared)")

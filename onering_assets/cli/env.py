@@ -80,10 +80,11 @@ def create(env: Env) -> None:
 def list_envs(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """The environments: when each was created, what it built unlike production.
+    """The environments: when each was created, what it holds unlike production.
 
-    Each table it built unlike production, with the partitions, is what `onering env
-    promote` would make production.
+    Each table it built or recorded unlike production, with the partitions, is what
+    `onering env promote` would make production. An environment whose creation was stopped
+    is listed as incomplete: drop it.
     """
     from onering_assets.change import envs
     from onering_assets.cli.plan import months_text
@@ -91,15 +92,22 @@ def list_envs(
     with _clickhouse(Settings.from_env()) as client:
         found = envs.summaries(client) if client is not None else []
     if as_json:
-        body = [{"env": s.env, "created": s.created, "differs": s.differs} for s in found]
+        body = [
+            {"env": s.env, "created": s.created, "complete": s.complete, "differs": s.differs}
+            for s in found
+        ]
         out.print_json(json.dumps(body))
         return
     for s in found:
+        if not s.complete:
+            line = f"{s.env}  incomplete: its creation was stopped; `onering env drop {s.env}`"
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+            continue
         noun = "table" if len(s.differs) == 1 else "tables"
-        built = "; ".join(f"{key} {months_text(parts)}" for key, parts in sorted(s.differs.items()))
-        what = "nothing built unlike production"
+        held = "; ".join(f"{key} {months_text(parts)}" for key, parts in sorted(s.differs.items()))
+        what = "holds nothing unlike production"
         if s.differs:
-            what = f"built {len(s.differs)} {noun} unlike production: {built}"
+            what = f"holds {len(s.differs)} {noun} unlike production (built or recorded): {held}"
         line = f"{s.env}  created {s.created} UTC  {what}"
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if not found:
@@ -118,15 +126,20 @@ def drop(env: Env) -> None:
     try:
         envs.check_name(env)
         settings = Settings.from_env()
+        left: list[str] = []
         with _clickhouse(settings) as client:
             exists = client is not None and env in envs.environments(client)
-            if client is not None and exists:
+            if client is not None:
                 with gold_connection(settings) as conn:
-                    promote.finish_promotions(client, conn)  # a stopped one reads its tables
-                    envs.drop(client, conn, env)
+                    if exists:
+                        promote.finish_promotions(client, conn)  # a stopped one reads its tables
+                    else:  # what a drop killed half-way left
+                        left = envs.leftovers(client, conn, env)
+                    if exists or left:
+                        envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
-    left = _remove_leftovers(settings, env)
+    left += _remove_leftovers(settings, env)
     if not exists and not left:
         raise fail(f"No environment {env!r}: see `onering env list`.", 3)
     out.print(f"Dropped {env}." if exists else f"No environment {env!r} in the stores.")

@@ -95,6 +95,8 @@ def compute_plan(settings: Settings, env: str = "prod") -> Plan:
             plan.stops = gates.stops(plan, current, None, env)
             return plan
         exists = env == state.PROD or env in envs.environments(client)
+        if exists and env != state.PROD:
+            envs.check_complete(client, env)
         deployed = state.deployed(client, env if exists else state.PROD)
         deployed = {
             k: v for k, v in deployed.items() if k in current or k.split("/")[0] != "features"

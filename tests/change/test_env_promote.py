@@ -77,7 +77,7 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
     assert keys_planned(project, "--env", "dev") == set()
     assert keys_planned(project) == {MART}
     listed = ok(onering(project, "env", "list"))
-    assert f"built 1 table unlike production: {MART} 2013-01..2013-02 (2 months)" in listed
+    assert f"1 table unlike production (built or recorded): {MART} 2013-01..2013-02" in listed
     assert json.loads(ok(onering(project, "env", "list", "--json")))[0]["differs"] == {
         MART: ["2013-01", "2013-02"]
     }
@@ -87,7 +87,7 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev
     assert keys_planned(project) == set()
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
-    assert "nothing built unlike production" in ok(onering(project, "env", "list"))
+    assert "holds nothing unlike production" in ok(onering(project, "env", "list"))
 
 
 def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:

@@ -70,7 +70,7 @@ def test_an_environment_shares_production_and_leaves_it_byte_identical(built) ->
     assert "Created dev" in created and "hard-linked" in created
     assert production(built) == before
     listed = ok(onering(built, "env", "list"))
-    assert listed.startswith("dev  created ") and "nothing built unlike production" in listed
+    assert listed.startswith("dev  created ") and "holds nothing unlike production" in listed
     assert len(listed.splitlines()) == 1
 
     silver = before["silver"]
@@ -180,3 +180,48 @@ def test_a_create_failing_half_way_leaves_nothing_and_production_as_it_was(built
         "records": 0,
     }
     assert production(built) == before
+
+
+KILLED_CREATE = (
+    FAILING_CREATE.replace(
+        'raise RuntimeError("planted: the second connection failed")', "os._exit(9)"
+    )
+    .replace("import json\n", "import json\nimport os\n")
+    .replace('"broken"', '"killed"')
+)
+
+
+def test_a_create_killed_half_way_is_incomplete_until_dropped(built) -> None:
+    """A create killed before it finished is listed as incomplete, refused by plan, apply
+    and promote, and `env drop` removes it; a Gold schema a drop killed half-way left is a
+    leftover `env drop` removes, so the name can be created again."""
+    import sys
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_CREATE], env=built, capture_output=True, text=True
+    )
+    assert killed.returncode == 9, killed.stderr
+    listed = ok(onering(built, "env", "list"))
+    assert "killed  incomplete: its creation was stopped; `onering env drop killed`" in listed
+    for args in (("plan", "--env", "killed"), ("apply", "--env", "killed", "--skip-tests"),
+                 ("env", "promote", "killed")):  # fmt: skip
+        refused = onering(built, *args)
+        assert refused.returncode == 2 and "is incomplete" in refused.stderr, (args, refused)
+    again = onering(built, "env", "create", "killed")
+    assert again.returncode == 2 and "its creation was stopped" in again.stderr
+    assert "Dropped killed." in ok(onering(built, "env", "drop", "killed"))
+
+    ok(onering(built, "env", "create", "orphan"))
+    drop_silver = (  # what a drop of the earlier order (Silver first) killed half-way left
+        "from onering_assets.definitions import resources_for\n"
+        "from onering_assets.settings import Settings\n"
+        "ch = resources_for(Settings.from_env())['clickhouse']\n"
+        "ch.get_client().command('DROP DATABASE silver__orphan SYNC')\n"
+        "ch.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", drop_silver], env=built, check=True)
+    assert "orphan" not in ok(onering(built, "env", "list"))
+    dropped = ok(onering(built, "env", "drop", "orphan"))  # its Gold schema and records remain
+    assert "Removed schema gold__orphan." in dropped, dropped
+    assert "Created orphan" in ok(onering(built, "env", "create", "orphan"))
+    ok(onering(built, "env", "drop", "orphan"))
