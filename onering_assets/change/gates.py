@@ -4,8 +4,10 @@ A schema change is a changeset, never implied by an edit (``silver/schema.py``,
 ``gold/audit.py``):
 
 - Silver: a build refuses a table whose YAML ClickHouse does not hold (a new column, another
-  type or key, a new table). Pending changesets run before the build, so a table that a
-  changeset not run yet names is left to it: the plan says it runs first.
+  type or key, a new table). Pending changesets run before the build, so for a table that a
+  changeset not run yet names (comments aside), what ClickHouse lacks today is a note: the
+  changeset may add it; the build checks again after it ran. An environment's plan counts
+  the changesets it ran already.
 - Gold: the ``column_schema`` check fails when the SQL computes a column no changeset
   declares, or a declared column the SQL no longer computes. This needs no database.
 
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from onering_assets.change.sources import Source, table_of
 from onering_assets.errors import ChangelogError
-from onering_assets.namespaces import building
+from onering_assets.namespaces import building, silver_db
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -44,13 +46,39 @@ def _declared(source: Source, current: dict[str, Source]) -> SqlTable:
     return table
 
 
-def _builds(plan: Plan) -> list[str]:
-    return [t.key for t in plan.tables if t.status == "added" or t.rebuild]
+def _gated(plan: Plan) -> list[str]:
+    """Every table the plan touches, built or only recorded.
+
+    A record's next build checks the store too: a Silver sort key is no data change, but
+    ClickHouse cannot change it in place.
+    """
+    return [t.key for t in plan.tables if t.status != "removed"]
+
+
+_COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def _naming(changesets: list[Changeset], name: str) -> list[Changeset]:
-    pattern = re.compile(rf"\bsilver`?\s*\.\s*`?{re.escape(name)}\b", re.IGNORECASE)
-    return [cs for cs in changesets if pattern.search(cs.sql)]
+    """The changesets whose SQL (comments aside) names ``silver.<name>``, quoted or not."""
+    pattern = re.compile(rf"\bsilver[`\"]?\s*\.\s*[`\"]?{re.escape(name)}\b", re.IGNORECASE)
+    return [cs for cs in changesets if pattern.search(_COMMENTS.sub(" ", cs.sql))]
+
+
+def _not_run(client: Client, env: str) -> list[Changeset]:
+    """Silver's changesets the build would run first.
+
+    Production's pending ones, less those an environment already ran (``env_ddl``).
+    """
+    from onering_assets.change.env_ddl import LOG
+    from onering_assets.chtables import table_exists
+    from onering_assets.silver import ddl
+
+    pending = ddl.pending_changesets(client)
+    if env == "prod" or not table_exists(client, silver_db(env), LOG):
+        return pending
+    rows = client.query(f"SELECT id, author, filename FROM {silver_db(env)}.{LOG}").result_rows
+    ran = {(str(r[0]), str(r[1]), str(r[2])) for r in rows}
+    return [cs for cs in pending if (cs.id, cs.author, cs.filename) not in ran]
 
 
 def _silver(
@@ -58,16 +86,22 @@ def _silver(
 ) -> list[str]:
     from onering_assets.silver import schema
 
-    pending = _naming(not_run, source.name)
-    if pending:
-        labels = ", ".join(f"{cs.label} ({cs.path.name})" for cs in pending)
-        return [f"note: changeset {labels} has not run: apply runs it before the build"]
     try:
         with building("" if env == "prod" else env):
             schema.verify(client, _declared(source, current))
     except ChangelogError as e:
-        return [line.strip().removeprefix("- ") for line in str(e).splitlines()[1:]]
-    return []
+        lines = [line.strip().removeprefix("- ") for line in str(e).splitlines()[1:]]
+    else:
+        return []
+    pending = _naming(not_run, source.name)
+    if not pending:
+        return lines
+    labels = ", ".join(f"{cs.label} ({cs.path.name})" for cs in pending)
+    return [
+        f"note: changeset {labels} has not run: apply runs it before the build, which then"
+        " checks again; today ClickHouse differs:",
+        *(f"note:   {line}" for line in lines),
+    ]
 
 
 def _gold(source: Source, current: dict[str, Source]) -> list[str]:
@@ -103,20 +137,24 @@ def stops(
     """
     found: dict[str, list[str]] = {}
     not_run: list[Changeset] | None = None  # Silver's pending changesets, read once
-    for key in _builds(plan):
+    for key in _gated(plan):
         source = current.get(key)
-        if source is None:
+        if source is None or source.layer not in ("silver", "gold"):
             continue
-        if source.layer == "silver" and client is not None:
-            if not_run is None:
-                from onering_assets.silver import ddl
-
-                not_run = ddl.pending_changesets(client)
-            lines = _silver(client, env, source, current, not_run)
-        elif source.layer == "gold":
-            lines = _gold(source, current)
-        else:
-            lines = []
+        try:
+            if source.layer == "gold":
+                lines = _gold(source, current)
+            elif client is None:
+                continue
+            else:
+                if not_run is None:
+                    not_run = _not_run(client, env)
+                lines = _silver(client, env, source, current, not_run)
+        except ChangelogError as e:  # e.g. an applied changeset was edited
+            lines = [str(e).splitlines()[0]]
+        except Exception as e:  # its SQL cannot be read this way: the build will say more
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            lines = [f"cannot check its columns: {first}"]
         if lines:
             found[key] = lines
     return found

@@ -57,7 +57,12 @@ __all__ = [
 _CREATE_OR_ALTER = re.compile(r"\b(create|alter)\s+table\b", re.IGNORECASE)
 
 
-_MENTIONS = re.compile(r"\bgold\s*\.\s*\"?([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_MENTIONS = re.compile(r"\bgold\"?\s*\.\s*\"?([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_TABLE_RENAMES = re.compile(
+    r"\balter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?\"?gold\"?\s*\.\s*\"?([a-z_][a-z0-9_]*)\"?"
+    r"\s+rename\s+to\s+\"?([a-z_][a-z0-9_]*)",
+    re.IGNORECASE,
+)
 
 
 def gold_columns(liquibase_dir: Path) -> dict[str, tuple[Column, ...]]:
@@ -99,9 +104,19 @@ def _type(node: exp.Expr) -> str:
     return _PG_NAMES.get(text.split("(")[0].strip(), text)
 
 
+def _name(node: exp.Expr) -> str:
+    """A name as Postgres keeps it: an unquoted identifier folds to lower case."""
+    ident = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier)
+    if ident is None:
+        return node.name
+    return ident.name if ident.quoted else ident.name.lower()
+
+
 def _gold_table(node: exp.Expr) -> str | None:
     table = node.this if isinstance(node, exp.Schema) else node
-    return table.name if isinstance(table, exp.Table) and table.db.lower() == "gold" else None
+    if not isinstance(table, exp.Table) or table.db.lower() != "gold":
+        return None
+    return _name(table.this)
 
 
 def declared_columns(
@@ -118,7 +133,7 @@ def declared_columns(
             name = _gold_table(statement.this)
             if name is not None:
                 tables[name] = tuple(
-                    Column(col.name, _type(col.args["kind"]))
+                    Column(_name(col.this), _type(col.args["kind"]))
                     for col in statement.this.expressions
                     if isinstance(col, exp.ColumnDef)
                 )
@@ -144,38 +159,44 @@ def _renamed(statement: exp.Alter, action: exp.Expr) -> Change | str | None:
     if not isinstance(action, exp.AlterRename):
         return None
     to = [
-        o.this.name
+        _name(o.this)
         for o in statement.args.get("options") or []
         if isinstance(o, exp.ToTableProperty)
     ]
     if not to:
-        return action.this.name
-    old, new = action.this.name, to[0]
+        return _name(action.this)
+    old, new = _name(action.this), to[0]
     return lambda cols: tuple(Column(new, c.type) if c.name == old else c for c in cols)
 
 
 def _column_change(action: exp.Expr) -> Change | None:
     if isinstance(action, exp.ColumnDef) and action.args.get("kind") is not None:
-        added = Column(action.name, _type(action.args["kind"]))
+        added = Column(_name(action.this), _type(action.args["kind"]))
         return lambda cols: cols if any(c.name == added.name for c in cols) else (*cols, added)
     if isinstance(action, exp.Drop) and str(action.args.get("kind", "")).upper() == "COLUMN":
-        gone = {t.name for t in action.args.get("tables") or []}
+        gone = {_name(t) for t in action.args.get("tables") or []}
         return lambda cols: tuple(c for c in cols if c.name not in gone)
     if isinstance(action, exp.AlterColumn) and action.args.get("dtype") is not None:
-        name, new = action.this.name, _type(action.args["dtype"])
+        name, new = _name(action.this), _type(action.args["dtype"])
         return lambda cols: tuple(Column(c.name, new) if c.name == name else c for c in cols)
     if isinstance(action, exp.RenameColumn):
-        old, to = action.this.name, action.args["to"].name
+        old, to = _name(action.this), _name(action.args["to"])
         return lambda cols: tuple(Column(to, c.type) if c.name == old else c for c in cols)
     return None
 
 
 def gold_changesets(liquibase_dir: Path) -> dict[str, str]:
-    """Per ``gold.*`` table, the SQL of every changeset that names it, in order (no parsing)."""
+    """Per ``gold.*`` table, the SQL of every changeset that names it, in order (no parsing).
+
+    A table renamed (``ALTER TABLE gold.a RENAME TO b``) keeps its changesets under its new
+    name, the renaming one included.
+    """
     found: dict[str, list[str]] = {}
     for changeset in read_changelog(liquibase_dir):
         for name in dict.fromkeys(m.lower() for m in _MENTIONS.findall(changeset.sql)):
             found.setdefault(name, []).append(changeset.sql)
+        for old, new in _TABLE_RENAMES.findall(changeset.sql):
+            found[new.lower()] = list(found.get(old.lower(), []))
     return {name: "\n".join(texts) for name, texts in found.items()}
 
 

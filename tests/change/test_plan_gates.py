@@ -3,8 +3,10 @@
 A copy of the project is migrated (every changeset run: Silver's tables exist in ClickHouse,
 Gold's in Postgres, nothing built). Then a Silver table gains a column in its YAML and SQL
 but no changeset, and a mart computes a new column no changeset declares: the plan names
-both stops with the changeset to add. With the changesets added (not run), the Silver one is
-a note (the changeset runs before the build) and the Gold one is gone.
+both stops with the changeset to add. A changeset mentioning the table only in a comment does
+not count; with the changesets added (not run, names double-quoted), the Silver one is a note
+(the changeset runs before the build, which checks again) and the Gold one is gone. A sort-key
+change (recorded, nothing rebuilt) and a mixed-case mart column (Postgres folds it) are stops.
 """
 
 from __future__ import annotations
@@ -67,16 +69,59 @@ def test_plan_names_the_changesets_a_new_column_needs(project: dict[str, str]) -
     assert sorted(untouched) == [GOLD, SILVER]
 
     versioning = platform / "versioning"
-    add_len = "ALTER TABLE silver.airlines ADD COLUMN `name_len` UInt64 AFTER `name`;"
-    add_max = "ALTER TABLE gold.route_performance ADD COLUMN max_distance double precision;"
-    _changeset(versioning / "liquibase-clickhouse/changelog", "003-len.sql", "me:len", add_len)
-    _changeset(versioning / "liquibase/changelog", "003-max.sql", "me:max", add_max)
+    silver_log, gold_log = (
+        versioning / "liquibase-clickhouse/changelog",
+        versioning / "liquibase/changelog",
+    )
+    # a changeset that only mentions the table in a comment is not one that may fix it
+    _changeset(silver_log, "003-len.sql", "me:len", "-- silver.airlines next\nSELECT 1;")
+    assert _plan(project)[SILVER]["stops"] == planned[SILVER]["stops"]
+    add_len = 'ALTER TABLE "silver"."airlines" ADD COLUMN `name_len` UInt64 AFTER `name`;'
+    add_max = 'ALTER TABLE "gold"."route_performance" ADD COLUMN max_distance double precision;'
+    _changeset(silver_log, "003-len.sql", "me:len", add_len)
+    _changeset(gold_log, "003-max.sql", "me:max", add_max)
     planned = _plan(project)
     assert planned[SILVER]["stops"] == [] and planned[GOLD]["stops"] == []
     assert planned[SILVER]["notes"] == [
-        "note: changeset me:len (003-len.sql) has not run: apply runs it before the build"
+        "note: changeset me:len (003-len.sql) has not run: apply runs it before the build,"
+        " which then checks again; today ClickHouse differs:",
+        "note:   silver.airlines: column `name_len` UInt64 is declared but missing (ALTER TABLE"
+        " silver.airlines ADD COLUMN `name_len` UInt64 AFTER `name`)",
     ]
     assert "max_distance" in planned[GOLD]["added_columns"]
+
+
+def test_a_sort_key_change_is_a_stop_though_it_rebuilds_nothing(project: dict[str, str]) -> None:
+    silver = Path(project["ONERING_PLATFORM_DIR"]) / "analytics/clickhouse/silver"
+    _edit(silver / "planes.yml", "order_by: [tailnum]", "order_by: [tailnum, manufacturer]")
+    try:
+        stops = _plan(project)["silver/planes"]["stops"]
+    finally:
+        _edit(silver / "planes.yml", "order_by: [tailnum, manufacturer]", "order_by: [tailnum]")
+    assert len(stops) == 1 and stops[0].startswith("silver.planes: keys differ"), stops
+
+
+def test_a_mixed_case_mart_column_is_declared_as_postgres_folds_it(
+    project: dict[str, str],
+) -> None:
+    """``ADD COLUMN DoubleFlights`` makes ``doubleflights`` in Postgres: a SQL computing
+    ``DoubleFlights`` would fail the publish, so the plan names it."""
+    platform = Path(project["ONERING_PLATFORM_DIR"])
+    sql = platform / "analytics/clickhouse/gold/carrier_monthly_performance.sql"
+    changeset = platform / "versioning/liquibase/changelog/004-double.sql"
+    text = sql.read_text()
+    sql.write_text(
+        text.replace("    count() AS flights,", "    count() AS flights,\n    2 AS DoubleFlights,")
+    )
+    add = "ALTER TABLE gold.carrier_monthly_performance ADD COLUMN DoubleFlights bigint;"
+    _changeset(changeset.parent, changeset.name, "me:double", add)
+    try:
+        stops = _plan(project)["gold/carrier_monthly_performance"]["stops"]
+    finally:
+        sql.write_text(text)
+        changeset.unlink()
+    assert any(s.startswith("the SQL computes DoubleFlights, which no changeset") for s in stops)
+    assert any("declares doubleflights, which the SQL does not compute" in s for s in stops)
 
 
 def test_a_declared_mart_column_the_sql_drops_is_a_stop(project: dict[str, str]) -> None:

@@ -272,3 +272,22 @@ def test_a_running_liquibase_holds_onering_off(server: str) -> None:
     with psycopg.connect(dsn) as conn:
         count = conn.execute("SELECT count(*) FROM public.databasechangelog").fetchone()
     assert count == (1,)
+
+
+def test_a_renamed_marts_changesets_follow_it_and_quoted_names_count(tmp_path: Path) -> None:
+    """The plan reads a mart's changesets by name: a renamed mart keeps its history, and
+    ``"gold"."t"`` names it as ``gold.t`` does; unquoted names fold to lower case."""
+    from onering_assets.gold.ddl import declared_columns, gold_changesets
+
+    folder = tmp_path / "changelog"
+    folder.mkdir()
+    (folder / "001.sql").write_text(
+        "--liquibase formatted sql\n\n--changeset me:1\nCREATE TABLE gold.t (a int);\n"
+        "\n--changeset me:2\nALTER TABLE gold.t RENAME TO u;\n"
+        '\n--changeset me:3\nALTER TABLE "gold"."u" ADD COLUMN MixedCase bigint;\n'
+    )
+    texts = gold_changesets(tmp_path)
+    assert [(c.name, c.type) for c in declared_columns(texts["u"])["u"]] == [
+        ("a", "integer"),
+        ("mixedcase", "bigint"),
+    ]
