@@ -145,10 +145,12 @@ class AirflowClient:
 def error_lines(content: list[Any], most: int = 20) -> list[str]:
     """Why a task failed, from its log (Airflow 3: structured events; plain lines otherwise).
 
-    The exception the task failed with, every line of its message (the operator's summary
-    of the Dagster run: each failed step and why); without one, the last error lines.
+    The exception the task failed with (the last one logged), every line of its message
+    (the operator's summary of the Dagster run: each failed step and why); without one, the
+    last error lines.
     """
     errors: list[str] = []
+    reason: list[str] = []
     for entry in content:
         if not isinstance(entry, dict):
             if "ERROR" in str(entry):
@@ -157,10 +159,12 @@ def error_lines(content: list[Any], most: int = 20) -> list[str]:
         details = [d for d in entry.get("error_detail") or [] if isinstance(d, dict)]
         if details and details[0].get("exc_type"):
             lines = str(details[0].get("exc_value", "")).strip().splitlines() or [""]
-            reason = [f"{details[0]['exc_type']}: {lines[0]}", *lines[1:]]
-            return [line[:500] for line in reason[:most]]
+            reason = [f"{details[0]['exc_type']}: {lines[0]}", *lines[1:]]  # the last one wins
+            continue
         if str(entry.get("level", "")).lower() in {"error", "critical"}:
             errors.append(str(entry.get("event", "")).strip())
+    if reason:
+        return [line[:500] for line in reason[:most]]
     return [line[:500] for line in errors if line][-4:]
 
 

@@ -15,6 +15,7 @@ OneRing reads those to decide what is published (``missing_upstream``), and the 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -165,13 +166,21 @@ def prune_env_runs(settings: Settings, defs: dg.Definitions, keep: int) -> dict[
 
     deleted: dict[str, list[str]] = {}
     root = envs_root(settings)
-    for folder in sorted(root.glob("*/dagster")) if root.is_dir() else []:
-        try:
-            instance = instance_for(settings, folder.parent.name)
-        except ConfigError:  # not an environment's folder
-            continue
-        with instance:
-            deleted[folder.parent.name] = prune_runs(instance, defs, keep)[0]
+    home = os.environ.get("DAGSTER_HOME")
+    try:
+        for folder in sorted(root.glob("*/dagster/.storage-ready")) if root.is_dir() else []:
+            name = folder.parent.parent.name  # an instance a run made, never a stray folder
+            try:
+                instance = instance_for(settings, name)
+            except ConfigError:  # not an environment's name
+                continue
+            with instance:
+                deleted[name] = prune_runs(instance, defs, keep)[0]
+    finally:  # instance_for points DAGSTER_HOME at the environment's instance
+        if home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = home
     return deleted
 
 

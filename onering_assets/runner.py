@@ -297,7 +297,8 @@ def platform_stamp() -> tuple:
     """
     found = []
     for path in PLATFORM_DIR.rglob("*"):
-        if "__pycache__" in path.parts or "dags" in path.relative_to(PLATFORM_DIR).parts:
+        relative = path.relative_to(PLATFORM_DIR).as_posix()
+        if "__pycache__" in path.parts or relative.startswith("orchestration/airflow/dags/"):
             continue
         if path.is_file():
             found.append((str(path), hashlib.blake2b(path.read_bytes()).hexdigest()))

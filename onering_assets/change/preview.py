@@ -62,7 +62,8 @@ def _new_shape(planned: TablePlan) -> str:
     return (
         f"not diffed: its columns change ({shape}), which production's table cannot stage "
         "until the changeset runs (`onering migrate`, then diff again); or build it in an "
-        "environment (`onering apply --env dev`) and compare there"
+        "environment (`onering apply --env dev`) and query it there (`onering sql`, "
+        "silver__dev/gold__dev)"
     )
 
 

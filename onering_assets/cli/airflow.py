@@ -219,12 +219,22 @@ def check_unpaused(client: AirflowClient, dag_ids: list[str]) -> None:
     """Refuse to queue a run that would wait on a paused DAG (`up` keeps some paused)."""
     from airflow_bridge.errors import BridgeError
 
-    paused = client.paused(dag_ids)
+    try:
+        paused = client.paused(dag_ids)
+    except BridgeError as err:
+        if "HTTP 404" not in str(err):
+            raise
+        raise BridgeError(
+            f"Airflow has not loaded {', '.join(dag_ids)} yet: it reads its DAG folder every "
+            "30 s. Run `onering airflow up` again (it waits for new DAGs and unpauses those "
+            "with no run due), or wait and retry."
+        ) from None
     if paused:
         raise BridgeError(
             f"{', '.join(paused)} {'is' if len(paused) == 1 else 'are'} paused in the local "
-            "Airflow, so the run would wait; unpause in the Airflow UI (`onering airflow up` "
-            "said why it kept a DAG paused)."
+            "Airflow, so the run would wait: `onering airflow up` again unpauses a DAG it has "
+            "not reviewed yet (an export made while Airflow ran) when no run of it is due, and "
+            "says why it keeps one paused; or unpause it in the Airflow UI."
         )
 
 

@@ -69,7 +69,7 @@ def create(env: Env) -> None:
     except OneRingError as e:
         raise refuse(e) from None
     out.print(
-        f"Created {env} in {made.seconds:.2f} s: {made.tables} Silver tables "
+        f"Created {env} in {made.seconds:.2f} s: {made.tables} Silver tables with their rejects "
         f"({made.parts} partitions hard-linked) in {envs.silver_database(env)}, "
         f"{made.marts} Gold marts copied into {envs.gold_schema(env)}.",
         highlight=False,

@@ -42,3 +42,9 @@ def test_without_an_exception_the_last_error_lines_and_plain_lines_are_read() ->
     assert error_lines([*events, {"level": "info", "event": "fine"}]) == ["e2", "e3", "e4", "e5"]
     assert error_lines(["[..] INFO ok", "[..] ERROR disk full"]) == ["[..] ERROR disk full"]
     assert error_lines([]) == []
+
+
+def test_the_last_exception_is_the_reason_not_an_earlier_retried_one() -> None:
+    earlier = {"level": "error", "event": "retrying", "error_detail": [
+        {"exc_type": "StoreBusyError", "exc_value": "busy"}]}  # fmt: skip
+    assert error_lines([earlier, *LOG])[0].startswith("AirflowFailException: Dagster run r1")
