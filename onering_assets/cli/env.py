@@ -162,6 +162,29 @@ def _remove_leftovers(settings: Settings, env: str) -> list[str]:
     return removed
 
 
+def _tell_dagster(settings: Settings, env: str, done: dict[str, list[str]]) -> None:
+    """Record each promoted partition as materialized in production's Dagster instance.
+
+    A promotion is not a Dagster run: without these (runless) events the UI and `onering
+    assets show` would keep showing production's own last run of those partitions.
+    """
+    import dagster as dg
+
+    from onering_assets.runner import instance_for
+
+    instance = instance_for(settings)
+    for key, parts in sorted(done.items()):
+        for part in parts:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(key.split("/")),
+                    partition=part or None,  # "" is a whole (unpartitioned) table
+                    description=f"promoted from environment {env} (onering env promote)",
+                    metadata={"promoted_from": env},
+                )
+            )
+
+
 @env_app.command("promote")
 def promote(env: Env) -> None:
     """Make what ENV built production: every changed partition of every table, or none.
@@ -187,6 +210,7 @@ def promote(env: Env) -> None:
     if not done:
         out.print(f"Nothing to promote: {env} built nothing production lacks.")
         return
+    _tell_dagster(settings, env, done)
     for key, parts in done.items():
         shown = "the whole table" if parts == [""] else ", ".join(parts)
         out.print(f"promoted {key}: {shown}", highlight=False)

@@ -84,6 +84,15 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
 
     promoted = ok(onering(project, "env", "promote", "dev"))
     assert f"promoted {MART}: 2013-01, 2013-02" in promoted
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(project["DAGSTER_HOME"]) as instance:
+        for month in ("2013-01", "2013-02"):  # production's Dagster sees the promotion
+            latest = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(MART.split("/")),
+                                      asset_partitions=[month]), limit=1)  # fmt: skip
+            event = latest.records[0].asset_materialization
+            assert event is not None and event.metadata["promoted_from"].value == "dev"
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev
     assert keys_planned(project) == set()
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
