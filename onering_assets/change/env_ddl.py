@@ -18,6 +18,7 @@ transactional), as production's are.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -128,6 +129,19 @@ def _todo(pending: list[Changeset], done: dict[tuple[str, str, str], str], env: 
     return todo
 
 
+def _done(rows: Sequence[Sequence[object]]) -> dict[tuple[str, str, str], str]:
+    """A ``_changelog``'s rows: (id, author, file) -> the checksum it ran."""
+    return {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
+
+
+def silver_ran(client: Client, env: str) -> dict[tuple[str, str, str], str]:
+    """The Silver changesets ENV ran (none before its first): see :func:`_done`."""
+    db = silver_db(env)
+    if not table_exists(client, db, LOG):
+        return {}
+    return _done(client.query(f"SELECT id, author, filename, md5 FROM {db}.{LOG}").result_rows)
+
+
 def apply_silver(client: Client, locks: Locks, env: str) -> list[str]:
     """Run on ``silver__env`` the Silver changesets production has pending; their labels."""
     from onering_assets.silver import ddl
@@ -135,9 +149,7 @@ def apply_silver(client: Client, locks: Locks, env: str) -> list[str]:
     db = silver_db(env)
     with locks.hold(f"{ddl.MIGRATE_LOCK}:{env}", what=f"Silver's changelog of {env}"):
         client.command(_SILVER_LOG.format(db=db, log=LOG))
-        rows = client.query(f"SELECT id, author, filename, md5 FROM {db}.{LOG}").result_rows
-        done = {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
-        todo = _todo(ddl.pending_changesets(client), done, env)
+        todo = _todo(ddl.pending_changesets(client), silver_ran(client, env), env)
         for cs in todo:
             ddl.run_changeset(client, replace(cs, sql=confined(cs, "silver", env, "clickhouse")))
             client.command(
@@ -165,7 +177,7 @@ def apply_gold(conn: psycopg.Connection, env: str) -> list[str]:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"onering-liquibase:{env}",))
         conn.execute(sql.SQL(_GOLD_LOG.replace("{s}.{log}", "{t}")).format(t=log))
         rows = conn.execute(sql.SQL("SELECT id, author, filename, md5 FROM {}").format(log))
-        done = {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows.fetchall()}
+        done = _done(rows.fetchall())
         pending = pending_changesets(conn, PLATFORM_DIR / "versioning" / "liquibase")
         todo = _todo(pending, done, env)
         for cs in todo:
@@ -190,16 +202,14 @@ def applied(client: Client, conn: psycopg.Connection | None, env: str) -> list[s
     from onering_assets.settings import PLATFORM_DIR
     from onering_assets.silver import ddl
 
-    def ran_of(pending: list[Changeset], rows: list) -> list[str]:
-        done = {(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in rows}
+    def ran_of(pending: list[Changeset], done: dict[tuple[str, str, str], str]) -> list[str]:
         _todo(pending, done, env)  # refuses an edited one
         return [cs.label for cs in pending if (cs.id, cs.author, cs.filename) in done]
 
     labels: list[str] = []
-    db = silver_db(env)
-    if table_exists(client, db, LOG):
-        rows = client.query(f"SELECT id, author, filename, md5 FROM {db}.{LOG}").result_rows
-        labels += ran_of(ddl.pending_changesets(client), list(rows))
+    ran = silver_ran(client, env)
+    if ran:
+        labels += ran_of(ddl.pending_changesets(client), ran)
     if conn is not None:
         from psycopg import sql
 
@@ -209,5 +219,5 @@ def applied(client: Client, conn: psycopg.Connection | None, env: str) -> list[s
             log = sql.Identifier(gold_schema(env), LOG)
             query = sql.SQL("SELECT id, author, filename, md5 FROM {}").format(log)
             pending = pending_changesets(conn, PLATFORM_DIR / "versioning" / "liquibase")
-            labels += ran_of(pending, conn.execute(query).fetchall())
+            labels += ran_of(pending, _done(conn.execute(query).fetchall()))
     return labels

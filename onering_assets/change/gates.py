@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from onering_assets.change.sources import Source, table_of
 from onering_assets.errors import ChangelogError
-from onering_assets.namespaces import building, silver_db
+from onering_assets.namespaces import building
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -69,15 +69,11 @@ def _not_run(client: Client, env: str) -> list[Changeset]:
 
     Production's pending ones, less those an environment already ran (``env_ddl``).
     """
-    from onering_assets.change.env_ddl import LOG
-    from onering_assets.chtables import table_exists
+    from onering_assets.change.env_ddl import silver_ran
     from onering_assets.silver import ddl
 
     pending = ddl.pending_changesets(client)
-    if env == "prod" or not table_exists(client, silver_db(env), LOG):
-        return pending
-    rows = client.query(f"SELECT id, author, filename FROM {silver_db(env)}.{LOG}").result_rows
-    ran = {(str(r[0]), str(r[1]), str(r[2])) for r in rows}
+    ran = {} if env == "prod" else silver_ran(client, env)
     return [cs for cs in pending if (cs.id, cs.author, cs.filename) not in ran]
 
 
