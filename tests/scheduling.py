@@ -32,7 +32,7 @@ SECONDS = {
     "tests/airflow_bridge/test_local.py": 252,
     "tests/test_faults_lake.py": 220,
     "tests/test_faults.py": 194,
-    "tests/bronze/test_spark_engine.py": 260,
+    "tests/bronze/test_spark_engine.py": 275,
     "tests/stream/test_flink.py": 190,
     "tests/test_airbyte.py": 100,
     "tests/change/test_apply.py": 150,

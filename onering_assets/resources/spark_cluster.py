@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_bridge.processes import free_port
 from onering_assets.errors import ConfigError
 
 START_TIMEOUT_S = 180.0
@@ -85,33 +86,71 @@ def _daemon(folder: Path, name: str, args: list[str]) -> subprocess.Popen:
     )
 
 
-def start(folder: Path, cores: int = 2, memory: str = "2g") -> SparkCluster:
-    """Start a master and a worker; return once the worker is ALIVE at the master."""
-    (folder / "logs").mkdir(parents=True, exist_ok=True)
-    (folder / "work").mkdir(exist_ok=True)
-    cluster = SparkCluster(folder, free_port(), free_port(), free_port())
-    host = ["--host", "127.0.0.1"]
-    cluster.processes.append(
-        _daemon(
-            folder,
-            "master",
-            [MASTER, *host, "--port", str(cluster.port), "--webui-port", str(cluster.ui_port)],
-        )
-    )
-    worker = [WORKER, *host, "--port", str(free_port())]
-    worker += ["--webui-port", str(cluster.worker_ui_port)]
-    worker += ["--cores", str(cores), "--memory", memory, "--work-dir", str(folder / "work")]
-    cluster.processes.append(_daemon(folder, "worker", [*worker, cluster.master]))
-    deadline = time.monotonic() + START_TIMEOUT_S
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports nothing listens on (held together, so never one twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _bound(folder: Path, name: str, service: str) -> int | None:
+    """The port Spark says ``service`` started on (it moves up one if another process took it)."""
+    log = folder / "logs" / f"{name}.log"
+    found = re.findall(rf"started service '{service}' on port (\d+)", log.read_text())
+    return int(found[-1]) if found else None
+
+
+def _wait(cluster: SparkCluster, deadline: float, ready) -> bool:
     while time.monotonic() < deadline:
         try:
-            if any(w.get("state") == "ALIVE" for w in cluster.status().get("workers", [])):
-                return cluster
-        except OSError:
+            if ready():
+                return True
+        except (OSError, ValueError):  # not listening yet, or not the master's JSON yet
             pass
         if any(p.poll() is not None for p in cluster.processes):
-            break
-        time.sleep(1)
+            return False
+        time.sleep(0.5)
+    return False
+
+
+def start(folder: Path, cores: int = 2, memory: str = "2g") -> SparkCluster:
+    """Start a master, then a worker; return once the worker is ALIVE at the master.
+
+    The ports asked for are free when chosen, but another process may take one before the JVM
+    binds it (Spark then moves up a port): the cluster records the ports its logs name.
+    """
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    (folder / "work").mkdir(exist_ok=True)
+    port, ui_port, worker_port, worker_ui_port = _free_ports(4)
+    cluster = SparkCluster(folder, port, ui_port, worker_ui_port)
+    host = ["--host", "127.0.0.1"]
+    master = [MASTER, *host, "--port", str(port), "--webui-port", str(ui_port)]
+    cluster.processes.append(_daemon(folder, "master", master))
+    deadline = time.monotonic() + START_TIMEOUT_S
+
+    def master_up() -> bool:
+        cluster.port = _bound(folder, "master", "sparkMaster") or 0
+        cluster.ui_port = _bound(folder, "master", "MasterUI") or 0
+        return bool(cluster.port and cluster.ui_port) and cluster.status()["url"] == cluster.master
+
+    if _wait(cluster, deadline, master_up):
+        worker = [WORKER, *host, "--port", str(worker_port)]
+        worker += ["--webui-port", str(worker_ui_port)]
+        worker += ["--cores", str(cores), "--memory", memory, "--work-dir", str(folder / "work")]
+        cluster.processes.append(_daemon(folder, "worker", [*worker, cluster.master]))
+
+        def worker_alive() -> bool:
+            cluster.worker_ui_port = _bound(folder, "worker", "WorkerUI") or 0
+            workers = cluster.status().get("workers", [])
+            return bool(cluster.worker_ui_port) and any(w.get("state") == "ALIVE" for w in workers)
+
+        if _wait(cluster, deadline, worker_alive):
+            return cluster
     logs = "\n".join(p.read_text()[-2000:] for p in sorted((folder / "logs").glob("*.log")))
     stop(cluster)
     raise RuntimeError(f"Spark cluster in {folder} did not come up\n{logs}")

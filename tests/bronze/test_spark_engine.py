@@ -205,3 +205,34 @@ def test_executors_elsewhere_get_the_drivers_name_and_the_unpacked_file_s_folder
     in_temp = spark_ingest.land(spark, SourceResource(path=str(source)), "flights")
     assert unpacked.table.equals(in_temp.table) and unpacked.table.num_rows == 7  # + month 13
     assert scratch.is_dir() and not any(scratch.iterdir())  # used, then cleaned up
+
+
+def test_a_cluster_whose_ui_port_another_process_took_is_found_where_spark_moved_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port free when chosen can be taken before the JVM binds it: Spark moves up one.
+
+    CI once saw the master's `/json/` answered by another server's HTML page: the cluster
+    must follow the ports its logs name, never a port someone else holds.
+    """
+    import http.server
+    import threading
+
+    from onering_assets.resources import spark_cluster
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = other.server_address[1]
+    chosen = spark_cluster._free_ports(4)
+    monkeypatch.setattr(spark_cluster, "_free_ports", lambda n: [chosen[0], taken, *chosen[2:]])
+    try:
+        cluster = spark_cluster.start(tmp_path / "spark-cluster", cores=1, memory="512m")
+        try:
+            assert cluster.ui_port != taken
+            status = cluster.status()
+            assert status["url"] == cluster.master
+            assert [w["state"] for w in status["workers"]] == ["ALIVE"]
+        finally:
+            spark_cluster.stop(cluster)
+    finally:
+        other.shutdown()
