@@ -65,6 +65,15 @@ class Plan:
     def get(self, key: str) -> TablePlan | None:
         return next((t for t in self.tables if t.key == key), None)
 
+    def stops_of(self, key: str) -> list[str]:
+        """Why ``key``'s build would stop (its notes left out)."""
+        return [s for s in self.stops.get(key, []) if not s.startswith("note:")]
+
+    @property
+    def stopped(self) -> list[str]:
+        """The planned tables whose build would stop, in build order."""
+        return [t.key for t in self.tables if self.stops_of(t.key)]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "env": self.env,
@@ -86,7 +95,7 @@ class Plan:
                     "rebuild": _parts(t.rebuild),
                     "audit": t.audit,
                     "record": _parts(t.record),
-                    "stops": [s for s in self.stops.get(t.key, []) if not s.startswith("note:")],
+                    "stops": self.stops_of(t.key),
                     "notes": [s for s in self.stops.get(t.key, []) if s.startswith("note:")],
                 }
                 for t in self.tables

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
 APPLY_HELP = """Run the plan: rebuild exactly its partitions through the normal write-audit-publish
 runs (Silver first, then Gold), re-audit tables whose checks changed, and record the rest.
-The planned tables' SQL unit tests run first (`onering test`); a failing one stops apply
-before anything runs (--skip-tests skips them). --env NAME builds into that environment
+A plan naming a build that would stop ("apply would stop": a changeset missing) applies
+nothing. The planned tables' SQL unit tests run first (`onering test`); a failing one stops
+apply before anything runs (--skip-tests skips them). --env NAME builds into that environment
 (created from production first if new); `onering env promote NAME` then publishes it.
 
 \b
-Exit codes: 0 applied (the plan is then empty); 1 a unit test, run or re-audit failed
+Exit codes: 0 applied (the plan is then empty); 1 the plan names a stop, or a unit test,
+run or re-audit failed
 (what did not run stays in the plan; `onering assets show KEY` shows production's latest
 run: an environment's runs are kept in its own Dagster instance).
 """
@@ -73,6 +75,11 @@ def apply_command(
         print_plan(plan)
         if plan.empty:
             return
+        if plan.stopped:
+            raise fail(
+                f"the plan says apply would stop at {', '.join(plan.stopped)} (above): nothing "
+                "was applied. Add the changesets it names, then apply (it runs them first)."
+            )
         if tests and not _unit_tests_pass(plan):
             raise fail("the unit tests of a planned table fail (above): nothing was applied.")
         steps = _Steps(settings, env)

@@ -3,10 +3,11 @@
 A copy of the project is migrated (every changeset run: Silver's tables exist in ClickHouse,
 Gold's in Postgres, nothing built). Then a Silver table gains a column in its YAML and SQL
 but no changeset, and a mart computes a new column no changeset declares: the plan names
-both stops with the changeset to add. A changeset mentioning the table only in a comment does
-not count; with the changesets added (not run, names double-quoted), the Silver one is a note
-(the changeset runs before the build, which checks again) and the Gold one is gone. A sort-key
-change (recorded, nothing rebuilt) and a mixed-case mart column (Postgres folds it) are stops.
+both stops with the changeset to add, and `apply` refuses to run any of it. A changeset
+mentioning the table only in a comment does not count; with the changesets added (not run,
+names double-quoted), the Silver one is a note (the changeset runs before the build, which
+checks again) and the Gold one is gone. A sort-key change (recorded, nothing rebuilt) and a
+mixed-case mart column (Postgres folds it) are stops.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def test_plan_names_the_changesets_a_new_column_needs(project: dict[str, str]) -
     assert len(planned[SILVER]["stops"]) == 1 and len(planned[GOLD]["stops"]) == 1
     untouched = [k for k, t in planned.items() if t["stops"] or t["notes"]]
     assert sorted(untouched) == [GOLD, SILVER]
+    # apply refuses such a plan whole: nothing runs, not even the builds that would pass
+    refused = onering(project, "apply")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"apply would stop at {SILVER}, {GOLD} (above): nothing was applied" in refused.stderr
+    assert _plan(project) == planned
+    assert "applying:" not in refused.stderr
 
     versioning = platform / "versioning"
     silver_log, gold_log = (
