@@ -142,13 +142,13 @@ def _evaluation(record: AssetCheckExecutionRecord | None) -> Evaluation | None:
     )
 
 
-def evaluations(
+def latest_completed(
     instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]
-) -> dict[dg.AssetCheckKey, Evaluation]:
-    """Each check's latest completed evaluation; a check never evaluated is left out.
+) -> dict[dg.AssetCheckKey, AssetCheckExecutionRecord]:
+    """Each check's latest completed execution; a check never evaluated is left out.
 
-    A check planned by a run still going (or one that stopped before it) shows its
-    evaluation before that.
+    A check planned by a run still going (or one that stopped before it) gives its
+    execution before that.
     """
     storage = instance.event_log_storage
     latest = storage.get_latest_asset_check_execution_by_key(list(check_keys))
@@ -158,6 +158,17 @@ def evaluations(
         if record is not None and record.status not in _DONE:
             older = storage.get_asset_check_execution_history(key, limit=1, status=_DONE)
             record = older[0] if older else None
+        if record is not None:
+            result[key] = record
+    return result
+
+
+def evaluations(
+    instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]
+) -> dict[dg.AssetCheckKey, Evaluation]:
+    """Each check's latest completed evaluation (``latest_completed``), summarized."""
+    result = {}
+    for key, record in latest_completed(instance, check_keys).items():
         evaluation = _evaluation(record)
         if evaluation is not None:
             result[key] = evaluation

@@ -15,7 +15,6 @@ OneRing reads those to decide what is published (``missing_upstream``), and the 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -158,29 +157,23 @@ def prune_failed_rejects(client: Client, days: float) -> list[str]:
 def prune_env_runs(settings: Settings, defs: dg.Definitions, keep: int) -> dict[str, list[str]]:
     """Per environment, its Dagster runs deleted as :func:`prune_runs` deletes production's.
 
-    An environment's runs are in an instance of its own (``runner.env_home``), kept until
+    An environment's runs are in an instance of its own (``instances.env_home``), kept until
     ``onering env drop``; this bounds them meanwhile.
     """
     from onering_assets.errors import ConfigError
-    from onering_assets.runner import envs_root, instance_for
+    from onering_assets.instances import env_instance, envs_root
+    from onering_assets.namespaces import check_name
 
     deleted: dict[str, list[str]] = {}
     root = envs_root(settings)
-    home = os.environ.get("DAGSTER_HOME")
-    try:
-        for folder in sorted(root.glob("*/dagster/.storage-ready")) if root.is_dir() else []:
-            name = folder.parent.parent.name  # an instance a run made, never a stray folder
-            try:
-                instance = instance_for(settings, name)
-            except ConfigError:  # not an environment's name
-                continue
-            with instance:
-                deleted[name] = prune_runs(instance, defs, keep)[0]
-    finally:  # instance_for points DAGSTER_HOME at the environment's instance
-        if home is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = home
+    for folder in sorted(root.glob("*/dagster/.storage-ready")) if root.is_dir() else []:
+        name = folder.parent.parent.name  # an instance a run made, never a stray folder
+        try:
+            check_name(name)
+        except ConfigError:  # not an environment's name
+            continue
+        with env_instance(settings, name) as instance:
+            deleted[name] = prune_runs(instance, defs, keep)[0]
     return deleted
 
 

@@ -3,83 +3,30 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import sys
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 
-from onering_assets import instance_config
 from onering_assets.errors import ConfigError, NothingSelectedError
+from onering_assets.instances import env_home as env_home
+from onering_assets.instances import envs_root as envs_root
+from onering_assets.instances import instance_for as instance_for
+from onering_assets.instances import state_of
+from onering_assets.instances import write_instance_config as write_instance_config
 from onering_assets.namespaces import ENV_GROUPS, ENV_TAG, check_name
 from onering_assets.partitions import MONTHLY, month_key
 from onering_assets.progress import console
-from onering_assets.resources.locks import store_lock
 from onering_assets.settings import PLATFORM_DIR, Settings
 from onering_assets.summary import RunSummary, record_cancel, summarize
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-
-
-def write_instance_config(home: Path, profile: str = "local") -> None:
-    """OneRing's ``dagster.yaml`` for ``profile`` in ``home``, unless the user wrote their own."""
-    instance_config.write(home, profile)
-
-
-# Instances of a OneRing state folder: their runs are recorded in its catalog outbox.
-_STATE_OF: weakref.WeakKeyDictionary[dg.DagsterInstance, Path] = weakref.WeakKeyDictionary()
-
-
-def instance_for(settings: Settings, env: str = "") -> dg.DagsterInstance:
-    """The persistent Dagster instance under the state folder (shared with `onering dev`).
-
-    Runs :func:`execute` starts on it are recorded for the catalog (``lineage/publish.py``).
-    An environment's runs (tag ``onering/env``) go to an instance of its own, in
-    :func:`env_home`: production's instance (the UI, `onering assets show`, the upstream
-    check of `materialize`, gc) never sees them, and they are not production's lineage.
-    """
-    if env:
-        return _instance_for(env_home(settings, check_name(env)), "local")
-    instance = _instance_for(settings.dagster_home, settings.profile)
-    _STATE_OF[instance] = settings.state_dir
-    return instance
-
-
-def env_home(settings: Settings, env: str) -> Path:
-    """The Dagster home of environment ``env``'s runs (removed by `onering env drop`)."""
-    return envs_root(settings) / env / "dagster"
-
-
-def envs_root(settings: Settings) -> Path:
-    """The folder of every environment's :func:`env_home`."""
-    return settings.state_dir / "envs"
-
-
-def _instance_for(home: Path, profile: str) -> dg.DagsterInstance:
-    write_instance_config(home, profile)
-    if profile == "compose":
-        instance_config.check_postgres_url()
-    os.environ["DAGSTER_HOME"] = str(home)
-    ready = home / ".storage-ready"
-    if ready.exists():
-        return dg.DagsterInstance.get()
-    # The first use creates the SQLite storages; two processes doing it at once (parallel
-    # Airflow tasks on a fresh state folder) race in Dagster's schema migrations.
-    with store_lock(home / ".setup.lock", timeout_s=120, what="Dagster storage setup"):
-        instance = dg.DagsterInstance.get()
-        instance.get_runs(limit=1)
-        instance.get_latest_materialization_event(dg.AssetKey("onering"))
-        instance.all_instigator_state()
-        ready.touch()
-    return instance
 
 
 def partition_range(partition: str | None, start: str | None, end: str | None) -> tuple[str, str]:
@@ -208,7 +155,7 @@ def execute(
     summary = summarize(result, time.perf_counter() - started)
     if record_cancel(instance, result):
         summary.status = "CANCELED"
-    state = _STATE_OF.get(instance)
+    state = state_of(instance)
     if state is not None:  # pending for the catalog; published now if one is configured
         from onering_assets.lineage.publish import after_run
 
@@ -221,7 +168,7 @@ def _check_env_run(
 ) -> None:
     """Refuse an environment's run that would write outside it, before anything runs."""
     check_name(env)
-    if instance in _STATE_OF:
+    if state_of(instance) is not None:
         raise ConfigError(
             f"A run of environment {env!r} goes to its own Dagster instance "
             "(runner.instance_for(settings, env)), not production's."

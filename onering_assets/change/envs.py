@@ -281,12 +281,17 @@ def leftovers(client: Client, conn: psycopg.Connection | None, env: str) -> list
 
 
 def differences(client: Client, env: str) -> dict[str, list[str]]:
-    """Per table, the partitions the environment built differently from production."""
-    prod, built = state.deployed(client), state.deployed(client, env)
+    """Per table, the partitions the environment built or recorded since it branched.
+
+    Compared with production's records as they were when ``env`` was created (``base``),
+    not as they are now: what production re-published since is not the environment's
+    change (a promotion leaves it; ``promote`` refuses a partition both changed).
+    """
+    branched, built = state.deployed(client, base(env)), state.deployed(client, env)
     found: dict[str, list[str]] = {}
     for key, parts in built.items():
         for partition, mine in sorted(parts.items()):
-            theirs = prod.get(key, {}).get(partition)
+            theirs = branched.get(key, {}).get(partition)
             if theirs is None or (theirs.source, theirs.inputs) != (mine.source, mine.inputs):
                 found.setdefault(key, []).append(partition)
     return found
@@ -296,12 +301,12 @@ def differences(client: Client, env: str) -> dict[str, list[str]]:
 class Summary:
     env: str
     created: str  # when it was made complete, UTC to the minute ("" when it was not)
-    differs: dict[str, list[str]]  # what it holds unlike production (built or recorded)
+    differs: dict[str, list[str]]  # what it built or recorded since created (``differences``)
     complete: bool = True  # False: its creation was stopped (drop it)
 
 
 def summaries(client: Client) -> list[Summary]:
-    """Every environment: when it was created and what it holds unlike production."""
+    """Every environment: when it was created and what it built or recorded since."""
     found = []
     stopped = set(incomplete(client))
     for env in environments(client):

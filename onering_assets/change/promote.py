@@ -1,10 +1,11 @@
 """`onering env promote`: make what an environment built production, all or nothing.
 
 One journal entry (layer ``promote``) holds every table and partition the environment built
-unlike production (``envs.differences``); applying it swaps each Silver partition in from
-``silver__<env>`` and replaces each Gold window from ``gold__<env>`` in one transaction,
-then records production as built from them. Every step can run again: a promotion a crash
-stopped is finished by the next command that opens the stores (``finish_promotions``).
+or recorded since it branched (``envs.differences``); applying it swaps each Silver
+partition in from ``silver__<env>`` and replaces each Gold window from ``gold__<env>`` in one
+transaction, then records production as built from them. Every step can run again: a
+promotion a crash stopped is finished by the next command that opens the stores
+(``finish_promotions``).
 Changesets the environment ran that production has not are applied to production first.
 """
 

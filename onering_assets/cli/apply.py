@@ -71,6 +71,7 @@ def apply_command(
 
     try:
         settings = Settings.from_env()
+        _finish_stopped_promotions(settings)
         plan = compute_plan(settings, env)
         print_plan(plan)
         if plan.empty:
@@ -106,6 +107,16 @@ def apply_command(
         )
 
 
+def _finish_stopped_promotions(settings: Settings) -> None:
+    """Finish what a killed `onering env promote` left, before planning against production."""
+    from onering_assets.change.promote_events import finish_and_report
+    from onering_assets.cli.env import gold_connection, print_finished
+
+    with _clickhouse(settings) as client, gold_connection(settings) as conn:
+        if client is not None:
+            print_finished(finish_and_report(settings, client, conn))
+
+
 def _features(run) -> list[tuple[str, str]]:
     return [tuple(k.split("/", 1)) for k in run.keys if k.startswith("features/")]  # type: ignore[misc]
 
@@ -119,14 +130,13 @@ class _Steps:
         self.tags = {} if env == "prod" else {ENV_TAG: env}
 
     def prepare(self) -> None:
-        """Finish a stopped promotion; create the environment from production if new."""
-        from onering_assets.change import envs, promote
+        """Create the environment from production if new."""
+        from onering_assets.change import envs
         from onering_assets.cli.env import gold_connection
 
         with _clickhouse(self.settings) as client, gold_connection(self.settings) as conn:
             if client is None:
                 return
-            promote.finish_promotions(client, conn)
             if self.env != "prod" and self.env in envs.environments(client):
                 envs.check_complete(client, self.env)
             elif self.env != "prod":

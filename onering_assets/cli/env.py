@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from onering_assets.change.promote_events import finish_and_report, report_promotion
 from onering_assets.cli.airflow import env_dags_dir
 from onering_assets.cli.common import app, err, fail, out, refuse
 from onering_assets.cli.plan import _clickhouse, another_connection
@@ -80,9 +81,9 @@ def create(env: Env) -> None:
 def list_envs(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """The environments: when each was created, what it holds unlike production.
+    """The environments: when each was created, what it changed since.
 
-    Each table it built or recorded unlike production, with the partitions, is what
+    Each table it built or recorded since it was created, with the partitions, is what
     `onering env promote` would make production. An environment whose creation was stopped
     is listed as incomplete: drop it.
     """
@@ -105,9 +106,9 @@ def list_envs(
             continue
         noun = "table" if len(s.differs) == 1 else "tables"
         held = "; ".join(f"{key} {months_text(parts)}" for key, parts in sorted(s.differs.items()))
-        what = "holds nothing unlike production"
+        what = "changed nothing since"
         if s.differs:
-            what = f"holds {len(s.differs)} {noun} unlike production (built or recorded): {held}"
+            what = f"changed {len(s.differs)} {noun} since (built or recorded): {held}"
         line = f"{s.env}  created {s.created} UTC  {what}"
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if not found:
@@ -162,27 +163,13 @@ def _remove_leftovers(settings: Settings, env: str) -> list[str]:
     return removed
 
 
-def _tell_dagster(settings: Settings, env: str, done: dict[str, list[str]]) -> None:
-    """Record each promoted partition as materialized in production's Dagster instance.
-
-    A promotion is not a Dagster run: without these (runless) events the UI and `onering
-    assets show` would keep showing production's own last run of those partitions.
-    """
-    import dagster as dg
-
-    from onering_assets.runner import instance_for
-
-    instance = instance_for(settings)
-    for key, parts in sorted(done.items()):
-        for part in parts:
-            instance.report_runless_asset_event(
-                dg.AssetMaterialization(
-                    asset_key=dg.AssetKey(key.split("/")),
-                    partition=part or None,  # "" is a whole (unpartitioned) table
-                    description=f"promoted from environment {env} (onering env promote)",
-                    metadata={"promoted_from": env},
-                )
-            )
+def print_finished(finished: dict[str, dict[str, list[str]]]) -> None:
+    """Say which promotions a kill had stopped were finished now."""
+    for env, tables in sorted(finished.items()):
+        err.print(
+            f"finished the promotion of {env} a kill had stopped: {', '.join(sorted(tables))}",
+            highlight=False,
+        )
 
 
 @env_app.command("promote")
@@ -204,13 +191,17 @@ def promote(env: Env) -> None:
         with _clickhouse(settings) as client, gold_connection(settings) as conn:
             if client is None or env not in envs.environments(client):
                 raise fail(f"No environment {env!r}: see `onering env list`.", 3)
+            finished = finish_and_report(settings, client, conn)
             done = promotion.promote(client, conn, env, _locks(settings))
+            if done:
+                report_promotion(settings, env, done)
     except OneRingError as e:
         raise refuse(e) from None
+    print_finished({k: v for k, v in finished.items() if k != env})
+    done = {**finished.get(env, {}), **done}
     if not done:
         out.print(f"Nothing to promote: {env} built nothing production lacks.")
         return
-    _tell_dagster(settings, env, done)
     for key, parts in done.items():
         shown = "the whole table" if parts == [""] else ", ".join(parts)
         out.print(f"promoted {key}: {shown}", highlight=False)

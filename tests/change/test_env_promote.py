@@ -4,8 +4,10 @@ Production is built for January and February. A mart edit applied to ``dev`` cha
 ``gold__dev`` (production's rows and records are untouched, production still plans it);
 promoting ``dev`` makes production's rows the environment's and production plans nothing.
 A Silver edit is built into ``dev`` (flights and the marts that read it), and its promotion
-is SIGKILLed after Silver's swaps, before Gold's: the next `onering env promote` finishes
-it from the journal, so production ends with every table of the promotion.
+is SIGKILLed after Silver's swaps, before Gold's: the next command opening the stores
+(`onering apply`) finishes it from the journal, so production ends with every table of the
+promotion. Production's Dagster instance is told of each promotion: a materialization of
+each promoted partition, and the environment's latest evaluation of each promoted check.
 """
 
 from __future__ import annotations
@@ -57,6 +59,45 @@ def keys_planned(env: dict[str, str], *args: str) -> set[str]:
     return {t["key"] for t in json.loads(ok(onering(env, "plan", "--json", *args)))["tables"]}
 
 
+def promoted_from(env: dict[str, str], key: str, month: str) -> str | None:
+    """``promoted_from`` of the latest materialization production's Dagster has of it."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        latest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(key.split("/")), asset_partitions=[month]),
+            limit=1,
+        )
+    event = latest.records[0].asset_materialization if latest.records else None
+    value = event.metadata.get("promoted_from") if event is not None else None
+    return value.value if value is not None else None  # type: ignore[return-value]
+
+
+def checks_of(env: dict[str, str], key: str, name: str = "") -> dict[str, tuple[bool, str]]:
+    """Each check of ``key``: (passed, promoted_from) of its latest completed evaluation in
+    production's Dagster instance, or environment ``name``'s."""
+    import dagster as dg
+
+    from onering_assets.definitions import build_definitions
+    from onering_assets.history import latest_completed
+    from onering_assets.runner import check_keys
+    from onering_assets.settings import Settings
+
+    state = Path(env["ONERING_STATE_DIR"])
+    defs = build_definitions(Settings(profile="local", state_dir=state))
+    home = state / "envs" / name / "dagster" if name else Path(env["DAGSTER_HOME"])
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        latest = latest_completed(
+            instance, sorted(check_keys(defs, {dg.AssetKey(key.split("/"))}), key=str)
+        )
+    found = {}
+    for check, record in latest.items():
+        data = record.event.dagster_event.asset_check_evaluation_data  # type: ignore[union-attr]
+        origin = data.metadata.get("promoted_from")
+        found[check.name] = (data.passed, origin.value if origin is not None else "")
+    return found
+
+
 def test_a_change_built_in_an_environment_leaves_production_until_promoted(project) -> None:
     prod_rows, prod_records = rows(project, CARRIER.format(s="gold"), "gold"), deployed(project)
     edit(
@@ -77,26 +118,24 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
     assert keys_planned(project, "--env", "dev") == set()
     assert keys_planned(project) == {MART}
     listed = ok(onering(project, "env", "list"))
-    assert f"1 table unlike production (built or recorded): {MART} 2013-01..2013-02" in listed
+    assert f"changed 1 table since (built or recorded): {MART} 2013-01..2013-02" in listed
     assert json.loads(ok(onering(project, "env", "list", "--json")))[0]["differs"] == {
         MART: ["2013-01", "2013-02"]
     }
 
     promoted = ok(onering(project, "env", "promote", "dev"))
     assert f"promoted {MART}: 2013-01, 2013-02" in promoted
-    import dagster as dg
-
-    with dg.DagsterInstance.from_config(project["DAGSTER_HOME"]) as instance:
-        for month in ("2013-01", "2013-02"):  # production's Dagster sees the promotion
-            latest = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(MART.split("/")),
-                                      asset_partitions=[month]), limit=1)  # fmt: skip
-            event = latest.records[0].asset_materialization
-            assert event is not None and event.metadata["promoted_from"].value == "dev"
+    for month in ("2013-01", "2013-02"):  # production's Dagster sees the promotion
+        assert promoted_from(project, MART, month) == "dev"
+    # and the checks that judged the promoted rows, as the environment evaluated them
+    prod_checks, dev_checks = checks_of(project, MART), checks_of(project, MART, "dev")
+    assert prod_checks and prod_checks == {
+        name: (ok_, "dev") for name, (ok_, _) in dev_checks.items()
+    }
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev
     assert keys_planned(project) == set()
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
-    assert "holds nothing unlike production" in ok(onering(project, "env", "list"))
+    assert "changed nothing since" in ok(onering(project, "env", "list"))
 
 
 def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
@@ -119,11 +158,19 @@ def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
     stopped = onering(project, "plan")
     assert "promotion of dev stopped half-way" in stopped.stderr
 
-    finished = ok(onering(project, "env", "promote", "dev"))
+    assert promoted_from(project, "silver/flights", "2013-01") is None
+    # the next command opening the stores finishes it, and tells production's Dagster
+    finished = onering(project, "apply", "--skip-tests")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "finished the promotion of dev a kill had stopped: " in finished.stderr
+    # planned after finishing: only the feature views (production's alone) read the change
+    applied = [line for line in finished.stderr.splitlines() if line.startswith("applying: ")]
+    assert applied and all("silver/" not in a and "gold/" not in a for a in applied), applied
     assert rows(project, FLIGHTS.format(d="silver"))[0] == dev_flights
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev_mart
     assert not {"silver/flights", MART} & keys_planned(project)
-    assert "Promoted dev" in finished
+    assert promoted_from(project, "silver/flights", "2013-01") == "dev"
+    assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
 
 
 def test_a_partition_production_republished_after_the_branch_is_not_promoted(project) -> None:

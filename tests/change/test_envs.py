@@ -70,7 +70,7 @@ def test_an_environment_shares_production_and_leaves_it_byte_identical(built) ->
     assert "Created dev" in created and "hard-linked" in created
     assert production(built) == before
     listed = ok(onering(built, "env", "list"))
-    assert listed.startswith("dev  created ") and "holds nothing unlike production" in listed
+    assert listed.startswith("dev  created ") and "changed nothing since" in listed
     assert len(listed.splitlines()) == 1
 
     silver = before["silver"]
