@@ -143,24 +143,30 @@ def _evaluation(record: AssetCheckExecutionRecord | None) -> Evaluation | None:
 
 
 def latest_completed(
-    instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]
+    instance: dg.DagsterInstance,
+    check_keys: Sequence[dg.AssetCheckKey],
+    runs: set[str] | None = None,
 ) -> dict[dg.AssetCheckKey, AssetCheckExecutionRecord]:
-    """Each check's latest completed execution; a check never evaluated is left out.
+    """Each check's latest completed execution, by one of ``runs`` when given.
 
-    A check planned by a run still going (or one that stopped before it) gives its
-    execution before that.
+    A check never evaluated (by them) is left out. A check planned by a run still going
+    (or one that stopped before it) gives its execution before that.
     """
     storage = instance.event_log_storage
     latest = storage.get_latest_asset_check_execution_by_key(list(check_keys))
     result = {}
     for key in check_keys:
         record = latest.get(key)
-        if record is not None and record.status not in _DONE:
-            older = storage.get_asset_check_execution_history(key, limit=1, status=_DONE)
-            record = older[0] if older else None
+        if record is not None and (record.status not in _DONE or not _by(record, runs)):
+            older = storage.get_asset_check_execution_history(key, limit=100, status=_DONE)
+            record = next((r for r in older if _by(r, runs)), None)
         if record is not None:
             result[key] = record
     return result
+
+
+def _by(record: AssetCheckExecutionRecord, runs: set[str] | None) -> bool:
+    return runs is None or record.run_id in runs
 
 
 def evaluations(

@@ -281,20 +281,27 @@ def leftovers(client: Client, conn: psycopg.Connection | None, env: str) -> list
 
 
 def differences(client: Client, env: str) -> dict[str, list[str]]:
-    """Per table, the partitions the environment built or recorded since it branched.
+    """Per table, the partitions the environment built or recorded unlike production.
 
-    Compared with production's records as they were when ``env`` was created (``base``),
-    not as they are now: what production re-published since is not the environment's
-    change (a promotion leaves it; ``promote`` refuses a partition both changed).
+    A partition counts when its record differs both from production's now and from
+    production's when ``env`` branched (``base``; moved on by each promotion): what
+    production re-published since, which the environment never touched (the feature
+    views), is not the environment's change, nor is a change production also built.
     """
-    branched, built = state.deployed(client, base(env)), state.deployed(client, env)
+    prod, built = state.deployed(client), state.deployed(client, env)
+    branched = state.deployed(client, base(env))
     found: dict[str, list[str]] = {}
     for key, parts in built.items():
         for partition, mine in sorted(parts.items()):
-            theirs = branched.get(key, {}).get(partition)
-            if theirs is None or (theirs.source, theirs.inputs) != (mine.source, mine.inputs):
+            if _differs(mine, prod.get(key, {}).get(partition)) and _differs(
+                mine, branched.get(key, {}).get(partition)
+            ):
                 found.setdefault(key, []).append(partition)
     return found
+
+
+def _differs(mine: state.Deployed, theirs: state.Deployed | None) -> bool:
+    return theirs is None or (theirs.source, theirs.inputs) != (mine.source, mine.inputs)
 
 
 @dataclass(frozen=True)

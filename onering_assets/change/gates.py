@@ -150,7 +150,7 @@ def stops(
             lines = [str(e).splitlines()[0]]
         except Exception as e:  # its SQL cannot be read this way: the build will say more
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            lines = [f"cannot check its columns: {first}"]
+            lines = [f"note: cannot check its columns beforehand ({first}); the build checks"]
         if lines:
             found[key] = lines
     return found

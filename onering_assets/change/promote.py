@@ -152,9 +152,15 @@ def _moved_since(client: Client, env: str, changed: dict[str, list[str]]) -> lis
     for key, parts in sorted(changed.items()):
         for p in parts:
             then, now = branched.get(key, {}).get(p), prod.get(key, {}).get(p)
-            if (then and then.run_id) != (now and now.run_id):
+            if _record(then) != _record(now):  # re-built, or re-recorded (no run)
                 moved.append(f"{key} {p or '(the whole table)'}")
     return moved
+
+
+def _record(found: state.Deployed | None) -> tuple | None:
+    if found is None:
+        return None
+    return found.run_id, found.source, tuple(sorted(found.inputs.items()))
 
 
 def _migrate_production(

@@ -4,8 +4,12 @@ A promotion (`onering env promote`, or one a kill stopped, finished by the next 
 not a Dagster run: without these runless events the UI and `onering assets show` would keep
 showing production's own last run of the promoted partitions and its check results. Each
 promoted partition is reported materialized (``promoted_from``), and each check of a
-promoted table reports its latest completed evaluation in the environment, the one that
-judged the rows production now holds.
+promoted table reports its latest evaluation by a run that built the promoted partitions in
+the environment (a table only recorded there, never rebuilt, carries no evaluation over).
+
+The report follows the promotion's last step; a process killed in between leaves
+production's rows promoted and Dagster untold (the next `onering env promote ENV` says
+"Nothing to promote" and does not report it again).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ if TYPE_CHECKING:
 
     from onering_assets.settings import Settings
 
+Tables = dict[str, list[str]]  # table key -> partitions ("" for a whole table)
 
-def _checks(defs: dg.Definitions, tables: dict[str, list[str]]) -> list[dg.AssetCheckKey]:
+
+def _checks(defs: dg.Definitions, tables: Tables) -> list[dg.AssetCheckKey]:
     import dagster as dg
 
     from onering_assets.runner import check_keys
@@ -45,16 +51,25 @@ def _copied(evaluation: dg.AssetCheckEvaluation, env: str) -> dg.AssetCheckEvalu
     )
 
 
-def report_promotion(
-    settings: Settings,
-    env: str,
-    tables: dict[str, list[str]],
-    defs: dg.Definitions | None = None,
-) -> int:
-    """Report ``env``'s promotion of ``tables`` to production's instance.
+def built_by(client: Client, env: str, tables: Tables) -> set[str]:
+    """The runs that built ``tables``' partitions in ``env`` (from its deployment records)."""
+    from onering_assets.change import state
 
-    ``tables`` maps each key to its promoted partitions ("" for a whole table). Returns how
-    many check evaluations were carried over.
+    records = state.deployed(client, env)
+    return {
+        records[key][part].run_id
+        for key, parts in tables.items()
+        for part in parts
+        if part in records.get(key, {})
+    }
+
+
+def report_promotion(
+    settings: Settings, env: str, tables: Tables, runs: set[str], defs: dg.Definitions
+) -> int:
+    """Report ``env``'s promotion of ``tables``, built by ``runs``, to production's instance.
+
+    Returns how many check evaluations were carried over.
     """
     import dagster as dg
 
@@ -74,12 +89,8 @@ def report_promotion(
             )
     if not (env_home(settings, env) / ".storage-ready").exists():
         return 0  # the environment ran nothing (its tables were only recorded)
-    if defs is None:
-        from onering_assets.definitions import build_definitions
-
-        defs = build_definitions(settings)
     with env_instance(settings, env) as branch:
-        latest = latest_completed(branch, _checks(defs, tables))
+        latest = latest_completed(branch, _checks(defs, tables), runs)
     carried = 0
     for record in latest.values():
         event = record.event.dagster_event if record.event is not None else None
@@ -89,19 +100,40 @@ def report_promotion(
     return carried
 
 
+def tell(
+    settings: Settings, client: Client, env: str, tables: Tables, defs: dg.Definitions
+) -> str | None:
+    """``report_promotion``; a failure is returned as a warning: the promotion stands."""
+    try:
+        report_promotion(settings, env, tables, built_by(client, env, tables), defs)
+    except Exception as e:  # Dagster's storage, a definition: the rows are promoted anyway
+        return f"warning: {env} was promoted, but production's Dagster instance was not told: {e}"
+    return None
+
+
 def finish_and_report(
-    settings: Settings, client: Client, conn: psycopg.Connection | None
-) -> dict[str, dict[str, list[str]]]:
+    settings: Settings,
+    client: Client,
+    conn: psycopg.Connection | None,
+    defs: dg.Definitions | None = None,
+) -> tuple[dict[str, Tables], list[str]]:
     """Finish the promotions a kill stopped (``promote.finish_promotions``) and report each.
 
     Returns, per environment, the tables and partitions its finished promotion made
-    production.
+    production, and the warnings of reports that failed. ``defs`` are built only when
+    something was finished and none were given.
     """
     from onering_assets.change.promote import finish_promotions
 
-    finished: dict[str, dict[str, list[str]]] = {}
+    finished: dict[str, Tables] = {}
     for entry in finish_promotions(client, conn):
-        finished.setdefault(entry.table, {}).update(entry.payload["tables"])
-    for env, tables in sorted(finished.items()):
-        report_promotion(settings, env, tables)
-    return finished
+        tables = finished.setdefault(entry.table, {})
+        for key, parts in entry.payload["tables"].items():
+            tables[key] = sorted(set(tables.get(key, [])) | set(parts))
+    if finished and defs is None:
+        from onering_assets.definitions import build_definitions
+
+        defs = build_definitions(settings)
+    assert defs is not None or not finished
+    warnings = [tell(settings, client, env, t, defs) for env, t in finished.items() if defs]
+    return finished, [w for w in warnings if w]

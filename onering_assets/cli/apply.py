@@ -79,7 +79,8 @@ def apply_command(
         if plan.stopped:
             raise fail(
                 f"the plan says apply would stop at {', '.join(plan.stopped)} (above): nothing "
-                "was applied. Add the changesets it names, then apply (it runs them first)."
+                "was applied. Fix what each line names (a changeset to add, run first by "
+                "apply), then apply."
             )
         if tests and not _unit_tests_pass(plan):
             raise fail("the unit tests of a planned table fail (above): nothing was applied.")
@@ -114,7 +115,7 @@ def _finish_stopped_promotions(settings: Settings) -> None:
 
     with _clickhouse(settings) as client, gold_connection(settings) as conn:
         if client is not None:
-            print_finished(finish_and_report(settings, client, conn))
+            print_finished(*finish_and_report(settings, client, conn))
 
 
 def _features(run) -> list[tuple[str, str]]:
@@ -132,7 +133,7 @@ class _Steps:
     def prepare(self) -> None:
         """Create the environment from production if new."""
         from onering_assets.change import envs
-        from onering_assets.cli.env import gold_connection
+        from onering_assets.cli.env import gold_connection, remove_leftovers
 
         with _clickhouse(self.settings) as client, gold_connection(self.settings) as conn:
             if client is None:
@@ -142,6 +143,7 @@ class _Steps:
             elif self.env != "prod":
                 more = functools.partial(another_connection, self.settings)
                 made = envs.create(client, conn, self.env, more)
+                remove_leftovers(self.settings, self.env)
                 err.print(f"created environment {self.env} ({made.tables} Silver tables shared)")
 
     def _defs(self):

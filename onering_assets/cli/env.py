@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from onering_assets.change.promote_events import finish_and_report, report_promotion
+from onering_assets.change.promote_events import finish_and_report, tell
 from onering_assets.cli.airflow import env_dags_dir
 from onering_assets.cli.common import app, err, fail, out, refuse
 from onering_assets.cli.plan import _clickhouse, another_connection
@@ -69,6 +69,7 @@ def create(env: Env) -> None:
                 )
     except OneRingError as e:
         raise refuse(e) from None
+    remove_leftovers(settings, env)
     out.print(
         f"Created {env} in {made.seconds:.2f} s: {made.tables} Silver tables with their rejects "
         f"({made.parts} partitions hard-linked) in {envs.silver_database(env)}, "
@@ -122,7 +123,7 @@ def drop(env: Env) -> None:
     What is left of an environment the stores no longer hold (its runs, its DAG folder) is
     removed too.
     """
-    from onering_assets.change import envs, promote
+    from onering_assets.change import envs
 
     try:
         envs.check_name(env)
@@ -132,15 +133,15 @@ def drop(env: Env) -> None:
             exists = client is not None and env in envs.environments(client)
             if client is not None:
                 with gold_connection(settings) as conn:
-                    if exists:
-                        promote.finish_promotions(client, conn)  # a stopped one reads its tables
+                    if exists:  # a stopped promotion reads its tables (and its runs)
+                        print_finished(*finish_and_report(settings, client, conn))
                     else:  # what a drop killed half-way left
                         left = envs.leftovers(client, conn, env)
                     if exists or left:
                         envs.drop(client, conn, env)
     except OneRingError as e:
         raise refuse(e) from None
-    left += _remove_leftovers(settings, env)
+    left += remove_leftovers(settings, env)
     if not exists and not left:
         raise fail(f"No environment {env!r}: see `onering env list`.", 3)
     out.print(f"Dropped {env}." if exists else f"No environment {env!r} in the stores.")
@@ -148,9 +149,12 @@ def drop(env: Env) -> None:
         out.print(f"Removed {what}.", highlight=False)
 
 
-def _remove_leftovers(settings: Settings, env: str) -> list[str]:
-    """ENV's Dagster runs (their own instance) and exported DAGs: they would only fail now."""
-    from onering_assets.runner import env_home
+def remove_leftovers(settings: Settings, env: str) -> list[str]:
+    """Remove ENV's Dagster runs (their own instance) and exported DAGs.
+
+    After a drop they would only fail; before a create, be taken for the new one's.
+    """
+    from onering_assets.instances import env_home
 
     removed = []
     for what, folder in (
@@ -163,13 +167,15 @@ def _remove_leftovers(settings: Settings, env: str) -> list[str]:
     return removed
 
 
-def print_finished(finished: dict[str, dict[str, list[str]]]) -> None:
-    """Say which promotions a kill had stopped were finished now."""
+def print_finished(finished: dict[str, dict[str, list[str]]], warnings: list[str]) -> None:
+    """Say which promotions a kill had stopped were finished now (and any report that failed)."""
     for env, tables in sorted(finished.items()):
         err.print(
             f"finished the promotion of {env} a kill had stopped: {', '.join(sorted(tables))}",
             highlight=False,
         )
+    for warning in warnings:
+        err.print(warning, highlight=False, markup=False)
 
 
 @env_app.command("promote")
@@ -184,21 +190,24 @@ def promote(env: Env) -> None:
     """
     from onering_assets.change import envs
     from onering_assets.change import promote as promotion
+    from onering_assets.definitions import build_definitions
 
     try:
         envs.check_name(env)
         settings = Settings.from_env()
+        defs = build_definitions(settings)  # before the swaps: the report follows them at once
         with _clickhouse(settings) as client, gold_connection(settings) as conn:
             if client is None or env not in envs.environments(client):
                 raise fail(f"No environment {env!r}: see `onering env list`.", 3)
-            finished = finish_and_report(settings, client, conn)
+            finished, warnings = finish_and_report(settings, client, conn, defs)
+            print_finished({k: v for k, v in finished.items() if k != env}, warnings)
             done = promotion.promote(client, conn, env, _locks(settings))
-            if done:
-                report_promotion(settings, env, done)
+            if done and (warning := tell(settings, client, env, done, defs)):
+                err.print(warning, highlight=False, markup=False)
     except OneRingError as e:
         raise refuse(e) from None
-    print_finished({k: v for k, v in finished.items() if k != env})
-    done = {**finished.get(env, {}), **done}
+    for key, parts in finished.get(env, {}).items():
+        done[key] = sorted(set(done.get(key, [])) | set(parts))
     if not done:
         out.print(f"Nothing to promote: {env} built nothing production lacks.")
         return

@@ -76,7 +76,7 @@ def _env(folder: Path) -> dict[str, str]:
 
 
 def _daemon(folder: Path, name: str, args: list[str]) -> subprocess.Popen:
-    log = (folder / "logs" / f"{name}.log").open("ab")
+    log = (folder / "logs" / f"{name}.log").open("wb")  # its ports are read from it: this run's
     return subprocess.Popen(  # spark-class execs the JVM: this pid is the daemon's
         [str(spark_home() / "bin" / "spark-class"), *args],
         env=_env(folder),
@@ -136,7 +136,9 @@ def start(folder: Path, cores: int = 2, memory: str = "2g") -> SparkCluster:
     def master_up() -> bool:
         cluster.port = _bound(folder, "master", "sparkMaster") or 0
         cluster.ui_port = _bound(folder, "master", "MasterUI") or 0
-        return bool(cluster.port and cluster.ui_port) and cluster.status()["url"] == cluster.master
+        return (
+            bool(cluster.port and cluster.ui_port) and cluster.status().get("url") == cluster.master
+        )
 
     if _wait(cluster, deadline, master_up):
         worker = [WORKER, *host, "--port", str(worker_port)]

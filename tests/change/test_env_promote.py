@@ -98,6 +98,12 @@ def checks_of(env: dict[str, str], key: str, name: str = "") -> dict[str, tuple[
     return found
 
 
+def assert_checks_promoted(env: dict[str, str], key: str) -> None:
+    """Production's latest evaluation of each of ``key``'s checks is dev's, marked so."""
+    prod_checks, dev_checks = checks_of(env, key), checks_of(env, key, "dev")
+    assert prod_checks and prod_checks == {n: (p, "dev") for n, (p, _) in dev_checks.items()}
+
+
 def test_a_change_built_in_an_environment_leaves_production_until_promoted(project) -> None:
     prod_rows, prod_records = rows(project, CARRIER.format(s="gold"), "gold"), deployed(project)
     edit(
@@ -128,10 +134,7 @@ def test_a_change_built_in_an_environment_leaves_production_until_promoted(proje
     for month in ("2013-01", "2013-02"):  # production's Dagster sees the promotion
         assert promoted_from(project, MART, month) == "dev"
     # and the checks that judged the promoted rows, as the environment evaluated them
-    prod_checks, dev_checks = checks_of(project, MART), checks_of(project, MART, "dev")
-    assert prod_checks and prod_checks == {
-        name: (ok_, "dev") for name, (ok_, _) in dev_checks.items()
-    }
+    assert_checks_promoted(project, MART)
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev
     assert keys_planned(project) == set()
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
@@ -170,6 +173,7 @@ def test_a_promotion_killed_half_way_is_finished_by_the_next(project) -> None:
     assert rows(project, CARRIER.format(s="gold"), "gold") == dev_mart
     assert not {"silver/flights", MART} & keys_planned(project)
     assert promoted_from(project, "silver/flights", "2013-01") == "dev"
+    assert_checks_promoted(project, "silver/flights")
     assert "Nothing to promote" in ok(onering(project, "env", "promote", "dev"))
 
 
