@@ -204,3 +204,29 @@ def test_a_partition_production_republished_after_the_branch_is_not_promoted(pro
     assert rows(project, CARRIER.format(s="gold"), "gold") == before
     assert deployed(project) == records
     ok(onering(project, "env", "drop", "late"))
+
+
+def test_a_change_production_also_built_is_not_the_environment_s_to_promote(project) -> None:
+    """The same edit applied to an environment and then to production: the environment
+    holds nothing production lacks, so it lists nothing and promotes nothing (no refusal)."""
+    ok(onering(project, "env", "create", "twin"))
+    edit(
+        project,
+        "gold/carrier_monthly_performance.sql",
+        "avg(f.dep_delay) AS",
+        "avg(f.dep_delay) + 2 AS",
+    )
+    ok(onering(project, "apply", "--env", "twin", "--skip-tests"))
+
+    def twin() -> str:
+        listed = ok(onering(project, "env", "list")).splitlines()
+        return next(line for line in listed if line.startswith("twin  "))
+
+    assert f"changed 1 table since (built or recorded): {MART} 2013-01..2013-02" in twin()
+    ok(onering(project, "apply", "--skip-tests"))  # production builds the same change
+    assert twin().endswith("changed nothing since")
+    before, records = rows(project, CARRIER.format(s="gold"), "gold"), deployed(project)
+    assert "Nothing to promote" in ok(onering(project, "env", "promote", "twin"))
+    assert rows(project, CARRIER.format(s="gold"), "gold") == before
+    assert deployed(project) == records
+    ok(onering(project, "env", "drop", "twin"))
